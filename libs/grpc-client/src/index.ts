@@ -1,0 +1,103 @@
+import { ChannelCredentials, Metadata } from '@grpc/grpc-js';
+import type { CallOptions, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
+import { context, propagation } from '@opentelemetry/api';
+import { AeseError, fromServiceError } from '@aese/errors';
+import { spiffeIdsOfPeer } from '@aese/pki';
+
+/** Deadline for calls that do not set one. */
+export const DEFAULT_CLIENT_DEADLINE_MS = 5_000;
+
+type Callback<Res> = (error: ServiceError | null, response: Res) => void;
+type UnaryFn<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: Callback<Res>) => ClientUnaryCall;
+
+/** Per-call options. */
+export interface CallSettings {
+  readonly deadlineMs?: number;
+  readonly metadata?: Metadata;
+  readonly signal?: AbortSignal;
+}
+
+/** The unary methods of a generated client, as promise-returning functions. */
+export type Promised<C> = {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- matches any unary signature
+  [K in keyof C as C[K] extends UnaryFn<any, any> ? K : never]: C[K] extends UnaryFn<infer Req, infer Res>
+    ? (request: Req, settings?: CallSettings) => Promise<Res>
+    : never;
+};
+
+export interface MeshClientOptions {
+  /** host:port; use a host name that is in the server certificate (never a bare IP). */
+  readonly address: string;
+  readonly tls: { readonly caPem: string; readonly certPem: string; readonly keyPem: string };
+  /** The SPIFFE ID the server must present; any other identity fails the handshake. */
+  readonly serverId: string;
+  readonly deadlineMs?: number;
+  readonly maxMessageBytes?: number;
+}
+
+type ClientCtor<C extends Client> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
+
+/** A mesh client: promise methods plus the channel, which must be closed. */
+export type MeshClient<C extends Client> = Promised<C> & { readonly close: () => void };
+
+/**
+ * Creates a client that speaks mTLS with the mesh CA and accepts the server only if its
+ * certificate carries exactly the expected SPIFFE ID. Every call gets a deadline, the caller's
+ * trace context, and failures come back as {@link AeseError}s with the server's stable code.
+ */
+export function createMeshClient<C extends Client>(Ctor: ClientCtor<C>, options: MeshClientOptions): MeshClient<C> {
+  const credentials = ChannelCredentials.createSsl(
+    Buffer.from(options.tls.caPem),
+    Buffer.from(options.tls.keyPem),
+    Buffer.from(options.tls.certPem),
+    {
+      checkServerIdentity: (_host, cert) => {
+        const ids = spiffeIdsOfPeer(cert);
+        if (ids.length !== 1 || ids[0] !== options.serverId) {
+          return new Error(`server identity is not ${options.serverId}`);
+        }
+        return undefined;
+      },
+    },
+  );
+  const maxBytes = options.maxMessageBytes ?? 1024 * 1024;
+  const client = new Ctor(options.address, credentials, {
+    'grpc.max_receive_message_length': maxBytes,
+    'grpc.max_send_message_length': maxBytes,
+  });
+  const defaultDeadline = options.deadlineMs ?? DEFAULT_CLIENT_DEADLINE_MS;
+  const promised: Record<string, unknown> = { close: () => client.close() };
+  const proto = Object.getPrototypeOf(client) as Record<string, unknown>;
+  for (const name of Object.keys(proto)) {
+    const fn = proto[name];
+    if (typeof fn !== 'function' || name === 'constructor') continue;
+    promised[name] = (request: unknown, settings: CallSettings = {}) =>
+      invoke(client, fn as UnaryFn<unknown, unknown>, request, settings, defaultDeadline);
+  }
+  return promised as MeshClient<C>;
+}
+
+function invoke<Req, Res>(
+  client: Client,
+  fn: UnaryFn<Req, Res>,
+  request: Req,
+  settings: CallSettings,
+  defaultDeadline: number,
+): Promise<Res> {
+  const metadata = settings.metadata ?? new Metadata();
+  propagation.inject(context.active(), metadata, { set: (md, k, v) => md.set(k, v) });
+  const deadline = new Date(Date.now() + (settings.deadlineMs ?? defaultDeadline));
+  return new Promise<Res>((resolve, reject) => {
+    if (settings.signal?.aborted) {
+      reject(new AeseError('UNAVAILABLE', 'call aborted before it started'));
+      return;
+    }
+    const call = fn.call(client, request, metadata, { deadline }, (err, res) => {
+      settings.signal?.removeEventListener('abort', onAbort);
+      if (err) reject(fromServiceError(err));
+      else resolve(res);
+    });
+    const onAbort = (): void => call.cancel();
+    settings.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,87 @@
+import { connect, Events } from 'nats';
+import type { KV, KvOptions, NatsConnection } from 'nats';
+import { AeseError } from '@aese/errors';
+import type { Logger } from '@aese/logger';
+
+export type { KV, NatsConnection };
+
+/** Where NATS is looked for when nothing is configured. */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
+/** How long a first connection is tried before a service gives up at start-up. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+/** KV buckets; their names are part of the contract between services and operators. */
+export const KV_BUCKETS = {
+  applicationServers: 'aese_application_servers',
+  certificateIndex: 'aese_certificate_index',
+  signingKeys: 'aese_signing_keys',
+} as const;
+
+export interface NatsSettings {
+  readonly servers: string | readonly string[];
+  readonly name: string;
+  readonly logger: Logger;
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * Connects to NATS and keeps reconnecting forever after the first success; connection state
+ * changes are logged. Fails with UNAVAILABLE when no server answers at start-up.
+ */
+export async function connectNats(settings: NatsSettings): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: typeof settings.servers === 'string' ? settings.servers.split(',') : [...settings.servers],
+      name: settings.name,
+      timeout: settings.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+  } catch (err) {
+    throw new AeseError('UNAVAILABLE', `cannot connect to NATS at ${String(settings.servers)}`, { cause: err });
+  }
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === Events.Disconnect || s.type === Events.Reconnect || s.type === Events.Error) {
+        settings.logger.warn({ nats: s.type, server: String(s.data) }, 'nats connection state');
+      }
+    }
+  })().catch(() => undefined);
+  return nc;
+}
+
+/** Opens (creating if needed) a JetStream KV bucket. */
+export async function openKv(nc: NatsConnection, bucket: string, options: Partial<KvOptions> = {}): Promise<KV> {
+  try {
+    return await nc.jetstream().views.kv(bucket, { history: 1, ...options });
+  } catch (err) {
+    throw new AeseError('UNAVAILABLE', `cannot open KV bucket ${bucket}`, { cause: err });
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Reads a JSON value from KV; undefined when the key is absent or deleted. */
+export async function kvGetJson<T>(kv: KV, key: string): Promise<T | undefined> {
+  const entry = await kv.get(key);
+  if (!entry || entry.operation !== 'PUT' || entry.value.length === 0) return undefined;
+  return JSON.parse(decoder.decode(entry.value)) as T;
+}
+
+/** Writes a JSON value to KV. */
+export async function kvPutJson(kv: KV, key: string, value: unknown): Promise<void> {
+  await kv.put(key, encoder.encode(JSON.stringify(value)));
+}
+
+/** Lists the live values of a bucket. */
+export async function kvValuesJson<T>(kv: KV): Promise<T[]> {
+  const out: T[] = [];
+  const keys = await kv.keys();
+  for await (const key of keys) {
+    const v = await kvGetJson<T>(kv, key);
+    if (v !== undefined) out.push(v);
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { int, loadConfig, str } from '@aese/config';
+import type { Env } from '@aese/config';
+import { createLogger } from '@aese/logger';
+import type { Logger } from '@aese/logger';
+import { DEFAULT_NATS_URL } from '@aese/nats';
+import { pkiLayout, spiffeId } from '@aese/pki';
+
+/** The repository root; the default state folder lives below it. */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const DEFAULT_STATE_DIR = join(REPO_ROOT, '.state');
+export const DEFAULT_TRUST_DOMAIN = 'scef.local';
+
+/** The mesh services, their default gRPC ports and the variable holding each one's address. */
+export const MESH_ENDPOINTS = {
+  authentication: { port: 50051, addressEnv: 'AUTHENTICATION_ADDR' },
+  authorization: { port: 50052, addressEnv: 'AUTHORIZATION_ADDR' },
+  'replay-guard': { port: 50053, addressEnv: 'REPLAY_GUARD_ADDR' },
+  crypto: { port: 50054, addressEnv: 'CRYPTO_ADDR' },
+  'capability-exposure': { port: 50055, addressEnv: 'CAPABILITY_EXPOSURE_ADDR' },
+} as const;
+export type MeshServiceName = keyof typeof MESH_ENDPOINTS | 'edge';
+export const DEFAULT_EDGE_PORT = 8443;
+
+/** Settings every mesh process reads. */
+export const COMMON_SETTINGS = {
+  stateDir: str('AESE_STATE_DIR', DEFAULT_STATE_DIR),
+  trustDomain: str('AESE_TRUST_DOMAIN', DEFAULT_TRUST_DOMAIN),
+  natsUrl: str('NATS_URL', DEFAULT_NATS_URL),
+  listenHost: str('LISTEN_HOST', '127.0.0.1'),
+  logLevel: str('LOG_LEVEL', 'info'),
+  addrAuthentication: str('AUTHENTICATION_ADDR', `localhost:${MESH_ENDPOINTS.authentication.port}`),
+  addrAuthorization: str('AUTHORIZATION_ADDR', `localhost:${MESH_ENDPOINTS.authorization.port}`),
+  addrReplayGuard: str('REPLAY_GUARD_ADDR', `localhost:${MESH_ENDPOINTS['replay-guard'].port}`),
+  addrCrypto: str('CRYPTO_ADDR', `localhost:${MESH_ENDPOINTS.crypto.port}`),
+  addrCapabilityExposure: str('CAPABILITY_EXPOSURE_ADDR', `localhost:${MESH_ENDPOINTS['capability-exposure'].port}`),
+} as const;
+
+export type CommonConfig = ReturnType<typeof loadCommonConfig>;
+
+export function loadCommonConfig(env: Env) {
+  return loadConfig(COMMON_SETTINGS, env);
+}
+
+/** The listen port setting of a service (`PORT`, defaulting to the service's own port). */
+export function portSetting(defaultPort: number) {
+  return int('PORT', defaultPort, 0, 65535);
+}
+
+/** mTLS material of a mesh identity, read from the state folder. */
+export interface MeshTls {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export function serviceTls(stateDir: string, service: MeshServiceName): MeshTls {
+  const layout = pkiLayout(resolve(stateDir));
+  return {
+    caPem: readFileSync(layout.meshCa.cert, 'utf8'),
+    certPem: readFileSync(layout.services[service].cert, 'utf8'),
+    keyPem: readFileSync(layout.services[service].key, 'utf8'),
+  };
+}
+
+/** The SPIFFE ID of a mesh service. */
+export function serviceId(trustDomain: string, service: MeshServiceName): string {
+  return spiffeId(trustDomain, 'svc', service);
+}
+
+/** Something that was started and can be stopped. */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a service process: builds its logger, starts it, and stops it gracefully on SIGTERM or
+ * SIGINT. A start-up failure (a missing setting, say) exits with status 1 and a clear message.
+ */
+export function runMain(service: MeshServiceName, start: (env: Env, logger: Logger) => Promise<Stoppable>): void {
+  const logger = createLogger({ service, level: process.env['LOG_LEVEL'] ?? 'info' });
+  start(process.env, logger).then(
+    running => {
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping');
+        running.stop().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'stop failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    },
+    (err: unknown) => {
+      logger.fatal({ err }, 'start failed');
+      process.exit(1);
+    },
+  );
+}
+export { startPendingService } from './pending-service.js';

@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** An ephemeral TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh temporary directory, removed by the returned function. */
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Resolves once something accepts TCP connections on host:port, or rejects after timeoutMs. */
+export async function waitForPort(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>(resolve => {
+      const s = connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise(r => setTimeout(r, 50));
+  }
+}
+
+/** A nats-server process with JetStream, owned by a test. */
+export interface NatsServerProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** Stops the process; the store stays so a restart keeps JetStream state. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and store. */
+  restart(): Promise<void>;
+  /** Stops it and deletes its store. */
+  dispose(): Promise<void>;
+}
+
+/** Name of the nats-server binary; `NATS_SERVER_BIN` overrides it in tests. */
+export const NATS_SERVER_BIN = 'nats-server';
+
+/**
+ * Starts a private nats-server with JetStream on a free loopback port and a temporary store,
+ * so tests never touch a shared server.
+ */
+export async function startNatsServer(options: { bin?: string; extraArgs?: readonly string[] } = {}): Promise<NatsServerProcess> {
+  const port = await freePort();
+  const store = tempDir('aese-nats');
+  const bin = options.bin ?? NATS_SERVER_BIN;
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store.path, ...(options.extraArgs ?? [])], {
+      stdio: 'ignore',
+    });
+    const spawned = child;
+    const failed = new Promise<never>((_, reject) => spawned.once('error', reject));
+    await Promise.race([waitForPort('127.0.0.1', port), failed]);
+  };
+  const stop = async (): Promise<void> => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>(resolve => {
+      c.once('exit', () => resolve());
+      c.kill('SIGTERM');
+    });
+  };
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir: store.path,
+    stop,
+    restart: start,
+    dispose: async () => {
+      await stop();
+      store.remove();
+    },
+  };
+}

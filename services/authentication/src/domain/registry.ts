@@ -1,0 +1,151 @@
+import { AeseError } from '@aese/errors';
+
+/** The OAuth scopes of the T8 APIs: one per API, named by its base path segment. */
+export const T8_SCOPES = [
+  '3gpp-monitoring-event',
+  '3gpp-as-session-with-qos',
+  '3gpp-device-triggering',
+  '3gpp-nidd',
+  '3gpp-bdt',
+  '3gpp-chargeable-party',
+  '3gpp-group-message-delivery-mb2',
+  '3gpp-group-message-delivery-xmb',
+  '3gpp-net-stat-report',
+  '3gpp-cp-parameter-provisioning',
+  '3gpp-pfd-management',
+  '3gpp-ecr-control',
+  '3gpp-network-parameter-configuration',
+  '3gpp-racs-pp',
+] as const;
+
+export type ApplicationServerStatus = 'active' | 'suspended';
+export type SignatureProfile = 'required' | 'optional';
+export type PublicJwk = Readonly<Record<string, string>>;
+
+/** An onboarded SCS/AS. */
+export interface ApplicationServer {
+  readonly scsAsId: string;
+  readonly certificateThumbprints: readonly string[];
+  readonly scopes: readonly string[];
+  readonly signingKeys: readonly PublicJwk[];
+  readonly encryptionKey: PublicJwk | undefined;
+  readonly status: ApplicationServerStatus;
+  readonly signatureProfile: SignatureProfile;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+}
+
+/** Persistence of the registry; the KV implementation lives outside the domain. */
+export interface ApplicationServerStore {
+  get(scsAsId: string): Promise<ApplicationServer | undefined>;
+  list(): Promise<ApplicationServer[]>;
+  put(as: ApplicationServer): Promise<void>;
+  /** The scsAsId a certificate thumbprint is registered to. */
+  findByThumbprint(thumbprint: string): Promise<string | undefined>;
+  /** Records thumbprint -> scsAsId; fails with ALREADY_EXISTS if it belongs to another AS. */
+  bindThumbprint(thumbprint: string, scsAsId: string): Promise<void>;
+}
+
+export interface RegistrationInput {
+  readonly scsAsId: string;
+  readonly certificateThumbprints: readonly string[];
+  readonly scopes: readonly string[];
+  readonly signingKeys: readonly unknown[];
+  readonly encryptionKey: unknown;
+  readonly signatureProfile: SignatureProfile | undefined;
+}
+
+const SCS_AS_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+const KID = /^[A-Za-z0-9._:-]{1,128}$/;
+const B64URL = /^[A-Za-z0-9_-]+$/;
+const MAX_SIGNING_KEYS = 8;
+
+/** Validates an scsAsId; it appears in URLs, KV keys and SPIFFE IDs. */
+export function assertScsAsId(id: string): void {
+  if (!SCS_AS_ID.test(id)) throw new AeseError('INVALID_INPUT', 'scsAsId must be 1-64 characters of [A-Za-z0-9._-]');
+}
+
+function publicJwk(value: unknown, use: 'sig' | 'enc', field: string): PublicJwk {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new AeseError('INVALID_INPUT', `${field} must be a JWK object`);
+  }
+  const jwk = value as Record<string, unknown>;
+  if ('d' in jwk) throw new AeseError('INVALID_INPUT', `${field} must be a public key (it has a private component)`);
+  const { kty, crv, x, y, kid } = jwk;
+  const allowed = use === 'sig' ? [['EC', 'P-256'], ['OKP', 'Ed25519']] : [['EC', 'P-256'], ['OKP', 'X25519']];
+  if (!allowed.some(([k, c]) => k === kty && c === crv)) {
+    throw new AeseError('INVALID_INPUT', `${field} must be ${allowed.map(([k, c]) => `${k}/${c}`).join(' or ')}`);
+  }
+  if (typeof x !== 'string' || !B64URL.test(x) || (kty === 'EC' && (typeof y !== 'string' || !B64URL.test(y)))) {
+    throw new AeseError('INVALID_INPUT', `${field} has malformed coordinates`);
+  }
+  if (typeof kid !== 'string' || !KID.test(kid)) throw new AeseError('INVALID_INPUT', `${field} needs a kid of [A-Za-z0-9._:-]{1,128}`);
+  const out: Record<string, string> = { kty: kty as string, crv: crv as string, x, kid, use };
+  if (kty === 'EC') out['y'] = y as string;
+  return out;
+}
+
+/** Builds a registry entry from operator input, refusing anything malformed. */
+export function newRegistration(input: RegistrationInput, existing: ApplicationServer | undefined, nowMs: number): ApplicationServer {
+  assertScsAsId(input.scsAsId);
+  if (input.certificateThumbprints.length === 0) throw new AeseError('INVALID_INPUT', 'at least one certificate thumbprint is required');
+  for (const t of input.certificateThumbprints) {
+    if (!THUMBPRINT.test(t)) throw new AeseError('INVALID_INPUT', 'certificate thumbprints must be base64url SHA-256 (43 characters)');
+  }
+  for (const s of input.scopes) {
+    if (!(T8_SCOPES as readonly string[]).includes(s)) throw new AeseError('INVALID_INPUT', `unknown scope ${s}`);
+  }
+  if (input.signingKeys.length > MAX_SIGNING_KEYS) throw new AeseError('INVALID_INPUT', `at most ${MAX_SIGNING_KEYS} signing keys`);
+  const signingKeys = input.signingKeys.map((k, i) => publicJwk(k, 'sig', `signingKeys[${i}]`));
+  if (new Set(signingKeys.map(k => k['kid'])).size !== signingKeys.length) throw new AeseError('INVALID_INPUT', 'signing key kids must be unique');
+  return {
+    scsAsId: input.scsAsId,
+    certificateThumbprints: [...new Set(input.certificateThumbprints)],
+    scopes: [...new Set(input.scopes)],
+    signingKeys,
+    encryptionKey: input.encryptionKey === undefined ? undefined : publicJwk(input.encryptionKey, 'enc', 'encryptionKey'),
+    status: existing?.status ?? 'active',
+    signatureProfile: input.signatureProfile ?? 'required',
+    createdAtMs: existing?.createdAtMs ?? nowMs,
+    updatedAtMs: nowMs,
+  };
+}
+
+/** The registry operations: onboarding, listing, suspension and certificate lookup. */
+export class Registry {
+  constructor(
+    private readonly store: ApplicationServerStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async register(input: RegistrationInput): Promise<ApplicationServer> {
+    const existing = await this.store.get(input.scsAsId);
+    const as = newRegistration(input, existing, this.now());
+    for (const t of as.certificateThumbprints) await this.store.bindThumbprint(t, as.scsAsId);
+    await this.store.put(as);
+    return as;
+  }
+
+  list(): Promise<ApplicationServer[]> {
+    return this.store.list();
+  }
+
+  async suspend(scsAsId: string): Promise<ApplicationServer> {
+    assertScsAsId(scsAsId);
+    const as = await this.store.get(scsAsId);
+    if (!as) throw new AeseError('NOT_FOUND', 'no such SCS/AS');
+    const suspended: ApplicationServer = { ...as, status: 'suspended', updatedAtMs: this.now() };
+    await this.store.put(suspended);
+    return suspended;
+  }
+
+  /** The AS a certificate is registered to, whatever its status; undefined if none. */
+  async byThumbprint(thumbprint: string): Promise<ApplicationServer | undefined> {
+    const id = await this.store.findByThumbprint(thumbprint);
+    if (!id) return undefined;
+    const as = await this.store.get(id);
+    // The index may outlive a re-registration that dropped the certificate.
+    return as && as.certificateThumbprints.includes(thumbprint) ? as : undefined;
+  }
+}

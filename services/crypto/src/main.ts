@@ -1,0 +1,4 @@
+import { runMain } from '@aese/runtime';
+import { startCryptoService } from './server.js';
+
+runMain('crypto', startCryptoService);

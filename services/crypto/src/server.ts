@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import { loadConfig, int, oneOf, str } from '@aese/config';
+import type { Env } from '@aese/config';
+import { AeseError } from '@aese/errors';
+import { createMeshServer, mount } from '@aese/grpc-server';
+import type { Logger } from '@aese/logger';
+import { connectNats } from '@aese/nats';
+import { spiffeId, OPERATOR_NAME } from '@aese/pki';
+import { PROTO_FILES } from '@aese/protos';
+import { CryptoServiceService } from '@aese/protos/crypto/v1';
+import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import type { Stoppable } from '@aese/runtime';
+import { KeyCustody, KEY_ALGORITHMS } from './domain/keys.js';
+import { cryptoHandlers } from './handlers.js';
+import { KvKeyStore } from './kv-key-store.js';
+
+/** Retired keys stay published this long: the 10-minute token ceiling plus leeway and margin. */
+export const DEFAULT_KEY_RETIREMENT_S = 15 * 60;
+
+export const CRYPTO_SETTINGS = {
+  port: portSetting(MESH_ENDPOINTS.crypto.port),
+  kekFile: str('CRYPTO_KEK_FILE'),
+  tokenAlgorithm: oneOf('CRYPTO_TOKEN_ALG', KEY_ALGORITHMS, 'ES256'),
+  messageAlgorithm: oneOf('CRYPTO_MESSAGE_ALG', KEY_ALGORITHMS, 'ES256'),
+  retirementS: int('CRYPTO_KEY_RETIREMENT_S', DEFAULT_KEY_RETIREMENT_S, 60, 7 * 24 * 3600),
+} as const;
+
+export interface RunningService extends Stoppable {
+  readonly port: number;
+}
+
+/** Reads the key-encryption key: 32 bytes, base64, from a file only the service can read. */
+function readKek(path: string): Buffer {
+  let kek: Buffer;
+  try {
+    kek = Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
+  } catch (err) {
+    throw new AeseError('FAILED_PRECONDITION', `cannot read CRYPTO_KEK_FILE ${path}`, { cause: err });
+  }
+  if (kek.length !== 32) throw new AeseError('FAILED_PRECONDITION', 'CRYPTO_KEK_FILE must hold 32 bytes, base64-encoded');
+  return kek;
+}
+
+/** Starts the crypto service: key custody over KV, served on mTLS gRPC. */
+export async function startCryptoService(env: Env, logger: Logger): Promise<RunningService> {
+  const common = loadCommonConfig(env);
+  const config = loadConfig(CRYPTO_SETTINGS, env);
+  const kek = readKek(config.kekFile);
+  const td = common.trustDomain;
+  const svc = (name: Parameters<typeof serviceId>[1]) => serviceId(td, name);
+  const operator = spiffeId(td, 'operator', OPERATOR_NAME);
+
+  const nc = await connectNats({ servers: common.natsUrl, name: 'crypto', logger });
+  const store = await KvKeyStore.open(nc);
+  const custody = new KeyCustody({
+    store,
+    kek,
+    signers: {
+      'access-token': [svc('authentication')],
+      'message-signing': [svc('edge')],
+      'event-signing': [svc('authentication'), svc('authorization'), svc('crypto')],
+    },
+    algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256' },
+    retirementMs: config.retirementS * 1000,
+  });
+  await custody.init();
+  const unwatch = await store.watch(r => custody.apply(r));
+
+  const readers = [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), operator];
+  const server = createMeshServer({
+    name: 'crypto',
+    tls: serviceTls(common.stateDir, 'crypto'),
+    logger,
+    protoFiles: [PROTO_FILES.crypto],
+    serviceNames: ['aese.crypto.v1.CryptoService'],
+    services: [
+      mount({
+        definition: CryptoServiceService,
+        handlers: cryptoHandlers(custody),
+        allowedCallers: {
+          // Who may sign with which key is decided per purpose inside the custody.
+          sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('crypto')],
+          verify: readers,
+          getJwks: readers,
+          rotateKey: [operator],
+        },
+      }),
+    ],
+  });
+  const port = await server.listen(common.listenHost, config.port);
+  server.setServing(true);
+  logger.info({ port }, 'crypto service serving');
+  return {
+    port,
+    stop: async () => {
+      await server.shutdown();
+      unwatch();
+      await nc.drain();
+    },
+  };
+}

@@ -1,0 +1,4 @@
+import { runMain } from '@aese/runtime';
+import { startReplayGuardService } from './server.js';
+
+runMain('replay-guard', startReplayGuardService);
