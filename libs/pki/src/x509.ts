@@ -1,11 +1,11 @@
 /**
- * The one place `@peculiar/x509` is loaded: after the Reflect metadata shim it needs, and with
+ * The one place `@peculiar/x509` is loaded: after the Reflect metadata polyfill it needs, and with
  * node's WebCrypto as its provider, so every key and signature comes from OpenSSL through
  * node:crypto and nothing cryptographic is implemented here.
  *
  * @internal
  */
-import './reflect-metadata-shim.js';
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
