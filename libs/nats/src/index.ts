@@ -75,11 +75,18 @@ export async function kvPutJson(kv: KV, key: string, value: unknown): Promise<vo
   await kv.put(key, encoder.encode(JSON.stringify(value)));
 }
 
+/** Lists the keys of a bucket. */
+export async function kvKeys(kv: KV): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  return keys;
+}
+
 /** Lists the live values of a bucket. */
 export async function kvValuesJson<T>(kv: KV): Promise<T[]> {
   const out: T[] = [];
-  const keys = await kv.keys();
-  for await (const key of keys) {
+  // Collect the keys first: a get() while the keys() iterator runs ends the iteration early.
+  for (const key of await kvKeys(kv)) {
     const v = await kvGetJson<T>(kv, key);
     if (v !== undefined) out.push(v);
   }

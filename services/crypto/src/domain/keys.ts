@@ -63,7 +63,10 @@ export class KeyCustody {
   async init(): Promise<void> {
     await this.reload();
     for (const purpose of KEY_PURPOSES) {
-      if (!this.activeRecord(purpose)) await this.rotate(purpose);
+      const active = this.activeRecord(purpose);
+      // Opening every active key now makes a wrong KEK fail the start, not the first request.
+      if (active) this.privateKey(active);
+      else await this.rotate(purpose);
     }
   }
 
