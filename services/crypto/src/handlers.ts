@@ -41,7 +41,7 @@ function toPb(k: PublishedKey): PublicKey {
     algorithm: ALG_TO_PB[k.alg],
     purpose: PURPOSE_TO_PB[k.purpose],
     jwkJson: JSON.stringify(k.publicJwk),
-    status: k.status === 'active' ? KeyStatus.KEY_STATUS_ACTIVE : KeyStatus.KEY_STATUS_RETIRED,
+    status: k.status === 'retired' ? KeyStatus.KEY_STATUS_RETIRED : KeyStatus.KEY_STATUS_ACTIVE,
     createdAtMs: k.createdAtMs,
     expiresAtMs: k.expiresAtMs,
   };
@@ -62,6 +62,10 @@ export function cryptoHandlers(custody: KeyCustody): Handlers {
       return { valid: custody.verify(req.kid, req.data, req.signature) };
     },
     getJwks: async () => ({ keys: custody.published().map(toPb) }),
+    delegateSigningKey: async (req, ctx) => {
+      const out = await custody.delegate(ctx.caller, purposeOf(req.purpose));
+      return { kid: out.kid, algorithm: ALG_TO_PB[out.alg], privateKeyPkcs8: out.pkcs8, notAfterMs: out.notAfterMs };
+    },
     rotateKey: async req => {
       const alg = req.algorithm === PbAlg.SIGNATURE_ALGORITHM_UNSPECIFIED ? undefined : ALG_FROM_PB[req.algorithm];
       if (req.algorithm !== PbAlg.SIGNATURE_ALGORITHM_UNSPECIFIED && !alg) throw new AeseError('INVALID_INPUT', 'unsupported algorithm');

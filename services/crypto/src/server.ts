@@ -23,6 +23,7 @@ export const CRYPTO_SETTINGS = {
   tokenAlgorithm: oneOf('CRYPTO_TOKEN_ALG', KEY_ALGORITHMS, 'ES256'),
   messageAlgorithm: oneOf('CRYPTO_MESSAGE_ALG', KEY_ALGORITHMS, 'ES256'),
   retirementS: int('CRYPTO_KEY_RETIREMENT_S', DEFAULT_KEY_RETIREMENT_S, 60, 7 * 24 * 3600),
+  delegationS: int('CRYPTO_DELEGATION_S', 3600, 60, 24 * 3600),
 } as const;
 
 export interface RunningService extends Stoppable {
@@ -62,6 +63,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
     },
     algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256' },
     retirementMs: config.retirementS * 1000,
+    delegates: { 'message-signing': [svc('edge')] },
+    delegationMs: config.delegationS * 1000,
   });
   await custody.init();
   const unwatch = await store.watch(r => custody.apply(r));
@@ -83,6 +86,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
           verify: readers,
           getJwks: readers,
           rotateKey: [operator],
+          // Who may receive which delegated key is decided per purpose inside the custody.
+          delegateSigningKey: [svc('edge')],
         },
       }),
     ],

@@ -78,6 +78,34 @@ describe('key custody (domain, frozen clock)', () => {
     expect(custody.verify(ok.kid, Buffer.from('x'), ok.signature)).to.equal(true);
   });
 
+  it('delegates short-lived message-signing keys to allowed callers only, and publishes them', async () => {
+    const clock = { now: Date.parse('2026-01-01T00:00:00Z') };
+    const custody = new KeyCustody({
+      store: new MemoryStore(),
+      kek: randomBytes(32),
+      signers: { 'access-token': [signer], 'message-signing': [], 'event-signing': [] },
+      algorithms: { 'access-token': 'ES256', 'message-signing': 'ES256', 'event-signing': 'ES256' },
+      retirementMs: 60_000,
+      delegates: { 'message-signing': ['spiffe://t/svc/edge'] },
+      delegationMs: 3_600_000,
+      now: () => clock.now,
+    });
+    await custody.init();
+    const denied = await custody.delegate(signer, 'message-signing').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((denied as AeseError).code).to.equal('CALLER_NOT_ALLOWED');
+    const d = await custody.delegate('spiffe://t/svc/edge', 'message-signing');
+    expect(d.notAfterMs).to.equal(clock.now + 3_600_000);
+    const key = createPrivateKey({ key: d.pkcs8, format: 'der', type: 'pkcs8' });
+    const { sign } = await import('node:crypto');
+    const sig = sign('sha256', Buffer.from('resp'), { key, dsaEncoding: 'ieee-p1363' });
+    expect(custody.verify(d.kid, Buffer.from('resp'), sig)).to.equal(true);
+    clock.now = d.notAfterMs + 60_000 + 1;
+    expect(custody.published().map(k => k.kid)).not.to.include(d.kid);
+  });
+
   it('fails at start when the KEK cannot open the stored keys', async () => {
     const store = new MemoryStore();
     await make(store, { now: Date.now() }).init();

@@ -7,6 +7,8 @@ import type { SealedSecret } from './sealing.js';
 export const KEY_PURPOSES = ['access-token', 'message-signing', 'event-signing'] as const;
 export type KeyPurpose = (typeof KEY_PURPOSES)[number];
 export const KEY_ALGORITHMS = ['ES256', 'EdDSA'] as const;
+/** Lifetime of a delegated signing key when none is configured. */
+export const DEFAULT_DELEGATION_MS = 60 * 60_000;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
 
 /** A signing key as stored: public half in clear, private half sealed under the KEK. */
@@ -14,7 +16,8 @@ export interface KeyRecord {
   readonly kid: string;
   readonly purpose: KeyPurpose;
   readonly alg: KeyAlgorithm;
-  readonly status: 'active' | 'retired';
+  /** `delegated`: handed to one edge replica for a short time (message signing without a hop). */
+  readonly status: 'active' | 'retired' | 'delegated';
   readonly createdAtMs: number;
   /** When a retired key leaves the JWKS; 0 while active. */
   readonly expiresAtMs: number;
@@ -40,6 +43,10 @@ export interface KeyCustodyOptions {
    * (the longest token lifetime plus clock leeway).
    */
   readonly retirementMs: number;
+  /** Per purpose, the callers that may receive a delegated short-lived key. */
+  readonly delegates?: Readonly<Partial<Record<KeyPurpose, readonly string[]>>>;
+  /** How long a delegated key may sign. */
+  readonly delegationMs?: number;
   readonly now?: () => number;
 }
 
@@ -123,21 +130,7 @@ export class KeyCustody {
     const now = this.now();
     const previous = this.activeRecord(purpose);
     const kid = `${purpose}-${new Date(now).toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
-    const { publicKey, privateKey } =
-      algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
-    const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
-    const publicJwk = { ...jwk, kid, alg: algorithm, use: 'sig' };
-    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-    const record: KeyRecord = {
-      kid,
-      purpose,
-      alg: algorithm,
-      status: 'active',
-      createdAtMs: now,
-      expiresAtMs: 0,
-      publicJwk,
-      sealedPrivateKey: seal(this.options.kek, pkcs8, sealingContext(kid, purpose, algorithm)),
-    };
+    const { record, privateKey } = this.generate(kid, purpose, algorithm, now, 'active', 0);
     await this.options.store.put(record);
     this.records.set(kid, record);
     this.privateKeys.set(kid, privateKey);
@@ -148,6 +141,50 @@ export class KeyCustody {
     }
     const { sealedPrivateKey: _s, ...pub } = record;
     return { key: pub, retiredKid: previous?.kid };
+  }
+
+  /**
+   * Creates a short-lived key for one caller and returns its private half. The key is stored
+   * sealed and published like any other, so signatures stay verifiable after it expires for
+   * the retirement window.
+   */
+  async delegate(caller: string, purpose: KeyPurpose): Promise<{ kid: string; alg: KeyAlgorithm; pkcs8: Buffer; notAfterMs: number }> {
+    if (!(this.options.delegates?.[purpose] ?? []).includes(caller)) {
+      throw new AeseError('CALLER_NOT_ALLOWED', `caller may not receive ${purpose} keys`);
+    }
+    const algorithm = this.options.algorithms[purpose];
+    const now = this.now();
+    const notAfterMs = now + (this.options.delegationMs ?? DEFAULT_DELEGATION_MS);
+    const kid = `${purpose}-delegated-${new Date(now).toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
+    const { record, privateKey } = this.generate(kid, purpose, algorithm, now, 'delegated', notAfterMs + this.options.retirementMs);
+    await this.options.store.put(record);
+    this.records.set(kid, record);
+    return { kid, alg: algorithm, pkcs8: privateKey.export({ format: 'der', type: 'pkcs8' }), notAfterMs };
+  }
+
+  private generate(
+    kid: string,
+    purpose: KeyPurpose,
+    algorithm: KeyAlgorithm,
+    now: number,
+    status: KeyRecord['status'],
+    expiresAtMs: number,
+  ): { record: KeyRecord; privateKey: KeyObject } {
+    const { publicKey, privateKey } =
+      algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+    const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
+    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+    const record: KeyRecord = {
+      kid,
+      purpose,
+      alg: algorithm,
+      status,
+      createdAtMs: now,
+      expiresAtMs,
+      publicJwk: { ...jwk, kid, alg: algorithm, use: 'sig' },
+      sealedPrivateKey: seal(this.options.kek, pkcs8, sealingContext(kid, purpose, algorithm)),
+    };
+    return { record, privateKey };
   }
 
   private activeRecord(purpose: KeyPurpose): KeyRecord | undefined {

@@ -18,8 +18,10 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Obligation } from "../../common/v1/common.js";
 
 export interface DecideRequest {
+  /** The authenticated SCS/AS. */
   scsAsId: string;
   /** T8 API name, e.g. "3gpp-monitoring-event". */
   api: string;
@@ -27,8 +29,10 @@ export interface DecideRequest {
   operation: string;
   /** Data categories the request touches, e.g. "location", "reachability". */
   dataCategories: string[];
-  /** Targets: externalId, msisdn or externalGroupId, each as "<kind>:<value>". */
+  /** Targets: each "<kind>:<value>" with kind externalId, msisdn or externalGroupId. */
   targets: string[];
+  /** The {scsAsId} of the request path; it must equal scs_as_id. */
+  pathScsAsId: string;
 }
 
 export interface DecideResponse {
@@ -38,21 +42,36 @@ export interface DecideResponse {
   obligations: Obligation[];
   /** Version of the policy set that decided; decisions may be cached per version. */
   policyVersion: number;
+  /** Why a request was denied, as a stable code (for ProblemDetails `cause`). */
+  denyCause: string;
 }
 
-export interface Obligation {
-  /** e.g. "encrypt-response", "coarsen-location", "rate-limit". */
-  type: string;
-  parameters: { [key: string]: string };
+export interface ApplyPoliciesRequest {
+  /** Cedar policy set text. */
+  policies: string;
+  /** Per-AS grants and other entities, as Cedar entity JSON. */
+  entitiesJson: string;
+  /** Optimistic concurrency: the version this change is based on (0 to skip the check). */
+  expectedVersion: number;
 }
 
-export interface Obligation_ParametersEntry {
-  key: string;
-  value: string;
+export interface ApplyPoliciesResponse {
+  version: number;
+}
+
+export interface GetPoliciesRequest {
+}
+
+export interface GetPoliciesResponse {
+  version: number;
+  policies: string;
+  entitiesJson: string;
+  schema: string;
+  appliedAtMs: number;
 }
 
 function createBaseDecideRequest(): DecideRequest {
-  return { scsAsId: "", api: "", operation: "", dataCategories: [], targets: [] };
+  return { scsAsId: "", api: "", operation: "", dataCategories: [], targets: [], pathScsAsId: "" };
 }
 
 export const DecideRequest: MessageFns<DecideRequest> = {
@@ -71,6 +90,9 @@ export const DecideRequest: MessageFns<DecideRequest> = {
     }
     for (const v of message.targets) {
       writer.uint32(42).string(v!);
+    }
+    if (message.pathScsAsId !== "") {
+      writer.uint32(50).string(message.pathScsAsId);
     }
     return writer;
   },
@@ -128,6 +150,14 @@ export const DecideRequest: MessageFns<DecideRequest> = {
             message.targets.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pathScsAsId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -155,6 +185,11 @@ export const DecideRequest: MessageFns<DecideRequest> = {
         ? object.data_categories.map((e: any) => globalThis.String(e))
         : [],
       targets: globalThis.Array.isArray(object?.targets) ? object.targets.map((e: any) => globalThis.String(e)) : [],
+      pathScsAsId: isSet(object.pathScsAsId)
+        ? globalThis.String(object.pathScsAsId)
+        : isSet(object.path_scs_as_id)
+        ? globalThis.String(object.path_scs_as_id)
+        : "",
     };
   },
 
@@ -175,6 +210,9 @@ export const DecideRequest: MessageFns<DecideRequest> = {
     if (message.targets?.length) {
       obj.targets = message.targets;
     }
+    if (message.pathScsAsId !== "") {
+      obj.pathScsAsId = message.pathScsAsId;
+    }
     return obj;
   },
 
@@ -188,12 +226,13 @@ export const DecideRequest: MessageFns<DecideRequest> = {
     message.operation = object.operation ?? "";
     message.dataCategories = object.dataCategories?.map((e) => e) || [];
     message.targets = object.targets?.map((e) => e) || [];
+    message.pathScsAsId = object.pathScsAsId ?? "";
     return message;
   },
 };
 
 function createBaseDecideResponse(): DecideResponse {
-  return { allowed: false, determiningPolicies: [], obligations: [], policyVersion: 0 };
+  return { allowed: false, determiningPolicies: [], obligations: [], policyVersion: 0, denyCause: "" };
 }
 
 export const DecideResponse: MessageFns<DecideResponse> = {
@@ -209,6 +248,9 @@ export const DecideResponse: MessageFns<DecideResponse> = {
     }
     if (message.policyVersion !== 0) {
       writer.uint32(32).int64(message.policyVersion);
+    }
+    if (message.denyCause !== "") {
+      writer.uint32(42).string(message.denyCause);
     }
     return writer;
   },
@@ -258,6 +300,14 @@ export const DecideResponse: MessageFns<DecideResponse> = {
             message.policyVersion = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.denyCause = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -286,6 +336,11 @@ export const DecideResponse: MessageFns<DecideResponse> = {
         : isSet(object.policy_version)
         ? globalThis.Number(object.policy_version)
         : 0,
+      denyCause: isSet(object.denyCause)
+        ? globalThis.String(object.denyCause)
+        : isSet(object.deny_cause)
+        ? globalThis.String(object.deny_cause)
+        : "",
     };
   },
 
@@ -303,6 +358,9 @@ export const DecideResponse: MessageFns<DecideResponse> = {
     if (message.policyVersion !== 0) {
       obj.policyVersion = Math.round(message.policyVersion);
     }
+    if (message.denyCause !== "") {
+      obj.denyCause = message.denyCause;
+    }
     return obj;
   },
 
@@ -315,26 +373,30 @@ export const DecideResponse: MessageFns<DecideResponse> = {
     message.determiningPolicies = object.determiningPolicies?.map((e) => e) || [];
     message.obligations = object.obligations?.map((e) => Obligation.fromPartial(e)) || [];
     message.policyVersion = object.policyVersion ?? 0;
+    message.denyCause = object.denyCause ?? "";
     return message;
   },
 };
 
-function createBaseObligation(): Obligation {
-  return { type: "", parameters: {} };
+function createBaseApplyPoliciesRequest(): ApplyPoliciesRequest {
+  return { policies: "", entitiesJson: "", expectedVersion: 0 };
 }
 
-export const Obligation: MessageFns<Obligation> = {
-  encode(message: Obligation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.type !== "") {
-      writer.uint32(10).string(message.type);
+export const ApplyPoliciesRequest: MessageFns<ApplyPoliciesRequest> = {
+  encode(message: ApplyPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policies !== "") {
+      writer.uint32(10).string(message.policies);
     }
-    globalThis.Object.entries(message.parameters).forEach(([key, value]: [string, string]) => {
-      Obligation_ParametersEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
-    });
+    if (message.entitiesJson !== "") {
+      writer.uint32(18).string(message.entitiesJson);
+    }
+    if (message.expectedVersion !== 0) {
+      writer.uint32(24).int64(message.expectedVersion);
+    }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): Obligation {
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyPoliciesRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -343,7 +405,7 @@ export const Obligation: MessageFns<Obligation> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseObligation();
+      const message = createBaseApplyPoliciesRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -352,7 +414,7 @@ export const Obligation: MessageFns<Obligation> = {
               break;
             }
 
-            message.type = reader.string();
+            message.policies = reader.string();
             continue;
           }
           case 2: {
@@ -360,10 +422,15 @@ export const Obligation: MessageFns<Obligation> = {
               break;
             }
 
-            const entry2 = Obligation_ParametersEntry.decode(reader, reader.uint32());
-            if (entry2.value !== undefined) {
-              message.parameters[entry2.key] = entry2.value;
+            message.entitiesJson = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
             }
+
+            message.expectedVersion = longToNumber(reader.int64());
             continue;
           }
         }
@@ -378,78 +445,61 @@ export const Obligation: MessageFns<Obligation> = {
     }
   },
 
-  fromJSON(object: any): Obligation {
+  fromJSON(object: any): ApplyPoliciesRequest {
     return {
-      type: isSet(object.type) ? globalThis.String(object.type) : "",
-      parameters: isObject(object.parameters)
-        ? (globalThis.Object.entries(object.parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
+      policies: isSet(object.policies) ? globalThis.String(object.policies) : "",
+      entitiesJson: isSet(object.entitiesJson)
+        ? globalThis.String(object.entitiesJson)
+        : isSet(object.entities_json)
+        ? globalThis.String(object.entities_json)
+        : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
     };
   },
 
-  toJSON(message: Obligation): unknown {
+  toJSON(message: ApplyPoliciesRequest): unknown {
     const obj: any = {};
-    if (message.type !== "") {
-      obj.type = message.type;
+    if (message.policies !== "") {
+      obj.policies = message.policies;
     }
-    if (message.parameters) {
-      const entries = globalThis.Object.entries(message.parameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.parameters = {};
-        entries.forEach(([k, v]) => {
-          obj.parameters[k] = v;
-        });
-      }
+    if (message.entitiesJson !== "") {
+      obj.entitiesJson = message.entitiesJson;
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
     }
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<Obligation>, I>>(base?: I): Obligation {
-    return Obligation.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ApplyPoliciesRequest>, I>>(base?: I): ApplyPoliciesRequest {
+    return ApplyPoliciesRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Obligation>, I>>(object: I): Obligation {
-    const message = createBaseObligation();
-    message.type = object.type ?? "";
-    message.parameters = (globalThis.Object.entries(object.parameters ?? {}) as [string, string][]).reduce(
-      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
-        if (value !== undefined) {
-          acc[key] = globalThis.String(value);
-        }
-        return acc;
-      },
-      {},
-    );
+  fromPartial<I extends Exact<DeepPartial<ApplyPoliciesRequest>, I>>(object: I): ApplyPoliciesRequest {
+    const message = createBaseApplyPoliciesRequest();
+    message.policies = object.policies ?? "";
+    message.entitiesJson = object.entitiesJson ?? "";
+    message.expectedVersion = object.expectedVersion ?? 0;
     return message;
   },
 };
 
-function createBaseObligation_ParametersEntry(): Obligation_ParametersEntry {
-  return { key: "", value: "" };
+function createBaseApplyPoliciesResponse(): ApplyPoliciesResponse {
+  return { version: 0 };
 }
 
-export const Obligation_ParametersEntry: MessageFns<Obligation_ParametersEntry> = {
-  encode(message: Obligation_ParametersEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.key !== "") {
-      writer.uint32(10).string(message.key);
-    }
-    if (message.value !== "") {
-      writer.uint32(18).string(message.value);
+export const ApplyPoliciesResponse: MessageFns<ApplyPoliciesResponse> = {
+  encode(message: ApplyPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).int64(message.version);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): Obligation_ParametersEntry {
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyPoliciesResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -458,24 +508,16 @@ export const Obligation_ParametersEntry: MessageFns<Obligation_ParametersEntry> 
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseObligation_ParametersEntry();
+      const message = createBaseApplyPoliciesResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.key = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.value = reader.string();
+            message.version = longToNumber(reader.int64());
             continue;
           }
         }
@@ -490,38 +532,225 @@ export const Obligation_ParametersEntry: MessageFns<Obligation_ParametersEntry> 
     }
   },
 
-  fromJSON(object: any): Obligation_ParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
+  fromJSON(object: any): ApplyPoliciesResponse {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
   },
 
-  toJSON(message: Obligation_ParametersEntry): unknown {
+  toJSON(message: ApplyPoliciesResponse): unknown {
     const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
     }
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<Obligation_ParametersEntry>, I>>(base?: I): Obligation_ParametersEntry {
-    return Obligation_ParametersEntry.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ApplyPoliciesResponse>, I>>(base?: I): ApplyPoliciesResponse {
+    return ApplyPoliciesResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<Obligation_ParametersEntry>, I>>(object: I): Obligation_ParametersEntry {
-    const message = createBaseObligation_ParametersEntry();
-    message.key = object.key ?? "";
-    message.value = object.value ?? "";
+  fromPartial<I extends Exact<DeepPartial<ApplyPoliciesResponse>, I>>(object: I): ApplyPoliciesResponse {
+    const message = createBaseApplyPoliciesResponse();
+    message.version = object.version ?? 0;
     return message;
   },
 };
 
-/** Policy decision point: deny by default, allow with obligations. */
+function createBaseGetPoliciesRequest(): GetPoliciesRequest {
+  return {};
+}
+
+export const GetPoliciesRequest: MessageFns<GetPoliciesRequest> = {
+  encode(_: GetPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPoliciesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPoliciesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetPoliciesRequest {
+    return {};
+  },
+
+  toJSON(_: GetPoliciesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPoliciesRequest>, I>>(base?: I): GetPoliciesRequest {
+    return GetPoliciesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPoliciesRequest>, I>>(_: I): GetPoliciesRequest {
+    const message = createBaseGetPoliciesRequest();
+    return message;
+  },
+};
+
+function createBaseGetPoliciesResponse(): GetPoliciesResponse {
+  return { version: 0, policies: "", entitiesJson: "", schema: "", appliedAtMs: 0 };
+}
+
+export const GetPoliciesResponse: MessageFns<GetPoliciesResponse> = {
+  encode(message: GetPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).int64(message.version);
+    }
+    if (message.policies !== "") {
+      writer.uint32(18).string(message.policies);
+    }
+    if (message.entitiesJson !== "") {
+      writer.uint32(26).string(message.entitiesJson);
+    }
+    if (message.schema !== "") {
+      writer.uint32(34).string(message.schema);
+    }
+    if (message.appliedAtMs !== 0) {
+      writer.uint32(40).int64(message.appliedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetPoliciesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetPoliciesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.policies = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.entitiesJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.schema = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.appliedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetPoliciesResponse {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      policies: isSet(object.policies) ? globalThis.String(object.policies) : "",
+      entitiesJson: isSet(object.entitiesJson)
+        ? globalThis.String(object.entitiesJson)
+        : isSet(object.entities_json)
+        ? globalThis.String(object.entities_json)
+        : "",
+      schema: isSet(object.schema) ? globalThis.String(object.schema) : "",
+      appliedAtMs: isSet(object.appliedAtMs)
+        ? globalThis.Number(object.appliedAtMs)
+        : isSet(object.applied_at_ms)
+        ? globalThis.Number(object.applied_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetPoliciesResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.policies !== "") {
+      obj.policies = message.policies;
+    }
+    if (message.entitiesJson !== "") {
+      obj.entitiesJson = message.entitiesJson;
+    }
+    if (message.schema !== "") {
+      obj.schema = message.schema;
+    }
+    if (message.appliedAtMs !== 0) {
+      obj.appliedAtMs = Math.round(message.appliedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetPoliciesResponse>, I>>(base?: I): GetPoliciesResponse {
+    return GetPoliciesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetPoliciesResponse>, I>>(object: I): GetPoliciesResponse {
+    const message = createBaseGetPoliciesResponse();
+    message.version = object.version ?? 0;
+    message.policies = object.policies ?? "";
+    message.entitiesJson = object.entitiesJson ?? "";
+    message.schema = object.schema ?? "";
+    message.appliedAtMs = object.appliedAtMs ?? 0;
+    return message;
+  },
+};
+
+/** Policy decision point: Cedar policies, deny by default, allow with obligations. */
 export type AuthorizationServiceService = typeof AuthorizationServiceService;
 export const AuthorizationServiceService = {
+  /** Decides one T8 operation of an SCS/AS on the given data categories and targets. */
   decide: {
     path: "/aese.authorization.v1.AuthorizationService/Decide" as const,
     requestStream: false as const,
@@ -531,13 +760,40 @@ export const AuthorizationServiceService = {
     responseSerialize: (value: DecideResponse): Buffer => Buffer.from(DecideResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DecideResponse => DecideResponse.decode(value),
   },
+  /** Operator: validates a policy set and per-AS grants against the schema and makes them current. */
+  applyPolicies: {
+    path: "/aese.authorization.v1.AuthorizationService/ApplyPolicies" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApplyPoliciesRequest): Buffer => Buffer.from(ApplyPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApplyPoliciesRequest => ApplyPoliciesRequest.decode(value),
+    responseSerialize: (value: ApplyPoliciesResponse): Buffer =>
+      Buffer.from(ApplyPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyPoliciesResponse => ApplyPoliciesResponse.decode(value),
+  },
+  /** Operator: the current policy set, grants and version. */
+  getPolicies: {
+    path: "/aese.authorization.v1.AuthorizationService/GetPolicies" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetPoliciesRequest): Buffer => Buffer.from(GetPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetPoliciesRequest => GetPoliciesRequest.decode(value),
+    responseSerialize: (value: GetPoliciesResponse): Buffer => Buffer.from(GetPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetPoliciesResponse => GetPoliciesResponse.decode(value),
+  },
 } as const;
 
 export interface AuthorizationServiceServer extends UntypedServiceImplementation {
+  /** Decides one T8 operation of an SCS/AS on the given data categories and targets. */
   decide: handleUnaryCall<DecideRequest, DecideResponse>;
+  /** Operator: validates a policy set and per-AS grants against the schema and makes them current. */
+  applyPolicies: handleUnaryCall<ApplyPoliciesRequest, ApplyPoliciesResponse>;
+  /** Operator: the current policy set, grants and version. */
+  getPolicies: handleUnaryCall<GetPoliciesRequest, GetPoliciesResponse>;
 }
 
 export interface AuthorizationServiceClient extends Client {
+  /** Decides one T8 operation of an SCS/AS on the given data categories and targets. */
   decide(
     request: DecideRequest,
     callback: (error: ServiceError | null, response: DecideResponse) => void,
@@ -552,6 +808,38 @@ export interface AuthorizationServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DecideResponse) => void,
+  ): ClientUnaryCall;
+  /** Operator: validates a policy set and per-AS grants against the schema and makes them current. */
+  applyPolicies(
+    request: ApplyPoliciesRequest,
+    callback: (error: ServiceError | null, response: ApplyPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  applyPolicies(
+    request: ApplyPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  applyPolicies(
+    request: ApplyPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  /** Operator: the current policy set, grants and version. */
+  getPolicies(
+    request: GetPoliciesRequest,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  getPolicies(
+    request: GetPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  getPolicies(
+    request: GetPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetPoliciesResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -585,10 +873,6 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
-}
-
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

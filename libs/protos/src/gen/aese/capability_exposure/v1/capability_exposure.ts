@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Obligation } from "../../common/v1/common.js";
 
 export interface ListApisRequest {
 }
@@ -29,10 +30,13 @@ export interface ListApisResponse {
 export interface ApiModule {
   /** Base path segment, e.g. "3gpp-monitoring-event". */
   name: string;
+  /** Version segment, e.g. "v1". */
   version: string;
   /** OAuth scope required for the API. */
   scope: string;
   routes: Route[];
+  /** Data categories the API can expose. */
+  dataCategories: string[];
 }
 
 export interface Route {
@@ -40,22 +44,29 @@ export interface Route {
   /** Path template below the base path, e.g. "/{scsAsId}/subscriptions/{subscriptionId}". */
   path: string;
   operation: string;
-  dataCategories: string[];
 }
 
 export interface InvokeRequest {
   scsAsId: string;
   method: string;
-  /** Full request path, e.g. "/3gpp-monitoring-event/v1/as1/subscriptions". */
+  /** Full request path with query, e.g. "/3gpp-monitoring-event/v1/as1/subscriptions". */
   path: string;
   contentType: string;
   body: Buffer;
+  /** Scopes of the access token; the module's scope must be among them. */
+  scopes: string[];
+  /** Absolute URI of the API root as the AS sees it, for Location headers. */
+  apiRoot: string;
 }
 
 export interface InvokeResponse {
   status: number;
   headers: { [key: string]: string };
   body: Buffer;
+  /** Obligations the edge must still carry out on the response (for example encrypt-response). */
+  obligations: Obligation[];
+  /** Data categories the response carries. */
+  dataCategories: string[];
 }
 
 export interface InvokeResponse_HeadersEntry {
@@ -183,7 +194,7 @@ export const ListApisResponse: MessageFns<ListApisResponse> = {
 };
 
 function createBaseApiModule(): ApiModule {
-  return { name: "", version: "", scope: "", routes: [] };
+  return { name: "", version: "", scope: "", routes: [], dataCategories: [] };
 }
 
 export const ApiModule: MessageFns<ApiModule> = {
@@ -199,6 +210,9 @@ export const ApiModule: MessageFns<ApiModule> = {
     }
     for (const v of message.routes) {
       Route.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.dataCategories) {
+      writer.uint32(42).string(v!);
     }
     return writer;
   },
@@ -248,6 +262,14 @@ export const ApiModule: MessageFns<ApiModule> = {
             message.routes.push(Route.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dataCategories.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -266,6 +288,11 @@ export const ApiModule: MessageFns<ApiModule> = {
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
       routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => Route.fromJSON(e)) : [],
+      dataCategories: globalThis.Array.isArray(object?.dataCategories)
+        ? object.dataCategories.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.data_categories)
+        ? object.data_categories.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -283,6 +310,9 @@ export const ApiModule: MessageFns<ApiModule> = {
     if (message.routes?.length) {
       obj.routes = message.routes.map((e) => Route.toJSON(e));
     }
+    if (message.dataCategories?.length) {
+      obj.dataCategories = message.dataCategories;
+    }
     return obj;
   },
 
@@ -295,12 +325,13 @@ export const ApiModule: MessageFns<ApiModule> = {
     message.version = object.version ?? "";
     message.scope = object.scope ?? "";
     message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
+    message.dataCategories = object.dataCategories?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseRoute(): Route {
-  return { method: "", path: "", operation: "", dataCategories: [] };
+  return { method: "", path: "", operation: "" };
 }
 
 export const Route: MessageFns<Route> = {
@@ -313,9 +344,6 @@ export const Route: MessageFns<Route> = {
     }
     if (message.operation !== "") {
       writer.uint32(26).string(message.operation);
-    }
-    for (const v of message.dataCategories) {
-      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -357,14 +385,6 @@ export const Route: MessageFns<Route> = {
             message.operation = reader.string();
             continue;
           }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.dataCategories.push(reader.string());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -382,11 +402,6 @@ export const Route: MessageFns<Route> = {
       method: isSet(object.method) ? globalThis.String(object.method) : "",
       path: isSet(object.path) ? globalThis.String(object.path) : "",
       operation: isSet(object.operation) ? globalThis.String(object.operation) : "",
-      dataCategories: globalThis.Array.isArray(object?.dataCategories)
-        ? object.dataCategories.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.data_categories)
-        ? object.data_categories.map((e: any) => globalThis.String(e))
-        : [],
     };
   },
 
@@ -401,9 +416,6 @@ export const Route: MessageFns<Route> = {
     if (message.operation !== "") {
       obj.operation = message.operation;
     }
-    if (message.dataCategories?.length) {
-      obj.dataCategories = message.dataCategories;
-    }
     return obj;
   },
 
@@ -415,13 +427,12 @@ export const Route: MessageFns<Route> = {
     message.method = object.method ?? "";
     message.path = object.path ?? "";
     message.operation = object.operation ?? "";
-    message.dataCategories = object.dataCategories?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseInvokeRequest(): InvokeRequest {
-  return { scsAsId: "", method: "", path: "", contentType: "", body: Buffer.alloc(0) };
+  return { scsAsId: "", method: "", path: "", contentType: "", body: Buffer.alloc(0), scopes: [], apiRoot: "" };
 }
 
 export const InvokeRequest: MessageFns<InvokeRequest> = {
@@ -440,6 +451,12 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     }
     if (message.body.length !== 0) {
       writer.uint32(42).bytes(message.body);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.apiRoot !== "") {
+      writer.uint32(58).string(message.apiRoot);
     }
     return writer;
   },
@@ -497,6 +514,22 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
             message.body = Buffer.from(reader.bytes());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.apiRoot = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -524,6 +557,12 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
         ? globalThis.String(object.content_type)
         : "",
       body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      apiRoot: isSet(object.apiRoot)
+        ? globalThis.String(object.apiRoot)
+        : isSet(object.api_root)
+        ? globalThis.String(object.api_root)
+        : "",
     };
   },
 
@@ -544,6 +583,12 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     if (message.body.length !== 0) {
       obj.body = base64FromBytes(message.body);
     }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.apiRoot !== "") {
+      obj.apiRoot = message.apiRoot;
+    }
     return obj;
   },
 
@@ -557,12 +602,14 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     message.path = object.path ?? "";
     message.contentType = object.contentType ?? "";
     message.body = object.body ?? Buffer.alloc(0);
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.apiRoot = object.apiRoot ?? "";
     return message;
   },
 };
 
 function createBaseInvokeResponse(): InvokeResponse {
-  return { status: 0, headers: {}, body: Buffer.alloc(0) };
+  return { status: 0, headers: {}, body: Buffer.alloc(0), obligations: [], dataCategories: [] };
 }
 
 export const InvokeResponse: MessageFns<InvokeResponse> = {
@@ -575,6 +622,12 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     });
     if (message.body.length !== 0) {
       writer.uint32(26).bytes(message.body);
+    }
+    for (const v of message.obligations) {
+      Obligation.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.dataCategories) {
+      writer.uint32(42).string(v!);
     }
     return writer;
   },
@@ -619,6 +672,22 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
             message.body = Buffer.from(reader.bytes());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.obligations.push(Obligation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.dataCategories.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -649,6 +718,14 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
         )
         : {},
       body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      obligations: globalThis.Array.isArray(object?.obligations)
+        ? object.obligations.map((e: any) => Obligation.fromJSON(e))
+        : [],
+      dataCategories: globalThis.Array.isArray(object?.dataCategories)
+        ? object.dataCategories.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.data_categories)
+        ? object.data_categories.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -669,6 +746,12 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     if (message.body.length !== 0) {
       obj.body = base64FromBytes(message.body);
     }
+    if (message.obligations?.length) {
+      obj.obligations = message.obligations.map((e) => Obligation.toJSON(e));
+    }
+    if (message.dataCategories?.length) {
+      obj.dataCategories = message.dataCategories;
+    }
     return obj;
   },
 
@@ -688,6 +771,8 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
       {},
     );
     message.body = object.body ?? Buffer.alloc(0);
+    message.obligations = object.obligations?.map((e) => Obligation.fromPartial(e)) || [];
+    message.dataCategories = object.dataCategories?.map((e) => e) || [];
     return message;
   },
 };
@@ -790,7 +875,10 @@ export const CapabilityExposureServiceService = {
     responseSerialize: (value: ListApisResponse): Buffer => Buffer.from(ListApisResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListApisResponse => ListApisResponse.decode(value),
   },
-  /** Executes an authorized T8 operation on behalf of an SCS/AS. */
+  /**
+   * Executes a T8 operation on behalf of an authenticated SCS/AS: validates it against the
+   * API's schemas, asks authorization for a decision, applies obligations and runs it.
+   */
   invoke: {
     path: "/aese.capability_exposure.v1.CapabilityExposureService/Invoke" as const,
     requestStream: false as const,
@@ -805,7 +893,10 @@ export const CapabilityExposureServiceService = {
 export interface CapabilityExposureServiceServer extends UntypedServiceImplementation {
   /** Lists the registered T8 API modules and their routes. */
   listApis: handleUnaryCall<ListApisRequest, ListApisResponse>;
-  /** Executes an authorized T8 operation on behalf of an SCS/AS. */
+  /**
+   * Executes a T8 operation on behalf of an authenticated SCS/AS: validates it against the
+   * API's schemas, asks authorization for a decision, applies obligations and runs it.
+   */
   invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
 }
 
@@ -826,7 +917,10 @@ export interface CapabilityExposureServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListApisResponse) => void,
   ): ClientUnaryCall;
-  /** Executes an authorized T8 operation on behalf of an SCS/AS. */
+  /**
+   * Executes a T8 operation on behalf of an authenticated SCS/AS: validates it against the
+   * API's schemas, asks authorization for a decision, applies obligations and runs it.
+   */
   invoke(
     request: InvokeRequest,
     callback: (error: ServiceError | null, response: InvokeResponse) => void,

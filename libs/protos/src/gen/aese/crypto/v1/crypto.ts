@@ -133,6 +133,19 @@ export interface RotateKeyResponse {
   retiredKid: string;
 }
 
+export interface DelegateSigningKeyRequest {
+  purpose: KeyPurpose;
+}
+
+export interface DelegateSigningKeyResponse {
+  kid: string;
+  algorithm: SignatureAlgorithm;
+  /** PKCS#8 DER of the private key; held in memory only by the receiver. */
+  privateKeyPkcs8: Buffer;
+  /** After this the key must not sign anything. */
+  notAfterMs: number;
+}
+
 function createBaseSignRequest(): SignRequest {
   return { purpose: 0, data: Buffer.alloc(0) };
 }
@@ -957,6 +970,198 @@ export const RotateKeyResponse: MessageFns<RotateKeyResponse> = {
   },
 };
 
+function createBaseDelegateSigningKeyRequest(): DelegateSigningKeyRequest {
+  return { purpose: 0 };
+}
+
+export const DelegateSigningKeyRequest: MessageFns<DelegateSigningKeyRequest> = {
+  encode(message: DelegateSigningKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.purpose !== 0) {
+      writer.uint32(8).int32(message.purpose);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateSigningKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateSigningKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.purpose = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateSigningKeyRequest {
+    return { purpose: isSet(object.purpose) ? keyPurposeFromJSON(object.purpose) : 0 };
+  },
+
+  toJSON(message: DelegateSigningKeyRequest): unknown {
+    const obj: any = {};
+    if (message.purpose !== 0) {
+      obj.purpose = keyPurposeToJSON(message.purpose);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateSigningKeyRequest>, I>>(base?: I): DelegateSigningKeyRequest {
+    return DelegateSigningKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateSigningKeyRequest>, I>>(object: I): DelegateSigningKeyRequest {
+    const message = createBaseDelegateSigningKeyRequest();
+    message.purpose = object.purpose ?? 0;
+    return message;
+  },
+};
+
+function createBaseDelegateSigningKeyResponse(): DelegateSigningKeyResponse {
+  return { kid: "", algorithm: 0, privateKeyPkcs8: Buffer.alloc(0), notAfterMs: 0 };
+}
+
+export const DelegateSigningKeyResponse: MessageFns<DelegateSigningKeyResponse> = {
+  encode(message: DelegateSigningKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kid !== "") {
+      writer.uint32(10).string(message.kid);
+    }
+    if (message.algorithm !== 0) {
+      writer.uint32(16).int32(message.algorithm);
+    }
+    if (message.privateKeyPkcs8.length !== 0) {
+      writer.uint32(26).bytes(message.privateKeyPkcs8);
+    }
+    if (message.notAfterMs !== 0) {
+      writer.uint32(32).int64(message.notAfterMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DelegateSigningKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelegateSigningKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.algorithm = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.privateKeyPkcs8 = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.notAfterMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DelegateSigningKeyResponse {
+    return {
+      kid: isSet(object.kid) ? globalThis.String(object.kid) : "",
+      algorithm: isSet(object.algorithm) ? signatureAlgorithmFromJSON(object.algorithm) : 0,
+      privateKeyPkcs8: isSet(object.privateKeyPkcs8)
+        ? Buffer.from(bytesFromBase64(object.privateKeyPkcs8))
+        : isSet(object.private_key_pkcs8)
+        ? Buffer.from(bytesFromBase64(object.private_key_pkcs8))
+        : Buffer.alloc(0),
+      notAfterMs: isSet(object.notAfterMs)
+        ? globalThis.Number(object.notAfterMs)
+        : isSet(object.not_after_ms)
+        ? globalThis.Number(object.not_after_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: DelegateSigningKeyResponse): unknown {
+    const obj: any = {};
+    if (message.kid !== "") {
+      obj.kid = message.kid;
+    }
+    if (message.algorithm !== 0) {
+      obj.algorithm = signatureAlgorithmToJSON(message.algorithm);
+    }
+    if (message.privateKeyPkcs8.length !== 0) {
+      obj.privateKeyPkcs8 = base64FromBytes(message.privateKeyPkcs8);
+    }
+    if (message.notAfterMs !== 0) {
+      obj.notAfterMs = Math.round(message.notAfterMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DelegateSigningKeyResponse>, I>>(base?: I): DelegateSigningKeyResponse {
+    return DelegateSigningKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DelegateSigningKeyResponse>, I>>(object: I): DelegateSigningKeyResponse {
+    const message = createBaseDelegateSigningKeyResponse();
+    message.kid = object.kid ?? "";
+    message.algorithm = object.algorithm ?? 0;
+    message.privateKeyPkcs8 = object.privateKeyPkcs8 ?? Buffer.alloc(0);
+    message.notAfterMs = object.notAfterMs ?? 0;
+    return message;
+  },
+};
+
 /** Key custody: the only holder of private signing keys in the mesh. */
 export type CryptoServiceService = typeof CryptoServiceService;
 export const CryptoServiceService = {
@@ -1000,6 +1205,21 @@ export const CryptoServiceService = {
     responseSerialize: (value: RotateKeyResponse): Buffer => Buffer.from(RotateKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateKeyResponse => RotateKeyResponse.decode(value),
   },
+  /**
+   * Hands a short-lived message-signing key to the edge so responses need no round trip here;
+   * the key is published in the JWKS and stops being handed out when it expires.
+   */
+  delegateSigningKey: {
+    path: "/aese.crypto.v1.CryptoService/DelegateSigningKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DelegateSigningKeyRequest): Buffer =>
+      Buffer.from(DelegateSigningKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DelegateSigningKeyRequest => DelegateSigningKeyRequest.decode(value),
+    responseSerialize: (value: DelegateSigningKeyResponse): Buffer =>
+      Buffer.from(DelegateSigningKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DelegateSigningKeyResponse => DelegateSigningKeyResponse.decode(value),
+  },
 } as const;
 
 export interface CryptoServiceServer extends UntypedServiceImplementation {
@@ -1011,6 +1231,11 @@ export interface CryptoServiceServer extends UntypedServiceImplementation {
   getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
   /** Creates a new key version for a purpose and makes it the active one. */
   rotateKey: handleUnaryCall<RotateKeyRequest, RotateKeyResponse>;
+  /**
+   * Hands a short-lived message-signing key to the edge so responses need no round trip here;
+   * the key is published in the JWKS and stops being handed out when it expires.
+   */
+  delegateSigningKey: handleUnaryCall<DelegateSigningKeyRequest, DelegateSigningKeyResponse>;
 }
 
 export interface CryptoServiceClient extends Client {
@@ -1074,6 +1299,25 @@ export interface CryptoServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Hands a short-lived message-signing key to the edge so responses need no round trip here;
+   * the key is published in the JWKS and stops being handed out when it expires.
+   */
+  delegateSigningKey(
+    request: DelegateSigningKeyRequest,
+    callback: (error: ServiceError | null, response: DelegateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  delegateSigningKey(
+    request: DelegateSigningKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DelegateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  delegateSigningKey(
+    request: DelegateSigningKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DelegateSigningKeyResponse) => void,
   ): ClientUnaryCall;
 }
 

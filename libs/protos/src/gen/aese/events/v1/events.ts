@@ -36,6 +36,23 @@ export interface KeyRotated {
   rotatedAtMs: number;
 }
 
+/** A network event became a notification for an SCS/AS; the edge signs and delivers it. */
+export interface NotificationRequested {
+  notificationId: string;
+  scsAsId: string;
+  /** T8 API name that produced it, e.g. "3gpp-monitoring-event". */
+  api: string;
+  subscriptionId: string;
+  /** The subscription's notificationDestination (already checked against the SSRF rules). */
+  destination: string;
+  /** The notification body (a T8 JSON object). */
+  body: Buffer;
+  /** Obligations for the body (for example encrypt-response). */
+  obligations: string[];
+  createdAtMs: number;
+  traceparent: string;
+}
+
 function createBaseSignedEvent(): SignedEvent {
   return { payload: Buffer.alloc(0), type: "", version: 0, kid: "", signature: Buffer.alloc(0), traceparent: "" };
 }
@@ -399,6 +416,231 @@ export const KeyRotated: MessageFns<KeyRotated> = {
     message.kid = object.kid ?? "";
     message.retiredKid = object.retiredKid ?? "";
     message.rotatedAtMs = object.rotatedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseNotificationRequested(): NotificationRequested {
+  return {
+    notificationId: "",
+    scsAsId: "",
+    api: "",
+    subscriptionId: "",
+    destination: "",
+    body: Buffer.alloc(0),
+    obligations: [],
+    createdAtMs: 0,
+    traceparent: "",
+  };
+}
+
+export const NotificationRequested: MessageFns<NotificationRequested> = {
+  encode(message: NotificationRequested, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.notificationId !== "") {
+      writer.uint32(10).string(message.notificationId);
+    }
+    if (message.scsAsId !== "") {
+      writer.uint32(18).string(message.scsAsId);
+    }
+    if (message.api !== "") {
+      writer.uint32(26).string(message.api);
+    }
+    if (message.subscriptionId !== "") {
+      writer.uint32(34).string(message.subscriptionId);
+    }
+    if (message.destination !== "") {
+      writer.uint32(42).string(message.destination);
+    }
+    if (message.body.length !== 0) {
+      writer.uint32(50).bytes(message.body);
+    }
+    for (const v of message.obligations) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(64).int64(message.createdAtMs);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(74).string(message.traceparent);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NotificationRequested {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNotificationRequested();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.notificationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scsAsId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.api = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.subscriptionId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.destination = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.obligations.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NotificationRequested {
+    return {
+      notificationId: isSet(object.notificationId)
+        ? globalThis.String(object.notificationId)
+        : isSet(object.notification_id)
+        ? globalThis.String(object.notification_id)
+        : "",
+      scsAsId: isSet(object.scsAsId)
+        ? globalThis.String(object.scsAsId)
+        : isSet(object.scs_as_id)
+        ? globalThis.String(object.scs_as_id)
+        : "",
+      api: isSet(object.api) ? globalThis.String(object.api) : "",
+      subscriptionId: isSet(object.subscriptionId)
+        ? globalThis.String(object.subscriptionId)
+        : isSet(object.subscription_id)
+        ? globalThis.String(object.subscription_id)
+        : "",
+      destination: isSet(object.destination) ? globalThis.String(object.destination) : "",
+      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
+      obligations: globalThis.Array.isArray(object?.obligations)
+        ? object.obligations.map((e: any) => globalThis.String(e))
+        : [],
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+    };
+  },
+
+  toJSON(message: NotificationRequested): unknown {
+    const obj: any = {};
+    if (message.notificationId !== "") {
+      obj.notificationId = message.notificationId;
+    }
+    if (message.scsAsId !== "") {
+      obj.scsAsId = message.scsAsId;
+    }
+    if (message.api !== "") {
+      obj.api = message.api;
+    }
+    if (message.subscriptionId !== "") {
+      obj.subscriptionId = message.subscriptionId;
+    }
+    if (message.destination !== "") {
+      obj.destination = message.destination;
+    }
+    if (message.body.length !== 0) {
+      obj.body = base64FromBytes(message.body);
+    }
+    if (message.obligations?.length) {
+      obj.obligations = message.obligations;
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NotificationRequested>, I>>(base?: I): NotificationRequested {
+    return NotificationRequested.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NotificationRequested>, I>>(object: I): NotificationRequested {
+    const message = createBaseNotificationRequested();
+    message.notificationId = object.notificationId ?? "";
+    message.scsAsId = object.scsAsId ?? "";
+    message.api = object.api ?? "";
+    message.subscriptionId = object.subscriptionId ?? "";
+    message.destination = object.destination ?? "";
+    message.body = object.body ?? Buffer.alloc(0);
+    message.obligations = object.obligations?.map((e) => e) || [];
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };
