@@ -1,22 +1,6 @@
 import { AeseError } from '@aese/errors';
+import { isT8Scope } from '@aese/t8-catalog';
 
-/** The OAuth scopes of the T8 APIs: one per API, named by its base path segment. */
-export const T8_SCOPES = [
-  '3gpp-monitoring-event',
-  '3gpp-as-session-with-qos',
-  '3gpp-device-triggering',
-  '3gpp-nidd',
-  '3gpp-bdt',
-  '3gpp-chargeable-party',
-  '3gpp-group-message-delivery-mb2',
-  '3gpp-group-message-delivery-xmb',
-  '3gpp-net-stat-report',
-  '3gpp-cp-parameter-provisioning',
-  '3gpp-pfd-management',
-  '3gpp-ecr-control',
-  '3gpp-network-parameter-configuration',
-  '3gpp-racs-pp',
-] as const;
 
 export type ApplicationServerStatus = 'active' | 'suspended';
 export type SignatureProfile = 'required' | 'optional';
@@ -94,7 +78,7 @@ export function newRegistration(input: RegistrationInput, existing: ApplicationS
     if (!THUMBPRINT.test(t)) throw new AeseError('INVALID_INPUT', 'certificate thumbprints must be base64url SHA-256 (43 characters)');
   }
   for (const s of input.scopes) {
-    if (!(T8_SCOPES as readonly string[]).includes(s)) throw new AeseError('INVALID_INPUT', `unknown scope ${s}`);
+    if (!isT8Scope(s)) throw new AeseError('INVALID_INPUT', `unknown scope ${s}`);
   }
   if (input.signingKeys.length > MAX_SIGNING_KEYS) throw new AeseError('INVALID_INPUT', `at most ${MAX_SIGNING_KEYS} signing keys`);
   const signingKeys = input.signingKeys.map((k, i) => publicJwk(k, 'sig', `signingKeys[${i}]`));
