@@ -102,6 +102,7 @@ export interface ControlConsumerOptions {
  */
 export class ControlConsumer {
   private appliedVersion = 0;
+  private processedSeq = 0;
   private stopped = false;
   private stopFn: (() => void) | undefined;
 
@@ -132,6 +133,7 @@ export class ControlConsumer {
       for await (const m of messages) {
         if (this.stopped) break;
         await this.handle(m.data, m.seq);
+        this.processedSeq = m.seq;
         if (target !== undefined && m.seq >= target) caughtUp();
       }
     })();
@@ -141,6 +143,20 @@ export class ControlConsumer {
   stop(): void {
     this.stopped = true;
     this.stopFn?.();
+  }
+
+  /**
+   * Resolves once every event on the subject at the time of the call has been processed; used
+   * after a reconnect, when events published during the outage are still on their way.
+   */
+  async resync(timeoutMs = 5_000): Promise<void> {
+    const jsm = await this.nc.jetstreamManager();
+    const target = await lastSequenceOf(jsm, this.options.subject);
+    const until = Date.now() + timeoutMs;
+    while (target !== undefined && this.processedSeq < target) {
+      if (Date.now() > until) throw new AeseError('UNAVAILABLE', 'control events did not catch up in time');
+      await new Promise(r => setTimeout(r, 5));
+    }
   }
 
   private async handle(data: Uint8Array, seq: number): Promise<void> {

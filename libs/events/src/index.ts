@@ -6,3 +6,5 @@ export { ControlConsumer, ControlPublisher, ensureControlStream } from './contro
 export type { ControlConsumerOptions, RejectedEventReason } from './control.js';
 export { AuditLog, NatsAuditSink, auditHash, ensureAuditStream, readAuditTrail, verifyAuditTrail } from './audit.js';
 export type { AuditBreak, AuditEvent, AuditRecord, AuditSink } from './audit.js';
+export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
+export type { Resyncable } from './freshness.js';

@@ -92,3 +92,56 @@ export async function kvValuesJson<T>(kv: KV): Promise<T[]> {
   }
   return out;
 }
+
+/**
+ * An in-memory copy of a KV bucket, kept current by a watch. Reads never wait on NATS, so a
+ * service keeps answering from its last known state while NATS is unreachable; writes still go
+ * to KV and fail when it cannot be reached.
+ */
+export class KvMirror<T> {
+  private readonly values = new Map<string, T>();
+  private stopWatch: (() => void) | undefined;
+  private readonly listeners: ((key: string, value: T | undefined) => void)[] = [];
+
+  constructor(readonly kv: KV) {}
+
+  /** Loads every current value, then follows changes; resolves once the initial load is done. */
+  async start(): Promise<void> {
+    let initialized!: () => void;
+    const ready = new Promise<void>(resolve => (initialized = resolve));
+    const iter = await this.kv.watch({ initializedFn: () => initialized() });
+    this.stopWatch = () => iter.stop();
+    void (async () => {
+      for await (const e of iter) {
+        const value = e.operation === 'PUT' && e.value.length > 0 ? (JSON.parse(decoder.decode(e.value)) as T) : undefined;
+        if (value === undefined) this.values.delete(e.key);
+        else this.values.set(e.key, value);
+        for (const l of this.listeners) l(e.key, value);
+      }
+    })().catch(() => undefined);
+    await ready;
+  }
+
+  get(key: string): T | undefined {
+    return this.values.get(key);
+  }
+
+  entries(): [string, T][] {
+    return [...this.values.entries()];
+  }
+
+  /** Writes through to KV and updates the copy at once (the watch confirms it later). */
+  async put(key: string, value: T): Promise<void> {
+    await kvPutJson(this.kv, key, value);
+    this.values.set(key, value);
+  }
+
+  /** Called for every change seen on the watch. */
+  onChange(listener: (key: string, value: T | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+}

@@ -1,9 +1,17 @@
-import { ApplicationServerStatus, SignatureProfile } from '@aese/protos/authentication/v1';
+import { ApplicationServerStatus, RevocationKind, SignatureProfile } from '@aese/protos/authentication/v1';
 import type { AuthenticationServiceService, ApplicationServer as PbApplicationServer } from '@aese/protos/authentication/v1';
 import { AeseError } from '@aese/errors';
 import type { HandlersOf } from '@aese/grpc-server';
 import type { ApplicationServer, Registry } from './domain/registry.js';
 import type { TokenService } from './domain/tokens.js';
+import { assertScsAsId } from './domain/registry.js';
+import type { Revocation } from './domain/revocations.js';
+
+/** Publishes a revocation to every replica and applies it here; returns its version. */
+export type Revoker = (r: Revocation, reason: string, actor: string) => Promise<number>;
+
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+const JTI = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Certificates beyond this size are refused before parsing. */
 const MAX_CERTIFICATE_BYTES = 16 * 1024;
@@ -42,7 +50,11 @@ function parseJson(text: string, name: string): unknown {
 }
 
 /** Proto <-> domain for the authentication service. */
-export function authenticationHandlers(registry: Registry, tokens: TokenService): HandlersOf<typeof AuthenticationServiceService> {
+export function authenticationHandlers(
+  registry: Registry,
+  tokens: TokenService,
+  revoke: Revoker,
+): HandlersOf<typeof AuthenticationServiceService> {
   return {
     resolveClient: async req => ({ applicationServer: toPb(await tokens.resolveClient(certificate(req.certificateDer))) }),
     issueToken: async req => {
@@ -71,5 +83,29 @@ export function authenticationHandlers(registry: Registry, tokens: TokenService)
     },
     listApplicationServers: async () => ({ applicationServers: (await registry.list()).map(toPb) }),
     suspendApplicationServer: async req => ({ applicationServer: toPb(await registry.suspend(req.scsAsId)) }),
+    revoke: async (req, ctx) => {
+      const reason = field(req.reason, 'reason');
+      let r: Revocation;
+      if (req.kind === RevocationKind.REVOCATION_KIND_APPLICATION_SERVER) {
+        assertScsAsId(req.scsAsId);
+        r = { kind: 'application-server', scsAsId: req.scsAsId };
+      } else if (req.kind === RevocationKind.REVOCATION_KIND_CERTIFICATE) {
+        if (!THUMBPRINT.test(req.certificateThumbprint)) throw new AeseError('INVALID_INPUT', 'certificate_thumbprint must be base64url SHA-256');
+        r = { kind: 'certificate', certificateThumbprint: req.certificateThumbprint };
+      } else if (req.kind === RevocationKind.REVOCATION_KIND_TOKEN) {
+        if (!JTI.test(req.jti)) throw new AeseError('INVALID_INPUT', 'jti is malformed');
+        // The jti alone does not tell when the token expires: keep it for the longest lifetime.
+        r = { kind: 'token', jti: req.jti, expiresAt: Math.floor(Date.now() / 1000) + 600 };
+      } else {
+        throw new AeseError('INVALID_INPUT', 'kind is required');
+      }
+      return { version: await revoke(r, reason, ctx.caller) };
+    },
+    revokeOwnToken: async req => {
+      const own = await tokens.ownTokenId(req.token, certificate(req.certificateDer));
+      if (!own) return { revoked: false };
+      await revoke({ kind: 'token', jti: own.jti, expiresAt: own.expiresAt }, 'RFC 7009 revocation by the client', own.scsAsId);
+      return { revoked: true };
+    },
   };
 }

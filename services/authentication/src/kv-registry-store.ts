@@ -1,46 +1,59 @@
 import { AeseError } from '@aese/errors';
-import { KV_BUCKETS, kvGetJson, kvPutJson, kvValuesJson, openKv } from '@aese/nats';
-import type { KV, NatsConnection } from '@aese/nats';
+import { KV_BUCKETS, KvMirror, openKv } from '@aese/nats';
+import type { NatsConnection } from '@aese/nats';
 import type { ApplicationServer, ApplicationServerStore } from './domain/registry.js';
 
-/** The AS registry in JetStream KV, with a thumbprint -> scsAsId index bucket. */
+/**
+ * The AS registry in JetStream KV, with a thumbprint -> scsAsId index bucket. Both are mirrored
+ * in memory, so lookups on the request path cost no round trip and survive a NATS outage.
+ */
 export class KvRegistryStore implements ApplicationServerStore {
   private constructor(
-    private readonly servers: KV,
-    private readonly index: KV,
+    private readonly servers: KvMirror<ApplicationServer>,
+    private readonly index: KvMirror<string>,
   ) {}
 
   static async open(nc: NatsConnection): Promise<KvRegistryStore> {
-    return new KvRegistryStore(
-      await openKv(nc, KV_BUCKETS.applicationServers, { history: 5 }),
-      await openKv(nc, KV_BUCKETS.certificateIndex),
-    );
+    const servers = new KvMirror<ApplicationServer>(await openKv(nc, KV_BUCKETS.applicationServers, { history: 5 }));
+    const index = new KvMirror<string>(await openKv(nc, KV_BUCKETS.certificateIndex));
+    await Promise.all([servers.start(), index.start()]);
+    return new KvRegistryStore(servers, index);
   }
 
-  get(scsAsId: string): Promise<ApplicationServer | undefined> {
-    return kvGetJson<ApplicationServer>(this.servers, scsAsId);
+  async get(scsAsId: string): Promise<ApplicationServer | undefined> {
+    return this.servers.get(scsAsId);
   }
 
-  list(): Promise<ApplicationServer[]> {
-    return kvValuesJson<ApplicationServer>(this.servers);
+  async list(): Promise<ApplicationServer[]> {
+    return this.servers.entries().map(([, v]) => v);
   }
 
-  put(as: ApplicationServer): Promise<void> {
-    return kvPutJson(this.servers, as.scsAsId, as);
+  async put(as: ApplicationServer): Promise<void> {
+    try {
+      await this.servers.put(as.scsAsId, as);
+    } catch (err) {
+      throw new AeseError('UNAVAILABLE', 'cannot write the AS registry', { cause: err });
+    }
   }
 
   async findByThumbprint(thumbprint: string): Promise<string | undefined> {
-    return kvGetJson<string>(this.index, thumbprint);
+    return this.index.get(thumbprint);
   }
 
   async bindThumbprint(thumbprint: string, scsAsId: string): Promise<void> {
-    const owner = await this.findByThumbprint(thumbprint);
+    const owner = this.index.get(thumbprint);
     if (owner === scsAsId) return;
     if (owner !== undefined) throw new AeseError('ALREADY_EXISTS', 'certificate is registered to another SCS/AS');
     try {
-      await this.index.create(thumbprint, new TextEncoder().encode(JSON.stringify(scsAsId)));
+      // create() fails if another replica bound it in between: the KV decides, not the mirror.
+      await this.index.kv.create(thumbprint, new TextEncoder().encode(JSON.stringify(scsAsId)));
     } catch (err) {
       throw new AeseError('ALREADY_EXISTS', 'certificate is registered to another SCS/AS', { cause: err });
     }
+  }
+
+  stop(): void {
+    this.servers.stop();
+    this.index.stop();
   }
 }

@@ -5,6 +5,18 @@ import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
 import { connectNats } from '@aese/nats';
+import {
+  AuditLog,
+  CONTROL_SUBJECTS,
+  ControlConsumer,
+  ControlPublisher,
+  DEFAULT_STALENESS_BOUND_MS,
+  Freshness,
+  JwksEventVerifier,
+  NatsAuditSink,
+  ensureAuditStream,
+  ensureControlStream,
+} from '@aese/events';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthenticationServiceService } from '@aese/protos/authentication/v1';
@@ -13,7 +25,9 @@ import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { Registry } from './domain/registry.js';
+import { RevocationList } from './domain/revocations.js';
 import { MAX_TOKEN_LIFETIME_S, TokenService } from './domain/tokens.js';
+import { decodeRevocation, encodeRevocation, REVOCATION_EVENT_TYPE } from './revocation-events.js';
 import { authenticationHandlers } from './handlers.js';
 import { KvRegistryStore } from './kv-registry-store.js';
 
@@ -24,6 +38,7 @@ export const AUTHENTICATION_SETTINGS = {
   port: portSetting(MESH_ENDPOINTS.authentication.port),
   issuer: str('AESE_ISSUER', `https://localhost:${DEFAULT_EDGE_PORT}`),
   tokenLifetimeS: int('TOKEN_LIFETIME_S', DEFAULT_TOKEN_LIFETIME_S, 1, MAX_TOKEN_LIFETIME_S),
+  stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
 } as const;
 
 export interface RunningService extends Stoppable {
@@ -42,12 +57,43 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     serverId: serviceId(td, 'crypto'),
   });
   const nc = await connectNats({ servers: common.natsUrl, name: 'authentication', logger });
-  const registry = new Registry(await KvRegistryStore.open(nc));
+  const registryStore = await KvRegistryStore.open(nc);
+  const registry = new Registry(registryStore);
+  const jsm = await nc.jetstreamManager();
+  await ensureControlStream(jsm);
+  await ensureAuditStream(jsm);
+  const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
+  const eventKeys = async () => {
+    const { keys } = await crypto.getJwks({});
+    return keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK);
+  };
+  const revocations = new RevocationList();
+  const revocationFeed = new ControlConsumer(nc, {
+    subject: CONTROL_SUBJECTS.revocations,
+    verifier: new JwksEventVerifier(eventKeys),
+    apply: e => {
+      const r = decodeRevocation(e.payload);
+      if (r) revocations.apply(r);
+    },
+    onRejected: (reason, e) => {
+      logger.warn({ reason, version: e.version, kid: e.kid }, 'control event ignored');
+      audit.record({ actor: 'unknown', action: 'control.revocation', decision: 'deny', reason, detail: { version: e.version } });
+    },
+  });
+  const publisher = new ControlPublisher(nc, {
+    sign: async data => {
+      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+      return { kid: out.kid, signature: out.signature };
+    },
+  });
+  const freshness = new Freshness(nc, [revocationFeed], config.stalenessBoundMs);
   const tokens = new TokenService({
     issuer: config.issuer,
     lifetimeS: config.tokenLifetimeS,
     trustDomain: td,
     registry,
+    revocations,
+    isFresh: () => freshness.isFresh(),
     signer: {
       sign: async data => {
         const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN, data: Buffer.from(data) });
@@ -75,7 +121,12 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     services: [
       mount({
         definition: AuthenticationServiceService,
-        handlers: authenticationHandlers(registry, tokens),
+        handlers: authenticationHandlers(registry, tokens, async (r, reason, actor) => {
+          const version = await publisher.publish(CONTROL_SUBJECTS.revocations, REVOCATION_EVENT_TYPE, encodeRevocation(r, Date.now()));
+          revocations.apply(r);
+          audit.record({ actor, action: `revoke.${r.kind}`, decision: 'change', reason: reason || 'revoked', detail: { version } });
+          return version;
+        }),
         allowedCallers: {
           resolveClient: [edge],
           issueToken: [edge],
@@ -83,17 +134,25 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
           registerApplicationServer: [operator],
           listApplicationServers: [operator],
           suspendApplicationServer: [operator],
+          revoke: [operator],
+          revokeOwnToken: [edge],
         },
       }),
     ],
   });
   const port = await server.listen(common.listenHost, config.port);
-  server.setServing(true);
+  // Serve only once every revocation published so far has been applied.
+  await revocationFeed.start();
+  server.setServing(freshness.isFresh());
+  freshness.onChange(fresh => server.setServing(fresh));
   logger.info({ port }, 'authentication service serving');
   return {
     port,
     stop: async () => {
       await server.shutdown();
+      revocationFeed.stop();
+      registryStore.stop();
+      await audit.flush();
       crypto.close();
       await nc.drain();
     },

@@ -4,6 +4,7 @@ import type { JSONWebKeySet, JWK } from 'jose';
 import { AeseError } from '@aese/errors';
 import { certificateThumbprint, spiffeId, spiffeIdsOfPeer } from '@aese/pki';
 import type { ApplicationServer, Registry } from './registry.js';
+import type { RevocationList } from './revocations.js';
 
 /** The ceiling on token lifetime the profile allows. */
 export const MAX_TOKEN_LIFETIME_S = 600;
@@ -34,6 +35,9 @@ export interface TokenServiceOptions {
   readonly registry: Registry;
   readonly signer: TokenSigner;
   readonly keys: TokenKeySource;
+  readonly revocations: RevocationList;
+  /** False while this replica cannot be sure its revocation state is current: refuse then. */
+  readonly isFresh: () => boolean;
   readonly now?: () => number;
 }
 
@@ -79,12 +83,34 @@ export class TokenService {
 
   /** The AS a verified T8 client certificate belongs to, or INVALID_CLIENT. */
   async resolveClient(certificateDer: Uint8Array): Promise<ApplicationServer> {
+    this.assertFresh();
     const thumbprint = thumbprintOf(certificateDer);
     const as = await this.options.registry.byThumbprint(thumbprint);
-    if (!as || !this.certificateNames(certificateDer, as.scsAsId)) {
+    const revoked = this.options.revocations;
+    if (
+      !as ||
+      !this.certificateNames(certificateDer, as.scsAsId) ||
+      revoked.isCertificateRevoked(thumbprint) ||
+      revoked.isApplicationServerRevoked(as.scsAsId)
+    ) {
       throw new AeseError('INVALID_CLIENT', 'client certificate is not registered to an SCS/AS');
     }
     return as;
+  }
+
+  /** Decodes a token of this caller for revocation (RFC 7009); undefined if it is not one. */
+  async ownTokenId(token: string, certificateDer: Uint8Array): Promise<{ scsAsId: string; jti: string; expiresAt: number } | undefined> {
+    try {
+      const v = await this.verifyOrThrow(token, certificateDer);
+      return { scsAsId: v.scsAsId, jti: v.jti, expiresAt: v.expiresAt };
+    } catch (err) {
+      if (err instanceof AeseError && err.code === 'UNAVAILABLE') throw err;
+      return undefined;
+    }
+  }
+
+  private assertFresh(): void {
+    if (!this.options.isFresh()) throw new AeseError('UNAVAILABLE', 'revocation state is stale; refusing to decide');
   }
 
   async issue(input: IssueInput): Promise<IssuedToken> {
@@ -133,6 +159,7 @@ export class TokenService {
   }
 
   private async verifyOrThrow(token: string, certificateDer: Uint8Array): Promise<VerifiedToken> {
+    this.assertFresh();
     if (token.length === 0 || token.length > MAX_TOKEN_BYTES) throw new Error('token size');
     const header = decodeProtectedHeader(token);
     for (const p of FORBIDDEN_HEADER_PARAMS) if (p in header) throw new Error(`header parameter ${p}`);
@@ -159,6 +186,7 @@ export class TokenService {
     const scope = payload['scope'];
     if (typeof scope !== 'string') throw new Error('scope');
     if (typeof payload.jti !== 'string') throw new Error('jti');
+    if (this.options.revocations.isTokenRevoked(payload.jti)) throw new Error('revoked');
     return { scsAsId: as.scsAsId, scopes: scope.split(' ').filter(s => s.length > 0), jti: payload.jti, expiresAt: exp };
   }
 

@@ -118,6 +118,61 @@ export function signatureProfileToJSON(object: SignatureProfile): string {
   }
 }
 
+export const RevocationKind = {
+  REVOCATION_KIND_UNSPECIFIED: 0,
+  REVOCATION_KIND_APPLICATION_SERVER: 1,
+  REVOCATION_KIND_CERTIFICATE: 2,
+  REVOCATION_KIND_TOKEN: 3,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type RevocationKind = typeof RevocationKind[keyof typeof RevocationKind];
+
+export namespace RevocationKind {
+  export type REVOCATION_KIND_UNSPECIFIED = typeof RevocationKind.REVOCATION_KIND_UNSPECIFIED;
+  export type REVOCATION_KIND_APPLICATION_SERVER = typeof RevocationKind.REVOCATION_KIND_APPLICATION_SERVER;
+  export type REVOCATION_KIND_CERTIFICATE = typeof RevocationKind.REVOCATION_KIND_CERTIFICATE;
+  export type REVOCATION_KIND_TOKEN = typeof RevocationKind.REVOCATION_KIND_TOKEN;
+  export type UNRECOGNIZED = typeof RevocationKind.UNRECOGNIZED;
+}
+
+export function revocationKindFromJSON(object: any): RevocationKind {
+  switch (object) {
+    case 0:
+    case "REVOCATION_KIND_UNSPECIFIED":
+      return RevocationKind.REVOCATION_KIND_UNSPECIFIED;
+    case 1:
+    case "REVOCATION_KIND_APPLICATION_SERVER":
+      return RevocationKind.REVOCATION_KIND_APPLICATION_SERVER;
+    case 2:
+    case "REVOCATION_KIND_CERTIFICATE":
+      return RevocationKind.REVOCATION_KIND_CERTIFICATE;
+    case 3:
+    case "REVOCATION_KIND_TOKEN":
+      return RevocationKind.REVOCATION_KIND_TOKEN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RevocationKind.UNRECOGNIZED;
+  }
+}
+
+export function revocationKindToJSON(object: RevocationKind): string {
+  switch (object) {
+    case RevocationKind.REVOCATION_KIND_UNSPECIFIED:
+      return "REVOCATION_KIND_UNSPECIFIED";
+    case RevocationKind.REVOCATION_KIND_APPLICATION_SERVER:
+      return "REVOCATION_KIND_APPLICATION_SERVER";
+    case RevocationKind.REVOCATION_KIND_CERTIFICATE:
+      return "REVOCATION_KIND_CERTIFICATE";
+    case RevocationKind.REVOCATION_KIND_TOKEN:
+      return "REVOCATION_KIND_TOKEN";
+    case RevocationKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** An onboarded SCS/AS. */
 export interface ApplicationServer {
   scsAsId: string;
@@ -198,6 +253,34 @@ export interface SuspendApplicationServerRequest {
 
 export interface SuspendApplicationServerResponse {
   applicationServer: ApplicationServer | undefined;
+}
+
+export interface RevokeRequest {
+  kind: RevocationKind;
+  /** For REVOCATION_KIND_APPLICATION_SERVER. */
+  scsAsId: string;
+  /** For REVOCATION_KIND_CERTIFICATE: base64url SHA-256 of the certificate DER. */
+  certificateThumbprint: string;
+  /** For REVOCATION_KIND_TOKEN. */
+  jti: string;
+  /** Free-text reason for the audit trail (no secrets). */
+  reason: string;
+}
+
+export interface RevokeResponse {
+  /** Version of the revocation event; every replica has acted once it has applied it. */
+  version: number;
+}
+
+export interface RevokeOwnTokenRequest {
+  token: string;
+  /** The certificate of the connection that sent the revocation request. */
+  certificateDer: Buffer;
+}
+
+export interface RevokeOwnTokenResponse {
+  /** False when the token was not one of the caller's valid tokens (RFC 7009 still answers 200). */
+  revoked: boolean;
 }
 
 function createBaseApplicationServer(): ApplicationServer {
@@ -1595,6 +1678,370 @@ export const SuspendApplicationServerResponse: MessageFns<SuspendApplicationServ
   },
 };
 
+function createBaseRevokeRequest(): RevokeRequest {
+  return { kind: 0, scsAsId: "", certificateThumbprint: "", jti: "", reason: "" };
+}
+
+export const RevokeRequest: MessageFns<RevokeRequest> = {
+  encode(message: RevokeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.scsAsId !== "") {
+      writer.uint32(18).string(message.scsAsId);
+    }
+    if (message.certificateThumbprint !== "") {
+      writer.uint32(26).string(message.certificateThumbprint);
+    }
+    if (message.jti !== "") {
+      writer.uint32(34).string(message.jti);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scsAsId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.certificateThumbprint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeRequest {
+    return {
+      kind: isSet(object.kind) ? revocationKindFromJSON(object.kind) : 0,
+      scsAsId: isSet(object.scsAsId)
+        ? globalThis.String(object.scsAsId)
+        : isSet(object.scs_as_id)
+        ? globalThis.String(object.scs_as_id)
+        : "",
+      certificateThumbprint: isSet(object.certificateThumbprint)
+        ? globalThis.String(object.certificateThumbprint)
+        : isSet(object.certificate_thumbprint)
+        ? globalThis.String(object.certificate_thumbprint)
+        : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RevokeRequest): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = revocationKindToJSON(message.kind);
+    }
+    if (message.scsAsId !== "") {
+      obj.scsAsId = message.scsAsId;
+    }
+    if (message.certificateThumbprint !== "") {
+      obj.certificateThumbprint = message.certificateThumbprint;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeRequest>, I>>(base?: I): RevokeRequest {
+    return RevokeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeRequest>, I>>(object: I): RevokeRequest {
+    const message = createBaseRevokeRequest();
+    message.kind = object.kind ?? 0;
+    message.scsAsId = object.scsAsId ?? "";
+    message.certificateThumbprint = object.certificateThumbprint ?? "";
+    message.jti = object.jti ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeResponse(): RevokeResponse {
+  return { version: 0 };
+}
+
+export const RevokeResponse: MessageFns<RevokeResponse> = {
+  encode(message: RevokeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).int64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeResponse {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: RevokeResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeResponse>, I>>(base?: I): RevokeResponse {
+    return RevokeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeResponse>, I>>(object: I): RevokeResponse {
+    const message = createBaseRevokeResponse();
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseRevokeOwnTokenRequest(): RevokeOwnTokenRequest {
+  return { token: "", certificateDer: Buffer.alloc(0) };
+}
+
+export const RevokeOwnTokenRequest: MessageFns<RevokeOwnTokenRequest> = {
+  encode(message: RevokeOwnTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.certificateDer.length !== 0) {
+      writer.uint32(18).bytes(message.certificateDer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeOwnTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeOwnTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.certificateDer = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeOwnTokenRequest {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      certificateDer: isSet(object.certificateDer)
+        ? Buffer.from(bytesFromBase64(object.certificateDer))
+        : isSet(object.certificate_der)
+        ? Buffer.from(bytesFromBase64(object.certificate_der))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: RevokeOwnTokenRequest): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.certificateDer.length !== 0) {
+      obj.certificateDer = base64FromBytes(message.certificateDer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeOwnTokenRequest>, I>>(base?: I): RevokeOwnTokenRequest {
+    return RevokeOwnTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeOwnTokenRequest>, I>>(object: I): RevokeOwnTokenRequest {
+    const message = createBaseRevokeOwnTokenRequest();
+    message.token = object.token ?? "";
+    message.certificateDer = object.certificateDer ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseRevokeOwnTokenResponse(): RevokeOwnTokenResponse {
+  return { revoked: false };
+}
+
+export const RevokeOwnTokenResponse: MessageFns<RevokeOwnTokenResponse> = {
+  encode(message: RevokeOwnTokenResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revoked !== false) {
+      writer.uint32(8).bool(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeOwnTokenResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeOwnTokenResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeOwnTokenResponse {
+    return { revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false };
+  },
+
+  toJSON(message: RevokeOwnTokenResponse): unknown {
+    const obj: any = {};
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeOwnTokenResponse>, I>>(base?: I): RevokeOwnTokenResponse {
+    return RevokeOwnTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeOwnTokenResponse>, I>>(object: I): RevokeOwnTokenResponse {
+    const message = createBaseRevokeOwnTokenResponse();
+    message.revoked = object.revoked ?? false;
+    return message;
+  },
+};
+
 /** The AS registry, access-token issuance and verification. */
 export type AuthenticationServiceService = typeof AuthenticationServiceService;
 export const AuthenticationServiceService = {
@@ -1670,6 +2117,28 @@ export const AuthenticationServiceService = {
     responseDeserialize: (value: Buffer): SuspendApplicationServerResponse =>
       SuspendApplicationServerResponse.decode(value),
   },
+  /** Operator: revokes an SCS/AS, a certificate or a token at every replica of every service. */
+  revoke: {
+    path: "/aese.authentication.v1.AuthenticationService/Revoke" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeRequest): Buffer => Buffer.from(RevokeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeRequest => RevokeRequest.decode(value),
+    responseSerialize: (value: RevokeResponse): Buffer => Buffer.from(RevokeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeResponse => RevokeResponse.decode(value),
+  },
+  /** RFC 7009 through the edge: an SCS/AS revokes one of its own tokens. */
+  revokeOwnToken: {
+    path: "/aese.authentication.v1.AuthenticationService/RevokeOwnToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeOwnTokenRequest): Buffer =>
+      Buffer.from(RevokeOwnTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeOwnTokenRequest => RevokeOwnTokenRequest.decode(value),
+    responseSerialize: (value: RevokeOwnTokenResponse): Buffer =>
+      Buffer.from(RevokeOwnTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeOwnTokenResponse => RevokeOwnTokenResponse.decode(value),
+  },
 } as const;
 
 export interface AuthenticationServiceServer extends UntypedServiceImplementation {
@@ -1685,6 +2154,10 @@ export interface AuthenticationServiceServer extends UntypedServiceImplementatio
   listApplicationServers: handleUnaryCall<ListApplicationServersRequest, ListApplicationServersResponse>;
   /** Operator: suspends an SCS/AS; its tokens stop verifying and it gets no new ones. */
   suspendApplicationServer: handleUnaryCall<SuspendApplicationServerRequest, SuspendApplicationServerResponse>;
+  /** Operator: revokes an SCS/AS, a certificate or a token at every replica of every service. */
+  revoke: handleUnaryCall<RevokeRequest, RevokeResponse>;
+  /** RFC 7009 through the edge: an SCS/AS revokes one of its own tokens. */
+  revokeOwnToken: handleUnaryCall<RevokeOwnTokenRequest, RevokeOwnTokenResponse>;
 }
 
 export interface AuthenticationServiceClient extends Client {
@@ -1783,6 +2256,38 @@ export interface AuthenticationServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SuspendApplicationServerResponse) => void,
+  ): ClientUnaryCall;
+  /** Operator: revokes an SCS/AS, a certificate or a token at every replica of every service. */
+  revoke(
+    request: RevokeRequest,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  revoke(
+    request: RevokeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeResponse) => void,
+  ): ClientUnaryCall;
+  /** RFC 7009 through the edge: an SCS/AS revokes one of its own tokens. */
+  revokeOwnToken(
+    request: RevokeOwnTokenRequest,
+    callback: (error: ServiceError | null, response: RevokeOwnTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeOwnToken(
+    request: RevokeOwnTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeOwnTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeOwnToken(
+    request: RevokeOwnTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeOwnTokenResponse) => void,
   ): ClientUnaryCall;
 }
 

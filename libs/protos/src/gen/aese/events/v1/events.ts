@@ -53,6 +53,21 @@ export interface NotificationRequested {
   traceparent: string;
 }
 
+/**
+ * A credential was revoked. Receivers drop cached verifications and close the identity's
+ * open connections.
+ */
+export interface Revocation {
+  /** "application-server", "certificate" or "token". */
+  kind: string;
+  scsAsId: string;
+  certificateThumbprint: string;
+  jti: string;
+  /** For a token: its expiry (seconds since the epoch), after which the entry can be forgotten. */
+  tokenExpiresAt: number;
+  revokedAtMs: number;
+}
+
 function createBaseSignedEvent(): SignedEvent {
   return { payload: Buffer.alloc(0), type: "", version: 0, kid: "", signature: Buffer.alloc(0), traceparent: "" };
 }
@@ -641,6 +656,171 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
     message.obligations = object.obligations?.map((e) => e) || [];
     message.createdAtMs = object.createdAtMs ?? 0;
     message.traceparent = object.traceparent ?? "";
+    return message;
+  },
+};
+
+function createBaseRevocation(): Revocation {
+  return { kind: "", scsAsId: "", certificateThumbprint: "", jti: "", tokenExpiresAt: 0, revokedAtMs: 0 };
+}
+
+export const Revocation: MessageFns<Revocation> = {
+  encode(message: Revocation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.scsAsId !== "") {
+      writer.uint32(18).string(message.scsAsId);
+    }
+    if (message.certificateThumbprint !== "") {
+      writer.uint32(26).string(message.certificateThumbprint);
+    }
+    if (message.jti !== "") {
+      writer.uint32(34).string(message.jti);
+    }
+    if (message.tokenExpiresAt !== 0) {
+      writer.uint32(40).int64(message.tokenExpiresAt);
+    }
+    if (message.revokedAtMs !== 0) {
+      writer.uint32(48).int64(message.revokedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Revocation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevocation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scsAsId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.certificateThumbprint = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.jti = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.tokenExpiresAt = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.revokedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Revocation {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      scsAsId: isSet(object.scsAsId)
+        ? globalThis.String(object.scsAsId)
+        : isSet(object.scs_as_id)
+        ? globalThis.String(object.scs_as_id)
+        : "",
+      certificateThumbprint: isSet(object.certificateThumbprint)
+        ? globalThis.String(object.certificateThumbprint)
+        : isSet(object.certificate_thumbprint)
+        ? globalThis.String(object.certificate_thumbprint)
+        : "",
+      jti: isSet(object.jti) ? globalThis.String(object.jti) : "",
+      tokenExpiresAt: isSet(object.tokenExpiresAt)
+        ? globalThis.Number(object.tokenExpiresAt)
+        : isSet(object.token_expires_at)
+        ? globalThis.Number(object.token_expires_at)
+        : 0,
+      revokedAtMs: isSet(object.revokedAtMs)
+        ? globalThis.Number(object.revokedAtMs)
+        : isSet(object.revoked_at_ms)
+        ? globalThis.Number(object.revoked_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Revocation): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.scsAsId !== "") {
+      obj.scsAsId = message.scsAsId;
+    }
+    if (message.certificateThumbprint !== "") {
+      obj.certificateThumbprint = message.certificateThumbprint;
+    }
+    if (message.jti !== "") {
+      obj.jti = message.jti;
+    }
+    if (message.tokenExpiresAt !== 0) {
+      obj.tokenExpiresAt = Math.round(message.tokenExpiresAt);
+    }
+    if (message.revokedAtMs !== 0) {
+      obj.revokedAtMs = Math.round(message.revokedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Revocation>, I>>(base?: I): Revocation {
+    return Revocation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Revocation>, I>>(object: I): Revocation {
+    const message = createBaseRevocation();
+    message.kind = object.kind ?? "";
+    message.scsAsId = object.scsAsId ?? "";
+    message.certificateThumbprint = object.certificateThumbprint ?? "";
+    message.jti = object.jti ?? "";
+    message.tokenExpiresAt = object.tokenExpiresAt ?? 0;
+    message.revokedAtMs = object.revokedAtMs ?? 0;
     return message;
   },
 };

@@ -1,0 +1,48 @@
+/**
+ * The parts of an HTTP message that signatures and digests look at, independent of node's
+ * http/http2 objects so that the edge, the notifier and tests build it the same way.
+ *
+ * - a request has `method` and `targetUri` (absolute, e.g. `https://scef.example:8443/3gpp-...?a=b`)
+ *   and may set `authority` (the Host / `:authority` value; defaults to the target URI's host);
+ * - a response has `status`;
+ * - `headers` keys are field names in any case; a value is one field line or the list of field
+ *   lines in received order. From node, use `req.headersDistinct` rather than `req.headers`:
+ *   node silently drops duplicate `authorization`, `content-type`, ... lines from `headers`.
+ */
+export interface HttpMessageView {
+  readonly method?: string;
+  readonly targetUri?: string;
+  readonly authority?: string;
+  readonly status?: number;
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+}
+
+/** True for a response view (it has a status), false for a request view. */
+export function isResponse(message: HttpMessageView): boolean {
+  return message.status !== undefined;
+}
+
+/**
+ * All field lines of one field, in order, found case-insensitively; `undefined` when the field is
+ * absent. A plain object could hold `Content-Type` and `content-type` both: their lines are kept.
+ */
+export function fieldLines(message: HttpMessageView, name: string): string[] | undefined {
+  const wanted = name.toLowerCase();
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(message.headers)) {
+    if (key.toLowerCase() !== wanted || value === undefined) continue;
+    if (typeof value === 'string') lines.push(value);
+    else lines.push(...value);
+  }
+  return lines.length === 0 ? undefined : lines;
+}
+
+/**
+ * One field's value as RFC 9110 section 5.3 combines field lines: each trimmed, joined by ", ".
+ * `undefined` when the field is absent.
+ */
+export function combinedFieldValue(message: HttpMessageView, name: string): string | undefined {
+  return fieldLines(message, name)
+    ?.map(line => line.replace(/^[ \t]+|[ \t]+$/g, ''))
+    .join(', ');
+}
