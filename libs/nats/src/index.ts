@@ -15,6 +15,7 @@ export const KV_BUCKETS = {
   applicationServers: 'aese_application_servers',
   certificateIndex: 'aese_certificate_index',
   signingKeys: 'aese_signing_keys',
+  replayNonces: 'aese_replay_nonces',
 } as const;
 
 export interface NatsSettings {

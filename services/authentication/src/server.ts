@@ -67,10 +67,11 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     const { keys } = await crypto.getJwks({});
     return keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK);
   };
+  const eventVerifier = new JwksEventVerifier(eventKeys);
   const revocations = new RevocationList();
   const revocationFeed = new ControlConsumer(nc, {
     subject: CONTROL_SUBJECTS.revocations,
-    verifier: new JwksEventVerifier(eventKeys),
+    verifier: eventVerifier,
     apply: e => {
       const r = decodeRevocation(e.payload);
       if (r) revocations.apply(r);
@@ -86,7 +87,19 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
       return { kid: out.kid, signature: out.signature };
     },
   });
-  const freshness = new Freshness(nc, [revocationFeed], config.stalenessBoundMs);
+  // A rotation elsewhere: refresh the token key set now rather than on the next unknown kid.
+  const keyFeed = new ControlConsumer(nc, {
+    subject: CONTROL_SUBJECTS.keys,
+    verifier: eventVerifier,
+    apply: async () => {
+      await tokens.refresh().catch((err: unknown) => logger.warn({ err }, 'key refresh failed'));
+    },
+    onRejected: (reason, e) => {
+      logger.warn({ reason, version: e.version, kid: e.kid }, 'control event ignored');
+      audit.record({ actor: 'unknown', action: 'control.keys', decision: 'deny', reason, detail: { version: e.version } });
+    },
+  });
+  const freshness = new Freshness(nc, [revocationFeed, keyFeed], config.stalenessBoundMs);
   const tokens = new TokenService({
     issuer: config.issuer,
     lifetimeS: config.tokenLifetimeS,
@@ -143,6 +156,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
   const port = await server.listen(common.listenHost, config.port);
   // Serve only once every revocation published so far has been applied.
   await revocationFeed.start();
+  await keyFeed.start();
   server.setServing(freshness.isFresh());
   freshness.onChange(fresh => server.setServing(fresh));
   logger.info({ port }, 'authentication service serving');
@@ -151,6 +165,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     stop: async () => {
       await server.shutdown();
       revocationFeed.stop();
+      keyFeed.stop();
       registryStore.stop();
       await audit.flush();
       crypto.close();

@@ -48,7 +48,10 @@ function toPb(k: PublishedKey): PublicKey {
 }
 
 /** Proto <-> domain for the crypto service. */
-export function cryptoHandlers(custody: KeyCustody): Handlers {
+/** Rotation with its side effects (event, audit), supplied by the server wiring. */
+export type Rotate = (purpose: KeyPurpose, alg: KeyAlgorithm | undefined, actor: string) => ReturnType<KeyCustody['rotate']>;
+
+export function cryptoHandlers(custody: KeyCustody, rotate: Rotate): Handlers {
   return {
     sign: async (req, ctx) => {
       if (req.data.length === 0 || req.data.length > MAX_SIGN_BYTES) {
@@ -66,10 +69,10 @@ export function cryptoHandlers(custody: KeyCustody): Handlers {
       const out = await custody.delegate(ctx.caller, purposeOf(req.purpose));
       return { kid: out.kid, algorithm: ALG_TO_PB[out.alg], privateKeyPkcs8: out.pkcs8, notAfterMs: out.notAfterMs };
     },
-    rotateKey: async req => {
+    rotateKey: async (req, ctx) => {
       const alg = req.algorithm === PbAlg.SIGNATURE_ALGORITHM_UNSPECIFIED ? undefined : ALG_FROM_PB[req.algorithm];
       if (req.algorithm !== PbAlg.SIGNATURE_ALGORITHM_UNSPECIFIED && !alg) throw new AeseError('INVALID_INPUT', 'unsupported algorithm');
-      const out = await custody.rotate(purposeOf(req.purpose), alg);
+      const out = await rotate(purposeOf(req.purpose), alg, ctx.caller);
       return { key: toPb(out.key), retiredKid: out.retiredKid ?? '' };
     },
   };

@@ -5,12 +5,15 @@ import { AeseError } from '@aese/errors';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
 import { connectNats } from '@aese/nats';
+import { AuditLog, CONTROL_SUBJECTS, ControlPublisher, NatsAuditSink, ensureAuditStream, ensureControlStream } from '@aese/events';
+import { KeyRotated } from '@aese/protos/events/v1';
 import { spiffeId, OPERATOR_NAME } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { CryptoServiceService } from '@aese/protos/crypto/v1';
 import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { KeyCustody, KEY_ALGORITHMS } from './domain/keys.js';
+import type { KeyAlgorithm, KeyPurpose } from './domain/keys.js';
 import { cryptoHandlers } from './handlers.js';
 import { KvKeyStore } from './kv-key-store.js';
 
@@ -24,6 +27,8 @@ export const CRYPTO_SETTINGS = {
   messageAlgorithm: oneOf('CRYPTO_MESSAGE_ALG', KEY_ALGORITHMS, 'ES256'),
   retirementS: int('CRYPTO_KEY_RETIREMENT_S', DEFAULT_KEY_RETIREMENT_S, 60, 7 * 24 * 3600),
   delegationS: int('CRYPTO_DELEGATION_S', 3600, 60, 24 * 3600),
+  /** Scheduled rotation of the token and message keys; 0 turns it off. */
+  rotationIntervalS: int('CRYPTO_ROTATION_INTERVAL_S', 0, 0, 365 * 24 * 3600),
 } as const;
 
 export interface RunningService extends Stoppable {
@@ -68,6 +73,29 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
   });
   await custody.init();
   const unwatch = await store.watch(r => custody.apply(r));
+  const jsm = await nc.jetstreamManager();
+  await ensureControlStream(jsm);
+  await ensureAuditStream(jsm);
+  const audit = new AuditLog('crypto', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
+  const selfId = svc('crypto');
+  const events = new ControlPublisher(nc, { sign: data => custody.sign(selfId, 'event-signing', data) });
+  /** Rotates, then tells every replica of every service (they refresh their key sets) and audits. */
+  const rotate = async (purpose: KeyPurpose, alg: KeyAlgorithm | undefined, actor: string) => {
+    const out = await custody.rotate(purpose, alg);
+    const payload = KeyRotated.encode({ kid: out.key.kid, retiredKid: out.retiredKid ?? '', rotatedAtMs: out.key.createdAtMs }).finish();
+    const version = await events.publish(CONTROL_SUBJECTS.keys, 'aese.events.v1.KeyRotated', payload);
+    audit.record({ actor, action: 'key.rotate', decision: 'change', reason: purpose, detail: { kid: out.key.kid, version } });
+    return out;
+  };
+  const rotationTimer =
+    config.rotationIntervalS > 0
+      ? setInterval(() => {
+          for (const purpose of ['access-token', 'message-signing'] as const) {
+            rotate(purpose, undefined, selfId).catch((err: unknown) => logger.error({ err, purpose }, 'scheduled rotation failed'));
+          }
+        }, config.rotationIntervalS * 1000)
+      : undefined;
+  rotationTimer?.unref();
 
   const readers = [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), operator];
   const server = createMeshServer({
@@ -79,7 +107,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
     services: [
       mount({
         definition: CryptoServiceService,
-        handlers: cryptoHandlers(custody),
+        handlers: cryptoHandlers(custody, rotate),
         allowedCallers: {
           // Who may sign with which key is decided per purpose inside the custody.
           sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('crypto')],
@@ -99,7 +127,9 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
     port,
     stop: async () => {
       await server.shutdown();
+      if (rotationTimer) clearInterval(rotationTimer);
       unwatch();
+      await audit.flush();
       await nc.drain();
     },
   };
