@@ -1,20 +1,115 @@
+import { int, loadConfig } from '@aese/config';
 import type { Env } from '@aese/config';
+import { AuditLog, ensureAuditStream, JwksEventVerifier, NatsAuditSink } from '@aese/events';
+import type { EventSigner } from '@aese/events';
+import { createMeshClient } from '@aese/grpc-client';
+import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
+import { connectNats } from '@aese/nats';
+import type { NatsConnection } from '@aese/nats';
+import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceService } from '@aese/protos/authorization/v1';
-import { MESH_ENDPOINTS, startPendingService } from '@aese/runtime';
+import { KeyPurpose } from '@aese/protos/common/v1';
+import { CryptoServiceClient } from '@aese/protos/crypto/v1';
+import type { JWK } from 'jose';
+import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import type { Stoppable } from '@aese/runtime';
+import { readShippedDefaults, readShippedSchema } from './default-policies.js';
+import { CedarEvaluator } from './domain/cedar-evaluator.js';
+import { PolicyAdministration } from './domain/policy-administration.js';
+import { PolicyCompiler } from './domain/policy-bundle.js';
+import { DEFAULT_DECISION_CACHE_SIZE, PolicyDecisionPoint } from './domain/policy-decision-point.js';
+import { authorizationHandlers } from './handlers.js';
+import { KvPolicyStore } from './kv-policy-store.js';
 
-/** Starts the authorization service (contract served; decisions arrive with the T8 request path). */
-export function startAuthorizationService(env: Env, logger: Logger) {
-  return startPendingService(
-    'authorization',
-    {
-      definition: AuthorizationServiceService,
-      protoFile: PROTO_FILES.authorization,
-      serviceName: 'aese.authorization.v1.AuthorizationService',
-      defaultPort: MESH_ENDPOINTS['authorization'].port,
+export { DEFAULT_DECISION_CACHE_SIZE };
+
+/** Settings of the authorization service. */
+export const AUTHORIZATION_SETTINGS = {
+  port: portSetting(MESH_ENDPOINTS.authorization.port),
+  /** Decisions remembered per policy version (0 turns the cache off). */
+  decisionCacheSize: int('AUTHZ_DECISION_CACHE_SIZE', DEFAULT_DECISION_CACHE_SIZE, 0, 1_000_000),
+} as const;
+
+export interface RunningService extends Stoppable {
+  readonly port: number;
+}
+
+/**
+ * Starts the authorization service: Cedar policies and per-AS grants from JetStream KV, each
+ * version signed with an event-signing key of the crypto service (the shipped defaults become
+ * version 1 of an empty store), decisions for the edge and capability-exposure, policy
+ * administration for the operator, and an audit event for every denial and policy change.
+ */
+export async function startAuthorizationService(env: Env, logger: Logger): Promise<RunningService> {
+  const common = loadCommonConfig(env);
+  const config = loadConfig(AUTHORIZATION_SETTINGS, env);
+  const td = common.trustDomain;
+  const tls = serviceTls(common.stateDir, 'authorization');
+  const schema = readShippedSchema();
+  const compiler = new PolicyCompiler(schema);
+  // Policy versions are signed and verified with the crypto service's event-signing keys.
+  const crypto = createMeshClient(CryptoServiceClient, { address: common.addrCrypto, tls, serverId: serviceId(td, 'crypto') });
+  const signer: EventSigner = {
+    sign: async data => {
+      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+      return { kid: out.kid, signature: out.signature };
     },
-    env,
-    logger,
+  };
+  const verifier = new JwksEventVerifier(async () =>
+    (await crypto.getJwks({})).keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK),
   );
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats({ servers: common.natsUrl, name: 'authorization', logger });
+  } catch (err: unknown) {
+    crypto.close();
+    throw err;
+  }
+  const audit = new AuditLog('authorization', new NatsAuditSink(nc), err => logger.warn({ err }, 'audit event not written'));
+  const pdp = new PolicyDecisionPoint(new CedarEvaluator(schema), logger, audit, config.decisionCacheSize);
+  let admin: PolicyAdministration;
+  try {
+    await ensureAuditStream(await nc.jetstreamManager());
+    const store = await KvPolicyStore.open(nc, logger);
+    admin = new PolicyAdministration({ store, compiler, pdp, signer, verifier, audit, logger });
+    await admin.start(readShippedDefaults());
+  } catch (err: unknown) {
+    crypto.close();
+    await nc.drain();
+    throw err;
+  }
+  const operator = spiffeId(td, 'operator', OPERATOR_NAME);
+  const server = createMeshServer({
+    name: 'authorization',
+    tls,
+    logger,
+    protoFiles: [PROTO_FILES.authorization],
+    serviceNames: ['aese.authorization.v1.AuthorizationService'],
+    services: [
+      mount({
+        definition: AuthorizationServiceService,
+        handlers: authorizationHandlers(pdp, admin),
+        allowedCallers: {
+          decide: [serviceId(td, 'edge'), serviceId(td, 'capability-exposure')],
+          applyPolicies: [operator],
+          getPolicies: [operator],
+        },
+      }),
+    ],
+  });
+  const port = await server.listen(common.listenHost, config.port);
+  server.setServing(true);
+  logger.info({ port, policyVersion: pdp.current?.version ?? null }, 'authorization service serving');
+  return {
+    port,
+    stop: async () => {
+      await server.shutdown();
+      admin.stop();
+      await audit.flush();
+      crypto.close();
+      await nc.drain();
+    },
+  };
 }

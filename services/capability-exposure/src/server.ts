@@ -1,20 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { int, list, loadConfig, oneOf } from '@aese/config';
 import type { Env } from '@aese/config';
+import { AeseError } from '@aese/errors';
+import { createMeshClient } from '@aese/grpc-client';
+import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
+import { connectNats } from '@aese/nats';
+import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
+import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
-import { MESH_ENDPOINTS, startPendingService } from '@aese/runtime';
+import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import type { Stoppable } from '@aese/runtime';
+import { loadT8Schemas } from '@aese/t8-openapi';
+import type { Decide } from './domain/decision.js';
+import { DEFAULT_MAX_BODY_BYTES, Invoker } from './domain/invoke.js';
+import { parseAllowList } from './domain/notification-destination.js';
+import type { DestinationPolicy, HostResolver } from './domain/notification-destination.js';
+import { NotificationEngine } from './domain/notifications.js';
+import { capabilityExposureHandlers } from './handlers.js';
+import { KvResourceStore } from './kv-resource-store.js';
+import { BUILTIN_MODULES } from './modules/index.js';
+import { ModuleRegistry } from './modules/registry.js';
+import type { ApiModule } from './modules/registry.js';
+import { NatsNotificationSink } from './nats-notification-sink.js';
+import type { NetworkAdapter } from './network/network-adapter.js';
+import { DEFAULT_SIM_GROUP_COUNT, DEFAULT_SIM_SEED, DEFAULT_SIM_UE_COUNT, SimulatedCore } from './network/simulated-core.js';
 
-/** Starts the capability-exposure service (contract served; decisions arrive with the T8 request path). */
-export function startCapabilityExposureService(env: Env, logger: Logger) {
-  return startPendingService(
-    'capability-exposure',
-    {
-      definition: CapabilityExposureServiceService,
-      protoFile: PROTO_FILES.capabilityExposure,
-      serviceName: 'aese.capability_exposure.v1.CapabilityExposureService',
-      defaultPort: MESH_ENDPOINTS['capability-exposure'].port,
-    },
-    env,
-    logger,
-  );
+/** Default interval of the simulated network's tick. */
+export const DEFAULT_SIM_TICK_MS = 5_000;
+/** Deadline of one authorization decision; past it the request fails closed with 503. */
+export const DEFAULT_DECIDE_DEADLINE_MS = 2_000;
+
+export const CAPABILITY_EXPOSURE_SETTINGS = {
+  port: portSetting(MESH_ENDPOINTS['capability-exposure'].port),
+  maxBodyBytes: int('CE_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1024, 1024 * 1024),
+  decideDeadlineMs: int('CE_DECIDE_DEADLINE_MS', DEFAULT_DECIDE_DEADLINE_MS, 100, 30_000),
+  destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
+  networkAdapter: oneOf('NETWORK_ADAPTER', ['simulated'] as const, 'simulated'),
+  simSeed: int('SIM_SEED', DEFAULT_SIM_SEED, 0, 2 ** 32 - 1),
+  simUeCount: int('SIM_UE_COUNT', DEFAULT_SIM_UE_COUNT, 1, 1_000_000),
+  simGroupCount: int('SIM_GROUP_COUNT', DEFAULT_SIM_GROUP_COUNT, 0, 10_000),
+  /** 0 turns the automatic tick off (the network then only changes through advance()). */
+  simTickMs: int('SIM_TICK_MS', DEFAULT_SIM_TICK_MS, 0, 3_600_000),
+} as const;
+
+/** Replaceable dependencies; production passes none. */
+export interface CapabilityExposureOverrides {
+  /** A decision function instead of the authorization service (tests before it exists). */
+  readonly decide?: Decide;
+  /** Host name resolution for the SSRF check (tests without DNS). */
+  readonly resolveHost?: HostResolver;
+}
+
+export interface RunningCapabilityExposure extends Stoppable {
+  readonly port: number;
+  readonly network: NetworkAdapter;
+  /** The simulated core when NETWORK_ADAPTER=simulated (tests drive it with advance()). */
+  readonly simulator: SimulatedCore | undefined;
+  readonly registry: ModuleRegistry;
+}
+
+function hostPort(address: string): string[] {
+  try {
+    const u = new URL(address.includes('://') ? address : `tcp://${address}`);
+    return [`${u.hostname.replace(/^\[|\]$/g, '')}:${u.port}`];
+  } catch {
+    return [];
+  }
+}
+
+/** Starts the capability-exposure service: T8 modules over the network adapter, on mTLS gRPC. */
+export async function startCapabilityExposureService(env: Env, logger: Logger, overrides: CapabilityExposureOverrides = {}): Promise<RunningCapabilityExposure> {
+  const common = loadCommonConfig(env);
+  const config = loadConfig(CAPABILITY_EXPOSURE_SETTINGS, env);
+  const td = common.trustDomain;
+  let allow;
+  try {
+    allow = parseAllowList(config.destinationAllowList);
+  } catch (err) {
+    throw new AeseError('INVALID_INPUT', `NOTIFICATION_DESTINATION_ALLOWLIST: ${(err as Error).message}`);
+  }
+
+  const started = performance.now();
+  const schemas = await loadT8Schemas();
+  logger.info({ loadMs: Math.round(schemas.loadMs), totalMs: Math.round(performance.now() - started) }, 't8 openapi schemas loaded');
+
+  const tls = serviceTls(common.stateDir, 'capability-exposure');
+  const authz = overrides.decide ? undefined : createMeshClient(AuthorizationServiceClient, {
+    address: common.addrAuthorization,
+    tls,
+    serverId: serviceId(td, 'authorization'),
+    deadlineMs: config.decideDeadlineMs,
+  });
+  const decide: Decide =
+    overrides.decide ??
+    (async r => {
+      const res = await authz!.decide({
+        scsAsId: r.scsAsId,
+        api: r.api,
+        operation: r.operation,
+        dataCategories: [...r.dataCategories],
+        targets: [...r.targets],
+        pathScsAsId: r.pathScsAsId,
+      });
+      return { allowed: res.allowed, obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: res.policyVersion, denyCause: res.denyCause };
+    });
+
+  const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger });
+  const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close()];
+  try {
+    const store = await KvResourceStore.open(nc);
+    cleanup.unshift(() => store.close());
+    const sink = await NatsNotificationSink.open(nc);
+    const simulator = new SimulatedCore({
+      seed: config.simSeed,
+      ueCount: config.simUeCount,
+      groupCount: config.simGroupCount,
+      tickMs: config.simTickMs,
+      onListenerError: err => logger.error({ err }, 'network event handling failed'),
+    });
+    const network: NetworkAdapter = simulator;
+    cleanup.unshift(() => network.stop());
+    const meshEndpoints = [
+      common.addrAuthentication,
+      common.addrAuthorization,
+      common.addrReplayGuard,
+      common.addrCrypto,
+      common.addrCapabilityExposure,
+      ...common.natsUrl.split(','),
+    ].flatMap(hostPort);
+    const destinations: DestinationPolicy = { allow, meshEndpoints, ...(overrides.resolveHost ? { resolve: overrides.resolveHost } : {}) };
+
+    const registry = new ModuleRegistry();
+    const engine: NotificationEngine = new NotificationEngine({
+      modules: () => registry.list(),
+      decide,
+      sink,
+      schemas,
+      now: Date.now,
+      newId: randomUUID,
+      onDrop: (reason, record, err) => logger.warn({ reason, api: record.api, scsAsId: record.scsAsId, subscriptionId: record.id, err }, 'notification dropped'),
+    });
+    const modules: ApiModule[] = BUILTIN_MODULES.map(d =>
+      d.create({ network, store, schemas, destinations, now: Date.now, newId: randomUUID, sendTestNotification: r => engine.sendTest(r), decide }),
+    );
+    for (const m of modules) {
+      registry.register(m);
+      // Compile every schema a route or notification uses now, so no request pays for it.
+      for (const r of m.routes) {
+        if (r.request) schemas.validator(m.schemaFile, r.request.schema, 'request');
+        for (const s of Object.values(r.responses)) if (s !== undefined) schemas.validator(m.schemaFile, s, 'response');
+      }
+      for (const s of m.schemas) schemas.validator(m.schemaFile, s, 'request');
+      schemas.validator(m.schemaFile, m.notificationSchema, 'response');
+      await m.start?.();
+    }
+    cleanup.unshift(network.subscribe(e => engine.handle(e)));
+
+    const invoker = new Invoker({
+      registry,
+      schemas,
+      store,
+      decide,
+      maxBodyBytes: config.maxBodyBytes,
+      onError: (err, where) => logger.error({ err, where }, 'invoke failed'),
+    });
+    const server = createMeshServer({
+      name: 'capability-exposure',
+      tls,
+      logger,
+      protoFiles: [PROTO_FILES.capabilityExposure],
+      serviceNames: ['aese.capability_exposure.v1.CapabilityExposureService'],
+      services: [
+        mount({
+          definition: CapabilityExposureServiceService,
+          handlers: capabilityExposureHandlers(registry, invoker, logger),
+          allowedCallers: {
+            listApis: [serviceId(td, 'edge'), spiffeId(td, 'operator', OPERATOR_NAME)],
+            invoke: [serviceId(td, 'edge')],
+          },
+        }),
+      ],
+    });
+    schemas.validator('common-data', 'ProblemDetails', 'response');
+    schemas.validator('common-data', 'TestNotification', 'response');
+    const port = await server.listen(common.listenHost, config.port);
+    server.setServing(true);
+    logger.info({ port, modules: registry.list().map(m => m.name), tickMs: config.simTickMs, startMs: Math.round(performance.now() - started) }, 'capability-exposure service serving');
+    return {
+      port,
+      network,
+      simulator,
+      registry,
+      stop: async () => {
+        await server.shutdown();
+        for (const c of cleanup) await c();
+      },
+    };
+  } catch (err) {
+    for (const c of cleanup) await c();
+    throw err;
+  }
 }

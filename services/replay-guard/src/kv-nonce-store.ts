@@ -1,11 +1,12 @@
 import { DiscardPolicy, Events, StorageType } from 'nats';
 import type { JetStreamClient, JetStreamManager, KV, KvOptions, NatsConnection, StreamConfig, StreamInfo } from 'nats';
 import { AeseError } from '@aese/errors';
+import { KV_BUCKETS } from '@aese/nats';
 import type { Logger } from '@aese/logger';
 import type { NonceStore } from './domain/replay-guard.js';
 
 /** The KV bucket of seen nonces; its name is part of the contract with operators. */
-export const REPLAY_NONCES_BUCKET = 'aese_replay_nonces';
+export const REPLAY_NONCES_BUCKET = KV_BUCKETS.replayNonces;
 /** JetStream names the stream behind a KV bucket `KV_<bucket>`. */
 const STREAM = `KV_${REPLAY_NONCES_BUCKET}`;
 /** JetStream error codes (nats-server `errors.json`). */
