@@ -42,6 +42,8 @@ export interface TestMeshOptions {
   /** Starts the edge too; its start function is passed in so the harness has no edge import cycle. */
   readonly edge?: Start;
   readonly extraEnv?: Record<string, string>;
+  /** Use this NATS (a cluster, say) instead of starting a private nats-server; the caller owns it. */
+  readonly natsUrl?: string;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface TestMeshOptions {
  */
 export async function startTestMesh(options: TestMeshOptions = {}): Promise<TestMesh> {
   const dir = tempDir('aese-mesh');
-  const nats = await startNatsServer();
+  const nats: NatsServerProcess = options.natsUrl ? externalNats(options.natsUrl) : await startNatsServer();
   await initPki({ stateDir: dir.path, trustDomain: TEST_TRUST_DOMAIN });
   const kekFile = join(dir.path, 'crypto-kek');
   writeFileSync(kekFile, randomBytes(32).toString('base64'), { mode: 0o600 });
@@ -125,4 +127,11 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       dir.remove();
     },
   };
+}
+
+function externalNats(url: string): NatsServerProcess {
+  const notOwned = async (): Promise<void> => {
+    throw new Error('this mesh does not own its NATS');
+  };
+  return { url, port: 0, storeDir: '', stop: notOwned, restart: notOwned, dispose: async () => undefined };
 }

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { RetentionPolicy, StorageType } from 'nats';
-import type { JetStreamManager, NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
+import { retryJetStream, streamReplicas } from '@aese/nats';
 import { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX } from './subjects.js';
 
 /** What an audit event records. No secrets and no UE identifiers: actors are scsAsIds or SPIFFE IDs. */
@@ -53,7 +54,9 @@ export function auditHash(event: Omit<AuditEvent, 'hash'>): string {
 }
 
 /** Creates the audit stream if it is missing. */
-export async function ensureAuditStream(jsm: JetStreamManager, replicas = 1): Promise<void> {
+export async function ensureAuditStream(nc: NatsConnection): Promise<void> {
+  const jsm = await retryJetStream(() => nc.jetstreamManager());
+  const replicas = streamReplicas(nc);
   try {
     await jsm.streams.info(AUDIT_STREAM);
   } catch {

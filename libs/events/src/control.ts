@@ -1,5 +1,6 @@
 import { consumerOpts, RetentionPolicy, StorageType } from 'nats';
 import type { JetStreamManager, NatsConnection } from 'nats';
+import { retryJetStream, streamReplicas } from '@aese/nats';
 import { AeseError } from '@aese/errors';
 import { SignedEvent } from '@aese/protos/events/v1';
 import { signedBytes } from './signing.js';
@@ -11,7 +12,9 @@ import type { ControlSubject } from './subjects.js';
 const MAX_PUBLISH_ATTEMPTS = 32;
 
 /** Creates the control stream if it is missing (idempotent; every service may call it). */
-export async function ensureControlStream(jsm: JetStreamManager, replicas = 1): Promise<void> {
+export async function ensureControlStream(nc: NatsConnection): Promise<void> {
+  const jsm = await retryJetStream(() => nc.jetstreamManager());
+  const replicas = streamReplicas(nc);
   try {
     await jsm.streams.info(CONTROL_STREAM);
   } catch {
@@ -117,8 +120,8 @@ export class ControlConsumer {
   }
 
   async start(): Promise<void> {
-    const jsm = await this.nc.jetstreamManager();
-    const target = await lastSequenceOf(jsm, this.options.subject);
+    const jsm = await retryJetStream(() => this.nc.jetstreamManager());
+    const target = await retryJetStream(() => lastSequenceOf(jsm, this.options.subject));
     let caughtUp!: () => void;
     const ready = new Promise<void>(resolve => (caughtUp = resolve));
     if (target === undefined) caughtUp();
@@ -127,7 +130,7 @@ export class ControlConsumer {
     const opts = consumerOpts();
     opts.orderedConsumer();
     opts.deliverAll();
-    const messages = await this.nc.jetstream().subscribe(this.options.subject, opts);
+    const messages = await retryJetStream(() => this.nc.jetstream().subscribe(this.options.subject, opts));
     this.stopFn = () => messages.unsubscribe();
     void (async () => {
       for await (const m of messages) {

@@ -45,7 +45,7 @@ describe('signed control events over JetStream', () => {
   before(async () => {
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
-    await ensureControlStream(await nc.jetstreamManager());
+    await ensureControlStream(nc);
   });
   after(async () => {
     await nc?.close();
@@ -107,7 +107,7 @@ describe('hash-chained audit trail', () => {
   before(async () => {
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
-    await ensureAuditStream(await nc.jetstreamManager());
+    await ensureAuditStream(nc);
   });
   after(async () => {
     await nc?.close();

@@ -23,6 +23,15 @@ export interface NatsSettings {
   readonly name: string;
   readonly logger: Logger;
   readonly connectTimeoutMs?: number;
+  /** Replicas of the streams and KV buckets this connection creates (3 on a NATS cluster). */
+  readonly replicas?: number;
+}
+
+const replicasByConnection = new WeakMap<NatsConnection, number>();
+
+/** The replica count streams and buckets created over this connection get. */
+export function streamReplicas(nc: NatsConnection): number {
+  return replicasByConnection.get(nc) ?? 1;
 }
 
 /**
@@ -42,6 +51,7 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
   } catch (err) {
     throw new AeseError('UNAVAILABLE', `cannot connect to NATS at ${String(settings.servers)}`, { cause: err });
   }
+  replicasByConnection.set(nc, settings.replicas ?? 1);
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === Events.Disconnect || s.type === Events.Reconnect || s.type === Events.Error) {
@@ -55,7 +65,7 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
 /** Opens (creating if needed) a JetStream KV bucket. */
 export async function openKv(nc: NatsConnection, bucket: string, options: Partial<KvOptions> = {}): Promise<KV> {
   try {
-    return await nc.jetstream().views.kv(bucket, { history: 1, ...options });
+    return await retryJetStream(() => nc.jetstream().views.kv(bucket, { history: 1, replicas: streamReplicas(nc), ...options }));
   } catch (err) {
     throw new AeseError('UNAVAILABLE', `cannot open KV bucket ${bucket}`, { cause: err });
   }
@@ -110,7 +120,7 @@ export class KvMirror<T> {
   async start(): Promise<void> {
     let initialized!: () => void;
     const ready = new Promise<void>(resolve => (initialized = resolve));
-    const iter = await this.kv.watch({ initializedFn: () => initialized() });
+    const iter = await retryJetStream(() => this.kv.watch({ initializedFn: () => initialized() }));
     this.stopWatch = () => iter.stop();
     void (async () => {
       for await (const e of iter) {
@@ -144,5 +154,27 @@ export class KvMirror<T> {
 
   stop(): void {
     this.stopWatch?.();
+  }
+}
+
+/** How long start-up JetStream calls are retried while a cluster elects new leaders. */
+export const DEFAULT_JETSTREAM_RETRY_MS = 20_000;
+
+/**
+ * Runs a JetStream API call, retrying while the cluster cannot answer yet (a timeout or "no
+ * responders" while a node is lost and leaders are re-elected). Used at start-up and for
+ * consumer set-up, never on the request path.
+ */
+export async function retryJetStream<T>(fn: () => Promise<T>, timeoutMs = DEFAULT_JETSTREAM_RETRY_MS): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const transient = code === 'TIMEOUT' || code === '503' || /no responders|timeout|leader/i.test(String((err as Error).message));
+      if (!transient || Date.now() + delay > until) throw err;
+      await new Promise(r => setTimeout(r, delay));
+    }
   }
 }

@@ -29,6 +29,8 @@ export const COMMON_SETTINGS = {
   stateDir: str('AESE_STATE_DIR', DEFAULT_STATE_DIR),
   trustDomain: str('AESE_TRUST_DOMAIN', DEFAULT_TRUST_DOMAIN),
   natsUrl: str('NATS_URL', DEFAULT_NATS_URL),
+  /** Replicas of streams and KV buckets: 3 on a NATS cluster. */
+  natsReplicas: int('NATS_REPLICAS', 1, 1, 5),
   listenHost: str('LISTEN_HOST', '127.0.0.1'),
   logLevel: str('LOG_LEVEL', 'info'),
   addrAuthentication: str('AUTHENTICATION_ADDR', `localhost:${MESH_ENDPOINTS.authentication.port}`),

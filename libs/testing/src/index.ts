@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as natsConnect } from 'nats';
 import { join } from 'node:path';
 
 /** An ephemeral TCP port on 127.0.0.1 that was free a moment ago. */
@@ -95,4 +96,71 @@ export async function startNatsServer(options: { bin?: string; extraArgs?: reado
       store.remove();
     },
   };
+}
+
+/** A JetStream cluster of nats-server processes on loopback, owned by a test. */
+export interface NatsCluster {
+  /** Comma-separated client URLs of every node. */
+  readonly url: string;
+  readonly nodes: readonly NatsServerProcess[];
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts `size` nats-server processes clustered over loopback routes, each with JetStream and its
+ * own store, and resolves once JetStream has a meta leader (streams with replicas can be made).
+ */
+export async function startNatsCluster(size = 3, options: { bin?: string } = {}): Promise<NatsCluster> {
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const routes = clusterPorts.map(p => `nats://127.0.0.1:${p}`).join(',');
+  const nodes: NatsServerProcess[] = [];
+  try {
+    for (let i = 0; i < size; i++) {
+      nodes.push(
+        await startNatsServer({
+          ...options,
+          extraArgs: ['-n', `aese-${i}`, '--cluster_name', 'aese', '--cluster', `nats://127.0.0.1:${clusterPorts[i]}`, '--routes', routes],
+        }),
+      );
+    }
+  } catch (err) {
+    for (const n of nodes) await n.dispose();
+    throw err;
+  }
+  const url = nodes.map(n => n.url).join(',');
+  await waitForJetStreamCluster(url, size);
+  return {
+    url,
+    nodes,
+    dispose: async () => {
+      for (const n of nodes) await n.dispose();
+    },
+  };
+}
+
+/** Waits until the cluster's JetStream answers and has all `peers` in its meta group. */
+async function waitForJetStreamCluster(url: string, peers: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  const nc = await natsConnect({ servers: url.split(','), maxReconnectAttempts: -1 });
+  try {
+    for (;;) {
+      try {
+        const reply = await nc.request('$JS.API.INFO', undefined, { timeout: 1000 });
+        const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: unknown };
+        if (!info.error) {
+          const jsm = await nc.jetstreamManager({ timeout: 2000 });
+          // A throwaway replicated stream proves the meta leader can place replicas.
+          await jsm.streams.add({ name: 'AESE_CLUSTER_PROBE', subjects: ['aese.cluster.probe'], num_replicas: peers });
+          await jsm.streams.delete('AESE_CLUSTER_PROBE');
+          return;
+        }
+      } catch {
+        // not ready yet
+      }
+      if (Date.now() > until) throw new Error(`JetStream cluster at ${url} not ready after ${timeoutMs} ms`);
+      await new Promise(r => setTimeout(r, 250));
+    }
+  } finally {
+    await nc.close();
+  }
 }

@@ -56,12 +56,11 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     tls,
     serverId: serviceId(td, 'crypto'),
   });
-  const nc = await connectNats({ servers: common.natsUrl, name: 'authentication', logger });
+  const nc = await connectNats({ servers: common.natsUrl, name: 'authentication', logger, replicas: common.natsReplicas });
   const registryStore = await KvRegistryStore.open(nc);
   const registry = new Registry(registryStore);
-  const jsm = await nc.jetstreamManager();
-  await ensureControlStream(jsm);
-  await ensureAuditStream(jsm);
+  await ensureControlStream(nc);
+  await ensureAuditStream(nc);
   const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
   const eventKeys = async () => {
     const { keys } = await crypto.getJwks({});

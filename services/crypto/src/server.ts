@@ -56,7 +56,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
   const svc = (name: Parameters<typeof serviceId>[1]) => serviceId(td, name);
   const operator = spiffeId(td, 'operator', OPERATOR_NAME);
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'crypto', logger });
+  const nc = await connectNats({ servers: common.natsUrl, name: 'crypto', logger, replicas: common.natsReplicas });
   const store = await KvKeyStore.open(nc);
   const custody = new KeyCustody({
     store,
@@ -73,9 +73,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
   });
   await custody.init();
   const unwatch = await store.watch(r => custody.apply(r));
-  const jsm = await nc.jetstreamManager();
-  await ensureControlStream(jsm);
-  await ensureAuditStream(jsm);
+  await ensureControlStream(nc);
+  await ensureAuditStream(nc);
   const audit = new AuditLog('crypto', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
   const selfId = svc('crypto');
   const events = new ControlPublisher(nc, { sign: data => custody.sign(selfId, 'event-signing', data) });

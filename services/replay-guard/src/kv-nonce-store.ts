@@ -23,6 +23,8 @@ export interface KvNonceStoreOptions {
   readonly ttlMs: number;
   /** Longest wait for one store operation; past it the answer is UNAVAILABLE. */
   readonly timeoutMs: number;
+  /** Bucket replicas (3 on a NATS cluster). */
+  readonly replicas?: number;
   readonly logger: Logger;
   /** The clock used to date a loss of history; the guard's clock, so tests can freeze both. */
   readonly now?: () => number;
@@ -251,7 +253,7 @@ export class KvNonceStore implements NonceStore {
 }
 
 function bucketOptions(options: KvNonceStoreOptions): Partial<KvOptions> {
-  return { history: 1, ttl: options.ttlMs, storage: StorageType.File, timeout: options.timeoutMs };
+  return { history: 1, ttl: options.ttlMs, storage: StorageType.File, timeout: options.timeoutMs, replicas: options.replicas ?? 1 };
 }
 
 function jsErrCode(err: unknown): number | undefined {

@@ -51,12 +51,13 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
   const now = options.now ?? Date.now;
   const tls = serviceTls(common.stateDir, 'replay-guard');
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'replay-guard', logger });
+  const nc = await connectNats({ servers: common.natsUrl, name: 'replay-guard', logger, replicas: common.natsReplicas });
   let store: KvNonceStore;
   try {
     store = await KvNonceStore.open(nc, {
       ttlMs: nonceTtlMs(config.windowS, config.skewS),
       timeoutMs: config.storeTimeoutMs,
+      replicas: common.natsReplicas,
       logger,
       now,
     });
