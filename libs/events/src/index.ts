@@ -8,3 +8,5 @@ export { AuditLog, NatsAuditSink, auditHash, ensureAuditStream, readAuditTrail, 
 export type { AuditBreak, AuditEvent, AuditRecord, AuditSink } from './audit.js';
 export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
 export type { Resyncable } from './freshness.js';
+export { SignedKvMirror } from './signed-kv.js';
+export type { SignedRecord } from './signed-kv.js';

@@ -16,6 +16,8 @@ export const KV_BUCKETS = {
   certificateIndex: 'aese_certificate_index',
   signingKeys: 'aese_signing_keys',
   replayNonces: 'aese_replay_nonces',
+  policies: 'aese_policies',
+  subscriptions: 'aese_subscriptions',
 } as const;
 
 export interface NatsSettings {
@@ -114,7 +116,14 @@ export class KvMirror<T> {
   private stopWatch: (() => void) | undefined;
   private readonly listeners: ((key: string, value: T | undefined) => void)[] = [];
 
-  constructor(readonly kv: KV) {}
+  /**
+   * @param validate decides whether a value seen on the watch may replace the current one (a
+   *   signature and version check, say); a refused value leaves the copy as it was.
+   */
+  constructor(
+    readonly kv: KV,
+    private readonly validate?: (key: string, value: T, previous: T | undefined) => Promise<boolean>,
+  ) {}
 
   /** Loads every current value, then follows changes; resolves once the initial load is done. */
   async start(): Promise<void> {
@@ -124,7 +133,13 @@ export class KvMirror<T> {
     this.stopWatch = () => iter.stop();
     void (async () => {
       for await (const e of iter) {
-        const value = e.operation === 'PUT' && e.value.length > 0 ? (JSON.parse(decoder.decode(e.value)) as T) : undefined;
+        let value: T | undefined;
+        try {
+          value = e.operation === 'PUT' && e.value.length > 0 ? (JSON.parse(decoder.decode(e.value)) as T) : undefined;
+        } catch {
+          continue;
+        }
+        if (value !== undefined && this.validate && !(await this.validate(e.key, value, this.values.get(e.key)))) continue;
         if (value === undefined) this.values.delete(e.key);
         else this.values.set(e.key, value);
         for (const l of this.listeners) l(e.key, value);

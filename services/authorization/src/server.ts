@@ -62,7 +62,7 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
   );
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ servers: common.natsUrl, name: 'authorization', logger });
+    nc = await connectNats({ servers: common.natsUrl, name: 'authorization', logger, replicas: common.natsReplicas });
   } catch (err: unknown) {
     crypto.close();
     throw err;
@@ -71,7 +71,7 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
   const pdp = new PolicyDecisionPoint(new CedarEvaluator(schema), logger, audit, config.decisionCacheSize);
   let admin: PolicyAdministration;
   try {
-    await ensureAuditStream(await nc.jetstreamManager());
+    await ensureAuditStream(nc);
     const store = await KvPolicyStore.open(nc, logger);
     admin = new PolicyAdministration({ store, compiler, pdp, signer, verifier, audit, logger });
     await admin.start(readShippedDefaults());

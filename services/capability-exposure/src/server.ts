@@ -107,7 +107,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       return { allowed: res.allowed, obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: res.policyVersion, denyCause: res.denyCause };
     });
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger });
+  const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger, replicas: common.natsReplicas });
   const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close()];
   try {
     const store = await KvResourceStore.open(nc);

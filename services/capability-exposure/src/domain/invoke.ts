@@ -1,0 +1,227 @@
+import type { T8Schemas } from '@aese/t8-openapi';
+import type { ApiModule, ModuleRegistry, ModuleRoute, Reach, RouteRequest, RouteResult } from '../modules/registry.js';
+import type { Decide, Decision, Obligation, Operation } from './decision.js';
+import { applyOwnObligations } from './obligations.js';
+import { notFound, PROBLEM_CAUSES, T8Problem } from './problem.js';
+import type { ProblemDetails } from './problem.js';
+import type { ResourceStore, StoredResource } from './resource-store.js';
+import { parseStrictJson } from './strict-json.js';
+import type { StrictJsonLimits } from './strict-json.js';
+
+/** Largest request body accepted (bytes); the edge has its own, earlier limit. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+/** scsAsId syntax (as the AS registry enforces it): it appears in keys, subjects and URIs. */
+export const SCS_AS_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const JSON_MEDIA = 'application/json';
+const PROBLEM_MEDIA = 'application/problem+json';
+
+/** One T8 call as the edge hands it over (InvokeRequest). */
+export interface InvokeInput {
+  readonly scsAsId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly contentType: string;
+  readonly body: Uint8Array;
+  readonly scopes: readonly string[];
+  readonly apiRoot: string;
+}
+
+/** The T8 response (InvokeResponse). */
+export interface InvokeOutput {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  /** Obligations left for the edge (encrypt-response, ...). */
+  readonly obligations: readonly Obligation[];
+  readonly dataCategories: readonly string[];
+  /** For logs and metrics: which API and operation ran (empty when routing failed). */
+  readonly api: string;
+  readonly operation: string;
+}
+
+export interface InvokerDeps {
+  readonly registry: ModuleRegistry;
+  readonly schemas: T8Schemas;
+  readonly store: ResourceStore;
+  readonly decide: Decide;
+  readonly maxBodyBytes?: number;
+  readonly jsonLimits?: StrictJsonLimits;
+  /** Reports unexpected failures (logged by the caller without request data). */
+  readonly onError: (err: unknown, where: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+/** Media type of a Content-Type value, lower-cased, with a charset other than UTF-8 refused. */
+function mediaTypeOf(contentType: string): string | undefined {
+  const [type, ...params] = contentType.split(';').map(s => s.trim().toLowerCase());
+  for (const p of params) {
+    const [k, v] = p.split('=').map(s => s.trim().replace(/^"|"$/g, ''));
+    if (k === 'charset' && v !== 'utf-8') return undefined;
+  }
+  return type;
+}
+
+function union(...lists: readonly (readonly string[])[]): string[] {
+  return [...new Set(lists.flat())].sort();
+}
+
+/** The name of an item route's id parameter: its last path parameter. */
+function idParam(route: ModuleRoute): string {
+  const params = [...route.path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]!);
+  return params[params.length - 1]!;
+}
+
+/**
+ * Runs T8 calls through one pipeline, the same for every module: route -> scope -> the path's
+ * scsAsId is the caller -> media type -> size -> strict JSON -> schema -> module checks ->
+ * data categories and targets -> authorization decision (fail closed) -> the module's handler
+ * -> obligations -> response schema. Every failure is a ProblemDetails response.
+ */
+export class Invoker {
+  private readonly maxBodyBytes: number;
+
+  constructor(private readonly deps: InvokerDeps) {
+    this.maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  }
+
+  async invoke(input: InvokeInput): Promise<InvokeOutput> {
+    let api = '';
+    let operation = '';
+    try {
+      if (!SCS_AS_ID_PATTERN.test(input.scsAsId)) throw new T8Problem(403, PROBLEM_CAUSES.scsAsIdMismatch, 'the caller identity is not a valid scsAsId');
+      const m = this.deps.registry.match(input.method.toUpperCase(), input.path);
+      if (m.kind === 'no-route') throw notFound();
+      if (m.kind === 'method-not-allowed') {
+        return { ...this.problem(new T8Problem(405, PROBLEM_CAUSES.methodNotAllowed, 'the method is not allowed on this resource')), headers: { 'content-type': PROBLEM_MEDIA, allow: m.allowed.join(', ') } };
+      }
+      const { module, route, params, query } = m.match;
+      api = module.name;
+      operation = route.operation;
+      if (!input.scopes.includes(module.scope)) {
+        throw new T8Problem(403, PROBLEM_CAUSES.insufficientScope, `the access token does not grant the scope ${module.scope}`);
+      }
+      if (params['scsAsId'] !== input.scsAsId) {
+        throw new T8Problem(403, PROBLEM_CAUSES.scsAsIdMismatch, 'the scsAsId in the path is not the authenticated SCS/AS');
+      }
+      const body = this.readBody(module, route, input);
+      const existing = route.target === 'item' ? await this.load(module, input.scsAsId, params[idParam(route)]!) : undefined;
+      const apiBase = `${input.apiRoot.replace(/\/+$/, '')}/${module.name}/${module.version}/${encodeURIComponent(input.scsAsId)}`;
+      const collection = route.path.split('/').filter(Boolean)[1] ?? '';
+      const request: RouteRequest = {
+        scsAsId: input.scsAsId,
+        params,
+        query,
+        body,
+        existing,
+        visible: [],
+        obligations: [],
+        resourceUri: id => `${apiBase}/${collection}/${id}`,
+      };
+      if (body !== undefined && route.method !== 'PATCH' && module.check) await module.check(body, request);
+
+      let obligations: Obligation[];
+      let visible: StoredResource[] = [];
+      if (route.target === 'collection' && route.method === 'GET') {
+        ({ visible, obligations } = await this.authorizeList(module, input.scsAsId));
+      } else {
+        const reach = route.reach ? await route.reach(request) : await this.defaultReach(module, body, existing);
+        const decision = await this.decide(module, route.operation, input.scsAsId, reach);
+        if (!decision.allowed) throw new T8Problem(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
+        obligations = [...decision.obligations];
+      }
+      const result = await route.handler({ ...request, visible, obligations });
+      return await this.respond(module, route, result, obligations);
+    } catch (err) {
+      if (err instanceof T8Problem) return { ...this.problem(err), api, operation };
+      this.deps.onError(err, 'invoke');
+      return { ...this.problem(new T8Problem(500, PROBLEM_CAUSES.internal, 'the request could not be completed')), api, operation };
+    }
+  }
+
+  private readBody(module: ApiModule, route: ModuleRoute, input: InvokeInput): unknown {
+    if (!route.request) {
+      if (input.body.length > 0) throw new T8Problem(400, PROBLEM_CAUSES.bodyNotAllowed, 'this request takes no body');
+      return undefined;
+    }
+    if (mediaTypeOf(input.contentType) !== route.request.contentType) {
+      throw new T8Problem(415, PROBLEM_CAUSES.unsupportedMediaType, `the body must be ${route.request.contentType}`);
+    }
+    if (input.body.length > this.maxBodyBytes) throw new T8Problem(413, PROBLEM_CAUSES.payloadTooLarge, `the body exceeds ${this.maxBodyBytes} bytes`);
+    const parsed = parseStrictJson(input.body, this.deps.jsonLimits);
+    const validate = this.deps.schemas.validator(module.schemaFile, route.request.schema, 'request');
+    if (!validate(parsed)) throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, 'the request body does not match the schema', validate.violations());
+    return parsed;
+  }
+
+  private async load(module: ApiModule, scsAsId: string, id: string): Promise<StoredResource> {
+    // Malformed ids get the very same 404 as unknown ones.
+    if (!UUID_PATTERN.test(id)) throw notFound();
+    const record = await this.deps.store.get(module.name, scsAsId, id);
+    if (!record || record.scsAsId !== scsAsId) throw notFound();
+    return record;
+  }
+
+  private async defaultReach(module: ApiModule, body: unknown, existing: StoredResource | undefined): Promise<Reach> {
+    const fromBody = body === undefined ? { dataCategories: [], targets: [] } : await module.reach(body);
+    return {
+      dataCategories: union(fromBody.dataCategories, existing?.dataCategories ?? []),
+      targets: union(fromBody.targets, existing?.targets ?? []),
+    };
+  }
+
+  private async decide(module: ApiModule, operation: Operation, scsAsId: string, reach: Reach): Promise<Decision> {
+    try {
+      return await this.deps.decide({
+        scsAsId,
+        api: module.name,
+        operation,
+        dataCategories: reach.dataCategories,
+        targets: reach.targets,
+        pathScsAsId: scsAsId,
+      });
+    } catch (err) {
+      this.deps.onError(err, 'decide');
+      throw new T8Problem(503, PROBLEM_CAUSES.authorizationUnavailable, 'authorization is unavailable; the request was not executed');
+    }
+  }
+
+  /** A list shows only the resources the AS may read now; each is decided on its own. */
+  private async authorizeList(module: ApiModule, scsAsId: string): Promise<{ visible: StoredResource[]; obligations: Obligation[] }> {
+    const all = await this.deps.store.list(module.name, scsAsId);
+    const decisions = await Promise.all(all.map(r => this.decide(module, 'read', scsAsId, r)));
+    const visible = all.filter((_, i) => decisions[i]!.allowed);
+    const obligations = decisions.filter(d => d.allowed).flatMap(d => d.obligations);
+    return { visible, obligations };
+  }
+
+  private async respond(module: ApiModule, route: ModuleRoute, result: RouteResult, obligations: readonly Obligation[]): Promise<InvokeOutput> {
+    const headers: Record<string, string> = {};
+    let bytes = new Uint8Array();
+    const { body, remaining } = applyOwnObligations(result.body, obligations);
+    if (!(result.status in route.responses)) throw new TypeError(`${module.name} ${route.method} ${route.path} answered an undeclared status ${result.status}`);
+    const schema = route.responses[result.status];
+    if (schema !== undefined) {
+      const validate = this.deps.schemas.validator(module.schemaFile, schema, 'response');
+      if (!validate(body)) throw new TypeError(`${module.name} ${route.method} ${route.path} built a body that breaks ${schema}: ${JSON.stringify(validate.violations())}`);
+      headers['content-type'] = JSON_MEDIA;
+      bytes = encoder.encode(JSON.stringify(body));
+    }
+    if (result.location) headers['location'] = result.location;
+    if (result.after) {
+      try {
+        await result.after();
+      } catch (err) {
+        this.deps.onError(err, 'after-response');
+      }
+    }
+    return { status: result.status, headers, body: bytes, obligations: remaining, dataCategories: [...result.dataCategories], api: module.name, operation: route.operation };
+  }
+
+  private problem(p: T8Problem): Omit<InvokeOutput, 'api' | 'operation'> & { api: string; operation: string } {
+    const body: ProblemDetails = p.toBody();
+    return { status: p.status, headers: { 'content-type': PROBLEM_MEDIA }, body: encoder.encode(JSON.stringify(body)), obligations: [], dataCategories: [], api: '', operation: '' };
+  }
+}
+

@@ -1,0 +1,54 @@
+/**
+ * A T8 resource (a subscription) as stored: the T8 body the AS sees, plus what the SCEF keeps
+ * beside it. Stored per API and scsAsId, so one AS's resources are never looked up under
+ * another's key.
+ */
+export interface StoredResource {
+  readonly api: string;
+  readonly scsAsId: string;
+  /** Random UUID: ids leak neither counts nor order. */
+  readonly id: string;
+  /** The T8 resource body (with `self`), as returned to the AS. */
+  readonly resource: Record<string, unknown>;
+  /** Authorization targets and data categories the resource touches. */
+  readonly targets: readonly string[];
+  readonly dataCategories: readonly string[];
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  /** Module-private state (reports sent, network session id, ...). No IMSI ever goes here. */
+  readonly state: Readonly<Record<string, unknown>>;
+}
+
+/** Where resources live; JetStream KV in the service, memory in unit tests. */
+export interface ResourceStore {
+  get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined>;
+  put(record: StoredResource): Promise<void>;
+  delete(api: string, scsAsId: string, id: string): Promise<void>;
+  /** The resources of one AS in one API. */
+  list(api: string, scsAsId: string): Promise<StoredResource[]>;
+  /** Every resource of one API (notification matching), from a cache kept current. */
+  all(api: string): readonly StoredResource[];
+}
+
+/** An in-memory {@link ResourceStore}. */
+export class MemoryResourceStore implements ResourceStore {
+  private readonly items = new Map<string, StoredResource>();
+  private key(api: string, scsAsId: string, id: string): string {
+    return `${api}\u0000${scsAsId}\u0000${id}`;
+  }
+  async get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined> {
+    return this.items.get(this.key(api, scsAsId, id));
+  }
+  async put(record: StoredResource): Promise<void> {
+    this.items.set(this.key(record.api, record.scsAsId, record.id), record);
+  }
+  async delete(api: string, scsAsId: string, id: string): Promise<void> {
+    this.items.delete(this.key(api, scsAsId, id));
+  }
+  async list(api: string, scsAsId: string): Promise<StoredResource[]> {
+    return [...this.items.values()].filter(r => r.api === api && r.scsAsId === scsAsId);
+  }
+  all(api: string): readonly StoredResource[] {
+    return [...this.items.values()].filter(r => r.api === api);
+  }
+}

@@ -1,0 +1,197 @@
+import type { T8ApiFile, T8Schemas } from '@aese/t8-openapi';
+import type { Decide, Obligation, Operation } from '../domain/decision.js';
+import type { DestinationPolicy } from '../domain/notification-destination.js';
+import type { ResourceStore, StoredResource } from '../domain/resource-store.js';
+import type { NetworkAdapter, NetworkEvent } from '../network/network-adapter.js';
+
+export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** What every module is built with. */
+export interface ModuleServices {
+  readonly network: NetworkAdapter;
+  readonly store: ResourceStore;
+  readonly schemas: T8Schemas;
+  readonly destinations: DestinationPolicy;
+  readonly now: () => number;
+  /** New resource ids: random UUIDs. */
+  readonly newId: () => string;
+  /** Publishes a test notification for a resource just written (TS 29.122 cl. 5.2.5.3). */
+  readonly sendTestNotification: (record: StoredResource) => Promise<void>;
+  readonly decide: Decide;
+}
+
+/** The data categories and authorization targets a request or resource touches. */
+export interface Reach {
+  readonly dataCategories: readonly string[];
+  readonly targets: readonly string[];
+}
+
+/** A request after routing, scope, identity, media type, JSON and schema checks. */
+export interface RouteRequest {
+  readonly scsAsId: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly body: unknown;
+  /** Item routes: the stored resource named by the path (it belongs to scsAsId). */
+  readonly existing: StoredResource | undefined;
+  /** List routes: the caller's resources that authorization let it read. */
+  readonly visible: readonly StoredResource[];
+  /** Absolute URI of a resource of this API for this AS (Location and `self`). */
+  resourceUri(id: string): string;
+  readonly obligations: readonly Obligation[];
+}
+
+export interface RouteResult {
+  readonly status: number;
+  readonly body?: unknown;
+  readonly location?: string;
+  /** Data categories the response body carries. */
+  readonly dataCategories: readonly string[];
+  /** Runs after the response is built (a test notification, say); failures are logged only. */
+  readonly after?: () => Promise<void>;
+}
+
+/** One route of a module: method, path template below the base path, and how to serve it. */
+export interface ModuleRoute {
+  readonly method: HttpMethod;
+  /** e.g. "/{scsAsId}/subscriptions/{subscriptionId}". */
+  readonly path: string;
+  readonly operation: Operation;
+  /** 'collection' routes act on the AS's collection; 'item' routes on one stored resource. */
+  readonly target: 'collection' | 'item';
+  /** Request body: required media type and schema (a component name or pointer in the API file). */
+  readonly request?: { readonly contentType: string; readonly schema: string };
+  /** Response schema per status (undefined: no body). */
+  readonly responses: Readonly<Record<number, string | undefined>>;
+  /**
+   * What the request reaches, for authorization. Defaults to the module's `reach` of the body
+   * and of the stored resource, merged.
+   */
+  readonly reach?: (req: RouteRequest) => Promise<Reach>;
+  readonly handler: (req: RouteRequest) => Promise<RouteResult>;
+}
+
+/** A notification a module wants sent for a network event. */
+export interface PendingNotification {
+  readonly record: StoredResource;
+  readonly body: unknown;
+  readonly dataCategories: readonly string[];
+  /** Runs after the notification was published (count reports, end the subscription...). */
+  readonly after?: () => Promise<void>;
+}
+
+/**
+ * A T8 API module. It declares everything the edge and authorization need to know (base path,
+ * routes, scope, data categories, schema names in the official OpenAPI file) and serves its
+ * routes; the generic Invoke pipeline does the rest, so adding an API is adding a module.
+ */
+export interface ApiModule {
+  /** Base path segment and OAuth scope, e.g. "3gpp-monitoring-event". */
+  readonly name: string;
+  readonly version: string;
+  readonly scope: string;
+  readonly dataCategories: readonly string[];
+  /** The OpenAPI file the schemas come from. */
+  readonly schemaFile: T8ApiFile;
+  /** Names of the schemas the module uses, as in that file (components/schemas). */
+  readonly schemas: readonly string[];
+  readonly routes: readonly ModuleRoute[];
+  /** Schema of the bodies it notifies. */
+  readonly notificationSchema: string;
+  /** Data categories and targets of a resource body. */
+  reach(body: unknown): Promise<Reach>;
+  /** Checks beyond the schema (SSRF, ids that contradict the path); throws T8Problems. */
+  check?(body: unknown, req: RouteRequest): Promise<void>;
+  /** Notifications a network event causes. */
+  onNetworkEvent?(event: NetworkEvent): Promise<PendingNotification[]>;
+  /** Runs once at start-up, after storage is loaded (restore network state, say). */
+  start?(): Promise<void>;
+}
+
+/** Builds a module from the shared services; each module folder exports one. */
+export interface ModuleDefinition {
+  readonly name: string;
+  readonly create: (services: ModuleServices) => ApiModule;
+}
+
+/** A route matched against a request path. */
+export interface RouteMatch {
+  readonly module: ApiModule;
+  readonly route: ModuleRoute;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+}
+
+export type MatchResult = { readonly kind: 'match'; readonly match: RouteMatch } | { readonly kind: 'no-route' } | { readonly kind: 'method-not-allowed'; readonly allowed: readonly HttpMethod[] };
+
+const SEGMENT_MAX_CHARS = 256;
+
+function splitTemplate(path: string): string[] {
+  return path.split('/').filter(s => s.length > 0);
+}
+
+/**
+ * The registered modules. Routing is table-driven from what modules declare: the edge sends
+ * every T8 request here unchanged and never needs code for a new API.
+ */
+export class ModuleRegistry {
+  private readonly modules = new Map<string, ApiModule>();
+
+  register(module: ApiModule): void {
+    const key = `${module.name}/${module.version}`;
+    if (this.modules.has(key)) throw new TypeError(`module ${key} is already registered`);
+    for (const r of module.routes) {
+      if (!r.path.startsWith('/')) throw new TypeError(`route ${r.method} ${r.path} of ${key} must start with /`);
+    }
+    this.modules.set(key, module);
+  }
+
+  list(): readonly ApiModule[] {
+    return [...this.modules.values()];
+  }
+
+  /**
+   * Finds the route for a method and a full path ("/<name>/<version>/...?query"). Segments are
+   * percent-decoded one by one (an encoded "/" never splits a segment); empty or oversized
+   * segments match nothing.
+   */
+  match(method: string, fullPath: string): MatchResult {
+    const q = fullPath.indexOf('?');
+    const pathPart = q === -1 ? fullPath : fullPath.slice(0, q);
+    const query = new URLSearchParams(q === -1 ? '' : fullPath.slice(q + 1));
+    const raw = pathPart.split('/');
+    if (raw[0] !== '' || raw.length < 3) return { kind: 'no-route' };
+    const segments: string[] = [];
+    for (const s of raw.slice(1)) {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(s);
+      } catch {
+        return { kind: 'no-route' };
+      }
+      if (decoded.length === 0 || decoded.length > SEGMENT_MAX_CHARS || decoded.includes('/') || decoded === '.' || decoded === '..') {
+        return { kind: 'no-route' };
+      }
+      segments.push(decoded);
+    }
+    const module = this.modules.get(`${segments[0]}/${segments[1]}`);
+    if (!module) return { kind: 'no-route' };
+    const rest = segments.slice(2);
+    const allowed: HttpMethod[] = [];
+    for (const route of module.routes) {
+      const tpl = splitTemplate(route.path);
+      if (tpl.length !== rest.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      tpl.forEach((t, i) => {
+        if (t.startsWith('{') && t.endsWith('}')) params[t.slice(1, -1)] = rest[i]!;
+        else if (t !== rest[i]) ok = false;
+      });
+      if (!ok) continue;
+      if (route.method === method) return { kind: 'match', match: { module, route, params, query } };
+      allowed.push(route.method);
+    }
+    return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'no-route' };
+  }
+}
