@@ -1,4 +1,6 @@
 import { AeseError } from '@aese/errors';
+import { SignedKvMirror } from '@aese/events';
+import type { EventSigner, EventVerifier } from '@aese/events';
 import { KV_BUCKETS, KvMirror, openKv } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import type { ApplicationServer, ApplicationServerStore } from './domain/registry.js';
@@ -6,15 +8,27 @@ import type { ApplicationServer, ApplicationServerStore } from './domain/registr
 /**
  * The AS registry in JetStream KV, with a thumbprint -> scsAsId index bucket. Both are mirrored
  * in memory, so lookups on the request path cost no round trip and survive a NATS outage.
+ * Registry entries are signed and versioned: a forged or rolled-back entry written straight to
+ * KV is ignored. (The index needs no signature: a certificate is only accepted for an AS whose
+ * signed entry lists its thumbprint and whose SPIFFE ID the certificate carries.)
  */
 export class KvRegistryStore implements ApplicationServerStore {
   private constructor(
-    private readonly servers: KvMirror<ApplicationServer>,
+    private readonly servers: SignedKvMirror<ApplicationServer>,
     private readonly index: KvMirror<string>,
   ) {}
 
-  static async open(nc: NatsConnection): Promise<KvRegistryStore> {
-    const servers = new KvMirror<ApplicationServer>(await openKv(nc, KV_BUCKETS.applicationServers, { history: 5 }));
+  static async open(
+    nc: NatsConnection,
+    signing: { signer: EventSigner; verifier: EventVerifier; onRejected: (key: string, reason: string) => void },
+  ): Promise<KvRegistryStore> {
+    const servers = new SignedKvMirror<ApplicationServer>(
+      await openKv(nc, KV_BUCKETS.applicationServers, { history: 5 }),
+      KV_BUCKETS.applicationServers,
+      signing.signer,
+      signing.verifier,
+      signing.onRejected,
+    );
     const index = new KvMirror<string>(await openKv(nc, KV_BUCKETS.certificateIndex));
     await Promise.all([servers.start(), index.start()]);
     return new KvRegistryStore(servers, index);
@@ -25,7 +39,7 @@ export class KvRegistryStore implements ApplicationServerStore {
   }
 
   async list(): Promise<ApplicationServer[]> {
-    return this.servers.entries().map(([, v]) => v);
+    return this.servers.values();
   }
 
   async put(as: ApplicationServer): Promise<void> {

@@ -21,6 +21,7 @@ import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthenticationServiceService } from '@aese/protos/authentication/v1';
 import { KeyPurpose } from '@aese/protos/common/v1';
+import { ApplicationServerChanged } from '@aese/protos/events/v1';
 import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
@@ -57,8 +58,6 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     serverId: serviceId(td, 'crypto'),
   });
   const nc = await connectNats({ servers: common.natsUrl, name: 'authentication', logger, replicas: common.natsReplicas });
-  const registryStore = await KvRegistryStore.open(nc);
-  const registry = new Registry(registryStore);
   await ensureControlStream(nc);
   await ensureAuditStream(nc);
   const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
@@ -67,6 +66,27 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     return keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK);
   };
   const eventVerifier = new JwksEventVerifier(eventKeys);
+  const eventSigner = {
+    sign: async (data: Uint8Array) => {
+      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+      return { kid: out.kid, signature: out.signature };
+    },
+  };
+  const publisher = new ControlPublisher(nc, eventSigner);
+  const operatorId = spiffeId(td, 'operator', OPERATOR_NAME);
+  const registryStore = await KvRegistryStore.open(nc, {
+    signer: eventSigner,
+    verifier: eventVerifier,
+    onRejected: (key, reason) => {
+      logger.warn({ reason }, 'registry entry ignored');
+      audit.record({ actor: 'unknown', action: 'registry.entry', decision: 'deny', reason, detail: { key } });
+    },
+  });
+  const registry = new Registry(registryStore, async as => {
+    const payload = ApplicationServerChanged.encode({ scsAsId: as.scsAsId, status: as.status, changedAtMs: as.updatedAtMs }).finish();
+    const version = await publisher.publish(CONTROL_SUBJECTS.registry, 'aese.events.v1.ApplicationServerChanged', payload);
+    audit.record({ actor: operatorId, action: 'registry.change', decision: 'change', reason: as.status, detail: { scsAsId: as.scsAsId, version } });
+  });
   const revocations = new RevocationList();
   const revocationFeed = new ControlConsumer(nc, {
     subject: CONTROL_SUBJECTS.revocations,
@@ -78,12 +98,6 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     onRejected: (reason, e) => {
       logger.warn({ reason, version: e.version, kid: e.kid }, 'control event ignored');
       audit.record({ actor: 'unknown', action: 'control.revocation', decision: 'deny', reason, detail: { version: e.version } });
-    },
-  });
-  const publisher = new ControlPublisher(nc, {
-    sign: async data => {
-      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
-      return { kid: out.kid, signature: out.signature };
     },
   });
   // A rotation elsewhere: refresh the token key set now rather than on the next unknown kid.
@@ -123,7 +137,6 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     },
   });
   const edge = serviceId(td, 'edge');
-  const operator = spiffeId(td, 'operator', OPERATOR_NAME);
   const server = createMeshServer({
     name: 'authentication',
     tls,
@@ -143,10 +156,10 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
           resolveClient: [edge],
           issueToken: [edge],
           verifyToken: [edge],
-          registerApplicationServer: [operator],
-          listApplicationServers: [operator],
-          suspendApplicationServer: [operator],
-          revoke: [operator],
+          registerApplicationServer: [operatorId],
+          listApplicationServers: [operatorId],
+          suspendApplicationServer: [operatorId],
+          revoke: [operatorId],
           revokeOwnToken: [edge],
         },
       }),

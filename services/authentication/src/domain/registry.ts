@@ -98,8 +98,13 @@ export function newRegistration(input: RegistrationInput, existing: ApplicationS
 
 /** The registry operations: onboarding, listing, suspension and certificate lookup. */
 export class Registry {
+  /**
+   * @param onChange told of every registration and suspension after it is stored (to tell other
+   *   services, which drop what they cached about the AS).
+   */
   constructor(
     private readonly store: ApplicationServerStore,
+    private readonly onChange: (as: ApplicationServer) => Promise<void> = async () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -108,6 +113,7 @@ export class Registry {
     const as = newRegistration(input, existing, this.now());
     for (const t of as.certificateThumbprints) await this.store.bindThumbprint(t, as.scsAsId);
     await this.store.put(as);
+    await this.onChange(as);
     return as;
   }
 
@@ -121,6 +127,7 @@ export class Registry {
     if (!as) throw new AeseError('NOT_FOUND', 'no such SCS/AS');
     const suspended: ApplicationServer = { ...as, status: 'suspended', updatedAtMs: this.now() };
     await this.store.put(suspended);
+    await this.onChange(suspended);
     return suspended;
   }
 
