@@ -128,6 +128,14 @@ async function generate(layout: PkiLayout, trustDomain: string, t8Hostnames: rea
       extendedKeyUsages: ['serverAuth'],
     }),
   );
+  writePair(
+    layout.edgeNotifier,
+    await issueCertificate(t8Ca, {
+      subject: `CN=notifications.${trustDomain}`.slice(0, 64),
+      uriSans: [spiffeId(trustDomain, 'svc', 'edge')],
+      extendedKeyUsages: ['clientAuth'],
+    }),
+  );
 
   const meta: PkiMetadata = { trustDomain, createdAt: new Date().toISOString(), t8Hostnames: [...t8Hostnames] };
   writePublicFile(layout.metadata, `${JSON.stringify(meta, null, 2)}\n`);

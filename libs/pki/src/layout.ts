@@ -52,6 +52,11 @@ export interface PkiLayout {
   readonly operator: CertKeyPaths;
   /** The edge's T8 server certificate (signed by the T8 CA). */
   readonly edgeT8: CertKeyPaths;
+  /**
+   * The SCEF's client certificate for delivering notifications to AS receivers (signed by the
+   * T8 CA, clientAuth only), so an AS that trusts `ca.crt` can authenticate the SCEF.
+   */
+  readonly edgeNotifier: CertKeyPaths;
 }
 
 function pair(dir: string, name: string): CertKeyPaths {
@@ -78,6 +83,7 @@ export function layoutAtRoot(stateDir: string, root: string): PkiLayout {
     operatorDir,
     operator: pair(operatorDir, OPERATOR_NAME),
     edgeT8: pair(root, 'edge-t8'),
+    edgeNotifier: pair(root, 'edge-notifier'),
   };
 }
 
@@ -96,5 +102,6 @@ export function allCertKeyPaths(layout: PkiLayout): CertKeyPaths[] {
     ...MESH_SERVICES.map(name => layout.services[name]),
     layout.operator,
     layout.edgeT8,
+    layout.edgeNotifier,
   ];
 }

@@ -81,6 +81,7 @@ export function authenticationHandlers(
       });
       return { applicationServer: toPb(as) };
     },
+    getApplicationServer: async req => ({ applicationServer: toPb(await registry.get(req.scsAsId)) }),
     listApplicationServers: async () => ({ applicationServers: (await registry.list()).map(toPb) }),
     suspendApplicationServer: async req => ({ applicationServer: toPb(await registry.suspend(req.scsAsId)) }),
     revoke: async (req, ctx) => {

@@ -156,6 +156,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
           resolveClient: [edge],
           issueToken: [edge],
           verifyToken: [edge],
+          getApplicationServer: [edge],
           registerApplicationServer: [operatorId],
           listApplicationServers: [operatorId],
           suspendApplicationServer: [operatorId],

@@ -121,6 +121,13 @@ export class Registry {
     return this.store.list();
   }
 
+  async get(scsAsId: string): Promise<ApplicationServer> {
+    assertScsAsId(scsAsId);
+    const as = await this.store.get(scsAsId);
+    if (!as) throw new AeseError('NOT_FOUND', 'no such SCS/AS');
+    return as;
+  }
+
   async suspend(scsAsId: string): Promise<ApplicationServer> {
     assertScsAsId(scsAsId);
     const as = await this.store.get(scsAsId);

@@ -283,6 +283,14 @@ export interface RevokeOwnTokenResponse {
   revoked: boolean;
 }
 
+export interface GetApplicationServerRequest {
+  scsAsId: string;
+}
+
+export interface GetApplicationServerResponse {
+  applicationServer: ApplicationServer | undefined;
+}
+
 function createBaseApplicationServer(): ApplicationServer {
   return {
     scsAsId: "",
@@ -2042,6 +2050,154 @@ export const RevokeOwnTokenResponse: MessageFns<RevokeOwnTokenResponse> = {
   },
 };
 
+function createBaseGetApplicationServerRequest(): GetApplicationServerRequest {
+  return { scsAsId: "" };
+}
+
+export const GetApplicationServerRequest: MessageFns<GetApplicationServerRequest> = {
+  encode(message: GetApplicationServerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scsAsId !== "") {
+      writer.uint32(10).string(message.scsAsId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetApplicationServerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetApplicationServerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scsAsId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetApplicationServerRequest {
+    return {
+      scsAsId: isSet(object.scsAsId)
+        ? globalThis.String(object.scsAsId)
+        : isSet(object.scs_as_id)
+        ? globalThis.String(object.scs_as_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetApplicationServerRequest): unknown {
+    const obj: any = {};
+    if (message.scsAsId !== "") {
+      obj.scsAsId = message.scsAsId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetApplicationServerRequest>, I>>(base?: I): GetApplicationServerRequest {
+    return GetApplicationServerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetApplicationServerRequest>, I>>(object: I): GetApplicationServerRequest {
+    const message = createBaseGetApplicationServerRequest();
+    message.scsAsId = object.scsAsId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetApplicationServerResponse(): GetApplicationServerResponse {
+  return { applicationServer: undefined };
+}
+
+export const GetApplicationServerResponse: MessageFns<GetApplicationServerResponse> = {
+  encode(message: GetApplicationServerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.applicationServer !== undefined) {
+      ApplicationServer.encode(message.applicationServer, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetApplicationServerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetApplicationServerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.applicationServer = ApplicationServer.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetApplicationServerResponse {
+    return {
+      applicationServer: isSet(object.applicationServer)
+        ? ApplicationServer.fromJSON(object.applicationServer)
+        : isSet(object.application_server)
+        ? ApplicationServer.fromJSON(object.application_server)
+        : undefined,
+    };
+  },
+
+  toJSON(message: GetApplicationServerResponse): unknown {
+    const obj: any = {};
+    if (message.applicationServer !== undefined) {
+      obj.applicationServer = ApplicationServer.toJSON(message.applicationServer);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetApplicationServerResponse>, I>>(base?: I): GetApplicationServerResponse {
+    return GetApplicationServerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetApplicationServerResponse>, I>>(object: I): GetApplicationServerResponse {
+    const message = createBaseGetApplicationServerResponse();
+    message.applicationServer = (object.applicationServer !== undefined && object.applicationServer !== null)
+      ? ApplicationServer.fromPartial(object.applicationServer)
+      : undefined;
+    return message;
+  },
+};
+
 /** The AS registry, access-token issuance and verification. */
 export type AuthenticationServiceService = typeof AuthenticationServiceService;
 export const AuthenticationServiceService = {
@@ -2075,6 +2231,18 @@ export const AuthenticationServiceService = {
     requestDeserialize: (value: Buffer): VerifyTokenRequest => VerifyTokenRequest.decode(value),
     responseSerialize: (value: VerifyTokenResponse): Buffer => Buffer.from(VerifyTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyTokenResponse => VerifyTokenResponse.decode(value),
+  },
+  /** The registry entry of an SCS/AS (for the edge, which encrypts notifications to its key). */
+  getApplicationServer: {
+    path: "/aese.authentication.v1.AuthenticationService/GetApplicationServer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetApplicationServerRequest): Buffer =>
+      Buffer.from(GetApplicationServerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetApplicationServerRequest => GetApplicationServerRequest.decode(value),
+    responseSerialize: (value: GetApplicationServerResponse): Buffer =>
+      Buffer.from(GetApplicationServerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetApplicationServerResponse => GetApplicationServerResponse.decode(value),
   },
   /** Operator: onboards an SCS/AS or replaces its registration. */
   registerApplicationServer: {
@@ -2148,6 +2316,8 @@ export interface AuthenticationServiceServer extends UntypedServiceImplementatio
   issueToken: handleUnaryCall<IssueTokenRequest, IssueTokenResponse>;
   /** Verifies an access token presented over a connection with the given certificate. */
   verifyToken: handleUnaryCall<VerifyTokenRequest, VerifyTokenResponse>;
+  /** The registry entry of an SCS/AS (for the edge, which encrypts notifications to its key). */
+  getApplicationServer: handleUnaryCall<GetApplicationServerRequest, GetApplicationServerResponse>;
   /** Operator: onboards an SCS/AS or replaces its registration. */
   registerApplicationServer: handleUnaryCall<RegisterApplicationServerRequest, RegisterApplicationServerResponse>;
   /** Operator: lists onboarded SCS/ASes. */
@@ -2208,6 +2378,22 @@ export interface AuthenticationServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyTokenResponse) => void,
+  ): ClientUnaryCall;
+  /** The registry entry of an SCS/AS (for the edge, which encrypts notifications to its key). */
+  getApplicationServer(
+    request: GetApplicationServerRequest,
+    callback: (error: ServiceError | null, response: GetApplicationServerResponse) => void,
+  ): ClientUnaryCall;
+  getApplicationServer(
+    request: GetApplicationServerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetApplicationServerResponse) => void,
+  ): ClientUnaryCall;
+  getApplicationServer(
+    request: GetApplicationServerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetApplicationServerResponse) => void,
   ): ClientUnaryCall;
   /** Operator: onboards an SCS/AS or replaces its registration. */
   registerApplicationServer(
