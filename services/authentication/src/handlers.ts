@@ -5,7 +5,7 @@ import type { HandlersOf } from '@aese/grpc-server';
 import type { ApplicationServer, Registry } from './domain/registry.js';
 import type { TokenService } from './domain/tokens.js';
 import { assertScsAsId } from './domain/registry.js';
-import type { Revocation } from './domain/revocations.js';
+import type { Revocation } from '@aese/revocation';
 
 /** Publishes a revocation to every replica and applies it here; returns its version. */
 export type Revoker = (r: Revocation, reason: string, actor: string) => Promise<number>;

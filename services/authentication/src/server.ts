@@ -26,9 +26,9 @@ import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { Registry } from './domain/registry.js';
-import { RevocationList } from './domain/revocations.js';
+import { RevocationList } from '@aese/revocation';
 import { MAX_TOKEN_LIFETIME_S, TokenService } from './domain/tokens.js';
-import { decodeRevocation, encodeRevocation, REVOCATION_EVENT_TYPE } from './revocation-events.js';
+import { decodeRevocation, encodeRevocation, REVOCATION_EVENT_TYPE } from '@aese/revocation';
 import { authenticationHandlers } from './handlers.js';
 import { KvRegistryStore } from './kv-registry-store.js';
 

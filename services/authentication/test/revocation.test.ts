@@ -7,7 +7,7 @@ import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
 import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
-import { encodeRevocation, REVOCATION_EVENT_TYPE } from '../src/revocation-events.ts';
+import { encodeRevocation, REVOCATION_EVENT_TYPE } from '@aese/revocation';
 import { startAuthenticationService } from '../src/server.ts';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';

@@ -4,7 +4,7 @@ import type { JSONWebKeySet, JWK } from 'jose';
 import { AeseError } from '@aese/errors';
 import { certificateThumbprint, spiffeId, spiffeIdsOfPeer } from '@aese/pki';
 import type { ApplicationServer, Registry } from './registry.js';
-import type { RevocationList } from './revocations.js';
+import type { RevocationList } from '@aese/revocation';
 
 /** The ceiling on token lifetime the profile allows. */
 export const MAX_TOKEN_LIFETIME_S = 600;

@@ -1,5 +1,5 @@
 import { Revocation as PbRevocation } from '@aese/protos/events/v1';
-import type { Revocation } from './domain/revocations.js';
+import type { Revocation } from './revocation-list.js';
 
 /** Proto type name carried in the signed envelope. */
 export const REVOCATION_EVENT_TYPE = 'aese.events.v1.Revocation';

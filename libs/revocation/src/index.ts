@@ -1,0 +1,3 @@
+export { RevocationList } from './revocation-list.js';
+export type { Revocation } from './revocation-list.js';
+export { REVOCATION_EVENT_TYPE, decodeRevocation, encodeRevocation } from './revocation-events.js';
