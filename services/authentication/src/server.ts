@@ -26,9 +26,9 @@ import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { Registry } from './domain/registry.js';
-import { RevocationList } from '@aese/revocation';
+
 import { MAX_TOKEN_LIFETIME_S, TokenService } from './domain/tokens.js';
-import { decodeRevocation, encodeRevocation, REVOCATION_EVENT_TYPE } from '@aese/revocation';
+import { encodeRevocation, followRevocations, REVOCATION_EVENT_TYPE } from '@aese/revocation';
 import { authenticationHandlers } from './handlers.js';
 import { KvRegistryStore } from './kv-registry-store.js';
 
@@ -87,19 +87,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     const version = await publisher.publish(CONTROL_SUBJECTS.registry, 'aese.events.v1.ApplicationServerChanged', payload);
     audit.record({ actor: operatorId, action: 'registry.change', decision: 'change', reason: as.status, detail: { scsAsId: as.scsAsId, version } });
   });
-  const revocations = new RevocationList();
-  const revocationFeed = new ControlConsumer(nc, {
-    subject: CONTROL_SUBJECTS.revocations,
-    verifier: eventVerifier,
-    apply: e => {
-      const r = decodeRevocation(e.payload);
-      if (r) revocations.apply(r);
-    },
-    onRejected: (reason, e) => {
-      logger.warn({ reason, version: e.version, kid: e.kid }, 'control event ignored');
-      audit.record({ actor: 'unknown', action: 'control.revocation', decision: 'deny', reason, detail: { version: e.version } });
-    },
-  });
+  const { list: revocations, consumer: revocationFeed } = followRevocations({ nc, verifier: eventVerifier, logger, audit });
   // A rotation elsewhere: refresh the token key set now rather than on the next unknown kid.
   const keyFeed = new ControlConsumer(nc, {
     subject: CONTROL_SUBJECTS.keys,
