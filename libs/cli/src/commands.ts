@@ -1,0 +1,298 @@
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import type { Env } from '@aese/config';
+import { isValidIdentityName, isValidTrustDomain, pkiLayout, readPkiMetadata } from '@aese/pki';
+import { DEFAULT_TRUST_DOMAIN, MESH_ENDPOINTS } from '@aese/runtime';
+import { T8_SCOPES } from '@aese/t8-catalog';
+import { connectAuthenticationRegistry } from './authentication-registry.js';
+import type { AuthenticationRegistryOptions } from './authentication-registry.js';
+import { CLI_NAME, describeFailure, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
+import {
+  assertBundleFolderFree,
+  BUNDLE_FILES,
+  createAsCredentials,
+  registrationOf,
+  validateOnboardRequest,
+  writeBundle,
+} from './onboard.js';
+import type { AsConfigFile } from './onboard.js';
+import { formatTable } from './output.js';
+import { connectPolicyAdmin, POLICY_USAGE, policyApply, policyShow } from './policy-commands.js';
+import type { PolicyAdminClient, PolicyAdminOptions, PolicyCommandDeps } from './policy-commands.js';
+import type { AsRegistry, RegisteredAs } from './registry.js';
+import { CLI_SETTINGS, DEFAULT_EDGE_URL, loadCliConfig, resolveTrustDomain, tokenEndpointOf } from './settings.js';
+import type { CliConfig } from './settings.js';
+import { prepareState } from './state.js';
+
+/** Where a command's output goes and what environment it reads. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Env;
+}
+
+/** Replaceable dependencies; the defaults are the real ones. */
+export interface CliDeps {
+  readonly connectRegistry?: (options: AuthenticationRegistryOptions) => AsRegistry;
+  readonly connectPolicyAdmin?: (options: PolicyAdminOptions) => PolicyAdminClient & { close(): void };
+}
+
+/** The usage text: every command, option and setting, with the defaults the code uses. */
+export function usage(): string {
+  const s = CLI_SETTINGS;
+  return `${CLI_NAME}: operator CLI of the AESE secure SCEF
+
+Usage:
+  ${CLI_NAME} pki init [--trust-domain <td>] [--hostname <name>]...
+      Create the operator PKI and the crypto key-encryption key in the state folder.
+      Idempotent. --hostname names the edge's T8 certificate (default: localhost).
+  ${CLI_NAME} as onboard <scsAsId> --scope <scope> [--scope <scope>]... --out <dir>
+                  [--signature-profile required|optional]
+      Issue an AS client certificate, request-signing and encryption keys, register the AS
+      with the authentication service and write its bundle into <dir>:
+      ${Object.values(BUNDLE_FILES).join(', ')}.
+  ${CLI_NAME} as list [--json]
+      List the onboarded ASes.
+  ${CLI_NAME} as suspend <scsAsId>
+      Suspend an AS: its tokens stop verifying and it gets no new ones.
+${POLICY_USAGE.trimEnd()}
+  ${CLI_NAME} help
+
+T8 scopes (one per API):
+${wrap(T8_SCOPES, 6, 96)}
+
+Settings (environment):
+  ${s.stateDir.env.padEnd(20)} state folder (default: .state in the repository)
+  ${s.trustDomain.env.padEnd(20)} SPIFFE trust domain (default: the PKI's, else ${DEFAULT_TRUST_DOMAIN})
+  ${s.authenticationAddr.env.padEnd(20)} authentication service (default: localhost:${MESH_ENDPOINTS.authentication.port})
+  ${s.authorizationAddr.env.padEnd(20)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
+  ${s.edgeUrl.env.padEnd(20)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
+
+Exit status: 0 done, 1 failed, ${EXIT_USAGE} bad command line.
+`;
+}
+
+/** Words joined by spaces into indented lines of at most `width` characters. */
+function wrap(words: readonly string[], indent: number, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line !== '' && indent + line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = '';
+    }
+    line = line === '' ? w : `${line} ${w}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines.map(l => `${' '.repeat(indent)}${l}`).join('\n');
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse<O extends Options>(args: readonly string[], options: O) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (err: unknown) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function noPositionals(positionals: readonly string[], command: string): void {
+  if (positionals.length > 0) throw new UsageError(`${command} takes no argument ${JSON.stringify(positionals[0])}`);
+}
+
+function oneScsAsId(positionals: readonly string[], command: string): string {
+  if (positionals.length === 0) throw new UsageError(`${command} needs an scsAsId`);
+  if (positionals.length > 1) throw new UsageError(`${command} takes one scsAsId, got ${positionals.length} arguments`);
+  return positionals[0]!;
+}
+
+/** The trust domain of a state folder that must already hold a PKI. */
+function existingPkiTrustDomain(config: CliConfig): string {
+  const layout = pkiLayout(config.stateDir);
+  if (!readPkiMetadata(layout)) throw new Error(`no PKI in ${layout.root}: run '${CLI_NAME} pki init' first`);
+  return resolveTrustDomain(layout, config.trustDomain);
+}
+
+async function pkiInit(args: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, {
+    'trust-domain': { type: 'string' },
+    hostname: { type: 'string', multiple: true },
+  });
+  noPositionals(positionals, 'pki init');
+  const config = loadCliConfig(io.env);
+  const layout = pkiLayout(config.stateDir);
+  const trustDomain = resolveTrustDomain(layout, values['trust-domain'], config.trustDomain);
+  if (!isValidTrustDomain(trustDomain)) {
+    throw new UsageError(`invalid trust domain ${JSON.stringify(trustDomain)}: expected [a-z0-9._-]{1,255}`);
+  }
+  const hostnames = values.hostname;
+  const state = await prepareState({
+    stateDir: config.stateDir,
+    trustDomain,
+    ...(hostnames && hostnames.length > 0 ? { t8Hostnames: hostnames } : {}),
+  });
+  const meta = readPkiMetadata(state.layout);
+  const t8 = (meta?.t8Hostnames ?? []).join(', ');
+  if (state.pkiCreated) {
+    io.stdout(`created the PKI in ${state.layout.root} (trust domain ${trustDomain}; edge T8 certificate for ${t8})\n`);
+  } else {
+    io.stdout(`the PKI in ${state.layout.root} exists (trust domain ${trustDomain}); nothing changed\n`);
+    const wanted = hostnames ?? [];
+    if (wanted.some(h => !(meta?.t8Hostnames ?? []).includes(h))) {
+      io.stdout(`note: --hostname applies only when the PKI is created; its T8 certificate is for ${t8}\n`);
+    }
+  }
+  io.stdout(
+    state.kekCreated
+      ? `created the key-encryption key ${state.kekPath}\n`
+      : `the key-encryption key ${state.kekPath} exists; kept\n`,
+  );
+  return EXIT_OK;
+}
+
+async function withRegistry<T>(
+  config: CliConfig,
+  deps: CliDeps,
+  run: (registry: AsRegistry, trustDomain: string) => Promise<T>,
+): Promise<T> {
+  const trustDomain = existingPkiTrustDomain(config);
+  const connect = deps.connectRegistry ?? connectAuthenticationRegistry;
+  const registry = connect({ address: config.authenticationAddr, stateDir: config.stateDir, trustDomain });
+  try {
+    return await run(registry, trustDomain);
+  } finally {
+    registry.close();
+  }
+}
+
+async function asOnboard(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
+  const { values, positionals } = parse(args, {
+    scope: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    'signature-profile': { type: 'string' },
+  });
+  if (positionals.length > 1) throw new UsageError(`as onboard takes one scsAsId, got ${positionals.length} arguments`);
+  const request = validateOnboardRequest({
+    scsAsId: positionals[0],
+    scopes: values.scope,
+    outDir: values.out,
+    signatureProfile: values['signature-profile'],
+  });
+  const config = loadCliConfig(io.env);
+  assertBundleFolderFree(request.outDir);
+  const registered = await withRegistry(config, deps, async (registry, trustDomain) => {
+    const credentials = await createAsCredentials(config.stateDir, trustDomain, request.scsAsId);
+    const as = await registry.register(registrationOf(request, credentials));
+    const asConfig: AsConfigFile = {
+      scsAsId: as.scsAsId,
+      edgeUrl: config.edgeUrl,
+      tokenEndpoint: tokenEndpointOf(config.edgeUrl),
+      scopes: as.scopes,
+      signatureProfile: as.signatureProfile,
+      certificateThumbprint: credentials.thumbprint,
+      signingKeyId: String(credentials.signingJwk.kid),
+      encryptionKeyId: String(credentials.encryptionJwk.kid),
+    };
+    writeBundle(request.outDir, config.stateDir, credentials, asConfig);
+    return { as, asConfig };
+  });
+  const { as, asConfig } = registered;
+  const dir = request.outDir;
+  // RegisterApplicationServer replaces an existing registration: say so, the old certificate and
+  // keys no longer work.
+  const verb = as.createdAt === as.updatedAt ? 'onboarded' : 're-onboarded (previous certificate and keys replaced)';
+  io.stdout(
+    `${verb} ${as.scsAsId} (status ${as.status}; scopes ${as.scopes.join(' ')}; signatures ${as.signatureProfile})\n` +
+      `  certificate thumbprint (x5t#S256): ${asConfig.certificateThumbprint}\n` +
+      `  bundle: ${dir} (${Object.values(BUNDLE_FILES).join(', ')})\n` +
+      `get an access token:\n` +
+      `  curl --cert ${dir}/${BUNDLE_FILES.clientCertificate} --key ${dir}/${BUNDLE_FILES.clientKey} ` +
+      `--cacert ${dir}/${BUNDLE_FILES.serverCa} -d grant_type=client_credentials -d client_id=${as.scsAsId} ` +
+      `-d scope=${as.scopes.join('+')} ${asConfig.tokenEndpoint}\n`,
+  );
+  return EXIT_OK;
+}
+
+function listRows(list: readonly RegisteredAs[]): string {
+  if (list.length === 0) return 'no SCS/AS is onboarded\n';
+  return formatTable(
+    ['SCS_AS_ID', 'STATUS', 'SIGNATURES', 'SCOPES', 'CERTIFICATES', 'UPDATED'],
+    list.map(as => [
+      as.scsAsId,
+      as.status,
+      as.signatureProfile,
+      as.scopes.join(','),
+      String(as.certificateThumbprints.length),
+      as.updatedAt,
+    ]),
+  );
+}
+
+async function asList(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  noPositionals(positionals, 'as list');
+  const config = loadCliConfig(io.env);
+  const list = await withRegistry(config, deps, registry => registry.list());
+  const sorted = [...list].sort((a, b) => a.scsAsId.localeCompare(b.scsAsId));
+  io.stdout(values.json ? `${JSON.stringify(sorted, null, 2)}\n` : listRows(sorted));
+  return EXIT_OK;
+}
+
+async function asSuspend(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
+  const { positionals } = parse(args, {});
+  const scsAsId = oneScsAsId(positionals, 'as suspend');
+  if (!isValidIdentityName(scsAsId)) throw new UsageError(`invalid scsAsId ${JSON.stringify(scsAsId)}`);
+  const config = loadCliConfig(io.env);
+  const as = await withRegistry(config, deps, registry => registry.suspend(scsAsId));
+  io.stdout(`suspended ${as.scsAsId} (status ${as.status})\n`);
+  return EXIT_OK;
+}
+
+/** Runs a policy command with an operator connection to the authorization service. */
+function policyCommand(run: (args: readonly string[], deps: PolicyCommandDeps) => Promise<number>) {
+  return async (args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> => {
+    const config = loadCliConfig(io.env);
+    const trustDomain = existingPkiTrustDomain(config);
+    const connect = deps.connectPolicyAdmin ?? connectPolicyAdmin;
+    const client = connect({ address: config.authorizationAddr, stateDir: config.stateDir, trustDomain });
+    try {
+      return await run(args, { client, stdout: io.stdout });
+    } finally {
+      client.close();
+    }
+  };
+}
+
+type Command = (args: readonly string[], io: CliIo, deps: CliDeps) => Promise<number>;
+
+const COMMANDS: Readonly<Record<string, Readonly<Record<string, Command>>>> = {
+  pki: { init: pkiInit },
+  as: { onboard: asOnboard, list: asList, suspend: asSuspend },
+  policy: { show: policyCommand(policyShow), apply: policyCommand(policyApply) },
+};
+
+/**
+ * Runs one command line and returns the exit status. Every failure becomes one line on stderr
+ * (`aese: <message>`), never a stack trace: operators read it, scripts test the status.
+ */
+export async function runCli(argv: readonly string[], io: CliIo, deps: CliDeps = {}): Promise<number> {
+  try {
+    if (argv.length > 0 && (argv[0] === 'help' || argv.includes('--help') || argv.includes('-h'))) {
+      io.stdout(usage());
+      return EXIT_OK;
+    }
+    const [group, name, ...rest] = argv;
+    if (group === undefined) throw new UsageError(`missing command (see '${CLI_NAME} --help')`);
+    const commands = COMMANDS[group];
+    if (!commands) throw new UsageError(`unknown command ${JSON.stringify(group)} (see '${CLI_NAME} --help')`);
+    const known = Object.keys(commands).join(', ');
+    if (name === undefined) throw new UsageError(`${group} needs a subcommand: ${known}`);
+    const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+    if (!command) throw new UsageError(`unknown command "${group} ${name}"; expected one of: ${known}`);
+    return await command(rest, io, deps);
+  } catch (err: unknown) {
+    io.stderr(`${CLI_NAME}: ${describeFailure(err)}\n`);
+    return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,57 @@
+import { loadConfig, str } from '@aese/config';
+import type { Env, Setting } from '@aese/config';
+import { readPkiMetadata } from '@aese/pki';
+import type { PkiLayout } from '@aese/pki';
+import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_TRUST_DOMAIN } from '@aese/runtime';
+import { UsageError } from './errors.js';
+
+/** Where ASes reach the edge when nothing is configured: the port `npm start` uses. */
+export const DEFAULT_EDGE_URL = `https://localhost:${DEFAULT_EDGE_PORT}`;
+
+/** A string setting with no default: absent means "decide from context" (the PKI's own metadata). */
+export function optionalStr(envName: string): Setting<string | undefined> {
+  return { env: envName, parse: raw => raw, default: undefined };
+}
+
+/**
+ * Settings of the operator tools (the `aese` CLI and `npm start`). Variable names and defaults are
+ * those of the services ({@link COMMON_SETTINGS}), so one environment drives both.
+ */
+export const CLI_SETTINGS = {
+  stateDir: COMMON_SETTINGS.stateDir,
+  /** Unset: the trust domain recorded in the PKI's `pki.json`, else {@link DEFAULT_TRUST_DOMAIN}. */
+  trustDomain: optionalStr(COMMON_SETTINGS.trustDomain.env),
+  authenticationAddr: COMMON_SETTINGS.addrAuthentication,
+  authorizationAddr: COMMON_SETTINGS.addrAuthorization,
+  edgeUrl: str('AESE_EDGE_URL', DEFAULT_EDGE_URL),
+} as const;
+
+export type CliConfig = ReturnType<typeof loadCliConfig>;
+
+/** Reads {@link CLI_SETTINGS} once; a malformed value fails here, naming its variable. */
+export function loadCliConfig(env: Env) {
+  const config = loadConfig(CLI_SETTINGS, env);
+  let url: URL;
+  try {
+    url = new URL(config.edgeUrl);
+  } catch {
+    throw new UsageError(`setting AESE_EDGE_URL must be an https URL, got ${JSON.stringify(config.edgeUrl)}`);
+  }
+  if (url.protocol !== 'https:') throw new UsageError('setting AESE_EDGE_URL must be an https URL');
+  return config;
+}
+
+/**
+ * The trust domain to use: an explicit choice (flag, then variable), else the one the existing
+ * PKI was made for, else the default. An explicit choice that contradicts the PKI is caught by
+ * `@aese/pki`, which names both.
+ */
+export function resolveTrustDomain(layout: PkiLayout, ...explicit: (string | undefined)[]): string {
+  for (const td of explicit) if (td !== undefined && td !== '') return td;
+  return readPkiMetadata(layout)?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+}
+
+/** The OAuth token endpoint under an edge URL. */
+export function tokenEndpointOf(edgeUrl: string): string {
+  return `${edgeUrl.replace(/\/+$/, '')}/oauth2/token`;
+}

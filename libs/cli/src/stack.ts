@@ -1,0 +1,363 @@
+/**
+ * The process supervisor behind `npm start`: the whole SCEF on one machine, for development and
+ * evaluation.
+ *
+ * Prepares the state folder (PKI and key-encryption key, the same code as `aese pki init`),
+ * makes sure NATS answers (starting a private nats-server when none does and one is installed),
+ * then starts every service as its own process in dependency order, waiting for each one's port.
+ * Child output is prefixed with the service name. Ctrl-C or SIGTERM stops the services, newest
+ * first, then the private NATS; if a service dies on its own, everything is stopped and the exit
+ * status is non-zero.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join, relative, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { int, list, loadConfig, str } from '@aese/config';
+import type { Setting } from '@aese/config';
+import { DEFAULT_T8_HOSTNAMES, pkiLayout } from '@aese/pki';
+import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_STATE_DIR, MESH_ENDPOINTS, REPO_ROOT } from '@aese/runtime';
+import type { MeshServiceName } from '@aese/runtime';
+import { describeFailure } from './errors.js';
+import { CLI_SETTINGS, optionalStr, resolveTrustDomain, tokenEndpointOf } from './settings.js';
+import { kekPath, prepareState } from './state.js';
+
+/** The services in start order: each one's dependencies come before it. */
+export const START_ORDER: readonly MeshServiceName[] = [
+  'crypto',
+  'authentication',
+  'authorization',
+  'replay-guard',
+  'capability-exposure',
+  'edge',
+];
+
+/** How long one service may take to open its port. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** How long a process may take to stop after SIGTERM before it is killed. */
+export const STOP_GRACE_MS = 10_000;
+/** The nats-server binary looked for on PATH when NATS must be started. */
+export const DEFAULT_NATS_SERVER_BIN = 'nats-server';
+
+/** The variable overriding a service's port, e.g. `REPLAY_GUARD_PORT`. */
+export function portEnvOf(service: MeshServiceName): string {
+  return `${service.toUpperCase().replace(/-/g, '_')}_PORT`;
+}
+
+function defaultPortOf(service: MeshServiceName): number {
+  return service === 'edge' ? DEFAULT_EDGE_PORT : MESH_ENDPOINTS[service].port;
+}
+
+/** Settings of `npm start`; the services' own settings pass through the environment to them. */
+export const START_SETTINGS = {
+  stateDir: CLI_SETTINGS.stateDir,
+  trustDomain: CLI_SETTINGS.trustDomain,
+  natsUrl: COMMON_SETTINGS.natsUrl,
+  listenHost: COMMON_SETTINGS.listenHost,
+  /** Unset: `https://localhost:<edge port>`. */
+  issuer: optionalStr('AESE_ISSUER'),
+  /** Host names of the edge's T8 certificate, used only when the PKI is first created. */
+  t8Hostnames: list('AESE_T8_HOSTNAMES', DEFAULT_T8_HOSTNAMES),
+  natsServerBin: str('NATS_SERVER_BIN', DEFAULT_NATS_SERVER_BIN),
+  startTimeoutMs: int('START_TIMEOUT_MS', DEFAULT_START_TIMEOUT_MS, 1_000, 600_000),
+} as const;
+
+/** One port setting per service (`CRYPTO_PORT`, ..., `EDGE_PORT`), defaulting to the standard ports. */
+export const PORT_SETTINGS = Object.fromEntries(
+  START_ORDER.map(s => [s, int(portEnvOf(s), defaultPortOf(s), 1, 65535)]),
+) as Readonly<Record<MeshServiceName, Setting<number>>>;
+
+const LABEL_WIDTH = Math.max(...START_ORDER.map(s => s.length));
+/** A line of this script's own, labelled like the children's. */
+const say = (line: string): void => void process.stdout.write(`${'start'.padEnd(LABEL_WIDTH)} | ${line}\n`);
+
+/** Copies a child's output line by line, each line prefixed with the child's name. */
+function prefixLines(stream: Readable | null, label: string, sink: NodeJS.WriteStream): void {
+  if (!stream) return;
+  const prefix = `${label.padEnd(LABEL_WIDTH)} | `;
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', line => sink.write(`${prefix}${line}\n`));
+}
+
+/** True when something accepts a TCP connection on host:port within timeoutMs. */
+function answers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise(resolvePromise => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolvePromise(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** True when a NATS server answers on host:port: it greets every client with an INFO line. */
+function natsAnswers(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {
+  return new Promise(resolvePromise => {
+    const socket = connect({ host, port });
+    let greeting = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolvePromise(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('data', (chunk: Buffer) => {
+      greeting += chunk.toString('latin1');
+      if (greeting.length >= 5) done(greeting.startsWith('INFO '));
+    });
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
+  });
+}
+
+/** The address to probe a listener bound to `host` on. */
+function probeHost(listenHost: string): string {
+  if (listenHost === '0.0.0.0' || listenHost === '') return '127.0.0.1';
+  if (listenHost === '::' || listenHost === '[::]') return '::1';
+  return listenHost;
+}
+
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+interface Managed {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function manage(name: string, child: ChildProcess): Managed {
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(resolveExit => {
+    child.once('exit', (code, signal) => resolveExit({ code, signal }));
+    child.once('error', () => resolveExit({ code: null, signal: null }));
+  });
+  prefixLines(child.stdout, name, process.stdout);
+  prefixLines(child.stderr, name, process.stderr);
+  return { name, child, exited };
+}
+
+function isRunning(m: Managed): boolean {
+  return m.child.exitCode === null && m.child.signalCode === null && m.child.pid !== undefined;
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves when the process is gone. */
+async function stopProcess(m: Managed): Promise<void> {
+  if (!isRunning(m)) return;
+  m.child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    if (isRunning(m)) {
+      say(`${m.name} did not stop within ${STOP_GRACE_MS} ms; killing it`);
+      m.child.kill('SIGKILL');
+    }
+  }, STOP_GRACE_MS);
+  await m.exited;
+  clearTimeout(timer);
+}
+
+/** Resolves when host:port answers; rejects when the process exits first or the time is up. */
+async function waitUntilListening(m: Managed, host: string, port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let exited = false;
+  void m.exited.then(() => (exited = true));
+  for (;;) {
+    if (exited || !isRunning(m)) {
+      const { code, signal } = await m.exited;
+      throw new Error(`${m.name} exited during start-up (${signal ? `signal ${signal}` : `status ${code}`})`);
+    }
+    if (await answers(host, port)) return;
+    if (Date.now() > until) throw new Error(`${m.name} did not listen on ${host}:${port} within ${timeoutMs} ms`);
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+/** The running stack: what was started, and the one way to stop it. */
+class Stack {
+  readonly services: Managed[] = [];
+  nats: Managed | undefined;
+  stopping = false;
+  private stopped: Promise<void> | undefined;
+
+  /** Stops the services newest first, then the private NATS. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    return (this.stopped ??= (async () => {
+      for (const m of [...this.services].reverse()) await stopProcess(m);
+      if (this.nats) await stopProcess(this.nats);
+    })());
+  }
+
+  /** Last resort on an abrupt exit of this process: signal whatever still runs. */
+  killAll(): void {
+    for (const m of [...this.services, ...(this.nats ? [this.nats] : [])]) if (isRunning(m)) m.child.kill('SIGTERM');
+  }
+}
+
+/** Makes sure NATS answers at the first URL of NATS_URL, starting a private nats-server if needed. */
+async function ensureNats(stack: Stack, natsUrl: string, bin: string, stateDir: string): Promise<void> {
+  const first = natsUrl.split(',')[0]!.trim();
+  let url: URL;
+  try {
+    url = new URL(first);
+  } catch {
+    throw new Error(`NATS_URL ${JSON.stringify(first)} is not a URL (nats://host:port)`);
+  }
+  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port === '' ? 4222 : Number(url.port);
+  if (await natsAnswers(host, port)) {
+    say(`using NATS at ${first}`);
+    return;
+  }
+  if (!LOCAL_HOSTS.has(url.hostname)) throw new Error(`no NATS server answers at NATS_URL ${first}`);
+  if (await answers(host, port)) throw new Error(`something that is not NATS listens at ${first}; set NATS_URL`);
+  const storeDir = join(stateDir, 'nats');
+  mkdirSync(storeDir, { recursive: true, mode: 0o700 });
+  say(`no NATS server answers at ${first}; starting a private nats-server (JetStream store ${storeDir})`);
+  // Its own process group: a Ctrl-C in the terminal reaches the services, and NATS stays up until
+  // they have drained their connections; it is stopped last.
+  const child = spawn(bin, ['-js', '-a', host, '-p', String(port), '-sd', storeDir], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const spawnError = new Promise<Error>(r => child.once('error', r));
+  const nats = manage('nats', child);
+  stack.nats = nats;
+  const failed = await Promise.race([
+    waitUntilListening(nats, host, port, 10_000).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    ),
+    spawnError,
+  ]);
+  if (failed) {
+    await stopProcess(nats);
+    stack.nats = undefined;
+    const missing = (failed as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new Error(
+      missing
+        ? `nothing answers at ${first} and ${bin} is not on PATH: install it (apt-get install nats-server) or set NATS_URL`
+        : `cannot start ${bin}: ${failed.message}`,
+    );
+  }
+}
+
+function nextSteps(opts: { edgeUrl: string; stateDir: string; authAddr: string; authDefault: string }): string[] {
+  const env: string[] = [];
+  if (resolve(opts.stateDir) !== resolve(DEFAULT_STATE_DIR)) env.push(`${CLI_SETTINGS.stateDir.env}=${opts.stateDir}`);
+  if (opts.authAddr !== opts.authDefault) env.push(`${CLI_SETTINGS.authenticationAddr.env}=${opts.authAddr}`);
+  if (opts.edgeUrl !== `https://localhost:${DEFAULT_EDGE_PORT}`) env.push(`${CLI_SETTINGS.edgeUrl.env}=${opts.edgeUrl}`);
+  const prefix = env.length > 0 ? `${env.join(' ')} ` : '';
+  return [
+    'next steps, in another terminal:',
+    `  ${prefix}npx aese as onboard my-as --scope 3gpp-monitoring-event --out ./my-as`,
+    `  curl --cert my-as/client.crt --key my-as/client.key --cacert my-as/ca.crt \\`,
+    `       -d grant_type=client_credentials -d client_id=my-as -d scope=3gpp-monitoring-event \\`,
+    `       ${tokenEndpointOf(opts.edgeUrl)}`,
+    'Ctrl-C stops everything.',
+  ];
+}
+
+/**
+ * Runs the whole mesh on this machine until SIGINT or SIGTERM (see scripts/start.ts) and returns
+ * the exit status: 0 after a requested stop, 1 when something failed or a service died.
+ *
+ * @throws Error for a problem found before anything was started (a missing service, a port in use).
+ */
+export async function runStack(): Promise<number> {
+  const config = loadConfig(START_SETTINGS, process.env);
+  const ports = loadConfig(PORT_SETTINGS, process.env);
+  const stateDir = resolve(config.stateDir);
+  const host = probeHost(config.listenHost);
+
+  for (const service of START_ORDER) {
+    const main = join(REPO_ROOT, 'services', service, 'src', 'main.ts');
+    if (!existsSync(main)) throw new Error(`${relative(REPO_ROOT, main)} is missing`);
+  }
+  const seen = new Map<number, MeshServiceName>();
+  for (const service of START_ORDER) {
+    const other = seen.get(ports[service]);
+    if (other) throw new Error(`${portEnvOf(service)} and ${portEnvOf(other)} are both ${ports[service]}`);
+    seen.set(ports[service], service);
+  }
+
+  const trustDomain = resolveTrustDomain(pkiLayout(stateDir), config.trustDomain);
+  const state = await prepareState({ stateDir, trustDomain, t8Hostnames: config.t8Hostnames });
+  say(`${state.pkiCreated ? 'created' : 'using'} the PKI in ${state.layout.root} (trust domain ${trustDomain})`);
+  if (state.kekCreated) say(`created the key-encryption key ${state.kekPath}`);
+
+  for (const service of START_ORDER) {
+    if (await answers(host, ports[service])) {
+      throw new Error(`port ${ports[service]} (${service}) is in use: stop what holds it or set ${portEnvOf(service)}`);
+    }
+  }
+
+  const stack = new Stack();
+  let exitCode = 0;
+  let resolveDone: () => void = () => undefined;
+  const done = new Promise<void>(r => (resolveDone = r));
+  const shutdown = (reason: string, code: number): void => {
+    if (stack.stopping) return;
+    exitCode = code;
+    say(`${reason}; stopping`);
+    void stack.stop().then(resolveDone, resolveDone);
+  };
+  process.on('SIGINT', () => shutdown('SIGINT received', 0));
+  process.on('SIGTERM', () => shutdown('SIGTERM received', 0));
+  process.on('exit', () => stack.killAll());
+
+  try {
+    await ensureNats(stack, config.natsUrl, config.natsServerBin, stateDir);
+    const edgeUrl = config.issuer ?? `https://localhost:${ports.edge}`;
+    const addresses = Object.fromEntries(
+      Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`]),
+    );
+    const baseEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      [COMMON_SETTINGS.stateDir.env]: stateDir,
+      [COMMON_SETTINGS.trustDomain.env]: trustDomain,
+      [COMMON_SETTINGS.natsUrl.env]: config.natsUrl,
+      CRYPTO_KEK_FILE: kekPath(stateDir),
+      [START_SETTINGS.issuer.env]: edgeUrl,
+      ...addresses,
+    };
+    for (const service of START_ORDER) {
+      if (stack.stopping) break;
+      const t0 = Date.now();
+      const child = spawn(process.execPath, ['--import', 'tsx', join('services', service, 'src', 'main.ts')], {
+        cwd: REPO_ROOT,
+        env: { ...baseEnv, PORT: String(ports[service]) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const m = manage(service, child);
+      stack.services.push(m);
+      say(`starting ${service} (pid ${child.pid})`);
+      // A service exits 0 only when it was asked to stop (a Ctrl-C that reached the whole
+      // process group, say): stop the rest too. Anything else is a failure.
+      void m.exited.then(({ code, signal }) => {
+        if (code === 0) shutdown(`${service} stopped`, 0);
+        else shutdown(`${service} exited (${signal ? `signal ${signal}` : `status ${code}`})`, 1);
+      });
+      await waitUntilListening(m, host, ports[service], config.startTimeoutMs);
+      say(`${service} ready on ${host}:${ports[service]} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    if (!stack.stopping) {
+      say(`SCEF is up: the T8 edge listens at ${edgeUrl}`);
+      for (const line of nextSteps({
+        edgeUrl,
+        stateDir,
+        authAddr: addresses['AUTHENTICATION_ADDR']!,
+        authDefault: `localhost:${MESH_ENDPOINTS.authentication.port}`,
+      })) {
+        say(line);
+      }
+    }
+  } catch (err: unknown) {
+    if (!stack.stopping) shutdown(describeFailure(err), 1);
+  }
+  await done;
+  say(exitCode === 0 ? 'stopped' : 'stopped after a failure');
+  return exitCode;
+}
+

@@ -1,0 +1,225 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { REPO_ROOT } from '@aese/runtime';
+import { freePort, startNatsServer, tempDir } from '@aese/testing';
+import type { NatsServerProcess } from '@aese/testing';
+
+const SERVICES = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'] as const;
+const PORT_ENV: Record<(typeof SERVICES)[number], string> = {
+  crypto: 'CRYPTO_PORT',
+  authentication: 'AUTHENTICATION_PORT',
+  authorization: 'AUTHORIZATION_PORT',
+  'replay-guard': 'REPLAY_GUARD_PORT',
+  'capability-exposure': 'CAPABILITY_EXPOSURE_PORT',
+  edge: 'EDGE_PORT',
+};
+
+/** The environment of the test process without any AESE setting that could leak in from a shell. */
+function cleanEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (e): e is [string, string] => e[1] !== undefined && !/^(AESE_|NATS_URL$|LISTEN_HOST$|PORT$)|_ADDR$|_PORT$/.test(e[0]),
+    ),
+  );
+}
+
+/** `npm start` without npm in between, so the signal reaches the script itself. */
+class StartProcess {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
+      cwd: REPO_ROOT,
+      env: { ...cleanEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (b: Buffer) => (this.output += b.toString('utf8')));
+    this.child.stderr!.on('data', (b: Buffer) => (this.output += b.toString('utf8')));
+    this.exited = new Promise(resolve => this.child.once('exit', code => resolve(code)));
+  }
+
+  /** Resolves with the first match of `pattern` in the output; rejects if the process exits first. */
+  async waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.output.match(pattern);
+      if (m) return m;
+      if (this.child.exitCode !== null) throw new Error(`start exited (${this.child.exitCode}) before ${pattern}:\n${this.output}`);
+      if (Date.now() > until) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.output}`);
+      await new Promise(r => setTimeout(r, 100));
+    }
+  }
+
+  /** The pid of every service the script reported starting. */
+  pids(): Map<string, number> {
+    return new Map([...this.output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1]!, Number(m[2])]));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function aese(args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'aese.mjs'), ...args], {
+      env: { ...cleanEnv(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', code => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+/** One HTTPS request to the edge as an AS would make it: SNI and Host are the edge's name. */
+function edgeRequest(
+  port: number,
+  tls: TlsFiles,
+  method: string,
+  path: string,
+  form?: Record<string, string>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const body = form ? new URLSearchParams(form).toString() : undefined;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port,
+        method,
+        path,
+        headers: {
+          host: `localhost:${port}`,
+          accept: 'application/json',
+          ...(body ? { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } : {}),
+        },
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        ca: readFileSync(tls.ca),
+        timeout: 10_000,
+      },
+      res => {
+        let text = '';
+        res.on('data', (b: Buffer) => (text += b.toString('utf8')));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> });
+          } catch (err) {
+            reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`, { cause: err }));
+          }
+        });
+      },
+    );
+    req.once('error', reject);
+    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.end(body);
+  });
+}
+
+describe('npm start (scripts/start.ts)', function () {
+  // About 15 s on an idle machine; the bounds leave room for a loaded one.
+  this.timeout(180_000);
+  let nats: NatsServerProcess;
+  let dir: ReturnType<typeof tempDir>;
+  let start: StartProcess | undefined;
+
+  beforeEach(async () => {
+    nats = await startNatsServer();
+    dir = tempDir('aese-start');
+  });
+  afterEach(async () => {
+    // A failed test must not leave a mesh running: the script first, then whatever it reported.
+    if (start && start.child.exitCode === null) {
+      start.child.kill('SIGTERM');
+      await start.exited;
+    }
+    for (const pid of start?.pids().values() ?? []) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    start = undefined;
+    await nats.dispose();
+    dir.remove();
+  });
+
+  async function portsEnv(): Promise<Record<string, string>> {
+    const env: Record<string, string> = {};
+    for (const s of SERVICES) env[PORT_ENV[s]] = String(await freePort());
+    return env;
+  }
+
+  it('starts the mesh with its PKI, serves the edge to an onboarded AS, and stops every child on SIGINT', async () => {
+    const stateDir = join(dir.path, 'state');
+    const ports = await portsEnv();
+    start = new StartProcess({ AESE_STATE_DIR: stateDir, NATS_URL: nats.url, LOG_LEVEL: 'warn', ...ports });
+    const [, edgeUrl] = await start.waitFor(/the T8 edge listens at (https:\/\/\S+)/, 120_000);
+    expect(edgeUrl).to.equal(`https://localhost:${ports['EDGE_PORT']}`);
+    expect(start.output).to.match(/created the PKI in /);
+    expect(start.output).to.match(/created the key-encryption key /);
+    expect(start.output).to.match(/using NATS at nats:\/\/127\.0\.0\.1:/);
+    expect(start.output).to.include('npx aese as onboard');
+    const pids = start.pids();
+    expect([...pids.keys()]).to.deep.equal([...SERVICES]);
+
+    const bundle = join(dir.path, 'as-start');
+    const onboard = await aese(['as', 'onboard', 'as-start', '--scope', '3gpp-monitoring-event', '--out', bundle], {
+      AESE_STATE_DIR: stateDir,
+      AUTHENTICATION_ADDR: `localhost:${ports['AUTHENTICATION_PORT']}`,
+      AESE_EDGE_URL: edgeUrl!,
+    });
+    expect(onboard.code, onboard.stderr).to.equal(0);
+    const tls = { cert: join(bundle, 'client.crt'), key: join(bundle, 'client.key'), ca: join(bundle, 'ca.crt') };
+    const edgePort = Number(ports['EDGE_PORT']);
+
+    const metadata = await edgeRequest(edgePort, tls, 'GET', '/.well-known/oauth-authorization-server');
+    expect(metadata.status).to.equal(200);
+    expect(metadata.json['issuer']).to.equal(edgeUrl);
+    expect(metadata.json['token_endpoint']).to.equal(`${edgeUrl}/oauth2/token`);
+
+    const token = await edgeRequest(edgePort, tls, 'POST', '/oauth2/token', {
+      grant_type: 'client_credentials',
+      client_id: 'as-start',
+      scope: '3gpp-monitoring-event',
+    });
+    expect(token.status, JSON.stringify(token.json)).to.equal(200);
+    expect(token.json['token_type']).to.match(/^bearer$/i);
+    expect(token.json['access_token']).to.be.a('string');
+
+    start.child.kill('SIGINT');
+    expect(await start.exited).to.equal(0);
+    expect(start.output).to.match(/SIGINT received; stopping/);
+    expect(start.output).to.match(/^start\s+\| stopped$/m);
+    for (const [name, pid] of pids) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+  });
+
+  it('stops every service and exits non-zero when one of them dies, even during start-up', async () => {
+    const ports = await portsEnv();
+    start = new StartProcess({ AESE_STATE_DIR: join(dir.path, 'state'), NATS_URL: nats.url, LOG_LEVEL: 'warn', ...ports });
+    await start.waitFor(/^start\s+\| authentication ready on /m, 120_000);
+    process.kill(start.pids().get('crypto')!, 'SIGKILL');
+    expect(await start.exited).to.equal(1);
+    expect(start.output).to.match(/crypto exited \(signal SIGKILL\); stopping/);
+    expect(start.output).not.to.match(/SCEF is up/);
+    const pids = start.pids();
+    expect(pids.size).to.be.greaterThanOrEqual(2);
+    for (const [name, pid] of pids) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+  });
+});
