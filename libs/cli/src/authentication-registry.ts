@@ -4,6 +4,7 @@ import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/p
 import {
   ApplicationServerStatus,
   AuthenticationServiceClient,
+  RevocationKind,
   SignatureProfile,
 } from '@aese/protos/authentication/v1';
 import type { ApplicationServer } from '@aese/protos/authentication/v1';
@@ -96,6 +97,23 @@ export function connectAuthenticationRegistry(options: AuthenticationRegistryOpt
     suspend: async scsAsId => {
       const res = await call(() => client.suspendApplicationServer({ scsAsId }));
       return fromPb(required(res.applicationServer));
+    },
+    revoke: async (target, reason) => {
+      const res = await call(() =>
+        client.revoke({
+          kind:
+            target.kind === 'as'
+              ? RevocationKind.REVOCATION_KIND_APPLICATION_SERVER
+              : target.kind === 'cert'
+                ? RevocationKind.REVOCATION_KIND_CERTIFICATE
+                : RevocationKind.REVOCATION_KIND_TOKEN,
+          scsAsId: target.kind === 'as' ? target.scsAsId : '',
+          certificateThumbprint: target.kind === 'cert' ? target.thumbprint : '',
+          jti: target.kind === 'token' ? target.jti : '',
+          reason,
+        }),
+      );
+      return res.version;
     },
     close: () => client.close(),
   };

@@ -19,8 +19,10 @@ import type { AsConfigFile } from './onboard.js';
 import { formatTable } from './output.js';
 import { connectPolicyAdmin, POLICY_USAGE, policyApply, policyShow } from './policy-commands.js';
 import type { PolicyAdminClient, PolicyAdminOptions, PolicyCommandDeps } from './policy-commands.js';
-import type { AsRegistry, RegisteredAs } from './registry.js';
-import { CLI_SETTINGS, DEFAULT_EDGE_URL, loadCliConfig, resolveTrustDomain, tokenEndpointOf } from './settings.js';
+import type { AsRegistry, RegisteredAs, RevocationTarget } from './registry.js';
+import { auditCommand, auditTail, auditVerify, AUDIT_USAGE } from './audit-commands.js';
+import { keysCommand, keysList, keysRotate, KEYS_USAGE } from './keys-commands.js';
+import { CLI_SETTINGS, DEFAULT_EDGE_URL, existingPkiTrustDomain, loadCliConfig, resolveTrustDomain, tokenEndpointOf } from './settings.js';
 import type { CliConfig } from './settings.js';
 import { prepareState } from './state.js';
 
@@ -55,7 +57,14 @@ Usage:
       List the onboarded ASes.
   ${CLI_NAME} as suspend <scsAsId>
       Suspend an AS: its tokens stop verifying and it gets no new ones.
+  ${CLI_NAME} as revoke <scsAsId> [--reason <text>]
+  ${CLI_NAME} cert revoke <thumbprint> [--reason <text>]
+  ${CLI_NAME} token revoke <jti> [--reason <text>]
+      Revoke an AS, a certificate (x5t#S256) or a token at every replica of every service:
+      requests are refused and the identity's open connections are closed within a second.
 ${POLICY_USAGE.trimEnd()}
+${KEYS_USAGE.trimEnd()}
+${AUDIT_USAGE.trimEnd()}
   ${CLI_NAME} help
 
 T8 scopes (one per API):
@@ -67,6 +76,8 @@ Settings (environment):
   ${s.authenticationAddr.env.padEnd(20)} authentication service (default: localhost:${MESH_ENDPOINTS.authentication.port})
   ${s.authorizationAddr.env.padEnd(20)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
   ${s.edgeUrl.env.padEnd(20)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
+  ${s.cryptoAddr.env.padEnd(20)} crypto service (default: localhost:${MESH_ENDPOINTS.crypto.port})
+  ${s.natsUrl.env.padEnd(20)} NATS, for the audit trail (default: ${s.natsUrl.default})
 
 Exit status: 0 done, 1 failed, ${EXIT_USAGE} bad command line.
 `;
@@ -107,12 +118,6 @@ function oneScsAsId(positionals: readonly string[], command: string): string {
   return positionals[0]!;
 }
 
-/** The trust domain of a state folder that must already hold a PKI. */
-function existingPkiTrustDomain(config: CliConfig): string {
-  const layout = pkiLayout(config.stateDir);
-  if (!readPkiMetadata(layout)) throw new Error(`no PKI in ${layout.root}: run '${CLI_NAME} pki init' first`);
-  return resolveTrustDomain(layout, config.trustDomain);
-}
 
 async function pkiInit(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, {
@@ -249,6 +254,36 @@ async function asSuspend(args: readonly string[], io: CliIo, deps: CliDeps): Pro
   return EXIT_OK;
 }
 
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+const JTI = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** `as revoke`, `cert revoke`, `token revoke`: permanent, at every replica within a second. */
+function revokeCommand(kind: RevocationTarget['kind']) {
+  return async (args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> => {
+    const { values, positionals } = parse(args, { reason: { type: 'string' } });
+    const what = { as: 'an scsAsId', cert: 'a certificate thumbprint (x5t#S256, base64url)', token: 'a token jti' }[kind];
+    if (positionals.length !== 1) throw new UsageError(`${kind} revoke needs ${what}`);
+    const value = positionals[0]!;
+    let target: RevocationTarget;
+    if (kind === 'as') {
+      if (!isValidIdentityName(value)) throw new UsageError(`invalid scsAsId ${JSON.stringify(value)}`);
+      target = { kind, scsAsId: value };
+    } else if (kind === 'cert') {
+      if (!THUMBPRINT.test(value)) throw new UsageError('a certificate thumbprint is 43 base64url characters (SHA-256)');
+      target = { kind, thumbprint: value };
+    } else {
+      if (!JTI.test(value)) throw new UsageError('a jti is 1-128 characters of [A-Za-z0-9._-]');
+      target = { kind, jti: value };
+    }
+    const reason = values.reason ?? 'revoked by the operator';
+    if (reason.length > 256) throw new UsageError('--reason is at most 256 characters');
+    const config = loadCliConfig(io.env);
+    const version = await withRegistry(config, deps, registry => registry.revoke(target, reason));
+    io.stdout(`revoked ${kind === 'as' ? 'SCS/AS' : kind === 'cert' ? 'certificate' : 'token'} ${value} (revocation event ${version})\n`);
+    return EXIT_OK;
+  };
+}
+
 /** Runs a policy command with an operator connection to the authorization service. */
 function policyCommand(run: (args: readonly string[], deps: PolicyCommandDeps) => Promise<number>) {
   return async (args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> => {
@@ -268,7 +303,11 @@ type Command = (args: readonly string[], io: CliIo, deps: CliDeps) => Promise<nu
 
 const COMMANDS: Readonly<Record<string, Readonly<Record<string, Command>>>> = {
   pki: { init: pkiInit },
-  as: { onboard: asOnboard, list: asList, suspend: asSuspend },
+  as: { onboard: asOnboard, list: asList, suspend: asSuspend, revoke: revokeCommand('as') },
+  cert: { revoke: revokeCommand('cert') },
+  token: { revoke: revokeCommand('token') },
+  keys: { rotate: keysCommand(keysRotate), list: keysCommand(keysList) },
+  audit: { tail: auditCommand(auditTail), verify: auditCommand(auditVerify) },
   policy: { show: policyCommand(policyShow), apply: policyCommand(policyApply) },
 };
 

@@ -39,5 +39,13 @@ export interface AsRegistry {
   register(registration: AsRegistration): Promise<RegisteredAs>;
   list(): Promise<RegisteredAs[]>;
   suspend(scsAsId: string): Promise<RegisteredAs>;
+  /** Revokes an AS, a certificate (by thumbprint) or a token (by jti) at every replica; returns the event version. */
+  revoke(target: RevocationTarget, reason: string): Promise<number>;
   close(): void;
 }
+
+/** What an operator can revoke. */
+export type RevocationTarget =
+  | { readonly kind: 'as'; readonly scsAsId: string }
+  | { readonly kind: 'cert'; readonly thumbprint: string }
+  | { readonly kind: 'token'; readonly jti: string };

@@ -1,9 +1,9 @@
 import { loadConfig, str } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
-import { readPkiMetadata } from '@aese/pki';
+import { pkiLayout, readPkiMetadata } from '@aese/pki';
 import type { PkiLayout } from '@aese/pki';
 import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_TRUST_DOMAIN } from '@aese/runtime';
-import { UsageError } from './errors.js';
+import { CLI_NAME, UsageError } from './errors.js';
 
 /** Where ASes reach the edge when nothing is configured: the port `npm start` uses. */
 export const DEFAULT_EDGE_URL = `https://localhost:${DEFAULT_EDGE_PORT}`;
@@ -23,6 +23,8 @@ export const CLI_SETTINGS = {
   trustDomain: optionalStr(COMMON_SETTINGS.trustDomain.env),
   authenticationAddr: COMMON_SETTINGS.addrAuthentication,
   authorizationAddr: COMMON_SETTINGS.addrAuthorization,
+  cryptoAddr: COMMON_SETTINGS.addrCrypto,
+  natsUrl: COMMON_SETTINGS.natsUrl,
   edgeUrl: str('AESE_EDGE_URL', DEFAULT_EDGE_URL),
 } as const;
 
@@ -54,4 +56,11 @@ export function resolveTrustDomain(layout: PkiLayout, ...explicit: (string | und
 /** The OAuth token endpoint under an edge URL. */
 export function tokenEndpointOf(edgeUrl: string): string {
   return `${edgeUrl.replace(/\/+$/, '')}/oauth2/token`;
+}
+
+/** The trust domain of a state folder that must already hold a PKI. */
+export function existingPkiTrustDomain(config: CliConfig): string {
+  const layout = pkiLayout(config.stateDir);
+  if (!readPkiMetadata(layout)) throw new Error(`no PKI in ${layout.root}: run '${CLI_NAME} pki init' first`);
+  return resolveTrustDomain(layout, config.trustDomain);
 }

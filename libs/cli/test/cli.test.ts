@@ -34,6 +34,9 @@ function fakeRegistry(fail?: AeseError): AsRegistry & { registered: AsRegistrati
     suspend: async () => {
       throw new AeseError('NOT_FOUND', 'no such SCS/AS');
     },
+    revoke: async () => {
+      throw new AeseError('NOT_FOUND', 'no such SCS/AS');
+    },
     close: () => {
       self.closed += 1;
     },

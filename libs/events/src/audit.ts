@@ -147,10 +147,13 @@ export function verifyAuditTrail(events: readonly AuditEvent[]): { chains: numbe
         breaks.push({ chain, seq: expected, problem: 'MALFORMED' });
         continue;
       }
+      const gap = e.seq !== expected;
       if (e.seq < expected) breaks.push({ chain, seq: e.seq, problem: 'OUT_OF_ORDER' });
       else if (e.seq > expected) breaks.push({ chain, seq: expected, problem: 'MISSING' });
       const { hash, ...rest } = e;
-      if (auditHash(rest) !== hash || e.prevHash !== prev) breaks.push({ chain, seq: e.seq, problem: 'ALTERED' });
+      // After a gap the link to the previous hash is broken by the gap itself; the event's own
+      // hash still tells whether it was altered.
+      if (auditHash(rest) !== hash || (!gap && e.prevHash !== prev)) breaks.push({ chain, seq: e.seq, problem: 'ALTERED' });
       prev = hash;
       expected = e.seq + 1;
     }
