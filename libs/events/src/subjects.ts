@@ -14,3 +14,7 @@ export type ControlSubject = (typeof CONTROL_SUBJECTS)[keyof typeof CONTROL_SUBJ
 /** The JetStream stream of audit events; each publisher instance writes its own hash chain. */
 export const AUDIT_STREAM = 'AESE_AUDIT';
 export const AUDIT_SUBJECT_PREFIX = 'aese.audit.v1';
+
+/** JetStream stream of notifications the edge delivers; subjects `aese.notifications.v1.<scsAsId>`. */
+export const NOTIFICATIONS_STREAM = 'AESE_NOTIFICATIONS';
+export const NOTIFICATIONS_SUBJECT_PREFIX = 'aese.notifications.v1';

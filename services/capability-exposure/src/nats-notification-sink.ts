@@ -1,13 +1,11 @@
 import { RetentionPolicy, StorageType } from 'nats';
 import type { JetStreamClient, NatsConnection } from 'nats';
 import { context, propagation } from '@opentelemetry/api';
+import { NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX } from '@aese/events';
 import { retryJetStream, streamReplicas } from '@aese/nats';
 import { NotificationRequested } from '@aese/protos/events/v1';
 import type { NotificationSink, OutboundNotification } from './domain/notification-sink.js';
 
-/** JetStream stream of notifications for the edge to deliver; subjects `aese.notifications.v1.<scsAsId>`. */
-export const NOTIFICATIONS_STREAM = 'AESE_NOTIFICATIONS';
-export const NOTIFICATIONS_SUBJECT_PREFIX = 'aese.notifications.v1';
 /** How long an undelivered notification is kept. */
 export const NOTIFICATIONS_MAX_AGE_MS = 24 * 3600 * 1000;
 /** Window in which a republished notification id is dropped by JetStream. */
