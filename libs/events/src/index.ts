@@ -10,3 +10,4 @@ export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
 export type { Resyncable } from './freshness.js';
 export { SignedKvMirror } from './signed-kv.js';
 export type { SignedRecord } from './signed-kv.js';
+export { NOTIFICATIONS_DUPLICATE_WINDOW_MS, NOTIFICATIONS_MAX_AGE_MS, ensureNotificationStream, notificationSubject } from './notifications.js';
