@@ -12,6 +12,8 @@ export interface TestAs {
   readonly keyPem: string;
   readonly der: Buffer;
   readonly thumbprint: string;
+  /** The private encryption JWK (ECDH-ES P-256) whose public half is registered. */
+  readonly encryptionPrivateJwk: Record<string, unknown>;
 }
 
 /** Issues an AS certificate and registers it through the operator's admin RPC. */
@@ -20,6 +22,9 @@ export async function onboardAs(mesh: TestMesh, scsAsId: string, scopes: string[
   const der = new X509Certificate(cert.certPem).raw;
   const { publicKey } = await generateKeyPair('ES256', { extractable: true });
   const signingJwk = { ...(await exportJWK(publicKey)), kid: `${scsAsId}-sig-1` };
+  const enc = await generateKeyPair('ECDH-ES+A256KW', { crv: 'P-256', extractable: true });
+  const encryptionPublic = { ...(await exportJWK(enc.publicKey)), kid: `${scsAsId}-enc-1` };
+  const encryptionPrivateJwk = { ...(await exportJWK(enc.privateKey)), kid: `${scsAsId}-enc-1` };
   const admin = createMeshClient(AuthenticationServiceClient, {
     address: mesh.env['AUTHENTICATION_ADDR']!,
     tls: mesh.tls('operator'),
@@ -31,11 +36,11 @@ export async function onboardAs(mesh: TestMesh, scsAsId: string, scopes: string[
       certificateThumbprints: [certificateThumbprint(der)],
       scopes,
       signingKeysJson: [JSON.stringify(signingJwk)],
-      encryptionKeyJson: '',
+      encryptionKeyJson: JSON.stringify(encryptionPublic),
       signatureProfile: 0,
     });
   } finally {
     admin.close();
   }
-  return { scsAsId, certPem: cert.certPem, keyPem: cert.keyPem, der, thumbprint: certificateThumbprint(der) };
+  return { scsAsId, certPem: cert.certPem, keyPem: cert.keyPem, der, thumbprint: certificateThumbprint(der), encryptionPrivateJwk };
 }

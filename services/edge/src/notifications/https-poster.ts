@@ -1,4 +1,5 @@
 import { request } from 'node:https';
+import { isIP } from 'node:net';
 import type { OutboundRequest } from './delivery.js';
 
 /** A receiver must answer within this long. */
@@ -32,7 +33,8 @@ export function httpsPoster(options: HttpsPosterOptions): (req: OutboundRequest)
           host: destination.address ?? destination.host,
           port: destination.port,
           path,
-          servername: destination.host,
+          // SNI carries host names only (RFC 6066); an IP destination is checked against IP SANs.
+          ...(isIP(destination.host) === 0 ? { servername: destination.host } : {}),
           headers: { ...req.headers, host: destination.url.host, 'content-length': String(req.body.length) },
           cert: options.certPem,
           key: options.keyPem,
