@@ -530,7 +530,10 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
     });
 
     it('an unknown path gets 404 and a wrong method 405, as ProblemDetails; known paths succeed', async () => {
-      expectProblem(await req({ client: alpha, path: '/3gpp-monitoring-event/v1/as-alpha/subscriptions' }), 404);
+      // A T8 path without a token is an authentication failure, not an unknown path.
+      expectProblem(await req({ client: alpha, path: '/3gpp-monitoring-event/v1/as-alpha/subscriptions' }), 401);
+      expectProblem(await req({ client: alpha, path: '/3gpp-unknown-api/v1/as-alpha/things' }), 401);
+      expectProblem(await req({ client: alpha, path: '/not-t8/v1/as-alpha/subscriptions' }), 404);
       expectProblem(await req({ client: alpha, path: '/../../etc/passwd' }), 404);
       expectProblem(await reqH2({ client: alpha, path: '/nope?x=%00' }), 404);
       const wrong = expectProblem(await req({ client: alpha, path: TOKEN_PATH }), 405);

@@ -62,7 +62,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
           const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-          received.push({ method: req.method!, url: `https://${req.headers.host}${req.url}`, headers: req.headers as Record<string, string>, body: Buffer.concat(chunks), clientCertSubject: peer.subject?.CN ?? '' });
+          received.push({ method: req.method!, url: `https://${String(req.headers.host)}${req.url}`, headers: req.headers as Record<string, string>, body: Buffer.concat(chunks), clientCertSubject: String(peer.subject?.CN ?? '') });
           res.statusCode = answers.shift() ?? 204;
           res.end();
         });

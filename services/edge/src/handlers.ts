@@ -1,4 +1,7 @@
+import type { AuditRecord } from '@aese/events';
 import type { Logger } from '@aese/logger';
+import { isT8Path } from './domain/api-catalogue.js';
+import type { ApplicationServer } from './domain/application-server.js';
 import { authorityMatchesServerName } from './domain/authority.js';
 import { clientCertificateProblem } from './domain/client-certificate.js';
 import type { JwksCache } from './domain/jwks.js';
@@ -15,16 +18,23 @@ import {
 import type { IssuedToken, TokenRequest } from './domain/oauth.js';
 import { problem } from './domain/responses.js';
 import type { EdgeResponse } from './domain/responses.js';
-import { BodyError, connectionOf, headerListSize, isHttp2, readBody, singleHeader, writeResponse } from './http.js';
+import type { ConnectionIdentities } from './domain/connection-identities.js';
+import { traceIdOf } from './domain/trace-id.js';
+import { BodyError, connectionOf, fieldLinesOf, headerListSize, isHttp2, readBody, singleHeader, writeResponse } from './http.js';
 import type { Connection, EdgeRequest, EdgeServerResponse } from './http.js';
+import type { T8Answer, T8Request } from './t8-handler.js';
 
 /** What the HTTP handlers need from the rest of the mesh. */
 export interface EdgeDependencies {
   readonly issuer: string;
   readonly logger: Logger;
   readonly jwks: JwksCache;
-  /** The scsAsId a verified client certificate is registered to (authentication `ResolveClient`). */
-  resolveClient(certificateDer: Uint8Array): Promise<string>;
+  /** The SCS/AS of each connection's verified client certificate (authentication `ResolveClient`). */
+  readonly identities: ConnectionIdentities<ApplicationServer>;
+  /** The protected T8 path (`/3gpp-*`); without it those paths are unknown (404). */
+  readonly t8?: (request: T8Request) => Promise<T8Answer | undefined>;
+  /** Records one audit event for a refused request (token endpoint, authority, header limits). */
+  audit(record: Omit<AuditRecord, 'decision'>): void;
   /** Issues an access token (authentication `IssueToken`). */
   issueToken(input: TokenRequest & { certificateDer: Uint8Array }): Promise<IssuedToken>;
   /** Longest time a request body may take to arrive. */
@@ -40,9 +50,24 @@ interface RouteContext {
   readonly certificateDer: Buffer;
 }
 
-type Route = (ctx: RouteContext) => Promise<EdgeResponse>;
+/** The trace id of a request (its `traceparent`, or a fresh one) for the audit trail. */
+function traceOf(req: EdgeRequest): string {
+  return traceIdOf(fieldLinesOf(req)['traceparent']);
+}
+
+type Route = (ctx: RouteContext) => Promise<EdgeResponse | T8Answer | undefined>;
 
 const MAX_LOGGED_PATH = 128;
+
+/**
+ * The path as logged: no query, and for T8 APIs only `/<api>/<version>` (the rest of a T8 path is
+ * chosen by the AS and could carry anything, a UE identifier included).
+ */
+function loggedPath(url: string): string {
+  const path = url.split('?', 1)[0]!;
+  if (isT8Path(path)) return path.split('/').slice(0, 3).join('/').slice(0, MAX_LOGGED_PATH);
+  return path.slice(0, MAX_LOGGED_PATH);
+}
 
 /**
  * The T8 listener's request handler: checks the connection (client certificate, `Host` against
@@ -51,36 +76,35 @@ const MAX_LOGGED_PATH = 128;
  */
 export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest, res: EdgeServerResponse) => void {
   const { logger } = deps;
-  // scsAsId per connection: the certificate cannot change within a TLS 1.3 connection.
-  const identities = new WeakMap<object, Promise<string>>();
-
-  const identify = (conn: Connection, der: Buffer): Promise<string> => {
-    let found = identities.get(conn.key);
-    if (!found) {
-      found = deps.resolveClient(der);
-      identities.set(conn.key, found);
-      // A failure is not remembered: the next request asks again.
-      found.catch(() => identities.delete(conn.key));
-    }
-    return found;
-  };
+  const identify = (conn: Connection, der: Buffer): Promise<ApplicationServer> => deps.identities.get(conn.key, der);
 
   const token: Route = async ({ req, conn, certificateDer }) => {
+    const denied = (actor: string | undefined, reason: string): void =>
+      deps.audit({ actor: actor ?? 'unknown', action: 'oauth.token', reason, traceId: traceOf(req) });
     if (!isFormContentType(singleHeader(req, 'content-type'))) {
+      denied(undefined, 'UNSUPPORTED_MEDIA_TYPE');
       return problem(415, 'the token endpoint accepts application/x-www-form-urlencoded only');
     }
-    const body = await readBody(req, TOKEN_REQUEST_MAX_BYTES, deps.bodyTimeoutMs);
+    let body: Buffer;
+    try {
+      body = await readBody(req, TOKEN_REQUEST_MAX_BYTES, deps.bodyTimeoutMs);
+    } catch (err) {
+      if (err instanceof BodyError && err.kind !== 'aborted') denied(undefined, err.kind === 'too-large' ? 'BODY_TOO_LARGE' : 'BODY_TIMEOUT');
+      throw err;
+    }
     let scsAsId: string | undefined;
     try {
       const request = parseTokenRequest(body, singleHeader(req, 'authorization'));
-      scsAsId = await identify(conn, certificateDer);
+      scsAsId = (await identify(conn, certificateDer)).scsAsId;
       const issued = await deps.issueToken({ ...request, certificateDer });
       logger.info({ scsAsId, scope: issued.scope, expiresIn: issued.expiresIn }, 'access token issued');
       return tokenResponse(issued);
     } catch (err) {
       const oauth = toOAuthError(err);
+      const cause = (err as { code?: unknown }).code;
       if (oauth.status >= 500) logger.error({ err, scsAsId: scsAsId ?? null }, 'token request failed');
-      else logger.warn({ scsAsId: scsAsId ?? null, error: oauth.code, cause: (err as { code?: unknown }).code }, 'token request denied');
+      else logger.warn({ scsAsId: scsAsId ?? null, error: oauth.code, cause }, 'token request denied');
+      denied(scsAsId, typeof cause === 'string' && /^[A-Z_]{1,64}$/.test(cause) ? cause : oauth.code.toUpperCase());
       return oauthErrorResponse(oauth);
     }
   };
@@ -102,23 +126,45 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     [EDGE_PATHS.jwks]: { GET: jwks, HEAD: jwks },
   };
 
-  const handle = async (req: EdgeRequest): Promise<EdgeResponse | undefined> => {
+  /**
+   * The verified client certificate of a connection and the second look at it, once per
+   * connection: node builds a fresh certificate object on every getPeerCertificate() call, and
+   * a TLS 1.3 connection without renegotiation keeps its certificate for life.
+   */
+  const peers = new WeakMap<object, { raw: Buffer; problem: string | undefined }>();
+  const peerOf = (conn: Connection): { raw: Buffer; problem: string | undefined } => {
+    let peer = peers.get(conn.key);
+    if (!peer) {
+      const cert = conn.tls.getPeerCertificate();
+      peer = { raw: cert.raw, problem: conn.tls.authorized ? clientCertificateProblem(cert) : 'unauthorized' };
+      peers.set(conn.key, peer);
+    }
+    return peer;
+  };
+
+  const handle = async (req: EdgeRequest): Promise<EdgeResponse | T8Answer | undefined> => {
     const conn = connectionOf(req);
-    const cert = conn.tls.getPeerCertificate();
+    const cert = peerOf(conn);
     // The listener already refused these; a second look costs nothing.
-    if (!conn.tls.authorized || clientCertificateProblem(cert) !== undefined) {
-      logger.warn({ reason: clientCertificateProblem(cert) ?? 'unauthorized' }, 'request on an unverified connection dropped');
+    if (cert.problem !== undefined) {
+      logger.warn({ reason: cert.problem }, 'request on an unverified connection dropped');
       conn.kill();
       return undefined;
     }
-    if (headerListSize(req) > deps.maxHeaderBytes) return problem(431, 'the request header block is too large');
+    const url = req.url ?? '';
+    const path = url.split('?', 1)[0]!;
+    const action = isT8Path(path) ? 't8.request' : 'http.request';
+    if (headerListSize(req) > deps.maxHeaderBytes) {
+      deps.audit({ actor: 'unknown', action, reason: 'HEADERS_TOO_LARGE', traceId: traceOf(req) });
+      return problem(431, 'the request header block is too large');
+    }
     const authorities = isHttp2(req) ? [singleHeader(req, ':authority'), singleHeader(req, 'host')] : [singleHeader(req, 'host')];
     if (!authorityMatchesServerName(authorities, conn.tls.servername)) {
+      deps.audit({ actor: 'unknown', action, reason: 'AUTHORITY_MISMATCH', traceId: traceOf(req) });
       return problem(421, 'the request authority does not match the TLS server name');
     }
-    const url = req.url ?? '';
     if (!url.startsWith('/')) return problem(400, 'the request target must be a path');
-    const path = url.split('?', 1)[0]!;
+    if (deps.t8 && isT8Path(path)) return deps.t8({ req, certificateDer: cert.raw, identity: identify(conn, cert.raw) });
     const byMethod = routes[path];
     if (!byMethod || !Object.hasOwn(routes, path)) return problem(404, 'no such resource');
     const route = Object.hasOwn(byMethod, req.method ?? '') ? byMethod[req.method!] : undefined;
@@ -132,7 +178,13 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     let out: EdgeResponse | undefined;
     let close = false;
     try {
-      out = await handle(req);
+      const answer = await handle(req);
+      if (answer !== undefined && 'response' in answer) {
+        out = answer.response;
+        close = answer.close;
+      } else {
+        out = answer;
+      }
     } catch (err) {
       close = true;
       if (err instanceof BodyError) {
@@ -151,7 +203,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     logger.debug(
       {
         method: req.method,
-        path: (req.url ?? '').split('?', 1)[0]!.slice(0, MAX_LOGGED_PATH),
+        path: loggedPath(req.url ?? ''),
         status: out.status,
         http: req.httpVersion,
         ms: Date.now() - started,

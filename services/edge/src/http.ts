@@ -122,12 +122,34 @@ export function writeResponse(req: EdgeRequest, res: EdgeServerResponse, respons
     connectionOf(req).kill();
     return;
   }
-  const payload = response.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(response.body), 'utf8');
+  const payload = serialisedBody(response);
   const headers: Record<string, string> = { ...COMMON_HEADERS, ...response.headers, 'content-length': String(payload.length) };
   if (options.close && !isHttp2(req)) headers['connection'] = 'close';
   res.writeHead(response.status, headers);
   if (req.method === 'HEAD') res.end();
   else res.end(payload);
+}
+
+/** The bytes of a response body: `bytes` as they are, or `body` as JSON, or nothing. */
+export function serialisedBody(response: EdgeResponse): Buffer {
+  if (response.bytes !== undefined) return Buffer.from(response.bytes.buffer, response.bytes.byteOffset, response.bytes.byteLength);
+  return response.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(response.body), 'utf8');
+}
+
+/**
+ * Every field line of a request by lower-case name, in received order, pseudo-headers left out.
+ * Built from `rawHeaders` for HTTP/1.1 and HTTP/2 alike: node's `headers` object drops repeated
+ * `authorization`, `content-type` ... lines silently, and HTTP/2 has no `headersDistinct`.
+ */
+export function fieldLinesOf(req: EdgeRequest): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name.startsWith(':')) continue;
+    (out[name] ??= []).push(raw[i + 1]!);
+  }
+  return out;
 }
 
 /**

@@ -6,22 +6,42 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { int, loadConfig } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
+import { AeseError } from '@aese/errors';
+import { AuditLog, ensureAuditStream, NatsAuditSink } from '@aese/events';
+import type { AuditRecord } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
+import type { SignatureAlgorithm } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
-import { pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
-import { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
+import { connectNats } from '@aese/nats';
+import type { NatsConnection } from '@aese/nats';
+import { certificateThumbprint, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
+import { ApplicationServerStatus, AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
+import type { ApplicationServer as PbApplicationServer } from '@aese/protos/authentication/v1';
+import { CapabilityExposureServiceClient } from '@aese/protos/capability-exposure/v1';
 import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { PublicKey } from '@aese/protos/crypto/v1';
+import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { DEFAULT_EDGE_PORT, loadCommonConfig, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
+import { ApiDirectory, DEFAULT_API_REFRESH_MS } from './domain/api-catalogue.js';
+import { RegisteredKeyCache } from './domain/application-server.js';
+import type { ApplicationServer } from './domain/application-server.js';
 import { clientCertificateProblem } from './domain/client-certificate.js';
+import { ConnectionIdentities } from './domain/connection-identities.js';
+import { DelegatedSigningKey } from './domain/delegated-signing-key.js';
 import { JwksCache } from './domain/jwks.js';
 import type { KeyPurpose, PublishedKey } from './domain/jwks.js';
+import { DEFAULT_SIGNATURE_SKEW_S, DEFAULT_SIGNATURE_WINDOW_S } from './domain/message-signatures.js';
 import { parseIssuer } from './domain/metadata.js';
+import { DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimiter } from './domain/rate-limiter.js';
+import { DEFAULT_MAX_T8_BODY_BYTES } from './domain/request-media-type.js';
 import { problem } from './domain/responses.js';
+import { CachingTokenVerifier, DEFAULT_TOKEN_CACHE_SIZE, TokenCache } from './domain/token-cache.js';
 import { createRequestHandler } from './handlers.js';
 import { rawHttp1Response } from './http.js';
+import { createT8Handler } from './t8-handler.js';
+import type { ReplayVerdict } from './t8-handler.js';
 
 /** The issuer when none is configured; the same default as the authentication service's. */
 export const DEFAULT_ISSUER = `https://localhost:${DEFAULT_EDGE_PORT}`;
@@ -41,6 +61,20 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
 /** Megabytes of memory one HTTP/2 session may hold before new streams are refused. */
 export const DEFAULT_MAX_SESSION_MEMORY_MB = 10;
+/** Deadline of one replay check; past it the request is refused with 503 and not executed. */
+export const DEFAULT_REPLAY_DEADLINE_MS = 2_000;
+/** Deadline of one capability-exposure call (it includes the authorization decision). */
+export const DEFAULT_INVOKE_DEADLINE_MS = 5_000;
+
+export {
+  DEFAULT_API_REFRESH_MS,
+  DEFAULT_MAX_T8_BODY_BYTES,
+  DEFAULT_RATE_LIMIT_BURST,
+  DEFAULT_RATE_LIMIT_PER_S,
+  DEFAULT_SIGNATURE_SKEW_S,
+  DEFAULT_SIGNATURE_WINDOW_S,
+  DEFAULT_TOKEN_CACHE_SIZE,
+};
 
 /** How HTTP/1.1 parser errors are answered: status, reason phrase and a fixed detail. */
 const PARSE_ERRORS: Readonly<Record<string, readonly [number, string, string]>> = {
@@ -64,6 +98,23 @@ export const EDGE_SETTINGS = {
   requestTimeoutMs: int('EDGE_REQUEST_TIMEOUT_MS', DEFAULT_REQUEST_TIMEOUT_MS, 100, 300_000),
   bodyTimeoutMs: int('EDGE_BODY_TIMEOUT_MS', DEFAULT_BODY_TIMEOUT_MS, 100, 120_000),
   idleTimeoutMs: int('EDGE_IDLE_TIMEOUT_MS', DEFAULT_IDLE_TIMEOUT_MS, 1_000, 3_600_000),
+  /** Per-AS token bucket: sustained requests per second, and the burst after an idle period. */
+  rateLimitPerS: int('EDGE_RATE_LIMIT_PER_S', DEFAULT_RATE_LIMIT_PER_S, 1, 1_000_000),
+  rateLimitBurst: int('EDGE_RATE_LIMIT_BURST', DEFAULT_RATE_LIMIT_BURST, 1, 10_000_000),
+  /** Largest T8 request body; larger ones get 413 before any parsing or cryptography. */
+  maxBodyBytes: int('EDGE_MAX_BODY_BYTES', DEFAULT_MAX_T8_BODY_BYTES, 1024, 1024 * 1024),
+  /**
+   * The accepted age and future skew of a request signature's `created`: the same variables as
+   * the replay guard's, so the two windows cannot drift apart.
+   */
+  signatureWindowS: int('REPLAY_WINDOW_S', DEFAULT_SIGNATURE_WINDOW_S, 1, 3600),
+  signatureSkewS: int('REPLAY_SKEW_S', DEFAULT_SIGNATURE_SKEW_S, 0, 300),
+  /** Token verifications remembered (until each token's exp); 0 turns the cache off. */
+  tokenCacheSize: int('EDGE_TOKEN_CACHE_SIZE', DEFAULT_TOKEN_CACHE_SIZE, 0, 1_000_000),
+  /** How often the T8 API list is re-read from capability-exposure. */
+  apiRefreshMs: int('EDGE_API_REFRESH_MS', DEFAULT_API_REFRESH_MS, 1_000, 3_600_000),
+  replayDeadlineMs: int('EDGE_REPLAY_DEADLINE_MS', DEFAULT_REPLAY_DEADLINE_MS, 50, 30_000),
+  invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
 } as const;
 
 export interface RunningEdge extends Stoppable {
@@ -83,6 +134,39 @@ const ALGORITHMS: Partial<Record<number, PublishedKey['alg']>> = {
 function toPublishedKey(k: PublicKey): PublishedKey {
   return { kid: k.kid, alg: ALGORITHMS[k.algorithm], purpose: PURPOSES[k.purpose] ?? 'unknown', jwkJson: k.jwkJson };
 }
+
+/** RFC 9421 names of the algorithms a delegated message-signing key may have. */
+const MESSAGE_ALGORITHMS: Partial<Record<number, SignatureAlgorithm>> = {
+  [PbAlgorithm.SIGNATURE_ALGORITHM_ES256]: 'ecdsa-p256-sha256',
+  [PbAlgorithm.SIGNATURE_ALGORITHM_EDDSA]: 'ed25519',
+};
+
+const REPLAY_VERDICTS: Partial<Record<number, ReplayVerdict>> = {
+  [Verdict.VERDICT_ACCEPTED]: 'accepted',
+  [Verdict.VERDICT_REPLAYED]: 'replayed',
+  [Verdict.VERDICT_STALE]: 'stale',
+  [Verdict.VERDICT_FUTURE]: 'future',
+};
+
+/** The registry's record of an AS, in the form the edge checks requests against. */
+function toApplicationServer(pb: PbApplicationServer, certificateDer: Uint8Array, keys: RegisteredKeyCache): ApplicationServer {
+  return {
+    scsAsId: pb.scsAsId,
+    active: pb.status === ApplicationServerStatus.APPLICATION_SERVER_STATUS_ACTIVE,
+    // Unspecified means the default: required.
+    signatureProfile: pb.signatureProfile === SignatureProfile.SIGNATURE_PROFILE_OPTIONAL ? 'optional' : 'required',
+    ...keys.keysOf(pb.signingKeysJson, pb.encryptionKeyJson),
+    thumbprint: certificateThumbprint(certificateDer),
+  };
+}
+
+/** The audit reason of a client certificate refused after the handshake. */
+function handshakeReason(problem: string): string {
+  return `CLIENT_CERTIFICATE_${problem.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** TLS errors that are a peer going away rather than a refusal worth an audit event. */
+const UNREMARKABLE_TLS_ERRORS = new Set(['ECONNRESET', 'EPIPE']);
 
 /**
  * Starts the edge: the T8 HTTPS listener (TLS 1.3 only, HTTP/2 and HTTP/1.1, client certificates
@@ -105,7 +189,103 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     tls: meshTls,
     serverId: serviceId(td, 'crypto'),
   });
+  const replayGuard = createMeshClient(ReplayGuardServiceClient, {
+    address: common.addrReplayGuard,
+    tls: meshTls,
+    serverId: serviceId(td, 'replay-guard'),
+    deadlineMs: config.replayDeadlineMs,
+  });
+  const capabilities = createMeshClient(CapabilityExposureServiceClient, {
+    address: common.addrCapabilityExposure,
+    tls: meshTls,
+    serverId: serviceId(td, 'capability-exposure'),
+    deadlineMs: config.invokeDeadlineMs,
+  });
+  const clients = [authentication, crypto, replayGuard, capabilities];
   const jwks = new JwksCache({ fetch: async () => (await crypto.getJwks({})).keys.map(toPublishedKey) });
+
+  // The audit trail: every refused handshake, token request and T8 request is one event.
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats({ servers: common.natsUrl, name: 'edge', logger, replicas: common.natsReplicas });
+  } catch (err) {
+    for (const c of clients) c.close();
+    throw err;
+  }
+  try {
+    await ensureAuditStream(nc);
+  } catch (err) {
+    for (const c of clients) c.close();
+    await nc.close();
+    throw err;
+  }
+  const auditLog = new AuditLog('edge', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'));
+  const audit = (record: Omit<AuditRecord, 'decision'>): void => auditLog.record({ ...record, decision: 'deny' });
+
+  // The response signing key, delegated by crypto and held in memory only. The notification
+  // dispatcher (notifications/) signs with the same key: `signingKey: () => signingKey.current()`.
+  const signingKey = new DelegatedSigningKey({
+    fetch: async () => {
+      const out = await crypto.delegateSigningKey({ purpose: PbKeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING });
+      const alg = MESSAGE_ALGORITHMS[out.algorithm];
+      if (!alg) throw new AeseError('UNAVAILABLE', 'the delegated signing key has an unsupported algorithm');
+      return { kid: out.kid, alg, pkcs8: out.privateKeyPkcs8, notAfterMs: out.notAfterMs };
+    },
+    // The new key is in crypto's JWKS already; the edge's copy must show it before it is used.
+    onNewKey: kid => {
+      jwks.expire();
+      logger.info({ kid }, 'message-signing key delegated to this edge');
+    },
+    onRenewalError: err => logger.warn({ err }, 'message-signing key renewal failed'),
+  });
+  const apis = new ApiDirectory({
+    fetch: async () =>
+      (await capabilities.listApis({})).apis.map(a => ({
+        name: a.name,
+        version: a.version,
+        scope: a.scope,
+        routes: a.routes.map(r => ({ method: r.method, path: r.path })),
+      })),
+    refreshMs: config.apiRefreshMs,
+    onError: err => logger.warn({ err }, 'T8 API list unavailable'),
+  });
+  const registeredKeys = new RegisteredKeyCache();
+  const identities = new ConnectionIdentities<ApplicationServer>(async certificateDer => {
+    const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
+    if (!applicationServer) throw new AeseError('UNAVAILABLE', 'ResolveClient answered without an application server');
+    return toApplicationServer(applicationServer, certificateDer, registeredKeys);
+  });
+  const tokens = new CachingTokenVerifier(new TokenCache({ maxEntries: config.tokenCacheSize }), async (token, certificateDer) => {
+    const out = await authentication.verifyToken({ token, certificateDer: Buffer.from(certificateDer) });
+    return { scsAsId: out.scsAsId, scopes: out.scopes, jti: out.jti, expiresAt: out.expiresAt };
+  });
+  const limiter = new RateLimiter({ perSecond: config.rateLimitPerS, burst: config.rateLimitBurst });
+  const t8Path = createT8Handler({
+    logger,
+    apiRoot: config.issuer,
+    limiter,
+    tokens,
+    apis: () => apis.current(),
+    signingKey,
+    checkReplay: async (scsAsId, nonce, created) => {
+      const { verdict } = await replayGuard.checkAndRecord({ scsAsId, nonce, created });
+      const out = REPLAY_VERDICTS[verdict];
+      if (!out) throw new AeseError('UNAVAILABLE', 'the replay guard gave no verdict');
+      return out;
+    },
+    invoke: async call => {
+      const out = await capabilities.invoke({ ...call, body: Buffer.from(call.body), scopes: [...call.scopes] });
+      return { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
+    },
+    audit: e =>
+      audit({ actor: e.actor, action: 't8.request', reason: e.reason, traceId: e.traceId, detail: { status: e.status, ...(e.api ? { api: e.api } : {}) } }),
+    maxBodyBytes: config.maxBodyBytes,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    windowS: config.signatureWindowS,
+    skewS: config.signatureSkewS,
+  });
+  await signingKey.renew().catch(() => undefined);
+  await apis.start();
 
   const handler = createRequestHandler({
     issuer: config.issuer,
@@ -113,11 +293,9 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     jwks,
     bodyTimeoutMs: config.bodyTimeoutMs,
     maxHeaderBytes: config.maxHeaderBytes,
-    resolveClient: async certificateDer => {
-      const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
-      if (!applicationServer) throw new TypeError('ResolveClient answered without an application server');
-      return applicationServer.scsAsId;
-    },
+    identities,
+    t8: t8Path,
+    audit,
     issueToken: async input => {
       const out = await authentication.issueToken({ ...input, certificateDer: Buffer.from(input.certificateDer) });
       return { accessToken: out.accessToken, expiresIn: out.expiresIn, scope: out.scope };
@@ -181,6 +359,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     const problem = socket.authorized ? clientCertificateProblem(socket.getPeerCertificate()) : 'unauthorized';
     if (problem !== undefined) {
       logger.warn({ reason: problem }, 'client certificate refused after the handshake');
+      audit({ actor: 'unknown', action: 'tls.handshake', reason: handshakeReason(problem) });
       socket.destroy();
       return;
     }
@@ -199,20 +378,35 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     socket.end(rawHttp1Response(problem(status, detail), reason));
   });
   server.on('tlsClientError', (err: Error & { code?: string }) => {
-    logger.info({ code: err.code ?? 'unknown' }, 'TLS handshake failed');
+    const code = err.code ?? 'unknown';
+    logger.info({ code }, 'TLS handshake failed');
+    if (!UNREMARKABLE_TLS_ERRORS.has(code)) audit({ actor: 'unknown', action: 'tls.handshake', reason: code.toUpperCase() });
   });
   server.on('sessionError', (err: Error & { code?: string }) => {
     logger.debug({ code: err.code ?? 'unknown' }, 'HTTP/2 session error');
   });
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, common.listenHost, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : config.port);
+  const release = async (): Promise<void> => {
+    apis.stop();
+    signingKey.clear();
+    for (const c of clients) c.close();
+    await auditLog.flush();
+    await nc.drain().catch(() => undefined);
+  };
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, common.listenHost, () => {
+        server.off('error', reject);
+        const addr = server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : config.port);
+      });
     });
-  });
+  } catch (err) {
+    await release();
+    throw err;
+  }
   server.on('error', (err: Error) => logger.error({ err }, 'listener error'));
   logger.info({ port, issuer: config.issuer }, 'edge serving');
 
@@ -225,8 +419,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();
         await closed;
-        authentication.close();
-        crypto.close();
+        await release();
         logger.info('edge stopped');
       })()),
   };

@@ -95,6 +95,8 @@ export interface JwksCacheOptions {
 export class JwksCache {
   private cached: { jwks: { keys: PublicJwk[] }; atMs: number } | undefined;
   private inflight: Promise<{ keys: PublicJwk[] }> | undefined;
+  private expired = false;
+  private expiries = 0;
   private readonly ttlMs: number;
   private readonly maxStaleMs: number;
   private readonly now: () => number;
@@ -107,12 +109,16 @@ export class JwksCache {
 
   async get(): Promise<{ keys: PublicJwk[] }> {
     const c = this.cached;
-    if (c && this.now() - c.atMs < this.ttlMs) return c.jwks;
-    this.inflight ??= this.refresh().finally(() => {
-      this.inflight = undefined;
-    });
+    if (c && !this.expired && this.now() - c.atMs < this.ttlMs) return c.jwks;
+    let pending = this.inflight;
+    if (!pending) {
+      const started: Promise<{ keys: PublicJwk[] }> = this.refresh().finally(() => {
+        if (this.inflight === started) this.inflight = undefined;
+      });
+      this.inflight = pending = started;
+    }
     try {
-      return await this.inflight;
+      return await pending;
     } catch (err) {
       const stale = this.cached;
       if (stale && this.now() - stale.atMs < this.maxStaleMs) return stale.jwks;
@@ -120,9 +126,25 @@ export class JwksCache {
     }
   }
 
+  /**
+   * Marks the copy as out of date, so the next read asks the crypto service: a key the edge just
+   * started signing with (a new delegated key) is published at once, not after the TTL. The old
+   * copy stays as the stale fallback.
+   */
+  expire(): void {
+    this.expiries++;
+    this.expired = true;
+    // A read already under way may predate the new key: later readers start their own.
+    this.inflight = undefined;
+  }
+
   private async refresh(): Promise<{ keys: PublicJwk[] }> {
+    const started = this.expiries;
     const jwks = renderJwks(await this.options.fetch());
-    this.cached = { jwks, atMs: this.now() };
+    if (started === this.expiries) {
+      this.cached = { jwks, atMs: this.now() };
+      this.expired = false;
+    }
     return jwks;
   }
 }

@@ -6,8 +6,10 @@
 export interface EdgeResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
-  /** Serialised as JSON; undefined means an empty body. */
+  /** Serialised as JSON; undefined means an empty body. Ignored when `bytes` is set. */
   readonly body: unknown;
+  /** The exact body bytes (a relayed T8 body, a JWE): written as they are, after signing. */
+  readonly bytes?: Uint8Array;
 }
 
 /** `application/problem+json` (RFC 9457, the ProblemDetails of TS 29.122). */
@@ -20,11 +22,13 @@ const TITLES: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  406: 'Not Acceptable',
   408: 'Request Timeout',
   411: 'Length Required',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
   421: 'Misdirected Request',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',

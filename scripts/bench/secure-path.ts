@@ -1,0 +1,346 @@
+/**
+ * `npm run bench`: the full T8 secure path against a bare Node HTTPS server, in one run on this
+ * machine (../shared/design/BENCHMARKING.md).
+ *
+ * Starts a private nats-server, a fresh PKI and every service of the mesh as its own process,
+ * all pinned to core 0 (`taskset -c 0`), and a bare HTTPS server with client certificates, also
+ * on core 0, answering the same JSON body. An AS is onboarded and granted, creates one
+ * MonitoringEvent subscription, and autocannon (pinned to core 1, 50 keep-alive connections,
+ * 2 s warm-up, 10 s measured) GETs that subscription: against the bare server, then through the
+ * edge with everything on (mTLS, bearer token, an RFC 9421 signature with a fresh nonce per
+ * request, the replay check, authorization, MonitoringEvent GET, the signed response). Three
+ * rounds, alternating; prints req/s and p50/p99 of each, the medians, the spread and the ratio,
+ * and the CPU time each server-core process spent per request (from /proc), which says where the
+ * secure path's cost goes.
+ *
+ * Options: `--quick` (one 5 s round, for iterating), `--profile` (V8 CPU profiles of every service).
+ * The load generator is autocannon; it does not verify the server certificate (it hard-codes
+ * rejectUnauthorized: false), which weakens nothing measured: the servers still require and
+ * verify the AS client certificate.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createMeshClient } from '@aese/grpc-client';
+import { computeContentDigest, createNonce, signMessage } from '@aese/http-signatures';
+import { initPki, issueAsClientCertificate, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
+import { AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
+import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
+import { MESH_ENDPOINTS, REPO_ROOT, serviceId } from '@aese/runtime';
+import type { MeshServiceName } from '@aese/runtime';
+import { freePort, tempDir, waitForPort } from '@aese/testing';
+
+const SERVER_CORE = '0';
+const LOAD_CORE = '1';
+const CONNECTIONS = 50;
+const WARMUP_S = 2;
+/** One untimed pass through the freshly started mesh before the rounds. */
+const INITIAL_WARMUP_S = 5;
+/** `--quick` (one short round) is for profiling while changing the code; quotes use the full run. */
+const QUICK = process.argv.includes('--quick');
+const DURATION_S = QUICK ? 5 : 10;
+const ROUNDS = QUICK ? 1 : 3;
+/** `--profile`: every service writes a V8 CPU profile (.cpuprofile) here when it stops. */
+const PROFILE_DIR = process.argv.includes('--profile') ? join(tmpdir(), 'aese-bench-profiles') : undefined;
+const TRUST_DOMAIN = 'bench.local';
+const SCS_AS_ID = 'as-bench';
+const UE = 'ue1@scef.test';
+const SERVICES: readonly MeshServiceName[] = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'];
+
+const children: ChildProcess[] = [];
+/** The processes on the server core, by name, for the CPU breakdown. */
+const serverProcesses = new Map<string, ChildProcess>();
+const say = (line: string): void => void process.stdout.write(`bench | ${line}\n`);
+
+function pinned(core: string, command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn('taskset', ['-c', core, command, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+/** Collects a child's stderr so a failure can show it. */
+function captureErrors(child: ChildProcess, name: string, into: string[]): void {
+  createInterface({ input: child.stderr! }).on('line', line => into.push(`${name}: ${line}`));
+}
+
+async function stopAll(): Promise<void> {
+  for (const child of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill('SIGTERM');
+    await Promise.race([new Promise(r => child.once('exit', r)), new Promise(r => setTimeout(r, 5_000))]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** One HTTPS request with the AS's certificate; resolves with status and body. */
+function asRequest(
+  port: number,
+  as: { certPem: string; keyPem: string },
+  caPem: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, servername: 'localhost', ca: caPem, cert: as.certPem, key: as.keyPem, method, path, headers: { host: `localhost:${port}`, ...headers }, agent: false },
+      res => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface RunResult {
+  readonly rps: number;
+  readonly total: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux). */
+function cpuMs(child: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function cpuSnapshot(): Map<string, number> {
+  return new Map([...serverProcesses].map(([name, child]) => [name, cpuMs(child)]));
+}
+
+async function load(configPath: string): Promise<RunResult> {
+  const child = pinned(LOAD_CORE, process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'load-runner.ts'), configPath], process.env);
+  const errors: string[] = [];
+  captureErrors(child, 'load-runner', errors);
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const code = await new Promise<number | null>(r => child.once('exit', r));
+  if (code !== 0) throw new Error(`load runner failed (${code}): ${errors.slice(-5).join(' | ')}`);
+  return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+}
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: readonly number[]): string => {
+  const m = median(xs);
+  return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} (±${((100 * (Math.max(...xs) - Math.min(...xs))) / 2 / m).toFixed(1)} %)`;
+};
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const dir = tempDir('aese-bench');
+  try {
+    const stateDir = join(dir.path, 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    await initPki({ stateDir, trustDomain: TRUST_DOMAIN });
+    const layout = pkiLayout(stateDir);
+    const kekFile = join(dir.path, 'kek');
+    writeFileSync(kekFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+
+    // NATS and every service, pinned to the server core.
+    const errors: string[] = [];
+    const natsPort = await freePort();
+    const nats = pinned(SERVER_CORE, 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir.path, 'nats')], process.env);
+    captureErrors(nats, 'nats', errors);
+    serverProcesses.set('nats-server', nats);
+    await waitForPort('127.0.0.1', natsPort);
+    const ports = Object.fromEntries(await Promise.all(SERVICES.map(async s => [s, await freePort()] as const))) as Record<MeshServiceName, number>;
+    const issuer = `https://localhost:${ports.edge}`;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      AESE_STATE_DIR: stateDir,
+      AESE_TRUST_DOMAIN: TRUST_DOMAIN,
+      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      LISTEN_HOST: '127.0.0.1',
+      CRYPTO_KEK_FILE: kekFile,
+      AESE_ISSUER: issuer,
+      LOG_LEVEL: 'warn',
+      SIM_TICK_MS: '0',
+      NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443',
+      // The bench measures the path, not the limiter: one AS sends everything.
+      EDGE_RATE_LIMIT_PER_S: '1000000',
+      EDGE_RATE_LIMIT_BURST: '1000000',
+      ...Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`])),
+    };
+    for (const service of SERVICES) {
+      const t0 = Date.now();
+      const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, service)}`] : [];
+      const child = pinned(SERVER_CORE, process.execPath, [...profile, '--import', 'tsx', join('services', service, 'src', 'main.ts')], { ...env, PORT: String(ports[service]) });
+      captureErrors(child, service, errors);
+      serverProcesses.set(service, child);
+      child.stdout!.resume();
+      const exited = new Promise<never>((_, reject) => child.once('exit', code => reject(new Error(`${service} exited (${code}): ${errors.slice(-5).join(' | ')}`))));
+      await Promise.race([waitForPort('127.0.0.1', ports[service], 60_000), exited]);
+      say(`${service} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+
+    // An AS with a request-signing key, onboarded and granted by the operator.
+    const as = await issueAsClientCertificate(stateDir, TRUST_DOMAIN, SCS_AS_ID);
+    const signing = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const kid = `${SCS_AS_ID}-sig-1`;
+    const operatorTls = { caPem: readFileSync(layout.meshCa.cert, 'utf8'), certPem: readFileSync(layout.operator.cert, 'utf8'), keyPem: readFileSync(layout.operator.key, 'utf8') };
+    const auth = createMeshClient(AuthenticationServiceClient, { address: `localhost:${ports.authentication}`, tls: operatorTls, serverId: serviceId(TRUST_DOMAIN, 'authentication') });
+    const authz = createMeshClient(AuthorizationServiceClient, { address: `localhost:${ports.authorization}`, tls: operatorTls, serverId: serviceId(TRUST_DOMAIN, 'authorization') });
+    try {
+      await auth.registerApplicationServer({
+        scsAsId: SCS_AS_ID,
+        certificateThumbprints: [as.thumbprint],
+        scopes: ['3gpp-monitoring-event'],
+        signingKeysJson: [JSON.stringify({ ...(signing.publicKey.export({ format: 'jwk' }) as object), kid })],
+        encryptionKeyJson: '',
+        signatureProfile: SignatureProfile.SIGNATURE_PROFILE_REQUIRED,
+      });
+      const current = await authz.getPolicies({});
+      const entities = [
+        ...(JSON.parse(current.entitiesJson || '[]') as unknown[]),
+        {
+          uid: { type: 'Aese::Application', id: SCS_AS_ID },
+          attrs: {},
+          parents: [],
+          tags: { '3gpp-monitoring-event': { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE}`], anyTarget: false, locationGranularity: 'exact' } },
+        },
+      ];
+      await authz.applyPolicies({ policies: current.policies, entitiesJson: JSON.stringify(entities), expectedVersion: current.version });
+    } finally {
+      auth.close();
+      authz.close();
+    }
+
+    const t8 = readT8ServerTlsMaterial(layout);
+    const caPem = readFileSync(layout.t8Ca.cert, 'utf8');
+    const form = `grant_type=client_credentials&client_id=${SCS_AS_ID}&scope=3gpp-monitoring-event`;
+    const tokenReply = await asRequest(ports.edge, as, caPem, 'POST', '/oauth2/token', { 'content-type': 'application/x-www-form-urlencoded' }, Buffer.from(form));
+    if (tokenReply.status !== 200) throw new Error(`token request failed: ${tokenReply.status} ${tokenReply.body}`);
+    const token = (JSON.parse(tokenReply.body) as { access_token: string }).access_token;
+
+    const signed = (method: string, path: string, body?: Buffer): Record<string, string> => {
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      if (body) {
+        headers['content-type'] = 'application/json';
+        headers['content-digest'] = computeContentDigest(body);
+      }
+      const out = signMessage(
+        { method, targetUri: `https://localhost:${ports.edge}${path}`, authority: `localhost:${ports.edge}`, headers },
+        {
+          label: 'sig1',
+          components: body ? ['@method', '@target-uri', 'authorization', 'content-digest', 'content-type'] : ['@method', '@target-uri', 'authorization'],
+          params: { created: Math.floor(Date.now() / 1000), nonce: createNonce(), keyid: kid },
+          key: signing.privateKey,
+          alg: 'ecdsa-p256-sha256',
+        },
+      );
+      return { ...headers, 'signature-input': out.signatureInput, signature: out.signature };
+    };
+    const collection = `/3gpp-monitoring-event/v1/${SCS_AS_ID}/subscriptions`;
+    const subscription = Buffer.from(JSON.stringify({ externalId: UE, notificationDestination: 'https://127.0.0.1:9443/notify', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 100 }));
+    const created = await asRequest(ports.edge, as, caPem, 'POST', collection, signed('POST', collection, subscription), subscription);
+    if (created.status !== 201) throw new Error(`creating the subscription failed: ${created.status} ${created.body}`);
+    const itemPath = `${collection}/${(JSON.parse(created.body) as { self: string }).self.split('/').pop()}`;
+    const probe = await asRequest(ports.edge, as, caPem, 'GET', itemPath, signed('GET', itemPath));
+    if (probe.status !== 200) throw new Error(`GET of the subscription failed: ${probe.status} ${probe.body}`);
+
+    // The baseline: the same JSON body from a bare HTTPS server with client certificates.
+    const bareConfig = join(dir.path, 'bare.json');
+    writeFileSync(bareConfig, JSON.stringify({ certPem: t8.certPem, keyPem: t8.keyPem, clientCaPem: t8.clientCaPem, body: probe.body }), { mode: 0o600 });
+    const bare = pinned(SERVER_CORE, process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'bare-server.ts'), bareConfig], process.env);
+    captureErrors(bare, 'bare', errors);
+    serverProcesses.set('bare-server', bare);
+    const barePort = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: bare.stdout! }).once('line', line => resolve(Number(line.split(' ')[1])));
+      bare.once('exit', code => reject(new Error(`bare server exited (${code})`)));
+    });
+
+    const runnerConfig = (name: string, port: number, withSigning: boolean, warmupS = WARMUP_S, durationS = DURATION_S): string => {
+      const path = join(dir.path, `${name}.json`);
+      writeFileSync(
+        path,
+        JSON.stringify({
+          port,
+          path: itemPath,
+          connections: CONNECTIONS,
+          warmupS,
+          durationS,
+          certPem: as.certPem,
+          keyPem: as.keyPem,
+          caPem,
+          ...(withSigning ? { signing: { token, kid, alg: 'ecdsa-p256-sha256', pkcs8Pem: signing.privateKey.export({ format: 'pem', type: 'pkcs8' }) } } : {}),
+        }),
+        { mode: 0o600 },
+      );
+      return path;
+    };
+    const bareRunner = runnerConfig('bare-runner', barePort, false);
+    const secureRunner = runnerConfig('secure-runner', ports.edge, true);
+    // A freshly started mesh runs its request path cold (JIT, first connections): one untimed
+    // pass before the rounds, so round 1 measures the same steady state as the others.
+    await load(runnerConfig('mesh-warmup', ports.edge, true, 1, INITIAL_WARMUP_S));
+
+    say(`setup and mesh warm-up done in ${((Date.now() - started) / 1000).toFixed(1)} s; ${ROUNDS} rounds of ${WARMUP_S} s warm-up + ${DURATION_S} s, ${CONNECTIONS} connections, servers on core ${SERVER_CORE}, load on core ${LOAD_CORE}`);
+    const results: { bare: RunResult[]; secure: RunResult[] } = { bare: [], secure: [] };
+    const cpuPerRequest = new Map<string, number[]>();
+    /** CPU share of core 0 the (idle) mesh took while the bare server was measured. */
+    const meshShareDuringBare: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, config] of [['bare', bareRunner], ['secure', secureRunner]] as const) {
+        const before = cpuSnapshot();
+        const r = await load(config);
+        const after = cpuSnapshot();
+        // Warm-up requests are not in r.total: scale by the measured share of the run.
+        const share = DURATION_S / (WARMUP_S + DURATION_S);
+        if (name === 'bare') {
+          const meshMs = [...after].filter(([p]) => p !== 'bare-server').reduce((sum, [p, ms]) => sum + ms - before.get(p)!, 0);
+          meshShareDuringBare.push(meshMs / ((WARMUP_S + DURATION_S) * 1000));
+        }
+        for (const [proc, ms] of after) {
+          if ((name === 'bare') !== (proc === 'bare-server')) continue;
+          cpuPerRequest.set(proc, [...(cpuPerRequest.get(proc) ?? []), ((ms - before.get(proc)!) * share * 1000) / r.total]);
+        }
+        results[name].push(r);
+        say(`round ${round} ${name.padEnd(6)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors)`);
+        if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors: the run does not measure what it says`);
+      }
+    }
+    const row = (name: string, rs: RunResult[]): string =>
+      `${name.padEnd(12)} ${Math.round(median(rs.map(r => r.rps))).toString().padStart(7)} req/s  spread ${spread(rs.map(r => r.rps))}  p50 ${median(rs.map(r => r.p50))} ms  p99 ${median(rs.map(r => r.p99))} ms`;
+    const ratio = median(results.secure.map(r => r.rps)) / median(results.bare.map(r => r.rps));
+    process.stdout.write('\n');
+    process.stdout.write(`medians of ${ROUNDS} runs (${DURATION_S} s each, ${CONNECTIONS} connections, keep-alive)\n`);
+    process.stdout.write(`${row('bare HTTPS', results.bare)}\n`);
+    process.stdout.write(`${row('secure path', results.secure)}\n`);
+    process.stdout.write(`ratio secure/bare: ${(100 * ratio).toFixed(1)} % (target >= 10 %)\n`);
+    process.stdout.write(`server-core CPU per request (median, approximate; bare-server for the baseline, the rest for the secure path): ${[...cpuPerRequest].map(([p, us]) => `${p} ${Math.round(median(us))} us`).join(', ')}\n`);
+    process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    process.stdout.write(`core 0 taken by the idle mesh during the bare runs: ${meshShareDuringBare.map(x => `${(100 * x).toFixed(0)} %`).join(', ')}\n`);
+    if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile\n`);
+  } finally {
+    await stopAll();
+    dir.remove();
+  }
+}
+
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+main().then(
+  () => process.exit(0),
+  async (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    await stopAll();
+    process.exit(1);
+  },
+);

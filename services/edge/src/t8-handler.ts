@@ -1,0 +1,328 @@
+import { AeseError } from '@aese/errors';
+import type { HttpMessageView } from '@aese/http-signatures';
+import type { Logger } from '@aese/logger';
+import type { ApiCatalogue } from './domain/api-catalogue.js';
+import type { ApplicationServer } from './domain/application-server.js';
+import { bearerToken } from './domain/bearer.js';
+import type { DelegatedSigningKey, SigningKey } from './domain/delegated-signing-key.js';
+import { checkDigest, isSigned, requestView, RequestSignatureRefused, signResponse, verifyRequestSignature } from './domain/message-signatures.js';
+import type { RateLimiter } from './domain/rate-limiter.js';
+import { isJsonContentType } from './domain/request-media-type.js';
+import { acceptsJose, encryptBody, ENCRYPT_RESPONSE_OBLIGATION, JOSE_MEDIA_TYPE } from './domain/response-encryption.js';
+import type { EdgeResponse } from './domain/responses.js';
+import { deny, signatureDenial } from './domain/t8-denials.js';
+import type { Denial, DenialKind } from './domain/t8-denials.js';
+import type { CachingTokenVerifier, VerifiedToken } from './domain/token-cache.js';
+import { traceIdOf } from './domain/trace-id.js';
+import { BodyError, fieldLinesOf, readBody, serialisedBody, singleHeader } from './http.js';
+import type { EdgeRequest } from './http.js';
+
+/** What the replay guard says about a nonce (aese.replay_guard.v1 Verdict). */
+export type ReplayVerdict = 'accepted' | 'replayed' | 'stale' | 'future';
+
+/** A T8 call handed to capability-exposure (InvokeRequest). */
+export interface InvokeCall {
+  readonly scsAsId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly contentType: string;
+  readonly body: Uint8Array;
+  readonly scopes: readonly string[];
+  readonly apiRoot: string;
+}
+
+/** Capability-exposure's answer (InvokeResponse). */
+export interface InvokeAnswer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  readonly obligations: readonly { readonly type: string; readonly parameters: Readonly<Record<string, string>> }[];
+}
+
+/** One refusal, as the edge audits it. */
+export interface T8AuditEvent {
+  readonly actor: string;
+  readonly reason: string;
+  readonly traceId: string;
+  readonly status: number;
+  readonly api?: string;
+}
+
+/** What the protected T8 path needs from the rest of the edge and the mesh. */
+export interface T8Dependencies {
+  readonly logger: Logger;
+  /** The API root ASes see (`api_root` for Location headers): the configured issuer. */
+  readonly apiRoot: string;
+  readonly limiter: RateLimiter;
+  readonly tokens: CachingTokenVerifier;
+  readonly apis: () => ApiCatalogue | Promise<ApiCatalogue | undefined> | undefined;
+  readonly signingKey: DelegatedSigningKey;
+  /** replay-guard CheckAndRecord; throws when it cannot decide. */
+  checkReplay(scsAsId: string, nonce: string, created: number): Promise<ReplayVerdict>;
+  /** capability-exposure Invoke. */
+  invoke(call: InvokeCall): Promise<InvokeAnswer>;
+  audit(event: T8AuditEvent): void;
+  readonly maxBodyBytes: number;
+  readonly bodyTimeoutMs: number;
+  /** Accepted age and skew of a signature's `created`, in seconds. */
+  readonly windowS: number;
+  readonly skewS: number;
+  readonly now?: () => number;
+}
+
+/** One T8 request as the listener hands it over: the request, its certificate, its connection's AS. */
+export interface T8Request {
+  readonly req: EdgeRequest;
+  readonly certificateDer: Uint8Array;
+  /** The connection's SCS/AS (cached per connection). */
+  readonly identity: Promise<ApplicationServer>;
+}
+
+/** The answer to write; `close` ends an HTTP/1.1 connection after it (an unread body). */
+export interface T8Answer {
+  readonly response: EdgeResponse;
+  readonly close: boolean;
+}
+
+/** Response headers of capability-exposure that reach the AS; anything else stays inside. */
+const RELAYED_HEADERS = ['location', 'allow'] as const;
+
+/** Carries a refusal out of the pipeline's steps. */
+class Refused extends Error {
+  constructor(readonly denial: Denial) {
+    super(denial.reason);
+  }
+}
+
+function refuse(kind: DenialKind, reason?: string, extra?: Parameters<typeof deny>[2]): never {
+  throw new Refused(deny(kind, reason, extra));
+}
+
+/** Per request state shared by the steps. */
+interface Exchange {
+  readonly traceId: string;
+  readonly fields: Record<string, string[]>;
+  as?: ApplicationServer;
+  api?: string;
+  hasBody: boolean;
+  /** The request view whose signature verified: the response signature covers it. */
+  signedRequest?: HttpMessageView;
+  close: boolean;
+  /** Set once the refusal is audited: one audit event per request, never two. */
+  audited: boolean;
+}
+
+function dependencyDenial(err: unknown, what: string): Denial {
+  if (err instanceof AeseError && (err.code === 'UNAVAILABLE' || err.code === 'DEADLINE_EXCEEDED')) return deny('UNAVAILABLE', `${what}_UNAVAILABLE`);
+  return deny('UNAVAILABLE', `${what}_FAILED`);
+}
+
+/**
+ * The protected T8 request path (T8 profile sections 4-6, issue 3). In order, each step failing
+ * closed with a ProblemDetails answer and nothing downstream called after a refusal:
+ *
+ * 1. the connection's certificate -> the SCS/AS (resolved once per connection);
+ * 2. the AS's token bucket (429 + Retry-After, before any other work);
+ * 3. the body, read up to a cap (413) and only if JSON (415);
+ * 4-5. the bearer token (cached verification per token and certificate) and the RFC 9421
+ *    signature with the Content-Digest (checked before anything parses the body), concurrently;
+ * 6. the route from capability-exposure's API list: the token's scope (403 insufficient_scope),
+ *    the path's `{scsAsId}` (403), and that the response can be signed and, if asked, encrypted;
+ * 7. the replay guard, only for a verified signature, as the last gate (401; 503 when it cannot
+ *    decide, nothing executed);
+ * 8. capability-exposure Invoke; its obligations (encrypt-response, rate-limit) carried out;
+ * 9. the response signed with the delegated key (every answer once the AS is known).
+ *
+ * Steps 6's checks need no service, so they run before the replay check: a request that would
+ * be refused anyway costs no replay-guard call. Every refusal is audited exactly once.
+ */
+export function createT8Handler(deps: T8Dependencies): (request: T8Request) => Promise<T8Answer | undefined> {
+  const now = deps.now ?? Date.now;
+  const { logger } = deps;
+
+  const authenticate = async (x: Exchange, request: T8Request): Promise<ApplicationServer> => {
+    let as: ApplicationServer;
+    try {
+      as = await request.identity;
+    } catch (err) {
+      if (err instanceof AeseError && err.code === 'INVALID_CLIENT') refuse('CLIENT_NOT_REGISTERED');
+      throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
+    }
+    x.as = as;
+    if (!as.active) refuse('CLIENT_NOT_ACTIVE');
+    return as;
+  };
+
+  const readT8Body = async (x: Exchange, req: EdgeRequest): Promise<Buffer> => {
+    let body: Buffer;
+    try {
+      body = await readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs);
+    } catch (err) {
+      if (!(err instanceof BodyError)) throw err;
+      x.close = true;
+      if (err.kind === 'too-large') refuse('BODY_TOO_LARGE');
+      if (err.kind === 'timeout') refuse('BODY_TIMEOUT');
+      throw err;
+    }
+    x.hasBody = body.length > 0;
+    if (x.hasBody && !isJsonContentType(singleHeader(req, 'content-type'))) refuse('UNSUPPORTED_MEDIA_TYPE');
+    return body;
+  };
+
+  /** Steps 4 and 5: the token and the signature, verified concurrently; the token's verdict first. */
+  const verifyCredentials = async (x: Exchange, request: T8Request, as: ApplicationServer, body: Buffer): Promise<{ token: VerifiedToken; nonce?: string; created?: number }> => {
+    const bearer = bearerToken(x.fields['authorization']);
+    if ('problem' in bearer) refuse(bearer.problem);
+    const tokenCheck = Promise.resolve(deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer));
+    const req = request.req;
+    const authority = singleHeader(req, ':authority') ?? singleHeader(req, 'host') ?? '';
+    const view = requestView(req.method ?? '', `https://${authority}${req.url ?? ''}`, authority, x.fields);
+    const signed = isSigned(x.fields);
+    const signatureCheck = (async () => {
+      if (signed) {
+        return verifyRequestSignature({ view, body, keys: as.signingKeys, nowS: Math.floor(now() / 1000), windowS: deps.windowS, skewS: deps.skewS });
+      }
+      if (as.signatureProfile === 'required') throw new RequestSignatureRefused('SIGNATURE_SIGNATURE_MISSING');
+      // An unsigned request of a legacy AS: a digest it sends is still checked.
+      if (x.hasBody && x.fields['content-digest'] !== undefined) checkDigest(view, body);
+      return undefined;
+    })();
+    const [token, signature] = await Promise.allSettled([tokenCheck, signatureCheck]);
+    if (token.status === 'rejected') {
+      const err = token.reason;
+      if (err instanceof AeseError && (err.code === 'INVALID_TOKEN' || err.code === 'UNAUTHENTICATED' || err.code === 'INVALID_INPUT')) refuse('INVALID_TOKEN');
+      throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
+    }
+    // The authentication service binds the token to this certificate; this is a second look.
+    if (token.value.scsAsId !== as.scsAsId) refuse('INVALID_TOKEN', 'TOKEN_AS_MISMATCH');
+    if (signature.status === 'rejected') {
+      const err = signature.reason;
+      if (err instanceof RequestSignatureRefused) throw new Refused(signatureDenial(err.reason, x.hasBody));
+      throw err;
+    }
+    if (!signature.value) return { token: token.value };
+    x.signedRequest = view;
+    return { token: token.value, nonce: signature.value.nonce!, created: signature.value.created! };
+  };
+
+  const route = async (x: Exchange, req: EdgeRequest, as: ApplicationServer, token: VerifiedToken): Promise<void> => {
+    const catalogue = await deps.apis();
+    if (!catalogue) refuse('UNAVAILABLE', 'API_CATALOGUE_UNAVAILABLE');
+    const match = catalogue.match(req.method ?? '', req.url ?? '');
+    if (match.kind === 'no-route') refuse('NO_SUCH_RESOURCE', 'NO_SUCH_API_ROUTE');
+    if (match.kind === 'method-not-allowed') refuse('METHOD_NOT_ALLOWED', 'METHOD_NOT_ALLOWED', { headers: { allow: match.allowed.join(', ') } });
+    x.api = match.module.name;
+    if (!token.scopes.includes(match.module.scope)) refuse('INSUFFICIENT_SCOPE', 'INSUFFICIENT_SCOPE', { scope: match.module.scope });
+    const pathAs = match.params['scsAsId'];
+    if (pathAs !== undefined && pathAs !== as.scsAsId) refuse('SCS_AS_ID_MISMATCH');
+  };
+
+  const checkReplay = async (as: ApplicationServer, nonce: string, created: number): Promise<void> => {
+    let verdict: ReplayVerdict;
+    try {
+      verdict = await deps.checkReplay(as.scsAsId, nonce, created);
+    } catch (err) {
+      // The guard refuses malformed input; anything else means it could not decide: fail closed.
+      if (err instanceof AeseError && err.code === 'INVALID_INPUT') refuse('INVALID_SIGNATURE', 'REPLAY_INVALID_INPUT');
+      throw new Refused(dependencyDenial(err, 'REPLAY_GUARD'));
+    }
+    if (verdict === 'replayed') refuse('REPLAYED_REQUEST', 'REPLAYED');
+    if (verdict === 'stale') refuse('STALE_REQUEST', 'REPLAY_STALE');
+    if (verdict === 'future') refuse('STALE_REQUEST', 'REPLAY_FUTURE');
+  };
+
+  /** Steps 8 and 9's first half: capability-exposure's answer, with the edge's obligations carried out. */
+  const execute = async (x: Exchange, req: EdgeRequest, as: ApplicationServer, token: VerifiedToken, body: Buffer, wantsJose: boolean): Promise<EdgeResponse> => {
+    let out: InvokeAnswer;
+    try {
+      out = await deps.invoke({
+        scsAsId: as.scsAsId,
+        method: req.method ?? '',
+        path: req.url ?? '',
+        contentType: singleHeader(req, 'content-type') ?? '',
+        body,
+        scopes: token.scopes,
+        apiRoot: deps.apiRoot,
+      });
+    } catch (err) {
+      throw new Refused(dependencyDenial(err, 'CAPABILITY_EXPOSURE'));
+    }
+    let encrypt = wantsJose;
+    for (const o of out.obligations) {
+      if (o.type === ENCRYPT_RESPONSE_OBLIGATION) encrypt = true;
+      else if (o.type === 'rate-limit') deps.limiter.lower(as.scsAsId, Number(o.parameters['perSecond']));
+    }
+    const headers: Record<string, string> = { 'cache-control': 'no-store' };
+    for (const name of RELAYED_HEADERS) if (out.headers[name] !== undefined) headers[name] = out.headers[name];
+    let bytes: Uint8Array = out.body;
+    let contentType = out.headers['content-type'];
+    if (encrypt && bytes.length > 0) {
+      // Obliged but impossible: no plaintext ever leaves (the operation itself has run).
+      if (!as.encryptionKey) refuse('ENCRYPTION_OBLIGED_WITHOUT_KEY');
+      bytes = await encryptBody(bytes, contentType ?? 'application/json', as.encryptionKey);
+      contentType = JOSE_MEDIA_TYPE;
+    }
+    if (contentType !== undefined) headers['content-type'] = contentType;
+    return { status: out.status, headers, body: undefined, bytes };
+  };
+
+  const signed = (x: Exchange, response: EdgeResponse, key: SigningKey): EdgeResponse => {
+    const bytes = serialisedBody(response);
+    const contentType = response.headers['content-type'];
+    const signature = signResponse({ status: response.status, contentType, body: bytes, signedRequest: x.signedRequest }, key, Math.floor(now() / 1000));
+    return { status: response.status, headers: { ...response.headers, ...signature }, body: undefined, bytes };
+  };
+
+  const refused = (x: Exchange, denial: Denial): void => {
+    if (x.audited) return;
+    x.audited = true;
+    const actor = x.as?.scsAsId ?? 'unknown';
+    deps.audit({ actor, reason: denial.reason, traceId: x.traceId, status: denial.response.status, ...(x.api ? { api: x.api } : {}) });
+    const fields = { scsAsId: actor, reason: denial.reason, status: denial.response.status, traceId: x.traceId };
+    if (denial.response.status >= 500) logger.warn(fields, 't8 request not executed');
+    else logger.info(fields, 't8 request refused');
+  };
+
+  return async request => {
+    const fields = fieldLinesOf(request.req);
+    const x: Exchange = { traceId: traceIdOf(fields['traceparent']), fields, hasBody: false, close: false, audited: false };
+    let response: EdgeResponse;
+    try {
+      const as = await authenticate(x, request);
+      const rate = deps.limiter.take(as.scsAsId);
+      if (!rate.allowed) refuse('RATE_LIMITED', 'RATE_LIMITED', { retryAfterS: rate.retryAfterS });
+      const body = await readT8Body(x, request.req);
+      const { token, nonce, created } = await verifyCredentials(x, request, as, body);
+      await route(x, request.req, as, token);
+      const wantsJose = acceptsJose(x.fields['accept']);
+      if (wantsJose && !as.encryptionKey) refuse('ENCRYPTION_KEY_NOT_REGISTERED');
+      // A response that could not be signed must not follow an executed request.
+      try {
+        await deps.signingKey.current();
+      } catch (err) {
+        throw new Refused(dependencyDenial(err, 'SIGNING_KEY'));
+      }
+      if (nonce !== undefined && created !== undefined) await checkReplay(as, nonce, created);
+      response = await execute(x, request.req, as, token, body, wantsJose);
+    } catch (err) {
+      if (err instanceof BodyError && err.kind === 'aborted') return undefined;
+      let denial: Denial;
+      if (err instanceof Refused) denial = err.denial;
+      else {
+        logger.error({ err, traceId: x.traceId }, 't8 request failed');
+        denial = deny('INTERNAL', 'INTERNAL_ERROR');
+      }
+      refused(x, denial);
+      response = { ...denial.response, headers: { ...denial.response.headers, 'cache-control': 'no-store' } };
+    }
+    // Answers before the AS is known are not signed: nothing authenticated asked for them.
+    if (!x.as) return { response, close: x.close };
+    const key = deps.signingKey.usable() ?? (await deps.signingKey.current().catch(() => undefined));
+    if (!key) {
+      // No key to sign with (checked before Invoke, so this is a refusal in all but a freak race): 503, unsigned.
+      refused(x, deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE'));
+      return { response: deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE').response, close: x.close };
+    }
+    return { response: signed(x, response, key), close: x.close };
+  };
+}
