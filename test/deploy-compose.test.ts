@@ -189,7 +189,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
       }
       const targets = new Set(stateMounts.map(m => m.target));
       const needed = [layout.meshCa.cert, layout.services[name].cert, layout.services[name].key];
-      if (name === 'edge') needed.push(layout.edgeT8.cert, layout.edgeT8.key, layout.asCa.cert);
+      if (name === 'edge') needed.push(layout.edgeT8.cert, layout.edgeT8.key, layout.edgeNotifier.cert, layout.edgeNotifier.key, layout.asCa.cert);
       expect([...targets], name).to.have.members(needed);
     }
     for (const name of appServices) {

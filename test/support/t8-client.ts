@@ -364,6 +364,16 @@ export class T8Client {
     return { json: JSON.parse(Buffer.from(plaintext).toString('utf8')), header: protectedHeader as Record<string, unknown> };
   }
 
+  /** POSTs a form (the OAuth endpoints) over the AS's mTLS connection pool. */
+  async postForm(path: string, form: Readonly<Record<string, string>>): Promise<{ status: number; text: string }> {
+    const res = await this.fetch(`${T8_ISSUER}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+
   async close(): Promise<void> {
     await this.dispatcher.close();
   }

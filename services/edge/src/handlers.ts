@@ -10,6 +10,7 @@ import { EDGE_PATHS, metadataResponse } from './domain/metadata.js';
 import {
   isFormContentType,
   oauthErrorResponse,
+  parseRevocationRequest,
   parseTokenRequest,
   TOKEN_REQUEST_MAX_BYTES,
   toOAuthError,
@@ -31,6 +32,8 @@ export interface EdgeDependencies {
   readonly jwks: JwksCache;
   /** The SCS/AS of each connection's verified client certificate (authentication `ResolveClient`). */
   readonly identities: ConnectionIdentities<ApplicationServer>;
+  /** RFC 7009: revokes a token if it is one of the presenting client's own; tells whether it was. */
+  readonly revokeToken: (token: string, certificateDer: Uint8Array) => Promise<boolean>;
   /** The protected T8 path (`/3gpp-*`); without it those paths are unknown (404). */
   readonly t8?: (request: T8Request) => Promise<T8Answer | undefined>;
   /** Records one audit event for a refused request (token endpoint, authority, header limits). */
@@ -109,6 +112,31 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     }
   };
 
+  // RFC 7009: an AS revokes one of its own tokens. The answer is 200 whether or not the token was
+  // valid and its own (section 2.2), so the endpoint tells nothing about other clients' tokens.
+  const revoke: Route = async ({ req, conn, certificateDer }) => {
+    const denied = (actor: string | undefined, reason: string): void =>
+      deps.audit({ actor: actor ?? 'unknown', action: 'oauth.revoke', reason, traceId: traceOf(req) });
+    if (!isFormContentType(singleHeader(req, 'content-type'))) {
+      denied(undefined, 'UNSUPPORTED_MEDIA_TYPE');
+      return problem(415, 'the revocation endpoint accepts application/x-www-form-urlencoded only');
+    }
+    const body = await readBody(req, TOKEN_REQUEST_MAX_BYTES, deps.bodyTimeoutMs);
+    let scsAsId: string | undefined;
+    try {
+      const request = parseRevocationRequest(body, singleHeader(req, 'authorization'));
+      scsAsId = (await identify(conn, certificateDer)).scsAsId;
+      const revoked = await deps.revokeToken(request.token, certificateDer);
+      logger.info({ scsAsId, revoked }, 'token revocation requested');
+      return { status: 200, headers: { 'cache-control': 'no-store' }, body: undefined };
+    } catch (err) {
+      const oauth = toOAuthError(err);
+      const cause = (err as { code?: unknown }).code;
+      denied(scsAsId, typeof cause === 'string' && /^[A-Z_]{1,64}$/.test(cause) ? cause : oauth.code.toUpperCase());
+      return oauthErrorResponse(oauth);
+    }
+  };
+
   const metadata: Route = async () => metadataResponse(deps.issuer);
 
   const jwks: Route = async () => {
@@ -122,6 +150,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
 
   const routes: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
     [EDGE_PATHS.token]: { POST: token },
+    [EDGE_PATHS.revoke]: { POST: revoke },
     [EDGE_PATHS.metadata]: { GET: metadata, HEAD: metadata },
     [EDGE_PATHS.jwks]: { GET: jwks, HEAD: jwks },
   };

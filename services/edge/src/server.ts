@@ -4,15 +4,28 @@ import type { Http2Session, SecureServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { int, loadConfig } from '@aese/config';
+import { int, list, loadConfig, str } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
 import { AeseError } from '@aese/errors';
-import { AuditLog, ensureAuditStream, NatsAuditSink } from '@aese/events';
+import {
+  AuditLog,
+  CONTROL_SUBJECTS,
+  ControlConsumer,
+  DEFAULT_STALENESS_BOUND_MS,
+  ensureAuditStream,
+  Freshness,
+  JwksEventVerifier,
+  NatsAuditSink,
+} from '@aese/events';
 import type { AuditRecord } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { SignatureAlgorithm } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
 import { connectNats } from '@aese/nats';
+import { parseAllowList } from '@aese/net-guard';
+import { followRevocations } from '@aese/revocation';
+import { ApplicationServerChanged } from '@aese/protos/events/v1';
+import type { JWK } from 'jose';
 import type { NatsConnection } from '@aese/nats';
 import { certificateThumbprint, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
 import { ApplicationServerStatus, AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
@@ -22,13 +35,13 @@ import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { PublicKey } from '@aese/protos/crypto/v1';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
-import { DEFAULT_EDGE_PORT, loadCommonConfig, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { readFileSync } from 'node:fs';
 import type { Stoppable } from '@aese/runtime';
 import { ApiDirectory, DEFAULT_API_REFRESH_MS } from './domain/api-catalogue.js';
-import { RegisteredKeyCache } from './domain/application-server.js';
+import { encryptionKeyOf, RegisteredKeyCache } from './domain/application-server.js';
 import type { ApplicationServer } from './domain/application-server.js';
 import { clientCertificateProblem } from './domain/client-certificate.js';
-import { ConnectionIdentities } from './domain/connection-identities.js';
 import { DelegatedSigningKey } from './domain/delegated-signing-key.js';
 import { JwksCache } from './domain/jwks.js';
 import type { KeyPurpose, PublishedKey } from './domain/jwks.js';
@@ -37,7 +50,10 @@ import { parseIssuer } from './domain/metadata.js';
 import { DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimiter } from './domain/rate-limiter.js';
 import { DEFAULT_MAX_T8_BODY_BYTES } from './domain/request-media-type.js';
 import { problem } from './domain/responses.js';
-import { CachingTokenVerifier, DEFAULT_TOKEN_CACHE_SIZE, TokenCache } from './domain/token-cache.js';
+import { DEFAULT_TOKEN_CACHE_SIZE, TokenCache } from './domain/token-cache.js';
+import { enforceRevocation, OpenConnections, RevocationAwareIdentities, RevocationAwareTokens } from './domain/revocation-enforcement.js';
+import { httpsPoster } from './notifications/https-poster.js';
+import { startNotifier } from './notifications/notification-consumer.js';
 import { createRequestHandler } from './handlers.js';
 import { rawHttp1Response } from './http.js';
 import { createT8Handler } from './t8-handler.js';
@@ -115,6 +131,12 @@ export const EDGE_SETTINGS = {
   apiRefreshMs: int('EDGE_API_REFRESH_MS', DEFAULT_API_REFRESH_MS, 1_000, 3_600_000),
   replayDeadlineMs: int('EDGE_REPLAY_DEADLINE_MS', DEFAULT_REPLAY_DEADLINE_MS, 50, 30_000),
   invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
+  /** How long the edge decides from its last revocation state while NATS is unreachable. */
+  stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
+  /** Operator exceptions to the notification SSRF rules: host:port or CIDR entries (the same as capability-exposure's). */
+  destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
+  /** PEM file of the CAs that AS notification receivers' certificates chain to; empty: the system's public CAs. */
+  notificationCaFile: str('NOTIFICATION_CA_FILE', ''),
 } as const;
 
 export interface RunningEdge extends Stoppable {
@@ -249,15 +271,65 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     refreshMs: config.apiRefreshMs,
     onError: err => logger.warn({ err }, 'T8 API list unavailable'),
   });
+  // Revocations, suspensions and key rotations, as signed control events: this edge's own view of
+  // them refuses revoked identities at once, on open connections too, and closes those.
+  const eventVerifier = new JwksEventVerifier(async () =>
+    (await crypto.getJwks({})).keys.filter(k => k.purpose === PbKeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK),
+  );
+  const connections = new OpenConnections();
   const registeredKeys = new RegisteredKeyCache();
-  const identities = new ConnectionIdentities<ApplicationServer>(async certificateDer => {
-    const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
-    if (!applicationServer) throw new AeseError('UNAVAILABLE', 'ResolveClient answered without an application server');
-    return toApplicationServer(applicationServer, certificateDer, registeredKeys);
+  // Assigned below, once the feeds exist; read only when a request arrives.
+  let freshness: Freshness | undefined;
+  const { list: revocations, consumer: revocationFeed } = followRevocations({
+    nc,
+    verifier: eventVerifier,
+    logger,
+    audit: auditLog,
+    onRevoked: r => {
+      const closed = enforceRevocation(r, { connections, identities, tokens });
+      logger.info({ kind: r.kind, closed }, 'revocation enforced');
+    },
   });
-  const tokens = new CachingTokenVerifier(new TokenCache({ maxEntries: config.tokenCacheSize }), async (token, certificateDer) => {
-    const out = await authentication.verifyToken({ token, certificateDer: Buffer.from(certificateDer) });
-    return { scsAsId: out.scsAsId, scopes: out.scopes, jti: out.jti, expiresAt: out.expiresAt };
+  const identities = new RevocationAwareIdentities(
+    async certificateDer => {
+      const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
+      if (!applicationServer) throw new AeseError('UNAVAILABLE', 'ResolveClient answered without an application server');
+      const as = toApplicationServer(applicationServer, certificateDer, registeredKeys);
+      connections.owner(as.thumbprint, as.scsAsId);
+      return as;
+    },
+    revocations,
+    () => freshness?.isFresh() ?? false,
+  );
+  const tokens = new RevocationAwareTokens(
+    new TokenCache({ maxEntries: config.tokenCacheSize }),
+    async (token, certificateDer) => {
+      const out = await authentication.verifyToken({ token, certificateDer: Buffer.from(certificateDer) });
+      return { scsAsId: out.scsAsId, scopes: out.scopes, jti: out.jti, expiresAt: out.expiresAt };
+    },
+    revocations,
+  );
+  const controlRejected = (action: string) => (reason: string, e: { version: number; kid: string }) => {
+    logger.warn({ reason, version: e.version, kid: e.kid }, 'control event ignored');
+    auditLog.record({ actor: 'unknown', action, decision: 'deny', reason, detail: { version: e.version } });
+  };
+  const registryFeed = new ControlConsumer(nc, {
+    subject: CONTROL_SUBJECTS.registry,
+    verifier: eventVerifier,
+    apply: e => {
+      // Any change (new keys, scopes, status) makes cached records and verifications stale.
+      const change = ApplicationServerChanged.decode(e.payload);
+      identities.invalidateAll();
+      tokens.invalidateScsAsId(change.scsAsId);
+      if (change.status !== 'active') logger.info({ closed: connections.closeAs(change.scsAsId) }, 'connections of a suspended AS closed');
+    },
+    onRejected: controlRejected('control.registry'),
+  });
+  const keyFeed = new ControlConsumer(nc, {
+    subject: CONTROL_SUBJECTS.keys,
+    verifier: eventVerifier,
+    apply: () => jwks.expire(),
+    onRejected: controlRejected('control.keys'),
   });
   const limiter = new RateLimiter({ perSecond: config.rateLimitPerS, burst: config.rateLimitBurst });
   const t8Path = createT8Handler({
@@ -286,6 +358,33 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   });
   await signingKey.renew().catch(() => undefined);
   await apis.start();
+  // Serve only with every revocation, suspension and rotation published so far applied.
+  await revocationFeed.start();
+  await registryFeed.start();
+  await keyFeed.start();
+  freshness = new Freshness(nc, [revocationFeed, registryFeed, keyFeed], config.stalenessBoundMs);
+  const layout = pkiLayout(common.stateDir);
+  const notifier = await startNotifier({
+    nc,
+    logger,
+    audit: auditLog,
+    deps: {
+      destinations: {
+        allow: parseAllowList(config.destinationAllowList),
+        meshEndpoints: Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`),
+      },
+      signingKey: () => signingKey.current(),
+      encryptionKey: async scsAsId => {
+        const { applicationServer } = await authentication.getApplicationServer({ scsAsId });
+        return applicationServer ? encryptionKeyOf(applicationServer.encryptionKeyJson) : undefined;
+      },
+      post: httpsPoster({
+        certPem: readFileSync(layout.edgeNotifier.cert, 'utf8'),
+        keyPem: readFileSync(layout.edgeNotifier.key, 'utf8'),
+        caPem: config.notificationCaFile ? readFileSync(config.notificationCaFile, 'utf8') : undefined,
+      }),
+    },
+  });
 
   const handler = createRequestHandler({
     issuer: config.issuer,
@@ -296,6 +395,8 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     identities,
     t8: t8Path,
     audit,
+    revokeToken: async (token, certificateDer) =>
+      (await authentication.revokeOwnToken({ token, certificateDer: Buffer.from(certificateDer) })).revoked,
     issueToken: async input => {
       const out = await authentication.issueToken({ ...input, certificateDer: Buffer.from(input.certificateDer) });
       return { accessToken: out.accessToken, expiresIn: out.expiresIn, scope: out.scope };
@@ -363,6 +464,8 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
       socket.destroy();
       return;
     }
+    const forget = connections.add(certificateThumbprint(socket.getPeerCertificate().raw), socket);
+    socket.once('close', forget);
     startHttp.call(server, socket);
   });
   // HTTP/1.1 parser errors (no request object yet): answer with ProblemDetails, as node's default
@@ -387,6 +490,10 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   });
 
   const release = async (): Promise<void> => {
+    revocationFeed.stop();
+    registryFeed.stop();
+    keyFeed.stop();
+    await notifier.stop();
     apis.stop();
     signingKey.clear();
     for (const c of clients) c.close();

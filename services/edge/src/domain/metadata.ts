@@ -6,6 +6,7 @@ import type { EdgeResponse } from './responses.js';
 /** Where the edge serves what it serves; the metadata advertises the same paths. */
 export const EDGE_PATHS = {
   token: '/oauth2/token',
+  revoke: '/oauth2/revoke',
   metadata: '/.well-known/oauth-authorization-server',
   jwks: '/.well-known/jwks.json',
 } as const;
@@ -47,6 +48,8 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
     issuer,
     token_endpoint: endpointUrl(issuer, EDGE_PATHS.token),
     jwks_uri: endpointUrl(issuer, EDGE_PATHS.jwks),
+    revocation_endpoint: endpointUrl(issuer, EDGE_PATHS.revoke),
+    revocation_endpoint_auth_methods_supported: ['tls_client_auth'],
     // The one catalogue of T8 APIs, which is also what the AS registry grants from.
     scopes_supported: [...T8_SCOPES],
     // No authorization endpoint: the only grant is client_credentials.

@@ -17,6 +17,7 @@ export type OAuthErrorCode =
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+  | 'unsupported_token_type'
   | 'temporarily_unavailable'
   | 'server_error';
 
@@ -143,6 +144,32 @@ export function parseTokenRequest(body: Uint8Array, authorizationHeader: string 
   const clientId = get('client_id');
   if (clientId === undefined) throw invalidRequest('client_id is required');
   return { grantType, clientId, scope: get('scope') ?? '' };
+}
+
+/** An RFC 7009 revocation request: the token, and the optional hint (which changes nothing here). */
+export interface RevocationRequest {
+  readonly token: string;
+}
+
+/** Largest token accepted for revocation; a larger one cannot be one of ours. */
+const MAX_REVOKED_TOKEN_CHARS = 8 * 1024;
+
+/**
+ * Parses an RFC 7009 revocation request. Client authentication is the TLS certificate, as at
+ * the token endpoint; `token_type_hint` may be `access_token` (we issue nothing else).
+ */
+export function parseRevocationRequest(body: Uint8Array, authorizationHeader: string | undefined): RevocationRequest {
+  const form = parseForm(body);
+  if (authorizationHeader !== undefined || OTHER_AUTH_PARAMS.some(p => (form.get(p) ?? '') !== '')) {
+    throw new OAuthError(401, 'invalid_client', 'only tls_client_auth client authentication is supported');
+  }
+  const token = form.get('token') ?? '';
+  if (token === '' || token.length > MAX_REVOKED_TOKEN_CHARS) throw invalidRequest('token is required');
+  const hint = form.get('token_type_hint');
+  if (hint !== undefined && hint !== 'access_token' && hint !== 'refresh_token') {
+    throw new OAuthError(400, 'unsupported_token_type', 'only access tokens can be revoked');
+  }
+  return { token };
 }
 
 /** How each stable error code of the mesh becomes a token endpoint error: the one table. */
