@@ -1,11 +1,10 @@
-import { ChannelCredentials, Metadata } from '@grpc/grpc-js';
-import type { CallOptions, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import type { CallOptions, ChannelCredentials, Client, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
 import { context, propagation } from '@opentelemetry/api';
 import { AeseError, fromServiceError } from '@aese/errors';
-import { spiffeIdsOfPeer } from '@aese/pki';
+import { DEFAULT_CLIENT_DEADLINE_MS, DEFAULT_MAX_MESSAGE_BYTES, meshChannelCredentials } from './mesh-credentials.js';
 
-/** Deadline for calls that do not set one. */
-export const DEFAULT_CLIENT_DEADLINE_MS = 5_000;
+export { DEFAULT_CLIENT_DEADLINE_MS, DEFAULT_MAX_MESSAGE_BYTES, meshChannelCredentials } from './mesh-credentials.js';
 
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
 type UnaryFn<Req, Res> = (request: Req, metadata: Metadata, options: Partial<CallOptions>, callback: Callback<Res>) => ClientUnaryCall;
@@ -35,7 +34,8 @@ export interface MeshClientOptions {
   readonly maxMessageBytes?: number;
 }
 
-type ClientCtor<C extends Client> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
+/** A generated client's constructor. */
+export type ClientCtor<C extends Client> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
 
 /** A mesh client: promise methods plus the channel, which must be closed. */
 export type MeshClient<C extends Client> = Promised<C> & { readonly close: () => void };
@@ -46,21 +46,8 @@ export type MeshClient<C extends Client> = Promised<C> & { readonly close: () =>
  * trace context, and failures come back as {@link AeseError}s with the server's stable code.
  */
 export function createMeshClient<C extends Client>(Ctor: ClientCtor<C>, options: MeshClientOptions): MeshClient<C> {
-  const credentials = ChannelCredentials.createSsl(
-    Buffer.from(options.tls.caPem),
-    Buffer.from(options.tls.keyPem),
-    Buffer.from(options.tls.certPem),
-    {
-      checkServerIdentity: (_host, cert) => {
-        const ids = spiffeIdsOfPeer(cert);
-        if (ids.length !== 1 || ids[0] !== options.serverId) {
-          return new Error(`server identity is not ${options.serverId}`);
-        }
-        return undefined;
-      },
-    },
-  );
-  const maxBytes = options.maxMessageBytes ?? 1024 * 1024;
+  const credentials = meshChannelCredentials(options);
+  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const client = new Ctor(options.address, credentials, {
     'grpc.max_receive_message_length': maxBytes,
     'grpc.max_send_message_length': maxBytes,
@@ -101,3 +88,6 @@ function invoke<Req, Res>(
     settings.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+export { createStreamingCaller, DEFAULT_MAX_STREAM_BACKOFF_MS, DEFAULT_MIN_STREAM_BACKOFF_MS, DEFAULT_MAX_IN_FLIGHT_PER_CALLER } from './streaming-caller.js';
+export type { StreamingCaller, StreamingCallerOptions, StreamMethodsOf } from './streaming-caller.js';

@@ -1,6 +1,5 @@
 import { Server, ServerCredentials, status as GrpcStatus } from '@grpc/grpc-js';
 import type {
-  Metadata,
   ServerUnaryCall,
   sendUnaryData,
   ServiceDefinition,
@@ -12,8 +11,17 @@ import { HealthImplementation, protoPath as HEALTH_PROTO_PATH } from 'grpc-healt
 import type { ServingStatus } from 'grpc-health-check';
 import { AeseError, toGrpcStatus } from '@aese/errors';
 import type { Logger } from '@aese/logger';
-import { spiffeIdsOfPeer } from '@aese/pki';
+import { peerSpiffeId } from '@aese/pki';
 import { PROTO_ROOT } from '@aese/protos';
+import type { CallContext, UnaryHandler } from './call-context.js';
+import { adaptMultiplexedStream, DEFAULT_MAX_IN_FLIGHT_PER_STREAM } from './multiplexed-stream.js';
+import type { DrainableStream, StreamRequestEnvelope, StreamResponseEnvelope } from './multiplexed-stream.js';
+
+export type { CallContext, UnaryHandler } from './call-context.js';
+export { DEFAULT_MAX_IN_FLIGHT_PER_STREAM } from './multiplexed-stream.js';
+export type { StreamRequestEnvelope, StreamResponseEnvelope } from './multiplexed-stream.js';
+export { toWireError } from './wire-error.js';
+export type { WireError } from './wire-error.js';
 
 /** Deadline applied to calls that arrive without one, so no call holds resources forever. */
 export const DEFAULT_CALL_DEADLINE_MS = 10_000;
@@ -22,33 +30,46 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 /** How long a graceful shutdown waits for calls in flight before cancelling them. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
 
-/** What a handler knows about the call beyond its request. */
-export interface CallContext {
-  /** The caller's SPIFFE ID, taken from the verified peer certificate. */
-  readonly caller: string;
-  readonly metadata: Metadata;
-  /** Aborted when the call's deadline (or the default one) passes or the caller cancels. */
-  readonly signal: AbortSignal;
-  /** The verified peer certificate (DER) of the mesh caller. */
-  readonly peerCertificateDer: Buffer | undefined;
-}
+type MethodDef = { readonly requestStream: boolean; readonly responseStream: boolean };
+type RequestOf<X> = X extends { requestDeserialize: (b: Buffer) => infer Req } ? Req : never;
+type ResponseOf<X> = X extends { responseSerialize: (r: infer Res) => Buffer } ? Res : never;
 
-/** An RPC implementation: async, no callbacks, throws {@link AeseError}s for expected failures. */
-export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+/** The unary methods of a generated service definition. */
+export type UnaryMethodsOf<D> = {
+  [M in keyof D]: D[M] extends { readonly requestStream: false; readonly responseStream: false } ? M : never;
+}[keyof D];
 
-/** The async handlers of a generated service definition, keyed by method. */
+/** The bidi-streaming methods of a generated service definition. */
+export type StreamMethodsOf<D> = {
+  [M in keyof D]: D[M] extends { readonly requestStream: true; readonly responseStream: true } ? M : never;
+}[keyof D];
+
+/** The async handlers of a generated service definition, keyed by unary method. */
 export type HandlersOf<D extends ServiceDefinition> = {
-  [M in keyof D]: D[M] extends { requestDeserialize: (b: Buffer) => infer Req; responseSerialize: (r: infer Res) => Buffer }
-    ? UnaryHandler<Req, Res>
-    : never;
+  [M in UnaryMethodsOf<D>]: UnaryHandler<RequestOf<D[M]>, ResponseOf<D[M]>>;
 };
+
+/** The unary methods a stream method can multiplex: their request and response fit its envelopes. */
+type MultiplexableBy<D, S extends keyof D> = {
+  [U in UnaryMethodsOf<D>]: RequestOf<D[S]> extends StreamRequestEnvelope<RequestOf<D[U]>>
+    ? StreamResponseEnvelope<ResponseOf<D[U]>> extends ResponseOf<D[S]>
+      ? U
+      : never
+    : never;
+}[UnaryMethodsOf<D>];
 
 /** One gRPC service mounted on a server: its handlers and, per method, who may call it. */
 export interface ServiceMount<D extends ServiceDefinition = ServiceDefinition> {
   readonly definition: D;
   readonly handlers: HandlersOf<D>;
-  /** Per method, the SPIFFE IDs allowed to call it. A method with no entry cannot be called. */
-  readonly allowedCallers: { readonly [M in keyof D]: readonly string[] };
+  /** Per unary method, the SPIFFE IDs allowed to call it. A method with no entry cannot be called. */
+  readonly allowedCallers: { readonly [M in UnaryMethodsOf<D>]: readonly string[] };
+  /**
+   * Per bidi-stream method, the unary method it multiplexes: each stream message runs that
+   * method's handler, under that method's allow-list. A stream method with no entry refuses to
+   * start the server.
+   */
+  readonly streams?: { readonly [S in StreamMethodsOf<D>]: MultiplexableBy<D, S> };
 }
 
 /** Helper that keeps the handler and allow-list types tied to the service definition. */
@@ -69,6 +90,8 @@ export interface MeshServerOptions {
   readonly defaultDeadlineMs?: number;
   readonly maxMessageBytes?: number;
   readonly shutdownGraceMs?: number;
+  /** Calls in flight on one multiplexed stream before further messages are refused. */
+  readonly maxInFlightPerStream?: number;
 }
 
 export interface MeshServer {
@@ -93,13 +116,37 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
     'grpc.max_concurrent_streams': 1000,
   });
   const defaultDeadlineMs = options.defaultDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS;
+  const openStreams = new Set<DrainableStream>();
+  let closing = false;
   for (const svc of options.services) {
     const impl: UntypedServiceImplementation = {};
-    for (const [method, def] of Object.entries(svc.definition)) {
-      const handler = (svc.handlers as Record<string, UnaryHandler<unknown, unknown>>)[method];
-      if (!handler) throw new TypeError(`no handler for ${def.path}`);
-      const allowed = (svc.allowedCallers as Record<string, readonly string[]>)[method] ?? [];
-      impl[method] = adaptUnary(def.path, handler, new Set(allowed), defaultDeadlineMs, options.logger);
+    const handlers = svc.handlers as Record<string, UnaryHandler<unknown, unknown>>;
+    const allowedCallers = svc.allowedCallers as Record<string, readonly string[]>;
+    const streams = (svc.streams ?? {}) as Record<string, string>;
+    for (const [method, def] of Object.entries(svc.definition) as [string, MethodDef & { path: string }][]) {
+      if (!def.requestStream && !def.responseStream) {
+        const handler = handlers[method];
+        if (!handler) throw new TypeError(`no handler for ${def.path}`);
+        impl[method] = adaptUnary(def.path, handler, new Set(allowedCallers[method] ?? []), defaultDeadlineMs, options.logger);
+        continue;
+      }
+      const unary = streams[method];
+      const unaryDef = unary === undefined ? undefined : (svc.definition as Record<string, MethodDef & { path: string }>)[unary];
+      const handler = unary === undefined ? undefined : handlers[unary];
+      if (!def.requestStream || !def.responseStream || !unaryDef || unaryDef.requestStream || unaryDef.responseStream || !handler) {
+        throw new TypeError(`${def.path} must name the unary method it multiplexes`);
+      }
+      impl[method] = adaptMultiplexedStream({
+        path: def.path,
+        unaryPath: unaryDef.path,
+        handler,
+        allowed: new Set(allowedCallers[unary!] ?? []),
+        defaultDeadlineMs,
+        maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM,
+        logger: options.logger,
+        open: openStreams,
+        closing: () => closing,
+      });
     }
     server.addService(svc.definition, impl);
   }
@@ -135,6 +182,10 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
     setServing,
     shutdown: async () => {
       setServing(false);
+      // Long-lived streams would hold a graceful shutdown for its whole grace period: end each
+      // once its calls in flight are answered (callers reopen one on another replica).
+      closing = true;
+      for (const s of [...openStreams]) s.drain();
       await new Promise<void>(resolve => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -159,9 +210,8 @@ function adaptUnary(
 ) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const peer = call.getAuthContext().sslPeerCertificate;
-    const ids = peer ? spiffeIdsOfPeer(peer) : [];
     // Exactly one SPIFFE ID: a certificate naming several identities is ambiguous and refused.
-    const caller = ids.length === 1 ? ids[0]! : undefined;
+    const caller = peer ? peerSpiffeId(peer) : undefined;
     if (!caller || !allowed.has(caller)) {
       logger.warn({ method: path, caller: caller ?? null }, 'caller not allowed');
       callback(toGrpcStatus(new AeseError('CALLER_NOT_ALLOWED', `caller is not allowed to call ${path}`)));

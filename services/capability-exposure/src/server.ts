@@ -5,6 +5,7 @@ import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
+import { DEFAULT_STALENESS_BOUND_MS } from '@aese/events';
 import { connectNats } from '@aese/nats';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
@@ -14,11 +15,14 @@ import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } 
 import type { Stoppable } from '@aese/runtime';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import type { Decide } from './domain/decision.js';
+import { DecisionCache, DEFAULT_DECISION_CACHE_SIZE } from './domain/decision-cache.js';
+import type { DecisionCacheStats } from './domain/decision-cache.js';
 import { DEFAULT_MAX_BODY_BYTES, Invoker } from './domain/invoke.js';
 import { parseAllowList } from './domain/notification-destination.js';
 import type { DestinationPolicy, HostResolver } from './domain/notification-destination.js';
 import { NotificationEngine } from './domain/notifications.js';
 import { capabilityExposureHandlers } from './handlers.js';
+import { KvPolicyVersion } from './kv-policy-version.js';
 import { KvResourceStore } from './kv-resource-store.js';
 import { BUILTIN_MODULES } from './modules/index.js';
 import { ModuleRegistry } from './modules/registry.js';
@@ -36,6 +40,10 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
   port: portSetting(MESH_ENDPOINTS['capability-exposure'].port),
   maxBodyBytes: int('CE_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1024, 1024 * 1024),
   decideDeadlineMs: int('CE_DECIDE_DEADLINE_MS', DEFAULT_DECIDE_DEADLINE_MS, 100, 30_000),
+  /** Decisions remembered for the policy version in force (0 turns the cache off). */
+  decisionCacheSize: int('CE_DECISION_CACHE_SIZE', DEFAULT_DECISION_CACHE_SIZE, 0, 1_000_000),
+  /** How long cached decisions stay usable while NATS (the policy watch) is unreachable. */
+  stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
   destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
   networkAdapter: oneOf('NETWORK_ADAPTER', ['simulated'] as const, 'simulated'),
   simSeed: int('SIM_SEED', DEFAULT_SIM_SEED, 0, 2 ** 32 - 1),
@@ -59,6 +67,8 @@ export interface RunningCapabilityExposure extends Stoppable {
   /** The simulated core when NETWORK_ADAPTER=simulated (tests drive it with advance()). */
   readonly simulator: SimulatedCore | undefined;
   readonly registry: ModuleRegistry;
+  /** Hits and Decide calls of the decision cache; undefined when decisions come from an override. */
+  decisionCacheStats(): DecisionCacheStats | undefined;
 }
 
 function hostPort(address: string): string[] {
@@ -93,9 +103,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     serverId: serviceId(td, 'authorization'),
     deadlineMs: config.decideDeadlineMs,
   });
-  const decide: Decide =
-    overrides.decide ??
-    (async r => {
+  const remoteDecide: Decide | undefined =
+    overrides.decide ? undefined : (async r => {
       const res = await authz!.decide({
         scsAsId: r.scsAsId,
         api: r.api,
@@ -110,6 +119,14 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
   const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger, replicas: common.natsReplicas });
   const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close()];
   try {
+    // Decisions of the authorization service are cached per policy version, emptied on push.
+    let cache: DecisionCache | undefined;
+    if (remoteDecide && config.decisionCacheSize > 0) {
+      const versions = await KvPolicyVersion.start(nc, () => cache?.clear(), logger, config.stalenessBoundMs);
+      cleanup.unshift(() => versions.stop());
+      cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize);
+    }
+    const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
     const store = await KvResourceStore.open(nc);
     cleanup.unshift(() => store.close());
     const sink = await NatsNotificationSink.open(nc);
@@ -180,6 +197,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
             listApis: [serviceId(td, 'edge'), spiffeId(td, 'operator', OPERATOR_NAME)],
             invoke: [serviceId(td, 'edge')],
           },
+          // The edge's hot path: Invoke multiplexed on one stream, same handler and allow-list.
+          streams: { invokeStream: 'invoke' },
         }),
       ],
     });
@@ -193,6 +212,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       network,
       simulator,
       registry,
+      decisionCacheStats: () => cache?.stats(),
       stop: async () => {
         await server.shutdown();
         for (const c of cleanup) await c();

@@ -78,6 +78,8 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
         definition: ReplayGuardServiceService,
         handlers: replayGuardHandlers(guard, logger),
         allowedCallers: { checkAndRecord: [serviceId(td, 'edge')] },
+        // The edge's hot path: CheckAndRecord multiplexed on one stream, same handler and allow-list.
+        streams: { checkAndRecordStream: 'checkAndRecord' },
       }),
     ],
   });

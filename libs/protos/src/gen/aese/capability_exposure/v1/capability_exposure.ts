@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -72,6 +74,29 @@ export interface InvokeResponse {
 export interface InvokeResponse_HeadersEntry {
   key: string;
   value: string;
+}
+
+/** One Invoke call on the stream. */
+export interface InvokeStreamRequest {
+  /** Chosen by the caller, unique among its calls in flight on this stream. */
+  id: number;
+  request:
+    | InvokeRequest
+    | undefined;
+  /** How long the caller waits for this answer; 0 means the server's default deadline. */
+  timeoutMs: number;
+}
+
+/** The answer to one InvokeStreamRequest: the response, or an error. */
+export interface InvokeStreamResponse {
+  id: number;
+  /** Set when the call succeeded. */
+  response:
+    | InvokeResponse
+    | undefined;
+  /** A stable error code of aese errors (e.g. NOT_FOUND) when the call failed; empty on success. */
+  errorCode: string;
+  errorMessage: string;
 }
 
 function createBaseListApisRequest(): ListApisRequest {
@@ -862,6 +887,240 @@ export const InvokeResponse_HeadersEntry: MessageFns<InvokeResponse_HeadersEntry
   },
 };
 
+function createBaseInvokeStreamRequest(): InvokeStreamRequest {
+  return { id: 0, request: undefined, timeoutMs: 0 };
+}
+
+export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
+  encode(message: InvokeStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.request !== undefined) {
+      InvokeRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = InvokeRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      request: isSet(object.request) ? InvokeRequest.fromJSON(object.request) : undefined,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: InvokeStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.request !== undefined) {
+      obj.request = InvokeRequest.toJSON(message.request);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(base?: I): InvokeStreamRequest {
+    return InvokeStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(object: I): InvokeStreamRequest {
+    const message = createBaseInvokeStreamRequest();
+    message.id = object.id ?? 0;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? InvokeRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseInvokeStreamResponse(): InvokeStreamResponse {
+  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
+  encode(message: InvokeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.response !== undefined) {
+      InvokeResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(34).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = InvokeResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      response: isSet(object.response) ? InvokeResponse.fromJSON(object.response) : undefined,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+    };
+  },
+
+  toJSON(message: InvokeStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.response !== undefined) {
+      obj.response = InvokeResponse.toJSON(message.response);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(base?: I): InvokeStreamResponse {
+    return InvokeStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
+    const message = createBaseInvokeStreamResponse();
+    message.id = object.id ?? 0;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? InvokeResponse.fromPartial(object.response)
+      : undefined;
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    return message;
+  },
+};
+
 /** The T8 APIs, each a module with its routes, scope, data categories and schemas. */
 export type CapabilityExposureServiceService = typeof CapabilityExposureServiceService;
 export const CapabilityExposureServiceService = {
@@ -888,6 +1147,20 @@ export const CapabilityExposureServiceService = {
     responseSerialize: (value: InvokeResponse): Buffer => Buffer.from(InvokeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InvokeResponse => InvokeResponse.decode(value),
   },
+  /**
+   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
+   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  invokeStream: {
+    path: "/aese.capability_exposure.v1.CapabilityExposureService/InvokeStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: InvokeStreamRequest): Buffer => Buffer.from(InvokeStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InvokeStreamRequest => InvokeStreamRequest.decode(value),
+    responseSerialize: (value: InvokeStreamResponse): Buffer =>
+      Buffer.from(InvokeStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InvokeStreamResponse => InvokeStreamResponse.decode(value),
+  },
 } as const;
 
 export interface CapabilityExposureServiceServer extends UntypedServiceImplementation {
@@ -898,6 +1171,11 @@ export interface CapabilityExposureServiceServer extends UntypedServiceImplement
    * API's schemas, asks authorization for a decision, applies obligations and runs it.
    */
   invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
+  /**
+   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
+   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  invokeStream: handleBidiStreamingCall<InvokeStreamRequest, InvokeStreamResponse>;
 }
 
 export interface CapabilityExposureServiceClient extends Client {
@@ -936,6 +1214,16 @@ export interface CapabilityExposureServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InvokeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
+   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  invokeStream(): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(options: Partial<CallOptions>): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
 }
 
 export const CapabilityExposureServiceClient = makeGenericClientConstructor(
@@ -970,6 +1258,17 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

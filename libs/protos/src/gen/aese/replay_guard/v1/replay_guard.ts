@@ -10,8 +10,10 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -90,6 +92,29 @@ export interface CheckAndRecordRequest {
 
 export interface CheckAndRecordResponse {
   verdict: Verdict;
+}
+
+/** One CheckAndRecord call on the stream. */
+export interface CheckAndRecordStreamRequest {
+  /** Chosen by the caller, unique among its calls in flight on this stream. */
+  id: number;
+  request:
+    | CheckAndRecordRequest
+    | undefined;
+  /** How long the caller waits for this answer; 0 means the server's default deadline. */
+  timeoutMs: number;
+}
+
+/** The answer to one CheckAndRecordStreamRequest: the response, or an error. */
+export interface CheckAndRecordStreamResponse {
+  id: number;
+  /** Set when the call succeeded. */
+  response:
+    | CheckAndRecordResponse
+    | undefined;
+  /** A stable error code of aese errors (e.g. UNAVAILABLE) when the call failed; empty on success. */
+  errorCode: string;
+  errorMessage: string;
 }
 
 function createBaseCheckAndRecordRequest(): CheckAndRecordRequest {
@@ -264,6 +289,240 @@ export const CheckAndRecordResponse: MessageFns<CheckAndRecordResponse> = {
   },
 };
 
+function createBaseCheckAndRecordStreamRequest(): CheckAndRecordStreamRequest {
+  return { id: 0, request: undefined, timeoutMs: 0 };
+}
+
+export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest> = {
+  encode(message: CheckAndRecordStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.request !== undefined) {
+      CheckAndRecordRequest.encode(message.request, writer.uint32(18).fork()).join();
+    }
+    if (message.timeoutMs !== 0) {
+      writer.uint32(24).uint32(message.timeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAndRecordStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = CheckAndRecordRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAndRecordStreamRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      request: isSet(object.request) ? CheckAndRecordRequest.fromJSON(object.request) : undefined,
+      timeoutMs: isSet(object.timeoutMs)
+        ? globalThis.Number(object.timeoutMs)
+        : isSet(object.timeout_ms)
+        ? globalThis.Number(object.timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: CheckAndRecordStreamRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.request !== undefined) {
+      obj.request = CheckAndRecordRequest.toJSON(message.request);
+    }
+    if (message.timeoutMs !== 0) {
+      obj.timeoutMs = Math.round(message.timeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(base?: I): CheckAndRecordStreamRequest {
+    return CheckAndRecordStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(object: I): CheckAndRecordStreamRequest {
+    const message = createBaseCheckAndRecordStreamRequest();
+    message.id = object.id ?? 0;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? CheckAndRecordRequest.fromPartial(object.request)
+      : undefined;
+    message.timeoutMs = object.timeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCheckAndRecordStreamResponse(): CheckAndRecordStreamResponse {
+  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamResponse> = {
+  encode(message: CheckAndRecordStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.response !== undefined) {
+      CheckAndRecordResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(34).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAndRecordStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = CheckAndRecordResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAndRecordStreamResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      response: isSet(object.response) ? CheckAndRecordResponse.fromJSON(object.response) : undefined,
+      errorCode: isSet(object.errorCode)
+        ? globalThis.String(object.errorCode)
+        : isSet(object.error_code)
+        ? globalThis.String(object.error_code)
+        : "",
+      errorMessage: isSet(object.errorMessage)
+        ? globalThis.String(object.errorMessage)
+        : isSet(object.error_message)
+        ? globalThis.String(object.error_message)
+        : "",
+    };
+  },
+
+  toJSON(message: CheckAndRecordStreamResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.response !== undefined) {
+      obj.response = CheckAndRecordResponse.toJSON(message.response);
+    }
+    if (message.errorCode !== "") {
+      obj.errorCode = message.errorCode;
+    }
+    if (message.errorMessage !== "") {
+      obj.errorMessage = message.errorMessage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(base?: I): CheckAndRecordStreamResponse {
+    return CheckAndRecordStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(object: I): CheckAndRecordStreamResponse {
+    const message = createBaseCheckAndRecordStreamResponse();
+    message.id = object.id ?? 0;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? CheckAndRecordResponse.fromPartial(object.response)
+      : undefined;
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    return message;
+  },
+};
+
 /** Accepts each (scsAsId, nonce) once inside the freshness window of its `created` time. */
 export type ReplayGuardServiceService = typeof ReplayGuardServiceService;
 export const ReplayGuardServiceService = {
@@ -278,10 +537,30 @@ export const ReplayGuardServiceService = {
       Buffer.from(CheckAndRecordResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckAndRecordResponse => CheckAndRecordResponse.decode(value),
   },
+  /**
+   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
+   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  checkAndRecordStream: {
+    path: "/aese.replay_guard.v1.ReplayGuardService/CheckAndRecordStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: CheckAndRecordStreamRequest): Buffer =>
+      Buffer.from(CheckAndRecordStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckAndRecordStreamRequest => CheckAndRecordStreamRequest.decode(value),
+    responseSerialize: (value: CheckAndRecordStreamResponse): Buffer =>
+      Buffer.from(CheckAndRecordStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckAndRecordStreamResponse => CheckAndRecordStreamResponse.decode(value),
+  },
 } as const;
 
 export interface ReplayGuardServiceServer extends UntypedServiceImplementation {
   checkAndRecord: handleUnaryCall<CheckAndRecordRequest, CheckAndRecordResponse>;
+  /**
+   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
+   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  checkAndRecordStream: handleBidiStreamingCall<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
 }
 
 export interface ReplayGuardServiceClient extends Client {
@@ -300,6 +579,18 @@ export interface ReplayGuardServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckAndRecordResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
+   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   */
+  checkAndRecordStream(): ClientDuplexStream<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
+  checkAndRecordStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
+  checkAndRecordStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
 }
 
 export const ReplayGuardServiceClient = makeGenericClientConstructor(

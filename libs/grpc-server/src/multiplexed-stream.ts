@@ -1,0 +1,154 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { AeseError } from '@aese/errors';
+import type { Logger } from '@aese/logger';
+import { peerSpiffeId } from '@aese/pki';
+import type { CallContext, UnaryHandler } from './call-context.js';
+import { toWireError } from './wire-error.js';
+
+/**
+ * Calls in flight on one stream before further messages are refused with RESOURCE_EXHAUSTED:
+ * one caller cannot queue unbounded work on a server through a single stream.
+ */
+export const DEFAULT_MAX_IN_FLIGHT_PER_STREAM = 1024;
+
+/** One inbound message of a multiplexed stream: a unary request tagged with the caller's id. */
+export interface StreamRequestEnvelope<Req> {
+  readonly id: number;
+  readonly request: Req | undefined;
+  /** How long the caller waits for the answer; 0 means the server's default deadline. */
+  readonly timeoutMs: number;
+}
+
+/** One outbound message: the unary response, or a stable error code and a safe message. */
+export interface StreamResponseEnvelope<Res> {
+  id: number;
+  response: Res | undefined;
+  errorCode: string;
+  errorMessage: string;
+}
+
+/** A stream the server can ask to wind down (shutdown): no new calls, end after the last answer. */
+export interface DrainableStream {
+  drain(): void;
+}
+
+export interface MultiplexedStreamOptions {
+  /** The stream method's path, for logs. */
+  readonly path: string;
+  /** The path of the unary method whose handler and allow-list the stream reuses. */
+  readonly unaryPath: string;
+  readonly handler: UnaryHandler<unknown, unknown>;
+  readonly allowed: ReadonlySet<string>;
+  readonly defaultDeadlineMs: number;
+  readonly maxInFlight: number;
+  readonly logger: Logger;
+  /** The server's open streams, so a shutdown can drain them instead of waiting them out. */
+  readonly open: Set<DrainableStream>;
+  /** True once the server is shutting down: a stream opened then is drained at once. */
+  readonly closing: () => boolean;
+}
+
+/**
+ * Serves a bidi stream whose every inbound message is one call of a unary handler: the same
+ * handler, the same allow-list (checked once per stream on the peer certificate's SPIFFE ID;
+ * a caller not allowed gets every message refused with CALLER_NOT_ALLOWED), a deadline per
+ * message, errors carried as stable codes in the answer. A failing call never ends the stream.
+ * Saves the caller the per-call HTTP/2 stream, headers and trailers of a unary call, which is
+ * most of a unary call's CPU cost on both sides.
+ */
+export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
+  const { handler, allowed, defaultDeadlineMs, maxInFlight, logger, open, path, unaryPath } = options;
+  return (call: ServerDuplexStream<StreamRequestEnvelope<unknown>, StreamResponseEnvelope<unknown>>): void => {
+    const peer = call.getAuthContext().sslPeerCertificate;
+    // Exactly one SPIFFE ID: a certificate naming several identities is ambiguous and refused.
+    const caller = peer ? peerSpiffeId(peer) : undefined;
+    const permitted = caller !== undefined && allowed.has(caller);
+    if (!permitted) logger.warn({ method: path, caller: caller ?? null }, 'caller not allowed');
+    const controllers = new Set<AbortController>();
+    let inFlight = 0;
+    let closed = false;
+    let draining = false;
+    let inputEnded = false;
+
+    const stream: DrainableStream = {
+      drain: () => {
+        draining = true;
+        maybeEnd();
+      },
+    };
+    const maybeEnd = (): void => {
+      if (closed || inFlight > 0 || !(inputEnded || draining)) return;
+      closed = true;
+      open.delete(stream);
+      call.end();
+    };
+    const abandon = (): void => {
+      if (closed) return;
+      closed = true;
+      open.delete(stream);
+      for (const c of controllers) c.abort(new AeseError('UNAVAILABLE', 'stream closed'));
+    };
+    const send = (id: number, response: unknown, err?: unknown): void => {
+      if (closed) return;
+      if (err === undefined) {
+        call.write({ id, response, errorCode: '', errorMessage: '' });
+        return;
+      }
+      const wire = toWireError(err);
+      call.write({ id, response: undefined, errorCode: wire.code, errorMessage: wire.message });
+    };
+    const ctxBase = { caller: caller ?? '', metadata: call.metadata, peerCertificateDer: peer?.raw };
+
+    const run = (id: number, request: unknown, timeoutMs: number): void => {
+      inFlight += 1;
+      const controller = new AbortController();
+      controllers.add(controller);
+      const timer = setTimeout(
+        () => controller.abort(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')),
+        timeoutMs > 0 ? timeoutMs : defaultDeadlineMs,
+      );
+      let done = false;
+      const finish = (err: unknown, res?: unknown): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        controllers.delete(controller);
+        inFlight -= 1;
+        if (err !== undefined && (!(err instanceof AeseError) || err.code === 'INTERNAL')) logger.error({ err, method: path }, 'call failed');
+        send(id, res, err);
+        maybeEnd();
+      };
+      controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
+      const ctx: CallContext = { ...ctxBase, signal: controller.signal };
+      let pending: Promise<unknown>;
+      try {
+        pending = handler(request, ctx);
+      } catch (err: unknown) {
+        finish(err);
+        return;
+      }
+      pending.then(
+        res => finish(undefined, res),
+        (err: unknown) => finish(err),
+      );
+    };
+
+    if (options.closing()) draining = true;
+    open.add(stream);
+    call.on('data', (msg: StreamRequestEnvelope<unknown>) => {
+      if (closed) return;
+      const id = msg.id;
+      if (!permitted) send(id, undefined, new AeseError('CALLER_NOT_ALLOWED', `caller is not allowed to call ${unaryPath}`));
+      else if (draining) send(id, undefined, new AeseError('UNAVAILABLE', 'the server is shutting down'));
+      else if (msg.request === undefined) send(id, undefined, new AeseError('INVALID_INPUT', 'stream message without a request'));
+      else if (inFlight >= maxInFlight) send(id, undefined, new AeseError('RESOURCE_EXHAUSTED', `more than ${maxInFlight} calls in flight on one stream`));
+      else run(id, msg.request, msg.timeoutMs);
+    });
+    call.on('end', () => {
+      inputEnded = true;
+      maybeEnd();
+    });
+    call.on('cancelled', abandon);
+    call.on('error', abandon);
+  };
+}
