@@ -29,3 +29,6 @@ export const T8_SCOPES: readonly string[] = T8_APIS;
 export function isT8Scope(value: string): value is T8Api {
   return (T8_APIS as readonly string[]).includes(value);
 }
+
+export { SEGMENT_MAX_CHARS, matchRoute, splitT8Target } from './routes.js';
+export type { RouteMatch, RouteTemplate } from './routes.js';

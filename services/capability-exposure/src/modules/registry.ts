@@ -3,6 +3,7 @@ import type { Decide, Obligation, Operation } from '../domain/decision.js';
 import type { DestinationPolicy } from '../domain/notification-destination.js';
 import type { ResourceStore, StoredResource } from '../domain/resource-store.js';
 import type { NetworkAdapter, NetworkEvent } from '../network/network-adapter.js';
+import { matchRoute, splitT8Target } from '@aese/t8-catalog';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
@@ -125,12 +126,6 @@ export interface RouteMatch {
 
 export type MatchResult = { readonly kind: 'match'; readonly match: RouteMatch } | { readonly kind: 'no-route' } | { readonly kind: 'method-not-allowed'; readonly allowed: readonly HttpMethod[] };
 
-const SEGMENT_MAX_CHARS = 256;
-
-function splitTemplate(path: string): string[] {
-  return path.split('/').filter(s => s.length > 0);
-}
-
 /**
  * The registered modules. Routing is table-driven from what modules declare: the edge sends
  * every T8 request here unchanged and never needs code for a new API.
@@ -157,41 +152,12 @@ export class ModuleRegistry {
    * segments match nothing.
    */
   match(method: string, fullPath: string): MatchResult {
-    const q = fullPath.indexOf('?');
-    const pathPart = q === -1 ? fullPath : fullPath.slice(0, q);
-    const query = new URLSearchParams(q === -1 ? '' : fullPath.slice(q + 1));
-    const raw = pathPart.split('/');
-    if (raw[0] !== '' || raw.length < 3) return { kind: 'no-route' };
-    const segments: string[] = [];
-    for (const s of raw.slice(1)) {
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(s);
-      } catch {
-        return { kind: 'no-route' };
-      }
-      if (decoded.length === 0 || decoded.length > SEGMENT_MAX_CHARS || decoded.includes('/') || decoded === '.' || decoded === '..') {
-        return { kind: 'no-route' };
-      }
-      segments.push(decoded);
-    }
-    const module = this.modules.get(`${segments[0]}/${segments[1]}`);
+    const target = splitT8Target(fullPath);
+    if (!target) return { kind: 'no-route' };
+    const module = this.modules.get(`${target.segments[0]}/${target.segments[1]}`);
     if (!module) return { kind: 'no-route' };
-    const rest = segments.slice(2);
-    const allowed: HttpMethod[] = [];
-    for (const route of module.routes) {
-      const tpl = splitTemplate(route.path);
-      if (tpl.length !== rest.length) continue;
-      const params: Record<string, string> = {};
-      let ok = true;
-      tpl.forEach((t, i) => {
-        if (t.startsWith('{') && t.endsWith('}')) params[t.slice(1, -1)] = rest[i]!;
-        else if (t !== rest[i]) ok = false;
-      });
-      if (!ok) continue;
-      if (route.method === method) return { kind: 'match', match: { module, route, params, query } };
-      allowed.push(route.method);
-    }
-    return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'no-route' };
+    const found = matchRoute(module.routes, method, target.segments.slice(2));
+    if (found.kind !== 'match') return found.kind === 'no-route' ? found : { kind: 'method-not-allowed', allowed: found.allowed as HttpMethod[] };
+    return { kind: 'match', match: { module, route: found.route, params: found.params, query: target.query } };
   }
 }

@@ -1,3 +1,5 @@
+import { matchRoute, splitT8Target } from '@aese/t8-catalog';
+
 /** How often the edge re-reads the API modules from capability-exposure. */
 export const DEFAULT_API_REFRESH_MS = 30_000;
 
@@ -21,8 +23,6 @@ export type ApiMatch =
   | { readonly kind: 'match'; readonly module: ApiModule; readonly params: Readonly<Record<string, string>> }
   | { readonly kind: 'no-route' }
   | { readonly kind: 'method-not-allowed'; readonly allowed: readonly string[] };
-
-const SEGMENT_MAX_CHARS = 256;
 
 /** True for a path the edge treats as a T8 API call (TS 29.122 base paths are `/3gpp-<api>/v1/...`). */
 export function isT8Path(path: string): boolean {
@@ -49,40 +49,12 @@ export class ApiCatalogue {
 
   /** Matches a method and a request target (`/<name>/<version>/...?query`). */
   match(method: string, target: string): ApiMatch {
-    const q = target.indexOf('?');
-    const raw = (q === -1 ? target : target.slice(0, q)).split('/');
-    if (raw[0] !== '' || raw.length < 3) return { kind: 'no-route' };
-    const segments: string[] = [];
-    for (const s of raw.slice(1)) {
-      let decoded: string;
-      try {
-        decoded = decodeURIComponent(s);
-      } catch {
-        return { kind: 'no-route' };
-      }
-      if (decoded.length === 0 || decoded.length > SEGMENT_MAX_CHARS || decoded.includes('/') || decoded === '.' || decoded === '..') {
-        return { kind: 'no-route' };
-      }
-      segments.push(decoded);
-    }
-    const module = this.modules.get(`${segments[0]}/${segments[1]}`);
+    const split = splitT8Target(target);
+    if (!split) return { kind: 'no-route' };
+    const module = this.modules.get(`${split.segments[0]}/${split.segments[1]}`);
     if (!module) return { kind: 'no-route' };
-    const rest = segments.slice(2);
-    const allowed: string[] = [];
-    for (const route of module.routes) {
-      const template = route.path.split('/').filter(t => t.length > 0);
-      if (template.length !== rest.length) continue;
-      const params: Record<string, string> = {};
-      let ok = true;
-      template.forEach((t, i) => {
-        if (t.startsWith('{') && t.endsWith('}')) params[t.slice(1, -1)] = rest[i]!;
-        else if (t !== rest[i]) ok = false;
-      });
-      if (!ok) continue;
-      if (route.method === method) return { kind: 'match', module, params };
-      if (!allowed.includes(route.method)) allowed.push(route.method);
-    }
-    return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'no-route' };
+    const found = matchRoute(module.routes, method, split.segments.slice(2));
+    return found.kind === 'match' ? { kind: 'match', module, params: found.params } : found;
   }
 }
 
