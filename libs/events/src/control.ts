@@ -65,8 +65,15 @@ export class ControlPublisher {
     private readonly signer: EventSigner,
   ) {}
 
+  private jsm: Promise<JetStreamManager> | undefined;
+
   async publish(subject: ControlSubject, type: string, payload: Uint8Array, traceparent = ''): Promise<number> {
-    const jsm = await this.nc.jetstreamManager();
+    // One manager for the publisher's life: creating one costs a round trip.
+    this.jsm ??= this.nc.jetstreamManager();
+    const jsm = await this.jsm.catch((err: unknown) => {
+      this.jsm = undefined;
+      throw new AeseError('UNAVAILABLE', 'JetStream is not reachable', { cause: err });
+    });
     const js = this.nc.jetstream();
     for (let attempt = 0; attempt < MAX_PUBLISH_ATTEMPTS; attempt++) {
       const last = await lastSequence(jsm);
