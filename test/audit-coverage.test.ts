@@ -103,6 +103,13 @@ describe('audit: one event per denied decision (issue 4)', function () {
     one(await added(async () => expect((await c.call({ method: 'POST', path: list, body })).reply.status).to.equal(403)), 'authorization', /TARGET_NOT_GRANTED|OPERATION_NOT_GRANTED/);
   });
 
+  it('capability exposure: a notification destination refused for SSRF, and a smuggled scsAsId in the body', async () => {
+    const ssrf = { externalId: UE1.externalId, notificationDestination: 'https://169.254.169.254/latest', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 1 };
+    one(await added(async () => expect((await c.call({ method: 'POST', path: list, body: ssrf })).reply.status).to.equal(400)), 'capability-exposure', /./);
+    const smuggled = { ...ssrf, notificationDestination: 'https://127.0.0.1:9443/n', scsAsId: 'someone-else' };
+    one(await added(async () => expect((await c.call({ method: 'POST', path: list, body: smuggled })).reply.status).to.equal(400)), 'capability-exposure', /./);
+  });
+
   it('rate limit: each refused request is one event', async () => {
     let refused = 0;
     const events = await added(async () => {

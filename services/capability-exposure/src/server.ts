@@ -5,7 +5,7 @@ import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { DEFAULT_STALENESS_BOUND_MS } from '@aese/events';
+import { AuditLog, DEFAULT_STALENESS_BOUND_MS, NatsAuditSink, ensureAuditStream } from '@aese/events';
 import { connectNats } from '@aese/nats';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
@@ -119,6 +119,9 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
   const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger, replicas: common.natsReplicas });
   const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close()];
   try {
+    await ensureAuditStream(nc);
+    const audit = new AuditLog('capability-exposure', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'));
+    cleanup.unshift(() => audit.flush());
     // Decisions of the authorization service are cached per policy version, emptied on push.
     let cache: DecisionCache | undefined;
     if (remoteDecide && config.decisionCacheSize > 0) {
@@ -182,6 +185,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       decide,
       maxBodyBytes: config.maxBodyBytes,
       onError: (err, where) => logger.error({ err, where }, 'invoke failed'),
+      onRefused: r =>
+        audit.record({ actor: r.scsAsId, action: 't8.invoke', decision: 'deny', reason: r.cause, detail: { status: r.status, ...(r.api ? { api: r.api } : {}) } }),
     });
     const server = createMeshServer({
       name: 'capability-exposure',

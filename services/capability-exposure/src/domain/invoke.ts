@@ -49,7 +49,15 @@ export interface InvokerDeps {
   readonly jsonLimits?: StrictJsonLimits;
   /** Reports unexpected failures (logged by the caller without request data). */
   readonly onError: (err: unknown, where: string) => void;
+  /**
+   * Told of every request this service refuses itself (4xx), to audit it. A refusal decided by
+   * the authorization service is not reported here: that service audits its own denials.
+   */
+  readonly onRefused?: (refusal: { scsAsId: string; api: string; operation: string; status: number; cause: string }) => void;
 }
+
+/** A 403 decided by the authorization service (which audits it). */
+class AuthorizationDenied extends T8Problem {}
 
 const encoder = new TextEncoder();
 
@@ -94,6 +102,7 @@ export class Invoker {
       const m = this.deps.registry.match(input.method.toUpperCase(), input.path);
       if (m.kind === 'no-route') throw notFound();
       if (m.kind === 'method-not-allowed') {
+        this.deps.onRefused?.({ scsAsId: input.scsAsId, api, operation, status: 405, cause: PROBLEM_CAUSES.methodNotAllowed });
         return { ...this.problem(new T8Problem(405, PROBLEM_CAUSES.methodNotAllowed, 'the method is not allowed on this resource')), headers: { 'content-type': PROBLEM_MEDIA, allow: m.allowed.join(', ') } };
       }
       const { module, route, params, query } = m.match;
@@ -128,13 +137,18 @@ export class Invoker {
       } else {
         const reach = route.reach ? await route.reach(request) : await this.defaultReach(module, body, existing);
         const decision = await this.decide(module, route.operation, input.scsAsId, reach);
-        if (!decision.allowed) throw new T8Problem(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
+        if (!decision.allowed) throw new AuthorizationDenied(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         obligations = [...decision.obligations];
       }
       const result = await route.handler({ ...request, visible, obligations });
       return await this.respond(module, route, result, obligations);
     } catch (err) {
-      if (err instanceof T8Problem) return { ...this.problem(err), api, operation };
+      if (err instanceof T8Problem) {
+        if (err.status < 500 && !(err instanceof AuthorizationDenied)) {
+          this.deps.onRefused?.({ scsAsId: input.scsAsId, api, operation, status: err.status, cause: err.causeCode });
+        }
+        return { ...this.problem(err), api, operation };
+      }
       this.deps.onError(err, 'invoke');
       return { ...this.problem(new T8Problem(500, PROBLEM_CAUSES.internal, 'the request could not be completed')), api, operation };
     }
