@@ -78,7 +78,8 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
     const third = await startAuthenticationService({ ...mesh.env, PORT: '0' }, silent);
     stops.push(() => third.stop());
     const all = [...replicas, client(third.port, 'edge')];
-    const deadline = Date.now() + 15_000;
+    // A replica whose server died re-creates its consumer after missed heartbeats.
+    const deadline = Date.now() + 30_000;
     for (const c of all) {
       for (let i = 0; i < REVOCATIONS; i++) {
         while ((await code(c, i)) !== 'INVALID_TOKEN') {

@@ -8,6 +8,8 @@ import type { EventSigner, EventVerifier } from './signing.js';
 import { CONTROL_STREAM } from './subjects.js';
 import type { ControlSubject } from './subjects.js';
 
+/** Idle heartbeat of control consumers; two missed ones make the consumer re-create itself. */
+const CONSUMER_HEARTBEAT_MS = 1_000;
 /** How often a publisher retries when another publisher took the next version first. */
 const MAX_PUBLISH_ATTEMPTS = 32;
 
@@ -136,6 +138,8 @@ export class ControlConsumer {
     // ordered consumers; this one re-creates itself after a reconnect and never skips a message.
     const opts = consumerOpts();
     opts.orderedConsumer();
+    // Missed heartbeats are how a consumer notices its server died (in a cluster): check often.
+    opts.idleHeartbeat(CONSUMER_HEARTBEAT_MS);
     opts.deliverAll();
     const messages = await retryJetStream(() => this.nc.jetstream().subscribe(this.options.subject, opts));
     this.stopFn = () => messages.unsubscribe();
