@@ -81,11 +81,14 @@ async function main(): Promise<void> {
       );
       await revoked;
     }
-    console.log(`revocation to refusal, ${COUNT} token revocations, 2 edges (each behind its own authentication replica):`);
-    console.log(summary('edge 1', perEdge[0]!));
-    console.log(summary('edge 2', perEdge[1]!));
-    console.log(summary('all edges', [...perEdge[0]!, ...perEdge[1]!]));
-    console.log(`(resolution: one signed T8 request round trip; total run ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+    const lines = [
+      `revocation to refusal, ${COUNT} token revocations, 2 edges (each behind its own authentication replica):`,
+      summary('edge 1', perEdge[0]!),
+      summary('edge 2', perEdge[1]!),
+      summary('all edges', [...perEdge[0]!, ...perEdge[1]!]),
+      `(resolution: one signed T8 request round trip; total run ${((Date.now() - started) / 1000).toFixed(0)} s)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     await mesh.stop();
@@ -95,7 +98,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    console.error(`bench:revocation failed: ${(err as Error).message}`);
+    process.stderr.write(`bench:revocation failed: ${(err as Error).message}\n`);
     process.exit(1);
   },
 );

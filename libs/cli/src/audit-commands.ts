@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import { readAuditTrail, verifyAuditTrail } from '@aese/events';
 import type { AuditEvent } from '@aese/events';
+import { noPositionals, parseCommandArgs } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 import { loadCliConfig } from './settings.js';
@@ -40,20 +39,14 @@ export function auditCommand(run: (args: readonly string[], nc: NatsConnection, 
   };
 }
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: false, strict: true });
-  } catch (err: unknown) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 function row(e: AuditEvent): string[] {
   return [e.at, e.service, e.decision, e.action, e.actor, e.reason];
 }
 
 export async function auditTail(args: readonly string[], nc: NatsConnection, stdout: (t: string) => void): Promise<number> {
-  const { values } = parse(args, { n: { type: 'string', short: 'n' }, json: { type: 'boolean' } });
+  const { values, positionals } = parseCommandArgs(args, { n: { type: 'string', short: 'n' }, json: { type: 'boolean' } });
+  noPositionals(positionals, 'audit tail');
   const count = values.n === undefined ? 20 : Number(values.n);
   if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UsageError('-n must be an integer in [1, 100000]');
   const trail = (await readAuditTrail(nc)).slice(-count);
@@ -62,7 +55,7 @@ export async function auditTail(args: readonly string[], nc: NatsConnection, std
 }
 
 export async function auditVerify(args: readonly string[], nc: NatsConnection, stdout: (t: string) => void): Promise<number> {
-  parse(args, {});
+  noPositionals(parseCommandArgs(args, {}).positionals, 'audit verify');
   const result = verifyAuditTrail(await readAuditTrail(nc));
   if (result.breaks.length === 0) {
     stdout(`audit trail intact: ${result.events} events in ${result.chains} chains\n`);

@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import type { Env } from '@aese/config';
 import { isValidIdentityName, isValidTrustDomain, pkiLayout, readPkiMetadata } from '@aese/pki';
 import { DEFAULT_TRUST_DOMAIN, MESH_ENDPOINTS } from '@aese/runtime';
 import { T8_SCOPES } from '@aese/t8-catalog';
 import { connectAuthenticationRegistry } from './authentication-registry.js';
 import type { AuthenticationRegistryOptions } from './authentication-registry.js';
+import { noPositionals, parseCommandArgs } from './args.js';
 import { CLI_NAME, describeFailure, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import {
   assertBundleFolderFree,
@@ -98,19 +97,6 @@ function wrap(words: readonly string[], indent: number, width: number): string {
   return lines.map(l => `${' '.repeat(indent)}${l}`).join('\n');
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse<O extends Options>(args: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err: unknown) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-function noPositionals(positionals: readonly string[], command: string): void {
-  if (positionals.length > 0) throw new UsageError(`${command} takes no argument ${JSON.stringify(positionals[0])}`);
-}
 
 function oneScsAsId(positionals: readonly string[], command: string): string {
   if (positionals.length === 0) throw new UsageError(`${command} needs an scsAsId`);
@@ -120,7 +106,7 @@ function oneScsAsId(positionals: readonly string[], command: string): string {
 
 
 async function pkiInit(args: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseCommandArgs(args, {
     'trust-domain': { type: 'string' },
     hostname: { type: 'string', multiple: true },
   });
@@ -172,7 +158,7 @@ async function withRegistry<T>(
 }
 
 async function asOnboard(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseCommandArgs(args, {
     scope: { type: 'string', multiple: true },
     out: { type: 'string' },
     'signature-profile': { type: 'string' },
@@ -235,7 +221,7 @@ function listRows(list: readonly RegisteredAs[]): string {
 }
 
 async function asList(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  const { values, positionals } = parseCommandArgs(args, { json: { type: 'boolean' } });
   noPositionals(positionals, 'as list');
   const config = loadCliConfig(io.env);
   const list = await withRegistry(config, deps, registry => registry.list());
@@ -245,7 +231,7 @@ async function asList(args: readonly string[], io: CliIo, deps: CliDeps): Promis
 }
 
 async function asSuspend(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
-  const { positionals } = parse(args, {});
+  const { positionals } = parseCommandArgs(args, {});
   const scsAsId = oneScsAsId(positionals, 'as suspend');
   if (!isValidIdentityName(scsAsId)) throw new UsageError(`invalid scsAsId ${JSON.stringify(scsAsId)}`);
   const config = loadCliConfig(io.env);
@@ -260,7 +246,7 @@ const JTI = /^[A-Za-z0-9._-]{1,128}$/;
 /** `as revoke`, `cert revoke`, `token revoke`: permanent, at every replica within a second. */
 function revokeCommand(kind: RevocationTarget['kind']) {
   return async (args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> => {
-    const { values, positionals } = parse(args, { reason: { type: 'string' } });
+    const { values, positionals } = parseCommandArgs(args, { reason: { type: 'string' } });
     const what = { as: 'an scsAsId', cert: 'a certificate thumbprint (x5t#S256, base64url)', token: 'a token jti' }[kind];
     if (positionals.length !== 1) throw new UsageError(`${kind} revoke needs ${what}`);
     const value = positionals[0]!;

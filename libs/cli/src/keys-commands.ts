@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import { createMeshClient } from '@aese/grpc-client';
 import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
 import { KeyPurpose, SignatureAlgorithm } from '@aese/protos/common/v1';
 import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import type { GetJwksRequest, GetJwksResponse, RotateKeyRequest, RotateKeyResponse } from '@aese/protos/crypto/v1';
 import type { Env } from '@aese/config';
+import { noPositionals, parseCommandArgs } from './args.js';
 import { EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 import { existingPkiTrustDomain, loadCliConfig } from './settings.js';
@@ -56,16 +55,10 @@ export function keysCommand(run: (args: readonly string[], client: KeyAdminClien
   };
 }
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: false, strict: true });
-  } catch (err: unknown) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 export async function keysRotate(args: readonly string[], client: KeyAdminClient, stdout: (t: string) => void): Promise<number> {
-  const { values } = parse(args, { purpose: { type: 'string' }, alg: { type: 'string' } });
+  const { values, positionals } = parseCommandArgs(args, { purpose: { type: 'string' }, alg: { type: 'string' } });
+  noPositionals(positionals, 'keys rotate');
   const purposeName = values.purpose ?? 'access-token';
   const purpose = PURPOSES[purposeName];
   if (purpose === undefined) throw new UsageError(`--purpose must be one of ${Object.keys(PURPOSES).join(', ')}`);
@@ -78,7 +71,7 @@ export async function keysRotate(args: readonly string[], client: KeyAdminClient
 }
 
 export async function keysList(args: readonly string[], client: KeyAdminClient, stdout: (t: string) => void): Promise<number> {
-  parse(args, {});
+  noPositionals(parseCommandArgs(args, {}).positionals, 'keys list');
   const { keys } = await client.getJwks({});
   const purposeName = (p: KeyPurpose) => Object.entries(PURPOSES).find(([, v]) => v === p)?.[0] ?? 'unknown';
   stdout(

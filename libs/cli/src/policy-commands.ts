@@ -1,7 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
-import { parseArgs } from 'node:util';
-import type { ParseArgsConfig } from 'node:util';
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
@@ -12,6 +10,7 @@ import type {
   GetPoliciesRequest,
   GetPoliciesResponse,
 } from '@aese/protos/authorization/v1';
+import { parseCommandArgs } from './args.js';
 import { EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 
@@ -70,15 +69,6 @@ export function connectPolicyAdmin(options: PolicyAdminOptions): PolicyAdminClie
   });
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-function parse<O extends Options>(args: readonly string[], options: O) {
-  try {
-    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-  } catch (err: unknown) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 function readBounded(path: string): string {
   let size: number;
@@ -140,7 +130,7 @@ function countEntities(entitiesJson: string): number {
  * @returns the exit status; failures are thrown for the CLI to print on one line.
  */
 export async function policyApply(args: readonly string[], deps: PolicyCommandDeps): Promise<number> {
-  const { values, positionals } = parse(args, { 'expected-version': { type: 'string' } });
+  const { values, positionals } = parseCommandArgs(args, { 'expected-version': { type: 'string' } });
   if (positionals.length === 0) throw new UsageError('policy apply needs a .cedar policy file, a grants JSON file, or both');
   if (positionals.length > 2) throw new UsageError(`policy apply takes at most two files, got ${positionals.length}`);
   const expected = expectedVersionOf(values['expected-version']);
@@ -218,7 +208,7 @@ function grantRows(entitiesJson: string): GrantRow[] {
  * authorization replica that answered.
  */
 export async function policyShow(args: readonly string[], deps: PolicyCommandDeps): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseCommandArgs(args, {
     json: { type: 'boolean' },
     grants: { type: 'boolean' },
     policies: { type: 'boolean' },

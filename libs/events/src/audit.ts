@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { RetentionPolicy, StorageType } from 'nats';
 import type { NatsConnection } from 'nats';
-import { retryJetStream, streamReplicas } from '@aese/nats';
+import { ensureStream } from './streams.js';
 import { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX } from './subjects.js';
 
 /** What an audit event records. No secrets and no UE identifiers: actors are scsAsIds or SPIFFE IDs. */
@@ -55,26 +54,7 @@ export function auditHash(event: Omit<AuditEvent, 'hash'>): string {
 
 /** Creates the audit stream if it is missing. */
 export async function ensureAuditStream(nc: NatsConnection): Promise<void> {
-  const jsm = await retryJetStream(() => nc.jetstreamManager());
-  const replicas = streamReplicas(nc);
-  try {
-    await jsm.streams.info(AUDIT_STREAM);
-  } catch {
-    await jsm.streams
-      .add({
-        name: AUDIT_STREAM,
-        subjects: [`${AUDIT_SUBJECT_PREFIX}.>`],
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        num_replicas: replicas,
-        max_msg_size: 16 * 1024,
-      })
-      .catch(async err => {
-        await jsm.streams.info(AUDIT_STREAM).catch(() => {
-          throw err;
-        });
-      });
-  }
+  await ensureStream(nc, { name: AUDIT_STREAM, subjects: [`${AUDIT_SUBJECT_PREFIX}.>`], max_msg_size: 16 * 1024 });
 }
 
 /** Where audit events go; the NATS implementation below, an array in unit tests. */

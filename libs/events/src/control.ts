@@ -1,9 +1,10 @@
-import { consumerOpts, RetentionPolicy, StorageType } from 'nats';
+import { consumerOpts } from 'nats';
 import type { JetStreamManager, NatsConnection } from 'nats';
-import { retryJetStream, streamReplicas } from '@aese/nats';
+import { retryJetStream } from '@aese/nats';
 import { AeseError } from '@aese/errors';
 import { SignedEvent } from '@aese/protos/events/v1';
 import { signedBytes } from './signing.js';
+import { ensureStream } from './streams.js';
 import type { EventSigner, EventVerifier } from './signing.js';
 import { CONTROL_STREAM } from './subjects.js';
 import type { ControlSubject } from './subjects.js';
@@ -15,27 +16,7 @@ const MAX_PUBLISH_ATTEMPTS = 32;
 
 /** Creates the control stream if it is missing (idempotent; every service may call it). */
 export async function ensureControlStream(nc: NatsConnection): Promise<void> {
-  const jsm = await retryJetStream(() => nc.jetstreamManager());
-  const replicas = streamReplicas(nc);
-  try {
-    await jsm.streams.info(CONTROL_STREAM);
-  } catch {
-    try {
-      await jsm.streams.add({
-        name: CONTROL_STREAM,
-        subjects: ['aese.control.v1.>'],
-        retention: RetentionPolicy.Limits,
-        storage: StorageType.File,
-        num_replicas: replicas,
-        max_msg_size: 64 * 1024,
-      });
-    } catch (err) {
-      // Another service created it in between.
-      await jsm.streams.info(CONTROL_STREAM).catch(() => {
-        throw new AeseError('UNAVAILABLE', 'cannot create the control stream', { cause: err });
-      });
-    }
-  }
+  await ensureStream(nc, { name: CONTROL_STREAM, subjects: ['aese.control.v1.>'], max_msg_size: 64 * 1024 });
 }
 
 async function lastSequence(jsm: JetStreamManager): Promise<number> {

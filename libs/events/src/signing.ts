@@ -1,6 +1,8 @@
 import { createPublicKey, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
+import { KeyPurpose } from '@aese/protos/common/v1';
+import type { PublicKey } from '@aese/protos/crypto/v1';
 
 /** Signs control events; in the mesh this is the crypto service with an event-signing key. */
 export interface EventSigner {
@@ -58,4 +60,9 @@ export class JwksEventVerifier implements EventVerifier {
     }
     this.keys = next;
   }
+}
+
+/** The event-signing public keys in a crypto `GetJwks` answer: what control-event verifiers trust. */
+export function eventSigningJwks(keys: readonly PublicKey[]): JWK[] {
+  return keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK);
 }

@@ -11,11 +11,12 @@ import {
   ControlConsumer,
   ControlPublisher,
   DEFAULT_STALENESS_BOUND_MS,
+  ensureAuditStream,
+  ensureControlStream,
+  eventSigningJwks,
   Freshness,
   JwksEventVerifier,
   NatsAuditSink,
-  ensureAuditStream,
-  ensureControlStream,
 } from '@aese/events';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
@@ -61,11 +62,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
   await ensureControlStream(nc);
   await ensureAuditStream(nc);
   const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
-  const eventKeys = async () => {
-    const { keys } = await crypto.getJwks({});
-    return keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK);
-  };
-  const eventVerifier = new JwksEventVerifier(eventKeys);
+  const eventVerifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
   const eventSigner = {
     sign: async (data: Uint8Array) => {
       const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });

@@ -1,6 +1,6 @@
 import { int, loadConfig } from '@aese/config';
 import type { Env } from '@aese/config';
-import { AuditLog, ensureAuditStream, JwksEventVerifier, NatsAuditSink } from '@aese/events';
+import { AuditLog, ensureAuditStream, eventSigningJwks, JwksEventVerifier, NatsAuditSink } from '@aese/events';
 import type { EventSigner } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
@@ -12,7 +12,6 @@ import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceService } from '@aese/protos/authorization/v1';
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
-import type { JWK } from 'jose';
 import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { readShippedDefaults, readShippedSchema } from './default-policies.js';
@@ -57,9 +56,7 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
       return { kid: out.kid, signature: out.signature };
     },
   };
-  const verifier = new JwksEventVerifier(async () =>
-    (await crypto.getJwks({})).keys.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK),
-  );
+  const verifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
   let nc: NatsConnection;
   try {
     nc = await connectNats({ servers: common.natsUrl, name: 'authorization', logger, replicas: common.natsReplicas });

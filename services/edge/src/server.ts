@@ -13,6 +13,7 @@ import {
   ControlConsumer,
   DEFAULT_STALENESS_BOUND_MS,
   ensureAuditStream,
+  eventSigningJwks,
   Freshness,
   JwksEventVerifier,
   NatsAuditSink,
@@ -25,7 +26,6 @@ import { connectNats } from '@aese/nats';
 import { parseAllowList } from '@aese/net-guard';
 import { followRevocations } from '@aese/revocation';
 import { ApplicationServerChanged } from '@aese/protos/events/v1';
-import type { JWK } from 'jose';
 import type { NatsConnection } from '@aese/nats';
 import { certificateThumbprint, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
 import { ApplicationServerStatus, AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
@@ -280,9 +280,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   });
   // Revocations, suspensions and key rotations, as signed control events: this edge's own view of
   // them refuses revoked identities at once, on open connections too, and closes those.
-  const eventVerifier = new JwksEventVerifier(async () =>
-    (await crypto.getJwks({})).keys.filter(k => k.purpose === PbKeyPurpose.KEY_PURPOSE_EVENT_SIGNING).map(k => JSON.parse(k.jwkJson) as JWK),
-  );
+  const eventVerifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
   const connections = new OpenConnections();
   const registeredKeys = new RegisteredKeyCache();
   // Assigned below, once the feeds exist; read only when a request arrives.
