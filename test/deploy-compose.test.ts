@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { prepareState, START_ORDER } from '@aese/cli';
+import { COMPOSE_NATS_TLS, natsStatePaths, prepareState, START_ORDER } from '@aese/cli';
 import { createLogger } from '@aese/logger';
 import type { Logger } from '@aese/logger';
 import { MESH_SERVICES, pkiLayout } from '@aese/pki';
@@ -39,7 +39,6 @@ interface ComposeFile {
 
 const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
 const dockerfile = readFileSync(join(REPO_ROOT, 'deploy', 'Dockerfile'), 'utf8');
-const natsConf = readFileSync(join(REPO_ROOT, 'deploy', 'nats', 'nats.conf'), 'utf8');
 
 /** The service folders that hold a runnable service. */
 const serviceDirs = readdirSync(join(REPO_ROOT, 'services'), { withFileTypes: true })
@@ -153,7 +152,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
         const port = envOf(compose.services[target]!)['PORT'];
         expect(env[endpoint.addressEnv], `${name} ${endpoint.addressEnv}`).to.equal(`${target}:${port}`);
       }
-      expect(env['NATS_URL'], name).to.equal('nats://nats:4222');
+      expect(env['NATS_URL'], name).to.equal('tls://nats:4222');
       expect(env['LISTEN_HOST'], name).to.equal('0.0.0.0');
     }
   });
@@ -210,15 +209,32 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     }
   });
 
-  it('runs NATS with JetStream on, from deploy/nats/nats.conf, with a health check', () => {
+  it('runs NATS from the configuration pki init writes: JetStream, TLS with the mesh CA, certificate identities, no anonymous user, a health check', async () => {
     const nats = compose.services['nats']!;
     const command = Array.isArray(nats.command) ? nats.command.join(' ') : (nats.command ?? '');
     const conf = command.match(/(?:-c|--config)\s+(\S+)/)?.[1];
     expect(conf, 'nats command names no config file').to.be.a('string');
-    expect(mountsOf(nats)).to.deep.include({ source: './deploy/nats/nats.conf', target: conf, readOnly: true });
-    const jetstream = natsConf.match(/^\s*jetstream\s*[:=]?\s*\{([^}]*)\}/m);
-    expect(jetstream, 'nats.conf has no jetstream block').to.not.equal(null);
-    expect(jetstream![1]).to.match(/^\s*enabled\s*[:=]\s*true\s*$/m);
+    expect(mountsOf(nats)).to.deep.include({ source: './.state/nats/compose.conf', target: conf, readOnly: true });
+    // The certificate, key and CA the configuration names are exactly what is mounted.
+    expect(mountsOf(nats)).to.deep.include.members([
+      { source: './.state/pki/nats-server.crt', target: COMPOSE_NATS_TLS.certFile, readOnly: true },
+      { source: './.state/pki/nats-server.key', target: COMPOSE_NATS_TLS.keyFile, readOnly: true },
+      { source: './.state/pki/mesh-ca.crt', target: COMPOSE_NATS_TLS.caFile, readOnly: true },
+    ]);
+    const work = tempDir('aese-compose-nats');
+    try {
+      await prepareState({ stateDir: work.path, trustDomain: 'scef.local', t8Hostnames: ['localhost', 'edge'] });
+      const natsConf = readFileSync(natsStatePaths(work.path).composeConfig, 'utf8');
+      expect(natsConf).to.match(/^jetstream \{[^}]*store_dir: "\/data\/jetstream"/m);
+      expect(natsConf).to.match(/^tls \{[^}]*verify_and_map: true/m);
+      for (const file of Object.values(COMPOSE_NATS_TLS)) expect(natsConf).to.include(`"${file}"`);
+      expect(natsConf).to.include('user: "spiffe://scef.local/svc/crypto"');
+      expect(natsConf).not.to.match(/no_auth_user|allow_anonymous/);
+      // Monitoring (health check) stays inside the container.
+      expect(natsConf).to.match(/^http: "127\.0\.0\.1:8222"$/m);
+    } finally {
+      work.remove();
+    }
     expect(nats.healthcheck).to.not.equal(undefined);
   });
 
@@ -231,7 +247,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
   it('starts every service from nothing but what compose mounts into its container and its compose environment', async function () {
     this.timeout(120_000);
     const work = tempDir('aese-compose-fs');
-    const nats = await startNatsServer();
+    let nats: Awaited<ReturnType<typeof startNatsServer>> | undefined;
     const logs: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -244,6 +260,8 @@ describe('deployment: docker-compose.yml and deploy/', () => {
       // The host's ./.state, made the way the README says.
       const hostState = join(work.path, 'host-state');
       await prepareState({ stateDir: hostState, trustDomain: 'scef.local', t8Hostnames: ['localhost', 'edge'] });
+      // NATS as compose runs it: the same trust model, the same certificates.
+      nats = await startNatsServer({ secured: { stateDir: hostState, trustDomain: 'scef.local' } });
       const ports: Record<string, number> = {};
       for (const name of START_ORDER) {
         const svc = compose.services[name]!;
@@ -278,7 +296,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
       throw new Error(`${(err as Error).message}\n${logs.join('')}`, { cause: err });
     } finally {
       for (const r of running.reverse()) await r.stop();
-      await nats.dispose();
+      await nats?.dispose();
       work.remove();
     }
   });

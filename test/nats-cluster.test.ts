@@ -5,7 +5,6 @@ import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
 import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
 import { startAuthenticationService } from '@aese/authentication-service';
-import { startNatsCluster } from '@aese/testing';
 import type { NatsCluster } from '@aese/testing';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
@@ -21,13 +20,12 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
   const stops: (() => Promise<void>)[] = [];
 
   before(async () => {
-    cluster = await startNatsCluster(3);
-    mesh = await startTestMesh({ natsUrl: cluster.url, extraEnv: { AESE_ISSUER: 'https://scef.test', NATS_REPLICAS: '3' } });
+    mesh = await startTestMesh({ natsCluster: 3, extraEnv: { AESE_ISSUER: 'https://scef.test', NATS_REPLICAS: '3' } });
+    cluster = mesh.cluster!;
   });
   after(async () => {
     for (const s of stops) await s();
     await mesh?.stop();
-    await cluster?.dispose();
   });
 
   it('loses no acknowledged revocation: every replica, and one started afterwards, applies all of them', async () => {

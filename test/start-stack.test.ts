@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT } from '@aese/runtime';
-import { freePort, startNatsServer, tempDir } from '@aese/testing';
-import type { NatsServerProcess } from '@aese/testing';
+import { connect as natsConnect } from 'nats';
+import { freePort, tempDir } from '@aese/testing';
 
 const SERVICES = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'] as const;
 const PORT_ENV: Record<(typeof SERVICES)[number], string> = {
@@ -140,12 +140,10 @@ function edgeRequest(
 describe('npm start (scripts/start.ts)', function () {
   // About 15 s on an idle machine; the bounds leave room for a loaded one.
   this.timeout(180_000);
-  let nats: NatsServerProcess;
   let dir: ReturnType<typeof tempDir>;
   let start: StartProcess | undefined;
 
   beforeEach(async () => {
-    nats = await startNatsServer();
     dir = tempDir('aese-start');
   });
   afterEach(async () => {
@@ -156,7 +154,6 @@ describe('npm start (scripts/start.ts)', function () {
     }
     for (const pid of start?.pids().values() ?? []) if (alive(pid)) process.kill(pid, 'SIGKILL');
     start = undefined;
-    await nats.dispose();
     dir.remove();
   });
 
@@ -169,12 +166,26 @@ describe('npm start (scripts/start.ts)', function () {
   it('starts the mesh with its PKI, serves the edge to an onboarded AS, and stops every child on SIGINT', async () => {
     const stateDir = join(dir.path, 'state');
     const ports = await portsEnv();
-    start = new StartProcess({ AESE_STATE_DIR: stateDir, NATS_URL: nats.url, LOG_LEVEL: 'warn', ...ports });
+    start = new StartProcess({ AESE_STATE_DIR: stateDir, LOG_LEVEL: 'warn', ...ports });
     const [, edgeUrl] = await start.waitFor(/the T8 edge listens at (https:\/\/\S+)/, 120_000);
     expect(edgeUrl).to.equal(`https://localhost:${ports['EDGE_PORT']}`);
     expect(start.output).to.match(/created the PKI in /);
     expect(start.output).to.match(/created the key-encryption key /);
-    expect(start.output).to.match(/using NATS at nats:\/\/127\.0\.0\.1:/);
+    // Its own NATS, configured for this deployment, under the state folder.
+    const natsPort = Number(start.output.match(/starting a private nats-server on 127\.0\.0\.1:(\d+) \(configuration (\S+),/)?.[1]);
+    expect(start.output).to.include(`configuration ${join(stateDir, 'nats', 'nats.conf')}`);
+    expect(natsPort).to.be.greaterThan(0);
+    // Nobody gets in without a mesh certificate: a plain client and a TLS client without one are refused.
+    let anonymous = 'connected';
+    await natsConnect({ servers: `nats://127.0.0.1:${natsPort}`, timeout: 3_000 })
+      .then(nc => nc.close())
+      .catch((err: Error) => (anonymous = err.message));
+    expect(anonymous).not.to.equal('connected');
+    let withoutCert = 'connected';
+    await natsConnect({ servers: `tls://127.0.0.1:${natsPort}`, timeout: 3_000, tls: { ca: readFileSync(join(stateDir, 'pki', 'mesh-ca.crt'), 'utf8') } })
+      .then(nc => nc.close())
+      .catch((err: Error) => (withoutCert = err.message));
+    expect(withoutCert).not.to.equal('connected');
     expect(start.output).to.include('npx aese as onboard');
     const pids = start.pids();
     expect([...pids.keys()]).to.deep.equal([...SERVICES]);
@@ -203,16 +214,26 @@ describe('npm start (scripts/start.ts)', function () {
     expect(token.json['token_type']).to.match(/^bearer$/i);
     expect(token.json['access_token']).to.be.a('string');
 
+    // The CLI finds the running stack's NATS from the state folder, with no NATS_URL.
+    const tail = await aese(['audit', 'tail', '-n', '5'], { AESE_STATE_DIR: stateDir });
+    expect(tail.code, tail.stderr).to.equal(0);
+    expect(existsSync(join(stateDir, 'stack.json'))).to.equal(true);
+
     start.child.kill('SIGINT');
     expect(await start.exited).to.equal(0);
     expect(start.output).to.match(/SIGINT received; stopping/);
     expect(start.output).to.match(/^start\s+\| stopped$/m);
     for (const [name, pid] of pids) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+    // Stopped: the CLI says there is no running stack instead of reaching for another NATS.
+    expect(existsSync(join(stateDir, 'stack.json'))).to.equal(false);
+    const after = await aese(['audit', 'tail'], { AESE_STATE_DIR: stateDir });
+    expect(after.code).to.equal(1);
+    expect(after.stderr).to.match(/no running stack for the state folder .*: start it with npm start, or set NATS_URL/);
   });
 
   it('stops every service and exits non-zero when one of them dies, even during start-up', async () => {
     const ports = await portsEnv();
-    start = new StartProcess({ AESE_STATE_DIR: join(dir.path, 'state'), NATS_URL: nats.url, LOG_LEVEL: 'warn', ...ports });
+    start = new StartProcess({ AESE_STATE_DIR: join(dir.path, 'state'), LOG_LEVEL: 'warn', ...ports });
     await start.waitFor(/^start\s+\| authentication ready on /m, 120_000);
     process.kill(start.pids().get('crypto')!, 'SIGKILL');
     expect(await start.exited).to.equal(1);

@@ -13,12 +13,14 @@ import { initPki, OPERATOR_NAME, pkiLayout, spiffeId } from '@aese/pki';
 import type { PkiLayout } from '@aese/pki';
 import { serviceId } from '@aese/runtime';
 import type { MeshServiceName, MeshTls } from '@aese/runtime';
-import { startNatsServer, tempDir } from '@aese/testing';
+import { connectNatsAs, startNatsCluster, startNatsServer, tempDir } from '@aese/testing';
+import type { NatsCluster } from '@aese/testing';
+import type { NatsConnection } from 'nats';
 import type { NatsServerProcess } from '@aese/testing';
 
 export const TEST_TRUST_DOMAIN = 'scef.test';
 
-type Start = (env: Record<string, string>, logger: Logger) => Promise<{ port: number; stop(): Promise<void> }>;
+type Start = (env: Record<string, string>, logger: Logger) => Promise<{ port: number; stop(): Promise<void>; whenReady?: Promise<void> }>;
 
 /** Everything a test needs to talk to a running mesh. */
 export interface TestMesh {
@@ -26,6 +28,8 @@ export interface TestMesh {
   readonly trustDomain: string;
   readonly layout: PkiLayout;
   readonly nats: NatsServerProcess;
+  /** The NATS cluster, when the mesh was started with `natsCluster`. */
+  readonly cluster: NatsCluster | undefined;
   /** The environment the services were started with (addresses, state folder, NATS). */
   readonly env: Record<string, string>;
   readonly ports: Readonly<Record<string, number>>;
@@ -33,8 +37,21 @@ export interface TestMesh {
   readonly logs: string[];
   tls(identity: MeshServiceName | 'operator'): MeshTls;
   id(identity: MeshServiceName | 'operator'): string;
+  /**
+   * A raw NATS connection to the mesh's NATS as one identity, for tests that play an insider or
+   * an operator: a service, the operator CLI (`operator`), or the JetStream administrator
+   * (`nats-admin`, the only one allowed to delete or purge). The caller closes it.
+   */
+  natsConnect(identity: MeshServiceName | 'operator' | 'nats-admin'): Promise<NatsConnection>;
   /** Stops one service and starts it again with the same settings. */
   restart(service: MeshServiceName): Promise<void>;
+  /** Stops every service (NATS and the state folder stay), for tests that start them again in their own order. */
+  stopServices(): Promise<void>;
+  /**
+   * Starts one service again on its port. By default resolves once it has loaded its state (is
+   * SERVING); with `waitReady: false`, as soon as it listens.
+   */
+  startService(service: MeshServiceName, options?: { waitReady?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -42,8 +59,8 @@ export interface TestMeshOptions {
   /** Starts the edge too; its start function is passed in so the harness has no edge import cycle. */
   readonly edge?: Start;
   readonly extraEnv?: Record<string, string>;
-  /** Use this NATS (a cluster, say) instead of starting a private nats-server; the caller owns it. */
-  readonly natsUrl?: string;
+  /** Run NATS as a cluster of this many secured nodes instead of one server (`mesh.cluster`). */
+  readonly natsCluster?: number;
 }
 
 /**
@@ -52,8 +69,10 @@ export interface TestMeshOptions {
  */
 export async function startTestMesh(options: TestMeshOptions = {}): Promise<TestMesh> {
   const dir = tempDir('aese-mesh');
-  const nats: NatsServerProcess = options.natsUrl ? externalNats(options.natsUrl) : await startNatsServer();
   await initPki({ stateDir: dir.path, trustDomain: TEST_TRUST_DOMAIN });
+  const secured = { stateDir: dir.path, trustDomain: TEST_TRUST_DOMAIN };
+  const cluster = options.natsCluster ? await startNatsCluster(options.natsCluster, { secured }) : undefined;
+  const nats: NatsServerProcess = cluster ? clusterAsOne(cluster) : await startNatsServer({ secured });
   const kekFile = join(dir.path, 'crypto-kek');
   writeFileSync(kekFile, randomBytes(32).toString('base64'), { mode: 0o600 });
   const logs: string[] = [];
@@ -79,15 +98,17 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     ['capability-exposure', startCapabilityExposureService, 'CAPABILITY_EXPOSURE_ADDR'],
   ];
   if (options.edge) starts.push(['edge', options.edge, 'EDGE_ADDR']);
-  const running = new Map<MeshServiceName, { port: number; stop(): Promise<void> }>();
+  const running = new Map<MeshServiceName, { port: number; stop(): Promise<void>; whenReady?: Promise<void> }>();
   const ports: Record<string, number> = {};
   const envFor = (name: MeshServiceName): Record<string, string> => ({ ...env, PORT: String(ports[name] ?? 0) });
-  const startOne = async (name: MeshServiceName, start: Start, addrEnv: string): Promise<void> => {
+  const startOne = async (name: MeshServiceName, start: Start, addrEnv: string, waitReady = true): Promise<void> => {
     const logger = createLogger({ service: name, level: 'debug', destination: sink });
     const svc = await start(envFor(name), logger);
     running.set(name, svc);
     ports[name] = svc.port;
     env[addrEnv] = `localhost:${svc.port}`;
+    // Services listen before their state is loaded; tests start from a mesh that serves.
+    if (waitReady) await svc.whenReady;
   };
   try {
     for (const [name, start, addrEnv] of starts) await startOne(name, start, addrEnv);
@@ -103,6 +124,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     trustDomain: TEST_TRUST_DOMAIN,
     layout,
     nats,
+    cluster,
     env,
     ports,
     logs,
@@ -115,11 +137,24 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       };
     },
     id: identity => (identity === 'operator' ? spiffeId(TEST_TRUST_DOMAIN, 'operator', OPERATOR_NAME) : serviceId(TEST_TRUST_DOMAIN, identity)),
+    natsConnect: identity => connectNatsAs(nats.url, dir.path, identity === 'operator' ? OPERATOR_NAME : identity),
     restart: async name => {
       const entry = starts.find(s => s[0] === name);
       if (!entry) throw new Error(`unknown service ${name}`);
       await running.get(name)?.stop();
       await startOne(...entry);
+    },
+    stopServices: async () => {
+      for (const [name, svc] of [...running.entries()].reverse()) {
+        await svc.stop();
+        running.delete(name);
+      }
+    },
+    startService: async (name, opts = {}) => {
+      const entry = starts.find(s => s[0] === name);
+      if (!entry) throw new Error(`unknown service ${name}`);
+      if (running.has(name)) throw new Error(`${name} is running`);
+      await startOne(...entry, opts.waitReady ?? true);
     },
     stop: async () => {
       for (const svc of [...running.values()].reverse()) await svc.stop();
@@ -129,9 +164,10 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
   };
 }
 
-function externalNats(url: string): NatsServerProcess {
-  const notOwned = async (): Promise<void> => {
-    throw new Error('this mesh does not own its NATS');
+/** A cluster seen as the mesh's one NATS: its URL lists every node; stop and restart are per node. */
+function clusterAsOne(cluster: NatsCluster): NatsServerProcess {
+  const perNode = async (): Promise<void> => {
+    throw new Error('stop or restart one node of mesh.cluster');
   };
-  return { url, port: 0, storeDir: '', stop: notOwned, restart: notOwned, dispose: async () => undefined };
+  return { url: cluster.url, port: 0, storeDir: '', stop: perNode, restart: perNode, dispose: () => cluster.dispose() };
 }

@@ -76,7 +76,7 @@ Settings (environment):
   ${s.authorizationAddr.env.padEnd(20)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
   ${s.edgeUrl.env.padEnd(20)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
   ${s.cryptoAddr.env.padEnd(20)} crypto service (default: localhost:${MESH_ENDPOINTS.crypto.port})
-  ${s.natsUrl.env.padEnd(20)} NATS, for the audit trail (default: ${s.natsUrl.default})
+  ${s.natsUrl.env.padEnd(20)} NATS, for the audit trail (default: the one npm start runs for the state folder)
 
 Exit status: 0 done, 1 failed, ${EXIT_USAGE} bad command line.
 `;

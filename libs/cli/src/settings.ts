@@ -1,5 +1,5 @@
-import { loadConfig, str } from '@aese/config';
-import type { Env, Setting } from '@aese/config';
+import { loadConfig, optionalStr, str } from '@aese/config';
+import type { Env } from '@aese/config';
 import { pkiLayout, readPkiMetadata } from '@aese/pki';
 import type { PkiLayout } from '@aese/pki';
 import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_TRUST_DOMAIN } from '@aese/runtime';
@@ -8,10 +8,7 @@ import { CLI_NAME, UsageError } from './errors.js';
 /** Where ASes reach the edge when nothing is configured: the port `npm start` uses. */
 export const DEFAULT_EDGE_URL = `https://localhost:${DEFAULT_EDGE_PORT}`;
 
-/** A string setting with no default: absent means "decide from context" (the PKI's own metadata). */
-export function optionalStr(envName: string): Setting<string | undefined> {
-  return { env: envName, parse: raw => raw, default: undefined };
-}
+export { optionalStr };
 
 /**
  * Settings of the operator tools (the `aese` CLI and `npm start`). Variable names and defaults are
@@ -24,7 +21,9 @@ export const CLI_SETTINGS = {
   authenticationAddr: COMMON_SETTINGS.addrAuthentication,
   authorizationAddr: COMMON_SETTINGS.addrAuthorization,
   cryptoAddr: COMMON_SETTINGS.addrCrypto,
-  natsUrl: COMMON_SETTINGS.natsUrl,
+  /** Unset: the NATS of the stack running from the state folder. */
+  natsUrl: optionalStr(COMMON_SETTINGS.natsUrl.env),
+  natsCaFile: COMMON_SETTINGS.natsCaFile,
   edgeUrl: str('AESE_EDGE_URL', DEFAULT_EDGE_URL),
 } as const;
 

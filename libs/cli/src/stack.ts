@@ -11,8 +11,8 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -24,6 +24,8 @@ import type { MeshServiceName } from '@aese/runtime';
 import { describeFailure } from './errors.js';
 import { CLI_SETTINGS, optionalStr, resolveTrustDomain, tokenEndpointOf } from './settings.js';
 import { kekPath, prepareState } from './state.js';
+import { removeStackRecord, writePrivateNatsConfig, writeStackRecord } from './nats-endpoint.js';
+import type { PkiLayout } from '@aese/pki';
 
 /** The services in start order: each one's dependencies come before it. */
 export const START_ORDER: readonly MeshServiceName[] = [
@@ -55,7 +57,10 @@ function defaultPortOf(service: MeshServiceName): number {
 export const START_SETTINGS = {
   stateDir: CLI_SETTINGS.stateDir,
   trustDomain: CLI_SETTINGS.trustDomain,
-  natsUrl: COMMON_SETTINGS.natsUrl,
+  /** Unset: a private nats-server under the state folder. Set: that NATS (TLS, mesh certificates). */
+  natsUrl: optionalStr(COMMON_SETTINGS.natsUrl.env),
+  /** Loopback port of the private nats-server; 0 lets the system choose a free one. */
+  natsPrivatePort: int('NATS_PRIVATE_PORT', 0, 0, 65535),
   listenHost: COMMON_SETTINGS.listenHost,
   /** Unset: `https://localhost:<edge port>`. */
   issuer: optionalStr('AESE_ISSUER'),
@@ -120,8 +125,6 @@ function probeHost(listenHost: string): string {
   if (listenHost === '::' || listenHost === '[::]') return '::1';
   return listenHost;
 }
-
-const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 interface Managed {
   readonly name: string;
@@ -195,29 +198,46 @@ class Stack {
   }
 }
 
-/** Makes sure NATS answers at the first URL of NATS_URL, starting a private nats-server if needed. */
-async function ensureNats(stack: Stack, natsUrl: string, bin: string, stateDir: string): Promise<void> {
-  const first = natsUrl.split(',')[0]!.trim();
-  let url: URL;
-  try {
-    url = new URL(first);
-  } catch {
-    throw new Error(`NATS_URL ${JSON.stringify(first)} is not a URL (nats://host:port)`);
-  }
-  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port === '' ? 4222 : Number(url.port);
-  if (await natsAnswers(host, port)) {
+/** A loopback port that was free a moment ago. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolvePromise(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/**
+ * Returns the NATS the services use: the one NATS_URL names (it must answer), or a private
+ * nats-server started here with the deployment's NATS configuration (TLS, one identity per
+ * service, least-privilege permissions) and its store under the state folder.
+ */
+async function ensureNats(
+  stack: Stack,
+  opts: { natsUrl: string | undefined; bin: string; layout: PkiLayout; trustDomain: string; privatePort: number },
+): Promise<string> {
+  if (opts.natsUrl) {
+    const first = opts.natsUrl.split(',')[0]!.trim();
+    let url: URL;
+    try {
+      url = new URL(first);
+    } catch {
+      throw new Error(`NATS_URL ${JSON.stringify(first)} is not a URL (tls://host:port)`);
+    }
+    const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+    if (!(await natsAnswers(host, url.port === '' ? 4222 : Number(url.port)))) throw new Error(`no NATS server answers at NATS_URL ${first}`);
     say(`using NATS at ${first}`);
-    return;
+    return opts.natsUrl;
   }
-  if (!LOCAL_HOSTS.has(url.hostname)) throw new Error(`no NATS server answers at NATS_URL ${first}`);
-  if (await answers(host, port)) throw new Error(`something that is not NATS listens at ${first}; set NATS_URL`);
-  const storeDir = join(stateDir, 'nats');
-  mkdirSync(storeDir, { recursive: true, mode: 0o700 });
-  say(`no NATS server answers at ${first}; starting a private nats-server (JetStream store ${storeDir})`);
+  const port = opts.privatePort || (await freeLoopbackPort());
+  const paths = writePrivateNatsConfig(opts.layout, opts.trustDomain, port);
+  say(`starting a private nats-server on 127.0.0.1:${port} (configuration ${paths.config}, JetStream store ${paths.store})`);
   // Its own process group: a Ctrl-C in the terminal reaches the services, and NATS stays up until
   // they have drained their connections; it is stopped last.
-  const child = spawn(bin, ['-js', '-a', host, '-p', String(port), '-sd', storeDir], {
+  const child = spawn(opts.bin, ['-c', paths.config], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -225,7 +245,7 @@ async function ensureNats(stack: Stack, natsUrl: string, bin: string, stateDir: 
   const nats = manage('nats', child);
   stack.nats = nats;
   const failed = await Promise.race([
-    waitUntilListening(nats, host, port, 10_000).then(
+    waitUntilListening(nats, '127.0.0.1', port, 10_000).then(
       () => undefined,
       (err: unknown) => err as Error,
     ),
@@ -236,11 +256,10 @@ async function ensureNats(stack: Stack, natsUrl: string, bin: string, stateDir: 
     stack.nats = undefined;
     const missing = (failed as NodeJS.ErrnoException).code === 'ENOENT';
     throw new Error(
-      missing
-        ? `nothing answers at ${first} and ${bin} is not on PATH: install it (apt-get install nats-server) or set NATS_URL`
-        : `cannot start ${bin}: ${failed.message}`,
+      missing ? `${opts.bin} is not on PATH: install it (apt-get install nats-server) or set NATS_URL` : `cannot start ${opts.bin}: ${failed.message}`,
     );
   }
+  return `tls://127.0.0.1:${port}`;
 }
 
 function nextSteps(opts: { edgeUrl: string; stateDir: string; authAddr: string; authDefault: string }): string[] {
@@ -308,7 +327,16 @@ export async function runStack(): Promise<number> {
   process.on('exit', () => stack.killAll());
 
   try {
-    await ensureNats(stack, config.natsUrl, config.natsServerBin, stateDir);
+    const natsUrl = await ensureNats(stack, {
+      natsUrl: config.natsUrl,
+      bin: config.natsServerBin,
+      layout: state.layout,
+      trustDomain,
+      privatePort: config.natsPrivatePort,
+    });
+    // The CLI finds this stack's NATS here (and only while the stack runs).
+    writeStackRecord(stateDir, { natsUrl, pid: process.pid, startedAt: new Date().toISOString() });
+    process.on('exit', () => removeStackRecord(stateDir));
     const edgeUrl = config.issuer ?? `https://localhost:${ports.edge}`;
     const addresses = Object.fromEntries(
       Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`]),
@@ -317,7 +345,7 @@ export async function runStack(): Promise<number> {
       ...process.env,
       [COMMON_SETTINGS.stateDir.env]: stateDir,
       [COMMON_SETTINGS.trustDomain.env]: trustDomain,
-      [COMMON_SETTINGS.natsUrl.env]: config.natsUrl,
+      [COMMON_SETTINGS.natsUrl.env]: natsUrl,
       CRYPTO_KEK_FILE: kekPath(stateDir),
       [START_SETTINGS.issuer.env]: edgeUrl,
       ...addresses,

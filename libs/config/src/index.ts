@@ -44,6 +44,11 @@ export function str(envName: string, defaultValue?: string): Setting<string> {
   return withDefault({ env: envName, parse: raw => raw }, defaultValue);
 }
 
+/** An optional string: undefined when the variable is unset. */
+export function optionalStr(envName: string): Setting<string | undefined> {
+  return { env: envName, parse: raw => raw, default: undefined };
+}
+
 /** An integer setting within bounds. */
 export function int(envName: string, defaultValue?: number, min = 0, max = Number.MAX_SAFE_INTEGER): Setting<number> {
   return withDefault(

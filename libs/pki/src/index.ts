@@ -19,13 +19,14 @@ export {
   DEFAULT_AS_CERT_VALIDITY_DAYS,
   DEFAULT_T8_HOSTNAMES,
   initPki,
+  NATS_SERVER_HOSTNAMES,
   issueAsClientCertificate,
   readMeshTlsMaterial,
   readPkiMetadata,
   readT8ServerTlsMaterial,
 } from './init.js';
 export type { InitPkiOptions, MeshTlsMaterial, PkiMetadata, T8ServerTlsMaterial } from './init.js';
-export { MESH_SERVICES, OPERATOR_NAME, pkiLayout } from './layout.js';
+export { MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME, pkiLayout } from './layout.js';
 export type { CertKeyPaths, MeshService, PkiLayout } from './layout.js';
 export { certificateThumbprint, derToPem, pemToDer, readPem } from './pem.js';
 export {

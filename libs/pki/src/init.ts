@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { createSelfSignedCa, issueCertificate } from './ca.js';
 import type { KeyPairPem } from './ca.js';
 import { ensurePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writePrivateKeyFile, writePublicFile } from './files.js';
-import { allCertKeyPaths, layoutAtRoot, MESH_SERVICES, OPERATOR_NAME, pkiLayout } from './layout.js';
+import { allCertKeyPaths, layoutAtRoot, MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME, pkiLayout } from './layout.js';
 import type { CertKeyPaths, PkiLayout } from './layout.js';
 import { certificateThumbprint, pemToDer, readPem } from './pem.js';
 import { isValidTrustDomain, spiffeId } from './spiffe.js';
@@ -60,10 +60,16 @@ function assertTrustDomain(layout: PkiLayout, meta: PkiMetadata, trustDomain: st
   }
 }
 
-/** Checks an existing PKI is complete and re-tightens key and folder modes; creates nothing. */
-function checkExisting(layout: PkiLayout, trustDomain: string): void {
+/**
+ * Checks an existing PKI is complete and re-tightens key and folder modes. A PKI made before the
+ * NATS certificates existed gets them, issued by its own mesh CA; nothing else is created.
+ */
+async function checkExisting(layout: PkiLayout, trustDomain: string): Promise<void> {
   const meta = readPkiMetadata(layout)!;
   assertTrustDomain(layout, meta, trustDomain);
+  const meshCa: KeyPairPem = { certPem: readPem(layout.meshCa.cert), keyPem: readPem(layout.meshCa.key) };
+  if (!existsSync(layout.natsServer.cert) && !existsSync(layout.natsServer.key)) writePair(layout.natsServer, await issueNatsServer(meshCa, trustDomain));
+  if (!existsSync(layout.natsAdmin.cert) && !existsSync(layout.natsAdmin.key)) writePair(layout.natsAdmin, await issueNatsAdmin(meshCa, trustDomain));
   for (const { cert, key } of allCertKeyPaths(layout)) {
     for (const path of [cert, key]) {
       if (!existsSync(path)) throw new Error(`the PKI in ${layout.root} is incomplete: ${path} is missing`);
@@ -80,6 +86,32 @@ function writePair(paths: CertKeyPaths, pair: KeyPairPem): void {
 
 function validateT8Hostnames(hostnames: readonly string[]): void {
   if (!Array.isArray(hostnames) || hostnames.length === 0) throw new TypeError('t8Hostnames must be a non-empty array');
+}
+
+/** Host names of the NATS server certificate: one host, compose, and the nodes of a 3-node cluster. */
+export const NATS_SERVER_HOSTNAMES: readonly string[] = ['localhost', 'nats', 'nats-0', 'nats-1', 'nats-2'];
+
+/**
+ * The NATS server certificate: serverAuth for clients, clientAuth too because cluster nodes
+ * authenticate each other's routes with it.
+ */
+function issueNatsServer(meshCa: KeyPairPem, trustDomain: string): Promise<KeyPairPem> {
+  return issueCertificate(meshCa, {
+    subject: 'CN=nats',
+    uriSans: [spiffeId(trustDomain, 'svc', 'nats')],
+    dnsNames: [...NATS_SERVER_HOSTNAMES],
+    ipAddresses: ['127.0.0.1'],
+    extendedKeyUsages: ['serverAuth', 'clientAuth'],
+  });
+}
+
+/** The JetStream administrator's client certificate. */
+function issueNatsAdmin(meshCa: KeyPairPem, trustDomain: string): Promise<KeyPairPem> {
+  return issueCertificate(meshCa, {
+    subject: `CN=${NATS_ADMIN_NAME}`,
+    uriSans: [spiffeId(trustDomain, 'operator', NATS_ADMIN_NAME)],
+    extendedKeyUsages: ['clientAuth'],
+  });
 }
 
 /** Generates every CA and certificate into `layout` (a staging folder). */
@@ -116,6 +148,9 @@ async function generate(layout: PkiLayout, trustDomain: string, t8Hostnames: rea
       extendedKeyUsages: ['clientAuth'],
     }),
   );
+
+  writePair(layout.natsServer, await issueNatsServer(meshCa, trustDomain));
+  writePair(layout.natsAdmin, await issueNatsAdmin(meshCa, trustDomain));
 
   const dnsNames = [...new Set(t8Hostnames.filter(h => isIP(h) === 0))];
   const ipAddresses = [...new Set([...t8Hostnames.filter(h => isIP(h) !== 0), '127.0.0.1'])];
@@ -163,7 +198,7 @@ export async function initPki(opts: InitPkiOptions): Promise<{ created: boolean;
   const layout = pkiLayout(opts.stateDir);
 
   if (existsSync(layout.metadata)) {
-    checkExisting(layout, trustDomain);
+    await checkExisting(layout, trustDomain);
     return { created: false, layout };
   }
   if (existsSync(layout.root)) {
@@ -180,7 +215,7 @@ export async function initPki(opts: InitPkiOptions): Promise<{ created: boolean;
       const code = (err as NodeJS.ErrnoException).code;
       if ((code === 'EEXIST' || code === 'ENOTEMPTY') && existsSync(layout.metadata)) {
         // Another process finished first: use its PKI.
-        checkExisting(layout, trustDomain);
+        await checkExisting(layout, trustDomain);
         return { created: false, layout };
       }
       throw err;

@@ -57,7 +57,17 @@ export interface PkiLayout {
    * T8 CA, clientAuth only), so an AS that trusts `ca.crt` can authenticate the SCEF.
    */
   readonly edgeNotifier: CertKeyPaths;
+  /** The NATS server certificate (mesh CA; also presented on cluster routes between nodes). */
+  readonly natsServer: CertKeyPaths;
+  /**
+   * The JetStream administrator (`spiffe://<td>/operator/nats-admin`): repairs, backups, stream
+   * deletes. No service and no everyday CLI command uses it.
+   */
+  readonly natsAdmin: CertKeyPaths;
 }
+
+/** The name of the JetStream administrator identity under `operator/`. */
+export const NATS_ADMIN_NAME = 'nats-admin';
 
 function pair(dir: string, name: string): CertKeyPaths {
   return { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
@@ -84,6 +94,8 @@ export function layoutAtRoot(stateDir: string, root: string): PkiLayout {
     operator: pair(operatorDir, OPERATOR_NAME),
     edgeT8: pair(root, 'edge-t8'),
     edgeNotifier: pair(root, 'edge-notifier'),
+    natsServer: pair(root, 'nats-server'),
+    natsAdmin: pair(operatorDir, NATS_ADMIN_NAME),
   };
 }
 
@@ -103,5 +115,7 @@ export function allCertKeyPaths(layout: PkiLayout): CertKeyPaths[] {
     layout.operator,
     layout.edgeT8,
     layout.edgeNotifier,
+    layout.natsServer,
+    layout.natsAdmin,
   ];
 }

@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { int, loadConfig, str } from '@aese/config';
+import { int, loadConfig, optionalStr, str } from '@aese/config';
 import type { Env } from '@aese/config';
 import { createLogger } from '@aese/logger';
 import type { Logger } from '@aese/logger';
-import { DEFAULT_NATS_URL } from '@aese/nats';
+import { connectNats, DEFAULT_NATS_URL } from '@aese/nats';
+import type { NatsConnection } from '@aese/nats';
+import { natsInboxPrefix } from '@aese/nats-trust';
+import { checkDeployment } from './deployment.js';
 import { pkiLayout, spiffeId } from '@aese/pki';
 
 /** The repository root; the default state folder lives below it. */
@@ -31,6 +34,10 @@ export const COMMON_SETTINGS = {
   natsUrl: str('NATS_URL', DEFAULT_NATS_URL),
   /** Replicas of streams and KV buckets: 3 on a NATS cluster. */
   natsReplicas: int('NATS_REPLICAS', 1, 1, 5),
+  /** CA of the NATS server certificate when it is not the mesh CA (an external NATS). */
+  natsCaFile: optionalStr('NATS_CA_FILE'),
+  /** A NATS user credentials file, for an external NATS that authenticates with nkeys/JWTs. */
+  natsCredsFile: optionalStr('NATS_CREDS_FILE'),
   listenHost: str('LISTEN_HOST', '127.0.0.1'),
   logLevel: str('LOG_LEVEL', 'info'),
   addrAuthentication: str('AUTHENTICATION_ADDR', `localhost:${MESH_ENDPOINTS.authentication.port}`),
@@ -67,6 +74,30 @@ export function serviceTls(stateDir: string, service: MeshServiceName): MeshTls 
   };
 }
 
+/**
+ * Connects a mesh service to NATS as itself: TLS with its mesh certificate (NATS maps it to the
+ * service's permissions), its own inbox prefix, and the credentials file when one is configured.
+ */
+export async function connectServiceNats(common: CommonConfig, service: MeshServiceName, logger: Logger): Promise<NatsConnection> {
+  const tls = serviceTls(common.stateDir, service);
+  const nc = await connectNats({
+    servers: common.natsUrl,
+    name: service,
+    logger,
+    replicas: common.natsReplicas,
+    tls: { ...tls, caPem: common.natsCaFile ? readFileSync(common.natsCaFile, 'utf8') : tls.caPem },
+    inboxPrefix: natsInboxPrefix(service),
+    ...(common.natsCredsFile ? { credentials: readFileSync(common.natsCredsFile, 'utf8') } : {}),
+  });
+  try {
+    await checkDeployment(nc, { meshCaPem: tls.caPem, trustDomain: common.trustDomain, record: service === 'crypto', natsUrl: common.natsUrl });
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  return nc;
+}
+
 /** The SPIFFE ID of a mesh service. */
 export function serviceId(trustDomain: string, service: MeshServiceName): string {
   return spiffeId(trustDomain, 'svc', service);
@@ -75,6 +106,11 @@ export function serviceId(trustDomain: string, service: MeshServiceName): string
 /** Something that was started and can be stopped. */
 export interface Stoppable {
   stop(): Promise<void>;
+  /**
+   * Resolves once the service has loaded its state and reports SERVING (a service listens, and
+   * says NOT_SERVING, before that: its dependencies may start later).
+   */
+  readonly whenReady?: Promise<void>;
 }
 
 /**
@@ -108,3 +144,6 @@ export function runMain(service: MeshServiceName, start: (env: Env, logger: Logg
   );
 }
 export { startPendingService } from './pending-service.js';
+export type { DeploymentRecord } from './deployment.js';
+export { DEFAULT_READINESS_MAX_BACKOFF_MS, DEFAULT_READINESS_MIN_BACKOFF_MS, untilReady } from './readiness.js';
+export type { Readiness, ReadinessOptions, ReadinessStep } from './readiness.js';

@@ -1,9 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as natsConnect } from 'nats';
+import type { ConnectionOptions, NatsConnection } from 'nats';
+import { NATS_ADMIN_NAME, pkiLayout } from '@aese/pki';
+import { natsInboxPrefix, renderNatsServerConfig } from '@aese/nats-trust';
+import type { NatsIdentity } from '@aese/nats-trust';
 import { join } from 'node:path';
 
 /** An ephemeral TCP port on 127.0.0.1 that was free a moment ago. */
@@ -58,17 +62,55 @@ export interface NatsServerProcess {
 /** Name of the nats-server binary; `NATS_SERVER_BIN` overrides it in tests. */
 export const NATS_SERVER_BIN = 'nats-server';
 
+/** A deployment's PKI, for a nats-server that enforces the NATS trust model. */
+export interface SecuredNatsOptions {
+  readonly stateDir: string;
+  readonly trustDomain: string;
+  /** Cluster membership of this node: its route port and every node's route URL. */
+  readonly cluster?: { readonly name: string; readonly port: number; readonly routes: readonly string[] };
+}
+
+/** Options of {@link startNatsServer}. */
+export interface NatsServerOptions {
+  readonly bin?: string;
+  readonly extraArgs?: readonly string[];
+  /** Run the shipped configuration (TLS, identities, permissions) of this PKI instead of an open server. */
+  readonly secured?: SecuredNatsOptions;
+  /** Server name (cluster nodes need distinct ones). */
+  readonly name?: string;
+}
+
 /**
  * Starts a private nats-server with JetStream on a free loopback port and a temporary store,
- * so tests never touch a shared server.
+ * so tests never touch a shared server. With `secured`, it runs the configuration every
+ * deployment runs (libs/nats-trust): TLS, certificate identities and per-identity permissions.
  */
-export async function startNatsServer(options: { bin?: string; extraArgs?: readonly string[] } = {}): Promise<NatsServerProcess> {
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServerProcess> {
   const port = await freePort();
   const store = tempDir('aese-nats');
   const bin = options.bin ?? NATS_SERVER_BIN;
+  let args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store.path, ...(options.extraArgs ?? [])];
+  if (options.secured) {
+    const layout = pkiLayout(options.secured.stateDir);
+    const configFile = join(store.path, 'nats.conf');
+    const c = options.secured.cluster;
+    writeFileSync(
+      configFile,
+      renderNatsServerConfig({
+        trustDomain: options.secured.trustDomain,
+        serverName: options.name ?? `aese-test-${port}`,
+        host: '127.0.0.1',
+        port,
+        storeDir: join(store.path, 'jetstream'),
+        tls: { certFile: layout.natsServer.cert, keyFile: layout.natsServer.key, caFile: layout.meshCa.cert },
+        ...(c ? { cluster: { name: c.name, host: '127.0.0.1', port: c.port, routes: c.routes } } : {}),
+      }),
+    );
+    args = ['-c', configFile, '-l', `/tmp/aese-nats-logs/${port}.log`, ...(options.extraArgs ?? [])];
+  }
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    child = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store.path, ...(options.extraArgs ?? [])], {
+    child = spawn(bin, args, {
       stdio: 'ignore',
     });
     const spawned = child;
@@ -86,7 +128,7 @@ export async function startNatsServer(options: { bin?: string; extraArgs?: reado
   };
   await start();
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${options.secured ? 'tls' : 'nats'}://127.0.0.1:${port}`,
     port,
     storeDir: store.path,
     stop,
@@ -110,17 +152,21 @@ export interface NatsCluster {
  * Starts `size` nats-server processes clustered over loopback routes, each with JetStream and its
  * own store, and resolves once JetStream has a meta leader (streams with replicas can be made).
  */
-export async function startNatsCluster(size = 3, options: { bin?: string } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(size = 3, options: { bin?: string; secured?: Omit<SecuredNatsOptions, 'cluster'> } = {}): Promise<NatsCluster> {
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
-  const routes = clusterPorts.map(p => `nats://127.0.0.1:${p}`).join(',');
+  const routeUrls = clusterPorts.map(p => `${options.secured ? 'tls' : 'nats'}://127.0.0.1:${p}`);
   const nodes: NatsServerProcess[] = [];
   try {
     for (let i = 0; i < size; i++) {
       nodes.push(
-        await startNatsServer({
-          ...options,
-          extraArgs: ['-n', `aese-${i}`, '--cluster_name', 'aese', '--cluster', `nats://127.0.0.1:${clusterPorts[i]}`, '--routes', routes],
-        }),
+        await startNatsServer(
+          options.secured
+            ? { bin: options.bin, name: `aese-${i}`, secured: { ...options.secured, cluster: { name: 'aese', port: clusterPorts[i]!, routes: routeUrls } } }
+            : {
+                bin: options.bin,
+                extraArgs: ['-n', `aese-${i}`, '--cluster_name', 'aese', '--cluster', routeUrls[i]!, '--routes', routeUrls.join(',')],
+              },
+        ),
       );
     }
   } catch (err) {
@@ -128,7 +174,7 @@ export async function startNatsCluster(size = 3, options: { bin?: string } = {})
     throw err;
   }
   const url = nodes.map(n => n.url).join(',');
-  await waitForJetStreamCluster(url, size);
+  await waitForJetStreamCluster(url, size, options.secured ? natsTlsOptions(options.secured.stateDir, NATS_ADMIN_NAME) : {});
   return {
     url,
     nodes,
@@ -139,9 +185,9 @@ export async function startNatsCluster(size = 3, options: { bin?: string } = {})
 }
 
 /** Waits until the cluster's JetStream answers and has all `peers` in its meta group. */
-async function waitForJetStreamCluster(url: string, peers: number, timeoutMs = 30_000): Promise<void> {
+async function waitForJetStreamCluster(url: string, peers: number, extra: ConnectionOptions, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
-  const nc = await natsConnect({ servers: url.split(','), maxReconnectAttempts: -1 });
+  const nc = await natsConnect({ servers: url.split(','), maxReconnectAttempts: -1, ...extra });
   try {
     for (;;) {
       try {
@@ -163,4 +209,20 @@ async function waitForJetStreamCluster(url: string, peers: number, timeoutMs = 3
   } finally {
     await nc.close();
   }
+}
+
+/** Connection options that present one identity's mesh certificate to a secured NATS. */
+export function natsTlsOptions(stateDir: string, identity: NatsIdentity): ConnectionOptions {
+  const layout = pkiLayout(stateDir);
+  const pair =
+    identity === NATS_ADMIN_NAME ? layout.natsAdmin : identity === 'admin' ? layout.operator : layout.services[identity as keyof typeof layout.services];
+  return {
+    tls: { ca: readFileSync(layout.meshCa.cert, 'utf8'), cert: readFileSync(pair.cert, 'utf8'), key: readFileSync(pair.key, 'utf8') },
+    inboxPrefix: natsInboxPrefix(identity),
+  };
+}
+
+/** A raw connection to a secured NATS as one identity (tests playing an insider or an operator). */
+export function connectNatsAs(url: string, stateDir: string, identity: NatsIdentity): Promise<NatsConnection> {
+  return natsConnect({ servers: url.split(','), ...natsTlsOptions(stateDir, identity) });
 }
