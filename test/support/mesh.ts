@@ -142,6 +142,7 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       const entry = starts.find(s => s[0] === name);
       if (!entry) throw new Error(`unknown service ${name}`);
       await running.get(name)?.stop();
+      running.delete(name);
       await startOne(...entry);
     },
     stopServices: async () => {
