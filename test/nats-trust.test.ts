@@ -37,6 +37,7 @@ const consumeStream = (stream: string): Probe => async nc => (await nc.jetstream
 const directGet = (bucket: string): Probe => async nc => (await nc.jetstreamManager()).streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.probe` });
 const deleteMessage = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.deleteMessage(stream, 1);
 const purge = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.purge(stream);
+const shortenRetention = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.update(stream, { max_msgs: 1_000_000 });
 const listStreams: Probe = async nc => (await nc.jetstreamManager()).streams.list().next();
 /** A raw subscription: violations close it, and its iterator then throws the server's error. */
 const subscribe =
@@ -125,6 +126,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['read the control stream', consumeStream(CONTROL_STREAM), ['crypto', 'authentication', 'authorization', 'capability-exposure', 'edge', 'nats-admin']],
     ['delete a control event', deleteMessage(CONTROL_STREAM), ['nats-admin']],
     ['purge the registry bucket', purge(`KV_${KV_BUCKETS.applicationServers}`), ['nats-admin']],
+    ["change the control stream's retention", shortenRetention(CONTROL_STREAM), ['nats-admin']],
     ['subscribe to control subjects outside JetStream', subscribe('aese.control.v1.>'), ['nats-admin']],
     ["read crypto's replies (its inbox)", subscribe('_INBOX_crypto.>'), ['crypto', 'nats-admin']],
   ];

@@ -24,6 +24,8 @@ export interface NatsStatePaths {
   readonly store: string;
   /** The configuration for the compose NATS container (paths inside the container). */
   readonly composeConfig: string;
+  /** One configuration per node of a three-node NATS cluster (`nats-0` ... `nats-2`, container paths). */
+  readonly clusterConfigs: readonly string[];
   /** The running stack's record: which NATS it uses. Present only while `npm start` runs. */
   readonly stackRecord: string;
 }
@@ -35,9 +37,15 @@ export function natsStatePaths(stateDir: string): NatsStatePaths {
     config: join(dir, 'nats.conf'),
     store: join(dir, 'jetstream'),
     composeConfig: join(dir, 'compose.conf'),
+    clusterConfigs: CLUSTER_NODES.map(node => join(dir, 'cluster', `${node}.conf`)),
     stackRecord: join(resolve(stateDir), 'stack.json'),
   };
 }
+
+/** The nodes of the three-node cluster; their names are DNS names in the NATS server certificate. */
+export const CLUSTER_NODES = ['nats-0', 'nats-1', 'nats-2'] as const;
+/** The port cluster nodes route to each other on (mutual TLS with the NATS server certificate). */
+export const CLUSTER_ROUTE_PORT = 6222;
 
 /** Where the compose NATS container finds its certificate, key and the mesh CA. */
 export const COMPOSE_NATS_TLS = {
@@ -65,8 +73,12 @@ export function writePrivateNatsConfig(layout: PkiLayout, trustDomain: string, p
   return paths;
 }
 
-/** Writes the configuration the compose NATS container mounts (paths inside the container). */
-export function writeComposeNatsConfig(layout: PkiLayout, trustDomain: string): NatsStatePaths {
+/**
+ * Writes the configurations of the container deployments, all with the same trust model: the
+ * compose NATS, and each node of a three-node cluster (JetStream replicas 3, NATS_REPLICAS=3).
+ * Paths are inside the container: the certificate, key and mesh CA under /etc/nats/tls.
+ */
+export function writeDeploymentNatsConfigs(layout: PkiLayout, trustDomain: string): NatsStatePaths {
   const paths = natsStatePaths(layout.stateDir);
   mkdirSync(paths.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   writeFileSync(
@@ -82,6 +94,23 @@ export function writeComposeNatsConfig(layout: PkiLayout, trustDomain: string): 
     }),
     { mode: 0o644 },
   );
+  mkdirSync(join(paths.dir, 'cluster'), { recursive: true, mode: PRIVATE_DIR_MODE });
+  CLUSTER_NODES.forEach((node, i) => {
+    writeFileSync(
+      paths.clusterConfigs[i]!,
+      renderNatsServerConfig({
+        trustDomain,
+        serverName: node,
+        host: '0.0.0.0',
+        port: 4222,
+        storeDir: '/data/jetstream',
+        monitor: { host: '127.0.0.1', port: 8222 },
+        tls: COMPOSE_NATS_TLS,
+        cluster: { name: 'aese', host: '0.0.0.0', port: CLUSTER_ROUTE_PORT, routes: CLUSTER_NODES.map(n => `tls://${n}:${CLUSTER_ROUTE_PORT}`) },
+      }),
+      { mode: 0o644 },
+    );
+  });
   return paths;
 }
 

@@ -3,7 +3,7 @@ import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFil
 import { join, resolve } from 'node:path';
 import { initPki, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '@aese/pki';
 import type { PkiLayout } from '@aese/pki';
-import { writeComposeNatsConfig } from './nats-endpoint.js';
+import { writeDeploymentNatsConfigs } from './nats-endpoint.js';
 
 /** Name of the crypto service's key-encryption key file inside the state folder. */
 export const KEK_FILE_NAME = 'crypto-kek';
@@ -76,7 +76,7 @@ export interface PreparedState {
 
 /**
  * Makes a state folder ready for the mesh: the operator PKI, the crypto key-encryption key and
- * the NATS configuration for compose.
+ * the NATS configurations of the container deployments (compose, a three-node cluster).
  * Idempotent, and the one way both the `aese pki init` command and `npm start` do it.
  */
 export async function prepareState(opts: PrepareStateOptions): Promise<PreparedState> {
@@ -86,6 +86,6 @@ export async function prepareState(opts: PrepareStateOptions): Promise<PreparedS
     ...(opts.t8Hostnames ? { t8Hostnames: opts.t8Hostnames } : {}),
   });
   const kek = ensureKek(opts.stateDir);
-  writeComposeNatsConfig(pki.layout, opts.trustDomain);
+  writeDeploymentNatsConfigs(pki.layout, opts.trustDomain);
   return { layout: pki.layout, pkiCreated: pki.created, kekPath: kek.path, kekCreated: kek.created };
 }

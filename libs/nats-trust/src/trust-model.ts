@@ -1,4 +1,14 @@
-import { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX } from '@aese/events';
+import {
+  AUDIT_STREAM,
+  AUDIT_SUBJECT_PREFIX,
+  CONTROL_STREAM,
+  CONTROL_SUBJECTS,
+  NOTIFICATIONS_STREAM,
+  NOTIFICATIONS_SUBJECT_PREFIX,
+  TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT,
+  TOKEN_REVOCATIONS_STREAM,
+  TOKEN_REVOCATIONS_SUBJECT,
+} from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME, spiffeId } from '@aese/pki';
 import type { MeshService } from '@aese/pki';
@@ -13,7 +23,10 @@ export const NATS_IDENTITIES: readonly NatsIdentity[] = [...MESH_SERVICES, OPERA
 export interface NatsGrant {
   /** Streams it may read: stream info, message and direct gets, its own consumers on them. */
   readonly read: readonly string[];
-  /** Streams it may create or update (idempotent start-up creation by their owners). */
+  /**
+   * Streams it may create when missing (idempotent start-up creation by their owners). Nobody but
+   * the administrator may update a stream: retention is part of the trust model.
+   */
   readonly create: readonly string[];
   /** Subjects it may publish on (control subjects, KV keys of the buckets it writes). */
   readonly publish: readonly string[];
@@ -42,13 +55,14 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     publish: [kvWrite(KV_BUCKETS.signingKeys), kvWrite(DEPLOYMENT_BUCKET), CONTROL_SUBJECTS.keys, auditOf('crypto')],
   },
   authentication: {
-    read: [kvStream(KV_BUCKETS.applicationServers), kvStream(KV_BUCKETS.certificateIndex), kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM],
-    create: [kvStream(KV_BUCKETS.applicationServers), kvStream(KV_BUCKETS.certificateIndex), CONTROL_STREAM, AUDIT_STREAM],
+    read: [kvStream(KV_BUCKETS.applicationServers), kvStream(KV_BUCKETS.certificateIndex), kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM],
+    create: [kvStream(KV_BUCKETS.applicationServers), kvStream(KV_BUCKETS.certificateIndex), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, AUDIT_STREAM],
     publish: [
       kvWrite(KV_BUCKETS.applicationServers),
       kvWrite(KV_BUCKETS.certificateIndex),
       CONTROL_SUBJECTS.revocations,
-      `${CONTROL_SUBJECTS.revocations}.>`,
+      TOKEN_REVOCATIONS_SUBJECT,
+      TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT,
       CONTROL_SUBJECTS.registry,
       auditOf('authentication'),
     ],
@@ -69,8 +83,8 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     publish: [kvWrite(KV_BUCKETS.subscriptions), `${NOTIFICATIONS_SUBJECT_PREFIX}.>`, auditOf('capability-exposure')],
   },
   edge: {
-    read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, NOTIFICATIONS_STREAM],
-    create: [NOTIFICATIONS_STREAM, AUDIT_STREAM],
+    read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, NOTIFICATIONS_STREAM],
+    create: [NOTIFICATIONS_STREAM, TOKEN_REVOCATIONS_STREAM, AUDIT_STREAM],
     publish: [auditOf('edge')],
   },
   [OPERATOR_NAME]: {
@@ -114,7 +128,7 @@ export function natsPermissions(identity: NatsIdentity): { publish: string[]; su
     `$JS.ACK.${s}.>`,
     `$JS.FC.${s}.>`,
   ];
-  const createApi = (s: string): string[] => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`];
+  const createApi = (s: string): string[] => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.INFO.${s}`];
   const publish = new Set<string>(['$JS.API.INFO', '$JS.API.STREAM.NAMES']);
   for (const s of grant.read) for (const p of readApi(s)) publish.add(p);
   for (const s of grant.create) for (const p of createApi(s)) publish.add(p);
