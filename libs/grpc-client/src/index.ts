@@ -37,6 +37,9 @@ export interface MeshClientOptions {
 /** A generated client's constructor. */
 export type ClientCtor<C extends Client> = new (address: string, credentials: ChannelCredentials, options?: object) => C;
 
+/** Reconnect backoff of unary mesh clients' channels. */
+export const MESH_RECONNECT_BACKOFF_MS = { initial: 200, max: 1_000 } as const;
+
 /** A mesh client: promise methods plus the channel, which must be closed. */
 export type MeshClient<C extends Client> = Promised<C> & { readonly close: () => void };
 
@@ -51,6 +54,10 @@ export function createMeshClient<C extends Client>(Ctor: ClientCtor<C>, options:
   const client = new Ctor(options.address, credentials, {
     'grpc.max_receive_message_length': maxBytes,
     'grpc.max_send_message_length': maxBytes,
+    // A peer that starts late (crypto, say) is found within a second of listening, not after
+    // grpc's default backoff, which grows to minutes.
+    'grpc.initial_reconnect_backoff_ms': MESH_RECONNECT_BACKOFF_MS.initial,
+    'grpc.max_reconnect_backoff_ms': MESH_RECONNECT_BACKOFF_MS.max,
   });
   const defaultDeadline = options.deadlineMs ?? DEFAULT_CLIENT_DEADLINE_MS;
   const promised: Record<string, unknown> = { close: () => client.close() };
@@ -89,5 +96,7 @@ function invoke<Req, Res>(
   });
 }
 
+export { createMeshHealthClient } from './health.js';
+export type { MeshHealthClient } from './health.js';
 export { createStreamingCaller, DEFAULT_MAX_STREAM_BACKOFF_MS, DEFAULT_MIN_STREAM_BACKOFF_MS, DEFAULT_MAX_IN_FLIGHT_PER_CALLER } from './streaming-caller.js';
 export type { StreamingCaller, StreamingCallerOptions, StreamMethodsOf } from './streaming-caller.js';

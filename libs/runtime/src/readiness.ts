@@ -2,7 +2,7 @@ import type { Logger } from '@aese/logger';
 
 /** First pause after a failed start-up step; it doubles up to the maximum. */
 export const DEFAULT_READINESS_MIN_BACKOFF_MS = 250;
-export const DEFAULT_READINESS_MAX_BACKOFF_MS = 2_000;
+export const DEFAULT_READINESS_MAX_BACKOFF_MS = 1_000;
 
 /** One thing a service needs before it may report SERVING (keys fetched, a feed caught up). */
 export interface ReadinessStep {
