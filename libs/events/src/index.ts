@@ -8,6 +8,6 @@ export { AuditLog, NatsAuditSink, auditHash, ensureAuditStream, readAuditTrail, 
 export type { AuditBreak, AuditEvent, AuditRecord, AuditSink } from './audit.js';
 export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
 export type { Resyncable } from './freshness.js';
-export { SignedKvMirror } from './signed-kv.js';
-export type { SignedRecord } from './signed-kv.js';
+export { KV_TAMPER_REASONS, SIGNED_KV_STATES, SignedKvStore, tamperAuditDetail, UNCHANGED } from './signed-kv.js';
+export type { KvTamperFinding, KvTamperReason, SignedKvOptions, SignedKvState, SignedRecord } from './signed-kv.js';
 export { NOTIFICATIONS_DUPLICATE_WINDOW_MS, NOTIFICATIONS_MAX_AGE_MS, ensureNotificationStream, notificationSubject } from './notifications.js';

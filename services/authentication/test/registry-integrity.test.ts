@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { connect } from 'nats';
 import { readAuditTrail } from '@aese/events';
 import type { SignedRecord } from '@aese/events';
 import { AeseError } from '@aese/errors';
@@ -38,30 +37,46 @@ describe('AS registry integrity in KV', function () {
       (e: AeseError) => e.code,
     );
 
-  it('ignores and audits a forged entry and a rolled-back one written straight to KV', async () => {
+  // A forged entry is not ignored with the last good value kept: after a restart there would be
+  // no last good value, so the service would run on whatever is left. It stops serving instead.
+  it('refuses a forged entry written straight to KV: NOT_SERVING, audited, the forged value never used', async () => {
     const victim = await onboardAs(mesh, 'victim', ['3gpp-monitoring-event']);
     const attacker = await onboardAs(mesh, 'attacker', ['3gpp-monitoring-event']);
-    const nc = await connect({ servers: mesh.nats.url });
+    // Positive control: both resolve to their own, active entries.
+    expect(await resolve(victim.der)).to.equal(1);
+    expect(await resolve(attacker.der)).to.equal(1);
+    const nc = await mesh.natsConnect('authentication');
     try {
       const kv = await nc.jetstream().views.kv(KV_BUCKETS.applicationServers);
       const genuine = JSON.parse(Buffer.from((await kv.get('victim'))!.value).toString()) as SignedRecord;
-      // Forgery: the victim's entry lists the attacker's certificate, with a made-up signature.
-      const forgedPayload = JSON.stringify({ ...JSON.parse(genuine.payloadJson), certificateThumbprints: [attacker.thumbprint] });
-      await kv.put('victim', Buffer.from(JSON.stringify({ ...genuine, payloadJson: forgedPayload, version: genuine.version + 1 })));
-      await new Promise(r => setTimeout(r, 300));
-      expect(await resolve(victim.der)).to.equal(1); // still ACTIVE with its own certificate
-      // Rollback: suspend, then put the older genuinely signed entry back.
-      await operator.suspendApplicationServer({ scsAsId: 'victim' });
-      expect(await resolve(victim.der)).to.equal(2); // SUSPENDED
-      await kv.put('victim', Buffer.from(JSON.stringify(genuine)));
-      await new Promise(r => setTimeout(r, 300));
-      expect(await resolve(victim.der)).to.equal(2);
-      const reasons = (await readAuditTrail(nc)).filter(e => e.action === 'registry.entry').map(e => e.reason);
-      expect(reasons).to.include.members(['BAD_SIGNATURE', 'STALE_VERSION']);
-      // Positive control: the attacker's own entry is untouched and valid.
-      expect(await resolve(attacker.der)).to.equal(1);
+      // Forgery: the victim's entry lists the attacker's certificate, under the genuine signature.
+      const payload = JSON.parse(genuine.payloadJson) as { value: Record<string, unknown>; head: string };
+      const forged = { ...payload, value: { ...payload.value, certificateThumbprints: [attacker.thumbprint] } };
+      const landsAt = (await kv.status()).streamInfo.state.last_seq + 1;
+      await kv.put('victim', Buffer.from(JSON.stringify({ ...genuine, payloadJson: JSON.stringify(forged), version: landsAt })));
+      const operatorNc = await mesh.natsConnect('operator');
+      try {
+        const audited = await until(async () => (await readAuditTrail(operatorNc)).find(e => e.action === 'registry.integrity'));
+        expect(audited).to.deep.include({ decision: 'deny', reason: 'UNSIGNED' });
+      } finally {
+        await operatorNc.close();
+      }
+      expect(await resolve(victim.der)).to.equal('UNAVAILABLE');
+      expect(await resolve(attacker.der)).to.equal('UNAVAILABLE');
+      expect(mesh.logs.filter(l => l.includes('failed its integrity check'))).to.have.length(1);
     } finally {
       await nc.close();
     }
   });
 });
+
+/** Polls until `probe` returns a value; bounded so a broken service fails the test. */
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise(r => setTimeout(r, delay));
+  }
+}

@@ -1,83 +1,116 @@
-import { KV_BUCKETS, kvGetJson, kvKeys, kvPutJson, openKv, retryJetStream } from '@aese/nats';
-import type { KV, NatsConnection } from '@aese/nats';
+import { SIGNED_KV_STATES, SignedKvStore } from '@aese/events';
+import type { EventSigner, EventVerifier, KvTamperFinding, SignedKvState } from '@aese/events';
+import type { Logger } from '@aese/logger';
+import { KV_BUCKETS, openKv } from '@aese/nats';
+import type { NatsConnection } from '@aese/nats';
 import type { ResourceStore, StoredResource } from './domain/resource-store.js';
 
 /** KV bucket of T8 subscriptions; keys are `<api>.<scsAsId>.<id>`. */
 export const SUBSCRIPTIONS_BUCKET = KV_BUCKETS.subscriptions;
+/** How long a request that arrives while the bucket is still loading waits for it. */
+export const LOAD_WAIT_MS = 10_000;
+
+/** What the store needs to sign, verify and report the bucket. */
+export interface ResourceSigning {
+  readonly signer: EventSigner;
+  readonly verifier: EventVerifier;
+  readonly logger: Logger;
+  /** Told once if the bucket is found tampered with (the service audits it). */
+  readonly onTampered: (finding: KvTamperFinding) => void;
+}
 
 /**
  * T8 resources in JetStream KV, so they survive restarts of the service. A key names the API,
- * the owning scsAsId and the id, so a lookup for one AS can never find another's resource. A
- * full copy is cached in memory (notification matching reads it on every network event) and
- * kept current by this replica's writes and by a watch on the bucket for other replicas'.
+ * the owning scsAsId and the id, so a lookup for one AS can never find another's resource.
+ *
+ * The bucket is a {@link SignedKvStore}: every record is signed by this service (through crypto)
+ * and bound to its key and revision, and replicas serialise their writes on the stream's last
+ * sequence. A subscription copied under another key, re-published or deleted behind the
+ * service's back is found, and the store then refuses every read: a notification is never sent
+ * on a record this service did not write. Reads come from the checked copy in memory
+ * (notification matching reads it on every network event).
  */
 export class KvResourceStore implements ResourceStore {
-  private readonly cache = new Map<string, StoredResource>();
-  private stopWatch: (() => void) | undefined;
+  private constructor(private readonly signed: SignedKvStore<StoredResource>) {}
 
-  private constructor(private readonly kv: KV) {}
-
-  static async open(nc: NatsConnection): Promise<KvResourceStore> {
-    const store = new KvResourceStore(await openKv(nc, SUBSCRIPTIONS_BUCKET, { history: 1 }));
-    await store.load();
-    return store;
+  /** Opens the bucket and starts loading it; reads wait for the load (bounded). */
+  static async open(nc: NatsConnection, signing: ResourceSigning): Promise<KvResourceStore> {
+    const signed = new SignedKvStore<StoredResource>({
+      nc,
+      kv: await openKv(nc, SUBSCRIPTIONS_BUCKET, { history: 1 }),
+      bucket: SUBSCRIPTIONS_BUCKET,
+      ...signing,
+    });
+    signed.start();
+    return new KvResourceStore(signed);
   }
 
   private static key(api: string, scsAsId: string, id: string): string {
     return `${api}.${scsAsId}.${id}`;
   }
 
-  private async load(): Promise<void> {
-    // Keys first: a get() while the keys() iterator runs ends the iteration early.
-    for (const key of await kvKeys(this.kv)) {
-      const v = await kvGetJson<StoredResource>(this.kv, key);
-      if (v) this.cache.set(key, v);
-    }
-    const iter = await retryJetStream(() => this.kv.watch({ include: 'updates' as never }));
-    this.stopWatch = () => iter.stop();
-    void (async () => {
-      for await (const e of iter) {
-        if (e.operation === 'PUT' && e.value.length > 0) this.cache.set(e.key, JSON.parse(new TextDecoder().decode(e.value)) as StoredResource);
-        else this.cache.delete(e.key);
-      }
-    })().catch(() => undefined);
+  get ready(): boolean {
+    return this.signed.ready;
+  }
+
+  /** Resolves once the bucket is READY or TAMPERED. */
+  settled(): Promise<SignedKvState> {
+    return this.signed.settled();
+  }
+
+  onState(listener: () => void): void {
+    this.signed.onState(listener);
+  }
+
+  /** Waits for a load in progress (bounded); the store's own errors say why it is not ready. */
+  private async loaded(): Promise<void> {
+    if (this.signed.state !== SIGNED_KV_STATES.loading) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.signed.settled(), new Promise(resolve => (timer = setTimeout(resolve, LOAD_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  /** A record is only ever taken from under its own key, and its owner fields must agree. */
+  private static owned(record: StoredResource | undefined, api: string, scsAsId: string, id?: string): record is StoredResource {
+    return record !== undefined && record.api === api && record.scsAsId === scsAsId && (id === undefined || record.id === id);
   }
 
   async get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined> {
-    const record = await kvGetJson<StoredResource>(this.kv, KvResourceStore.key(api, scsAsId, id));
-    // The key already scopes the lookup; the owner field is checked as well, in depth.
-    return record && record.scsAsId === scsAsId && record.api === api ? record : undefined;
+    await this.loaded();
+    const record = this.signed.get(KvResourceStore.key(api, scsAsId, id));
+    return KvResourceStore.owned(record, api, scsAsId, id) ? record : undefined;
   }
 
   async put(record: StoredResource): Promise<void> {
-    const key = KvResourceStore.key(record.api, record.scsAsId, record.id);
-    await kvPutJson(this.kv, key, record);
-    this.cache.set(key, record);
+    await this.loaded();
+    await this.signed.put(KvResourceStore.key(record.api, record.scsAsId, record.id), record);
   }
 
   async delete(api: string, scsAsId: string, id: string): Promise<void> {
-    const key = KvResourceStore.key(api, scsAsId, id);
-    await this.kv.delete(key);
-    this.cache.delete(key);
+    await this.loaded();
+    await this.signed.delete(KvResourceStore.key(api, scsAsId, id));
   }
 
   async list(api: string, scsAsId: string): Promise<StoredResource[]> {
-    const keys: string[] = [];
-    // `*` is one token: "<api>.<scsAsId>.*" never reaches "<api>.<scsAsId>.<more>.<id>".
-    for await (const k of await this.kv.keys(`${api}.${scsAsId}.*`)) keys.push(k);
-    const out: StoredResource[] = [];
-    for (const k of keys) {
-      const v = await kvGetJson<StoredResource>(this.kv, k);
-      if (v && v.scsAsId === scsAsId && v.api === api) out.push(v);
-    }
-    return out.sort((a, b) => a.createdAtMs - b.createdAtMs);
+    await this.loaded();
+    return this.signed
+      .entries()
+      .filter(([key, r]) => KvResourceStore.owned(r, api, scsAsId) && key === KvResourceStore.key(api, scsAsId, r.id))
+      .map(([, r]) => r)
+      .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
+  /** Every resource of one API (notification matching); none while the bucket is not READY. */
   all(api: string): readonly StoredResource[] {
-    return [...this.cache.values()].filter(r => r.api === api);
+    if (!this.signed.ready) return [];
+    return this.signed
+      .entries()
+      .filter(([key, r]) => r.api === api && key === KvResourceStore.key(r.api, r.scsAsId, r.id))
+      .map(([, r]) => r);
   }
 
   close(): void {
-    this.stopWatch?.();
+    this.signed.stop();
   }
 }
+
