@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { connect } from 'nats';
-import { AUDIT_STREAM, readAuditTrail } from '@aese/events';
+import { AUDIT_STREAM, readAuditStream, readAuditTrail } from '@aese/events';
 import type { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
@@ -90,7 +89,7 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
     expect(ok.code, ok.stdout).to.equal(0);
     expect(ok.stdout).to.match(/intact/);
 
-    const nc = await connect({ servers: mesh.nats.url });
+    const nc = await mesh.natsConnect('nats-admin');
     try {
       const jsm = await nc.jetstreamManager();
       const trail = await readAuditTrail(nc);
@@ -98,18 +97,20 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       const counts = new Map<string, number>();
       for (const e of trail) counts.set(e.chain, (counts.get(e.chain) ?? 0) + 1);
       const chain = [...counts].find(([, n]) => n >= 3)![0];
-      const victimIndex = trail.findIndex(e => e.chain === chain && e.seq === 2);
-      await jsm.streams.deleteMessage(AUDIT_STREAM, victimIndex + 1);
+      // Its stream position (signed checkpoints sit between the events).
+      const victim = (await readAuditStream(nc)).messages.find(m => (m.body as { chain?: string; seq?: number; kind?: string }).kind !== 'checkpoint' && (m.body as { chain?: string }).chain === chain && (m.body as { seq?: number }).seq === 2)!;
+      await jsm.streams.deleteMessage(AUDIT_STREAM, victim.position);
       const removed = await aese(['audit', 'verify'], env);
       expect(removed.code).to.equal(1);
-      expect(removed.stdout).to.match(new RegExp(`chain ${chain} event 2: MISSING`));
+      expect(removed.stdout).to.match(new RegExp(`chain ${chain}: MISSING: event 2 is missing`));
+      expect(removed.stdout).to.include(`chain stream: DELETED: messages ${victim.position} of`);
     } finally {
       await nc.close();
     }
   });
 
   it('audit verify detects an altered event', async () => {
-    const nc = await connect({ servers: mesh.nats.url });
+    const nc = await mesh.natsConnect('nats-admin');
     try {
       const jsm = await nc.jetstreamManager();
       // (A purge would itself be detected: the chains would no longer start at 1.) The trail
@@ -117,11 +118,11 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       await aese(['keys', 'rotate'], env);
       await new Promise(r => setTimeout(r, 200));
       expect((await aese(['audit', 'verify'], env)).stdout).not.to.match(/ALTERED/);
-      // Replace the last event with an altered copy (decision flipped); stream order is kept.
-      const info = await jsm.streams.info(AUDIT_STREAM);
-      const last = await jsm.streams.getMessage(AUDIT_STREAM, { seq: info.state.last_seq });
+      // Replace the last event (not a checkpoint) with an altered copy (decision flipped).
+      const lastEvent = (await readAuditStream(nc)).messages.filter(m => (m.body as { kind?: string }).kind !== 'checkpoint').pop()!;
+      const last = await jsm.streams.getMessage(AUDIT_STREAM, { seq: lastEvent.position });
       const altered = { ...(JSON.parse(Buffer.from(last.data).toString()) as Record<string, unknown>), decision: 'allow' };
-      await jsm.streams.deleteMessage(AUDIT_STREAM, info.state.last_seq);
+      await jsm.streams.deleteMessage(AUDIT_STREAM, lastEvent.position);
       await nc.jetstream().publish(last.subject, Buffer.from(JSON.stringify(altered)));
       const res = await aese(['audit', 'verify'], env);
       expect(res.code).to.equal(1);

@@ -1,19 +1,26 @@
-import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
+import { createMeshClient } from '@aese/grpc-client';
+import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
+import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
-import { readAuditTrail, verifyAuditTrail } from '@aese/events';
+import { auditSigningKeys, readAuditStream, readAuditTrail, verifyKeyedAuditTrail } from '@aese/events';
 import type { AuditEvent } from '@aese/events';
 import { noPositionals, parseCommandArgs } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
-import { loadCliConfig } from './settings.js';
+import { cliNatsUrl, connectOperatorNats } from './nats-endpoint.js';
+import { existingPkiTrustDomain, loadCliConfig } from './settings.js';
+import type { CliConfig } from './settings.js';
 
 export const AUDIT_USAGE = `  aese audit tail [-n <count>] [--json]
       The latest audit events (denied security decisions; changes of credentials, policies, keys).
-  aese audit verify
-      Check every hash chain of the audit trail; exits 1 and names the breaks if an event was
-      removed, altered or reordered.
+  aese audit verify [--grace <seconds>]
+      Check the audit trail: no stream message deleted, every hash chain whole, every chain head
+      checkpoint signed by crypto's audit-signing key and still matching its events. Exits 1 and
+      names each chain and problem if events were removed, re-hashed, reordered or cut off, a
+      chain was dropped or a checkpoint forged. A chain no checkpoint covers fails once it is
+      older than the grace period (default 300 s).
 `;
 
 interface Io {
@@ -22,17 +29,18 @@ interface Io {
 }
 
 /** Runs an audit command with a NATS connection. */
-export function auditCommand(run: (args: readonly string[], nc: NatsConnection, stdout: (t: string) => void) => Promise<number>) {
+export function auditCommand(run: (args: readonly string[], nc: NatsConnection, stdout: (t: string) => void, config: CliConfig) => Promise<number>) {
   return async (args: readonly string[], io: Io): Promise<number> => {
     const config = loadCliConfig(io.env);
+    const natsUrl = cliNatsUrl(config.stateDir, config.natsUrl);
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: config.natsUrl.split(','), timeout: 5000 });
+      nc = await connectOperatorNats(config.stateDir, natsUrl, config.natsCaFile);
     } catch (err) {
-      throw new AeseError('UNAVAILABLE', `cannot reach NATS at ${config.natsUrl}`, { cause: err });
+      throw new AeseError('UNAVAILABLE', `cannot reach NATS at ${natsUrl}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      return await run(args, nc, io.stdout);
+      return await run(args, nc, io.stdout, config);
     } finally {
       await nc.close();
     }
@@ -54,14 +62,39 @@ export async function auditTail(args: readonly string[], nc: NatsConnection, std
   return EXIT_OK;
 }
 
-export async function auditVerify(args: readonly string[], nc: NatsConnection, stdout: (t: string) => void): Promise<number> {
-  noPositionals(parseCommandArgs(args, {}).positionals, 'audit verify');
-  const result = verifyAuditTrail(await readAuditTrail(nc));
+/** Default of `--grace`: far above the checkpoint delay, below any plausible review interval. */
+export const DEFAULT_AUDIT_GRACE_S = 300;
+
+/** The audit-signing public keys, from crypto over mTLS as the operator. */
+async function fetchAuditKeys(config: CliConfig) {
+  const client = createMeshClient(CryptoServiceClient, {
+    address: config.cryptoAddr,
+    tls: readMeshTlsMaterial(pkiLayout(config.stateDir), OPERATOR_NAME),
+    serverId: spiffeId(existingPkiTrustDomain(config), 'svc', 'crypto'),
+  });
+  try {
+    return auditSigningKeys((await client.getJwks({})).keys);
+  } catch (err) {
+    throw new AeseError('UNAVAILABLE', `cannot fetch the audit-signing keys from crypto at ${config.cryptoAddr}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    client.close();
+  }
+}
+
+export async function auditVerify(args: readonly string[], nc: NatsConnection, stdout: (t: string) => void, config: CliConfig): Promise<number> {
+  const { values, positionals } = parseCommandArgs(args, { grace: { type: 'string' } });
+  noPositionals(positionals, 'audit verify');
+  const graceS = values.grace === undefined ? DEFAULT_AUDIT_GRACE_S : Number(values.grace);
+  if (!Number.isInteger(graceS) || graceS < 0 || graceS > 365 * 24 * 3600) throw new UsageError('--grace must be a whole number of seconds');
+  const keys = await fetchAuditKeys(config);
+  const result = verifyKeyedAuditTrail(await readAuditStream(nc), keys, { nowMs: Date.now(), graceMs: graceS * 1000 });
+  const counts = `${result.events} events in ${result.chains} chains, ${result.checkpoints} checkpoints`;
   if (result.breaks.length === 0) {
-    stdout(`audit trail intact: ${result.events} events in ${result.chains} chains\n`);
+    stdout(`audit trail intact: ${counts}\n`);
+    for (const u of result.unsealed) stdout(`  chain ${u.chain}: events ${u.fromSeq}..${u.toSeq} not yet covered by a checkpoint\n`);
     return EXIT_OK;
   }
-  stdout(`audit trail BROKEN: ${result.breaks.length} break(s) in ${result.events} events, ${result.chains} chains\n`);
-  for (const b of result.breaks) stdout(`  chain ${b.chain} event ${b.seq}: ${b.problem}\n`);
+  stdout(`audit trail BROKEN: ${result.breaks.length} problem(s) in ${counts}\n`);
+  for (const b of result.breaks) stdout(`  chain ${b.chain}: ${b.problem}: ${b.detail}\n`);
   return EXIT_FAILURE;
 }

@@ -15,7 +15,7 @@ export interface KeyAdminClient {
   getJwks(request: GetJwksRequest): Promise<GetJwksResponse>;
 }
 
-export const KEYS_USAGE = `  aese keys rotate [--purpose access-token|message-signing|event-signing] [--alg ES256|EdDSA]
+export const KEYS_USAGE = `  aese keys rotate [--purpose access-token|message-signing|event-signing|audit-signing] [--alg ES256|EdDSA]
       Create a new signing key version and make it active at once; the previous key stays in
       the JWKS until everything it signed has expired (default purpose: access-token).
   aese keys list
@@ -26,6 +26,7 @@ const PURPOSES: Readonly<Record<string, KeyPurpose>> = {
   'access-token': KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN,
   'message-signing': KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING,
   'event-signing': KeyPurpose.KEY_PURPOSE_EVENT_SIGNING,
+  'audit-signing': KeyPurpose.KEY_PURPOSE_AUDIT_SIGNING,
 };
 const ALGS: Readonly<Record<string, SignatureAlgorithm>> = {
   ES256: SignatureAlgorithm.SIGNATURE_ALGORITHM_ES256,

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { NatsConnection } from 'nats';
+import type { EventSigner } from './signing.js';
 import { ensureStream } from './streams.js';
 import { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX } from './subjects.js';
 
@@ -31,7 +32,40 @@ export interface AuditEvent extends AuditRecord {
   readonly hash: string;
 }
 
-const GENESIS = '0'.repeat(64);
+/**
+ * A chain head signed by the crypto service (an audit-signing key no writer of NATS holds). It
+ * names the head event and its position in the audit stream, so an event it covers cannot be
+ * removed, re-hashed or moved, and the positions of every chain interleaved before it are fixed.
+ */
+export interface AuditCheckpoint {
+  readonly kind: 'checkpoint';
+  readonly service: string;
+  readonly chain: string;
+  /** The head event's seq and hash. */
+  readonly seq: number;
+  readonly hash: string;
+  /** The head event's stream sequence in the audit stream. */
+  readonly position: number;
+  readonly at: string;
+  readonly kid: string;
+  /** Raw signature (base64url) over {@link checkpointSignedBytes}. */
+  readonly signature: string;
+}
+
+/** The bytes a checkpoint signature covers: a fixed label and every field, in a fixed order. */
+export function checkpointSignedBytes(c: Omit<AuditCheckpoint, 'kind' | 'kid' | 'signature'>): Buffer {
+  return Buffer.from(JSON.stringify(['aese.audit.checkpoint.v1', c.service, c.chain, c.seq, c.hash, c.position, c.at]), 'utf8');
+}
+
+/** The subject of a chain's checkpoints, beside its events (the writer's own subject space). */
+export function checkpointSubject(service: string, chain: string): string {
+  return `${AUDIT_SUBJECT_PREFIX}.${service}.${chain}.checkpoint`;
+}
+
+export const GENESIS = '0'.repeat(64);
+/** How long after the last event a chain head is signed: one checkpoint per burst, not per event. */
+export const DEFAULT_CHECKPOINT_DELAY_MS = 1000;
+const MAX_CHECKPOINT_RETRY_MS = 30_000;
 
 /** The hash of an event (every field but `hash`, in a fixed order). */
 export function auditHash(event: Omit<AuditEvent, 'hash'>): string {
@@ -59,24 +93,49 @@ export async function ensureAuditStream(nc: NatsConnection): Promise<void> {
 
 /** Where audit events go; the NATS implementation below, an array in unit tests. */
 export interface AuditSink {
-  write(event: AuditEvent): Promise<void>;
+  /** Appends an event; resolves to its position in the trail (the stream sequence), if known. */
+  write(event: AuditEvent): Promise<number | void>;
+  /** Appends a signed checkpoint (sinks that keep no checkpoints may leave it out). */
+  writeCheckpoint?(checkpoint: AuditCheckpoint): Promise<void>;
+}
+
+/** Options of an {@link AuditLog}. */
+export interface AuditLogOptions {
+  /** Signs chain heads (crypto, audit-signing key). Without it the chain is hash-linked only. */
+  readonly signer?: EventSigner;
+  readonly checkpointDelayMs?: number;
 }
 
 /**
  * Appends audit events to this instance's hash chain. Writes are queued and sent in order, so
- * a request never waits for the audit trail; `flush()` waits for everything queued.
+ * a request never waits for the audit trail; `flush()` waits for everything queued. With a
+ * signer, the chain head is signed a moment after each burst and on `flush()`, off the request
+ * path: a crypto outage delays checkpoints, never requests or events.
  */
 export class AuditLog {
   private readonly chain = `${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`;
   private seq = 0;
   private prevHash = GENESIS;
   private tail: Promise<void> = Promise.resolve();
+  /** The last event written, with its stream position when the sink reports one. */
+  private head: { seq: number; hash: string; position: number } | undefined;
+  private sealedSeq = 0;
+  private sealing: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private retryMs: number;
 
   constructor(
     private readonly service: string,
     private readonly sink: AuditSink,
     private readonly onError: (err: unknown) => void = () => undefined,
-  ) {}
+    private readonly options: AuditLogOptions = {},
+  ) {
+    this.retryMs = this.delayMs;
+  }
+
+  private get delayMs(): number {
+    return this.options.checkpointDelayMs ?? DEFAULT_CHECKPOINT_DELAY_MS;
+  }
 
   record(record: AuditRecord): void {
     const base: Omit<AuditEvent, 'hash'> = {
@@ -90,20 +149,68 @@ export class AuditLog {
     };
     const event: AuditEvent = { ...base, hash: auditHash(base) };
     this.prevHash = event.hash;
-    this.tail = this.tail.then(() => this.sink.write(event)).catch(this.onError);
+    this.tail = this.tail
+      .then(async () => {
+        const position = await this.sink.write(event);
+        if (typeof position === 'number') this.head = { seq: event.seq, hash: event.hash, position };
+        this.schedule(this.delayMs);
+      })
+      .catch(this.onError);
   }
 
-  flush(): Promise<void> {
-    return this.tail;
+  /** Waits for every queued event, then signs the head if it is not signed yet. */
+  async flush(): Promise<void> {
+    await this.tail;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    // No retry from here: flush runs at stop, and a retry would outlive the connections.
+    await this.seal(false);
+  }
+
+  private schedule(ms: number): void {
+    if (!this.options.signer || !this.sink.writeCheckpoint || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.seal().catch(() => undefined);
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Signs and writes the current head; one at a time, retried with backoff on failure. */
+  private seal(retry = true): Promise<void> {
+    const run = this.sealing.then(async () => {
+      const head = this.head;
+      const { signer } = this.options;
+      if (!head || head.seq <= this.sealedSeq || !signer || !this.sink.writeCheckpoint) return;
+      const body = { service: this.service, chain: this.chain, seq: head.seq, hash: head.hash, position: head.position, at: new Date().toISOString() };
+      try {
+        const { kid, signature } = await signer.sign(checkpointSignedBytes(body));
+        await this.sink.writeCheckpoint({ kind: 'checkpoint', ...body, kid, signature: Buffer.from(signature).toString('base64url') });
+        this.sealedSeq = Math.max(this.sealedSeq, head.seq);
+        this.retryMs = this.delayMs;
+      } catch (err) {
+        this.onError(err);
+        this.retryMs = Math.min(this.retryMs * 2, MAX_CHECKPOINT_RETRY_MS);
+        if (retry) this.schedule(this.retryMs);
+      }
+    });
+    // The next checkpoint waits for this one, whatever became of it.
+    this.sealing = run.catch(() => undefined);
+    return run;
   }
 }
 
-/** Audit events on JetStream: subject `aese.audit.v1.<service>.<chain>`. */
+/** Audit events on JetStream: subject `aese.audit.v1.<service>.<chain>`, checkpoints below it. */
 export class NatsAuditSink implements AuditSink {
   constructor(private readonly nc: NatsConnection) {}
 
-  async write(event: AuditEvent): Promise<void> {
-    await this.nc.jetstream().publish(`${AUDIT_SUBJECT_PREFIX}.${event.service}.${event.chain}`, Buffer.from(JSON.stringify(event)));
+  async write(event: AuditEvent): Promise<number> {
+    const ack = await this.nc.jetstream().publish(`${AUDIT_SUBJECT_PREFIX}.${event.service}.${event.chain}`, Buffer.from(JSON.stringify(event)));
+    return ack.seq;
+  }
+
+  async writeCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
+    await this.nc.jetstream().publish(checkpointSubject(checkpoint.service, checkpoint.chain), Buffer.from(JSON.stringify(checkpoint)));
   }
 }
 
@@ -141,21 +248,54 @@ export function verifyAuditTrail(events: readonly AuditEvent[]): { chains: numbe
   return { chains: byChain.size, events: events.length, breaks };
 }
 
-/** Reads every audit event currently in the stream, in stream order. */
-export async function readAuditTrail(nc: NatsConnection, limit = 1_000_000): Promise<AuditEvent[]> {
+/** One message of the audit stream as read: its position, server timestamp and parsed body. */
+export interface AuditStreamMessage {
+  readonly position: number;
+  /** Set by the NATS server on append, not by the writer. */
+  readonly storedAtMs: number;
+  readonly subject: string;
+  /** Undefined when the body is not JSON. */
+  readonly body: unknown;
+}
+
+/** The audit stream's messages and its state (last_seq never goes down when messages are deleted). */
+export interface AuditStreamContents {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly messages: readonly AuditStreamMessage[];
+}
+
+/** Reads every message of the audit stream (events and checkpoints), in stream order. */
+export async function readAuditStream(nc: NatsConnection, limit = 1_000_000): Promise<AuditStreamContents> {
   const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(AUDIT_STREAM);
-  const out: AuditEvent[] = [];
-  if (info.state.messages === 0) return out;
+  const out: AuditStreamMessage[] = [];
+  const contents = { firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, messages: out };
+  if (info.state.messages === 0) return contents;
   const consumer = await nc.jetstream().consumers.get(AUDIT_STREAM);
   const messages = await consumer.fetch({ max_messages: Math.min(limit, info.state.messages), expires: 2000 });
   for await (const m of messages) {
+    let body: unknown;
     try {
-      out.push(JSON.parse(Buffer.from(m.data).toString('utf8')) as AuditEvent);
+      body = JSON.parse(Buffer.from(m.data).toString('utf8'));
     } catch {
-      out.push({ chain: 'malformed', seq: Number.NaN } as unknown as AuditEvent);
+      body = undefined;
     }
+    out.push({ position: m.seq, storedAtMs: Math.floor(m.info.timestampNanos / 1e6), subject: m.subject, body });
     if (m.seq >= info.state.last_seq || out.length >= limit) break;
   }
-  return out;
+  return contents;
+}
+
+/** Whether a stream message is a checkpoint (by its shape; its signature is checked elsewhere). */
+export function isCheckpoint(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && (body as { kind?: unknown }).kind === 'checkpoint';
+}
+
+/** Reads every audit event currently in the stream, in stream order (checkpoints left out). */
+export async function readAuditTrail(nc: NatsConnection, limit = 1_000_000): Promise<AuditEvent[]> {
+  const { messages } = await readAuditStream(nc, limit);
+  return messages
+    .filter(m => !isCheckpoint(m.body))
+    .map(m => (m.body === undefined ? ({ chain: 'malformed', seq: Number.NaN } as unknown as AuditEvent) : (m.body as AuditEvent)));
 }

@@ -67,6 +67,8 @@ export const KeyPurpose = {
   KEY_PURPOSE_MESSAGE_SIGNING: 2,
   /** KEY_PURPOSE_EVENT_SIGNING - Control events on NATS (revocations, policy bundles, registry changes). */
   KEY_PURPOSE_EVENT_SIGNING: 3,
+  /** KEY_PURPOSE_AUDIT_SIGNING - Checkpoints of the audit trail: every service signs its chain heads, the CLI verifies them. */
+  KEY_PURPOSE_AUDIT_SIGNING: 4,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -77,6 +79,7 @@ export namespace KeyPurpose {
   export type KEY_PURPOSE_ACCESS_TOKEN = typeof KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN;
   export type KEY_PURPOSE_MESSAGE_SIGNING = typeof KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING;
   export type KEY_PURPOSE_EVENT_SIGNING = typeof KeyPurpose.KEY_PURPOSE_EVENT_SIGNING;
+  export type KEY_PURPOSE_AUDIT_SIGNING = typeof KeyPurpose.KEY_PURPOSE_AUDIT_SIGNING;
   export type UNRECOGNIZED = typeof KeyPurpose.UNRECOGNIZED;
 }
 
@@ -94,6 +97,9 @@ export function keyPurposeFromJSON(object: any): KeyPurpose {
     case 3:
     case "KEY_PURPOSE_EVENT_SIGNING":
       return KeyPurpose.KEY_PURPOSE_EVENT_SIGNING;
+    case 4:
+    case "KEY_PURPOSE_AUDIT_SIGNING":
+      return KeyPurpose.KEY_PURPOSE_AUDIT_SIGNING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -111,6 +117,8 @@ export function keyPurposeToJSON(object: KeyPurpose): string {
       return "KEY_PURPOSE_MESSAGE_SIGNING";
     case KeyPurpose.KEY_PURPOSE_EVENT_SIGNING:
       return "KEY_PURPOSE_EVENT_SIGNING";
+    case KeyPurpose.KEY_PURPOSE_AUDIT_SIGNING:
+      return "KEY_PURPOSE_AUDIT_SIGNING";
     case KeyPurpose.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
