@@ -4,11 +4,10 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import { compactDecrypt, importJWK } from 'jose';
 import { createVerifier, httpbis } from 'http-message-signatures';
-import { AuditLog, NatsAuditSink, ensureNotificationStream, notificationSubject, readAuditTrail } from '@aese/events';
+import { AuditLog, eventSigningJwks, JwksEventVerifier, NatsAuditSink, ensureNotificationStream, notificationSubject, readAuditTrail, signNotification } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
@@ -43,6 +42,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
   let port: number;
   let as: TestAs;
   let crypto: MeshClient<CryptoServiceClient>;
+  let cryptoAsCapex: MeshClient<CryptoServiceClient>;
   let auth: MeshClient<AuthenticationServiceClient>;
   let notifier: { stop(): Promise<void> };
   const received: Received[] = [];
@@ -50,7 +50,8 @@ describe('notification delivery by the edge to the AS receiver', function () {
 
   before(async () => {
     mesh = await startTestMesh();
-    nc = await connect({ servers: mesh.nats.url });
+    // Plays capability exposure (publishes), the edge (consumes, audits) and the operator (reads the trail).
+    nc = await mesh.natsConnect('nats-admin');
     as = await onboardAs(mesh, 'notified-as', ['3gpp-monitoring-event']);
     // The AS's receiver: its own server certificate, and it authenticates the SCEF by the T8 CA.
     const receiverCa = await createSelfSignedCa('AS receiver test CA');
@@ -71,6 +72,8 @@ describe('notification delivery by the edge to the AS receiver', function () {
     await new Promise<void>(r => receiver.listen(0, '127.0.0.1', r));
     port = (receiver.address() as AddressInfo).port;
     crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('crypto') });
+    // Notification requests are signed by capability exposure through crypto, as in the mesh.
+    cryptoAsCapex = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('capability-exposure'), serverId: mesh.id('crypto') });
     auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
     const key = new DelegatedSigningKey({
       fetch: async () => {
@@ -83,6 +86,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
       nc,
       logger: createLogger({ service: 'edge', level: 'silent' }),
       audit: new AuditLog('edge', new NatsAuditSink(nc)),
+      verifier: new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys)),
       retryDelaysMs: [200],
       deps: {
         // Only this receiver is allowed among the internal addresses (tests listen on loopback).
@@ -100,6 +104,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
   after(async () => {
     await notifier?.stop();
     crypto?.close();
+    cryptoAsCapex?.close();
     auth?.close();
     receiver?.close();
     await nc?.close();
@@ -108,21 +113,26 @@ describe('notification delivery by the edge to the AS receiver', function () {
 
   const publish = async (destination: string, body: unknown, obligations: string[] = []) => {
     const id = randomUUID();
-    await nc.jetstream().publish(
-      notificationSubject(as.scsAsId),
-      NotificationRequested.encode({
-        notificationId: id,
-        scsAsId: as.scsAsId,
-        api: '3gpp-monitoring-event',
-        subscriptionId: 'sub-1',
-        destination,
-        body: Buffer.from(JSON.stringify(body)),
-        obligations,
-        createdAtMs: Date.now(),
-        traceparent: '',
-      }).finish(),
-      { msgID: id },
-    );
+    const createdAtMs = Date.now();
+    const request = NotificationRequested.encode({
+      notificationId: id,
+      scsAsId: as.scsAsId,
+      api: '3gpp-monitoring-event',
+      subscriptionId: 'sub-1',
+      destination,
+      body: Buffer.from(JSON.stringify(body)),
+      obligations,
+      createdAtMs,
+      traceparent: '',
+    }).finish();
+    const signer = {
+      sign: async (data: Uint8Array) => {
+        const out = await cryptoAsCapex.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+        return { kid: out.kid, signature: out.signature };
+      },
+    };
+    const subject = notificationSubject(as.scsAsId);
+    await nc.jetstream().publish(subject, await signNotification(signer, subject, request, createdAtMs), { msgID: id });
     return id;
   };
   const until = async (cond: () => boolean, ms = 10_000) => {

@@ -1,46 +1,87 @@
 import { consumerOpts } from 'nats';
-import type { JetStreamManager, NatsConnection } from 'nats';
+import type { JetStreamManager, JsMsg, NatsConnection } from 'nats';
 import { retryJetStream } from '@aese/nats';
 import { AeseError } from '@aese/errors';
+import type { Logger } from '@aese/logger';
 import { SignedEvent } from '@aese/protos/events/v1';
+import type { AuditLog } from './audit.js';
 import { signedBytes } from './signing.js';
 import { ensureStream } from './streams.js';
 import type { EventSigner, EventVerifier } from './signing.js';
-import { CONTROL_STREAM } from './subjects.js';
+import { CONTROL_STREAM, controlStreamOf, TOKEN_REVOCATIONS_STREAM } from './subjects.js';
 import type { ControlSubject } from './subjects.js';
 
 /** Idle heartbeat of control consumers; two missed ones make the consumer re-create itself. */
 const CONSUMER_HEARTBEAT_MS = 1_000;
 /** How often a publisher retries when another publisher took the next version first. */
 const MAX_PUBLISH_ATTEMPTS = 32;
+/** Clock difference between a consumer and the NATS server that a retention judgement tolerates. */
+export const CONTROL_CLOCK_SKEW_MS = 5_000;
+/** Back-off while the event-signing keys cannot be fetched (crypto not up yet). */
+const KEY_RETRY_FIRST_MS = 100;
+const KEY_RETRY_MAX_MS = 2_000;
+/** How often a starting consumer re-reads the stream state in case everything expired meanwhile. */
+const WATCHDOG_MS = 1_000;
+const MAX_CONTROL_EVENT_BYTES = 64 * 1024;
+/** Token-revocation snapshots can be large; NATS's default maximum payload. */
+export const MAX_TOKEN_STREAM_MESSAGE_BYTES = 1024 * 1024;
 
-/** Creates the control stream if it is missing (idempotent; every service may call it). */
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/** Creates the permanent control stream if it is missing (idempotent; every service may call it). */
 export async function ensureControlStream(nc: NatsConnection): Promise<void> {
-  await ensureStream(nc, { name: CONTROL_STREAM, subjects: ['aese.control.v1.>'], max_msg_size: 64 * 1024 });
+  await ensureStream(nc, { name: CONTROL_STREAM, subjects: [controlStreamOf('aese.control.v1.revocations').filter], max_msg_size: MAX_CONTROL_EVENT_BYTES });
 }
 
-async function lastSequence(jsm: JetStreamManager): Promise<number> {
-  try {
-    return (await jsm.streams.info(CONTROL_STREAM)).state.last_seq;
-  } catch (err) {
-    throw new AeseError('UNAVAILABLE', 'cannot read the control stream', { cause: err });
+/**
+ * Creates the token-revocation stream with `retentionMs` as its max age, and refuses an existing
+ * one that keeps messages for less: its consumers would take every expiry for tampering, or
+ * worse, a shortened retention would drop revocations of tokens still alive.
+ */
+export async function ensureTokenRevocationStream(nc: NatsConnection, retentionMs: number): Promise<void> {
+  if (!Number.isInteger(retentionMs) || retentionMs < 1_000) throw new TypeError('token revocation retention must be at least 1 s');
+  const { stream, filter } = controlStreamOf('aese.token-revocations.v1.revoked');
+  await ensureStream(nc, { name: stream, subjects: [filter], max_age: nanos(retentionMs), max_msg_size: MAX_TOKEN_STREAM_MESSAGE_BYTES });
+  const jsm = await retryJetStream(() => nc.jetstreamManager());
+  const maxAge = (await retryJetStream(() => jsm.streams.info(stream))).config.max_age;
+  if (maxAge !== 0 && maxAge < nanos(retentionMs)) {
+    throw new AeseError(
+      'FAILED_PRECONDITION',
+      `stream ${TOKEN_REVOCATIONS_STREAM} keeps messages ${Math.round(maxAge / 1e9)} s, less than the configured token revocation retention (${retentionMs / 1000} s): set TOKEN_REVOCATION_RETENTION_S consistently or recreate the stream`,
+    );
   }
 }
 
-async function lastSequenceOf(jsm: JetStreamManager, subject: ControlSubject): Promise<number | undefined> {
+/** Milliseconds since the epoch of a JetStream timestamp (RFC 3339 with nanoseconds); 0 for none. */
+function streamTimeMs(ts: string | undefined): number {
+  if (!ts) return 0;
+  const ms = Date.parse(ts.replace(/(\.\d{3})\d*Z$/, '$1Z'));
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
+}
+
+/**
+ * The exact bytes a control event's signature covers: subject, type, version (its stream
+ * sequence), the server time of its predecessor in the stream, and the payload.
+ */
+export function controlSignedBytes(subject: string, type: string, version: number, prevPublishedAtMs: number, payload: Uint8Array): Uint8Array {
+  return signedBytes(subject, type, version, Buffer.concat([Buffer.from(`prev-published-at-ms:${prevPublishedAtMs}\n`, 'utf8'), payload]));
+}
+
+async function streamState(jsm: JetStreamManager, stream: string): Promise<{ lastSeq: number; lastAtMs: number; messages: number }> {
   try {
-    return (await jsm.streams.getMessage(CONTROL_STREAM, { last_by_subj: subject })).seq;
+    const { state } = await jsm.streams.info(stream);
+    return { lastSeq: state.last_seq, lastAtMs: streamTimeMs(state.last_ts), messages: state.messages };
   } catch (err) {
-    if (String((err as Error).message).includes('no message found')) return undefined;
-    throw new AeseError('UNAVAILABLE', 'cannot read the control stream', { cause: err });
+    throw new AeseError('UNAVAILABLE', `cannot read the stream ${stream}`, { cause: err });
   }
 }
 
 /**
  * Publishes signed control events. An event's version is the stream sequence it lands at: the
- * publisher signs `last sequence + 1` and publishes with JetStream's expected-last-sequence
- * check, so versions never repeat, and a copy of an old event republished later lands at a
- * sequence that no longer matches its signed version and is ignored.
+ * publisher signs `last sequence + 1` and the server time of the current last message, and
+ * publishes with JetStream's expected-last-sequence check, so versions never repeat, a copy of
+ * an old event republished later lands at a sequence that no longer matches its signed version,
+ * and a consumer can tell a predecessor that expired from one that was deleted.
  */
 export class ControlPublisher {
   constructor(
@@ -51,6 +92,7 @@ export class ControlPublisher {
   private jsm: Promise<JetStreamManager> | undefined;
 
   async publish(subject: ControlSubject, type: string, payload: Uint8Array, traceparent = ''): Promise<number> {
+    const { stream } = controlStreamOf(subject);
     // One manager for the publisher's life: creating one costs a round trip.
     this.jsm ??= this.nc.jetstreamManager();
     const jsm = await this.jsm.catch((err: unknown) => {
@@ -59,12 +101,13 @@ export class ControlPublisher {
     });
     const js = this.nc.jetstream();
     for (let attempt = 0; attempt < MAX_PUBLISH_ATTEMPTS; attempt++) {
-      const last = await lastSequence(jsm);
-      const version = last + 1;
-      const { kid, signature } = await this.signer.sign(signedBytes(subject, type, version, payload));
-      const event = SignedEvent.encode({ payload: Buffer.from(payload), type, version, kid, signature: Buffer.from(signature), traceparent }).finish();
+      const { lastSeq, lastAtMs } = await streamState(jsm, stream);
+      const version = lastSeq + 1;
+      const prevPublishedAtMs = lastSeq > 0 ? lastAtMs : 0;
+      const { kid, signature } = await this.signer.sign(controlSignedBytes(subject, type, version, prevPublishedAtMs, payload));
+      const event = SignedEvent.encode({ payload: Buffer.from(payload), type, version, kid, signature: Buffer.from(signature), traceparent, prevPublishedAtMs }).finish();
       try {
-        await js.publish(subject, event, { expect: { lastSequence: last } });
+        await js.publish(subject, event, { expect: { lastSequence: lastSeq } });
         return version;
       } catch (err) {
         if (!String((err as Error).message).includes('wrong last sequence')) {
@@ -79,6 +122,30 @@ export class ControlPublisher {
 /** Why a received control event changed nothing. */
 export type RejectedEventReason = 'BAD_SIGNATURE' | 'STALE_VERSION' | 'MALFORMED';
 
+/**
+ * Where a consumer stands: `starting` until it has processed the stream up to its last sequence,
+ * `current` after, `waiting-for-keys` while event-signing keys cannot be fetched, `tampered` once
+ * an event is missing that retention does not explain (for good: it applies nothing more).
+ */
+export type ControlFeedStatus = 'starting' | 'current' | 'waiting-for-keys' | 'tampered' | 'stopped';
+
+/** A stretch of a control stream that is missing and that no retention explains. */
+export interface ControlTampering {
+  readonly stream: string;
+  readonly subject: ControlSubject;
+  readonly firstMissing: number;
+  readonly lastMissing: number;
+}
+
+/** What a service needs of a control feed: start, follow, tell its status. */
+export interface ControlFeed {
+  start(): Promise<void>;
+  stop(): void;
+  resync(timeoutMs?: number): Promise<void>;
+  readonly status: ControlFeedStatus;
+  onStatus(listener: (status: ControlFeedStatus) => void): void;
+}
+
 export interface ControlConsumerOptions {
   readonly subject: ControlSubject;
   readonly verifier: EventVerifier;
@@ -86,96 +153,321 @@ export interface ControlConsumerOptions {
   readonly apply: (event: { type: string; payload: Uint8Array; version: number; traceparent: string }) => void | Promise<void>;
   /** Called for an event that was ignored (to audit it). */
   readonly onRejected: (reason: RejectedEventReason, event: { type: string; version: number; kid: string }) => void;
+  /** Logs the tampering line and the key waits; audits tampering (once per connection and gap). */
+  readonly logger: Logger;
+  readonly audit: AuditLog;
+  /**
+   * The stream's retention (max age) for a stream whose events expire: a missing event is
+   * accepted only when it is older than this. Undefined for the permanent stream: every missing
+   * event is tampering.
+   */
+  readonly retentionMs?: number;
+  /**
+   * Signed snapshots of this feed's state in the same stream: start-up loads the last valid one
+   * and replays only the events after the sequence it covers (`load` applies it and returns that
+   * sequence, which must lie before the snapshot itself). Without one, or if it does not verify,
+   * the whole stream is replayed.
+   */
+  readonly snapshot?: { readonly subject: ControlSubject; readonly type: string; load(payload: Uint8Array, seq: number): number };
+  readonly now?: () => number;
 }
 
+/** Tampering already reported on a connection (several consumers read the same stream). */
+const reported = new WeakMap<NatsConnection, Set<string>>();
+
 /**
- * Replays a control subject from its first event, then follows it. `start()` resolves once every
- * event that existed at start has been processed, so a service can report SERVING only with
- * current state. Only signed events with a version above the last applied one take effect.
+ * Replays a control stream from its first event, then follows it. It reads the whole stream,
+ * not only its subject, so every sequence from the first to the stream's last is accounted for:
+ * present, or (in a stream with retention) signed as older than the retention by its successor.
+ * Anything else is tampering: the consumer reports it once, applies nothing more, and its
+ * status stays `tampered`. `start()` resolves once the stream has been processed up to its last
+ * sequence (or tampering was found), so a service can report SERVING only with current state.
+ * Only signed events of its subject with a version above the last applied one take effect.
  */
-export class ControlConsumer {
+export class ControlConsumer implements ControlFeed {
   private appliedVersion = 0;
   private processedSeq = 0;
   private stopped = false;
   private stopFn: (() => void) | undefined;
+  private state: ControlFeedStatus = 'starting';
+  private caughtUp = false;
+  private readonly listeners: ((status: ControlFeedStatus) => void)[] = [];
+  private readonly stream: string;
+  private readonly now: () => number;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly options: ControlConsumerOptions,
-  ) {}
+  ) {
+    this.stream = controlStreamOf(options.subject).stream;
+    this.now = options.now ?? Date.now;
+  }
 
   /** The highest version applied so far. */
   get version(): number {
     return this.appliedVersion;
   }
 
+  /** The stream sequence up to which every event has been processed (state reflects them all). */
+  get processedSequence(): number {
+    return this.processedSeq;
+  }
+
+  get status(): ControlFeedStatus {
+    return this.state;
+  }
+
+  onStatus(listener: (status: ControlFeedStatus) => void): void {
+    this.listeners.push(listener);
+  }
+
   async start(): Promise<void> {
     const jsm = await retryJetStream(() => this.nc.jetstreamManager());
-    const target = await retryJetStream(() => lastSequenceOf(jsm, this.options.subject));
-    let caughtUp!: () => void;
-    const ready = new Promise<void>(resolve => (caughtUp = resolve));
-    if (target === undefined) caughtUp();
+    const { lastSeq, lastAtMs, messages } = await retryJetStream(() => streamState(jsm, this.stream));
+    const fromSnapshot = this.options.snapshot ? await this.loadSnapshot(jsm) : 0;
+    let ready!: () => void;
+    const done = new Promise<void>(resolve => (ready = resolve));
+    const reachedEnd = (): void => {
+      this.caughtUp = true;
+      if (this.state === 'starting') this.setStatus('current');
+      ready();
+    };
+    if (messages === 0) {
+      // Nothing to replay; a stream that had events and holds none must have let them expire.
+      if (lastSeq > 0) this.judgeMissing(1, lastSeq, lastAtMs);
+      reachedEnd();
+    } else if (fromSnapshot >= lastSeq) {
+      reachedEnd();
+    }
     // A push ordered consumer: the Debian nats-server (2.9) does not serve the newer pull-based
     // ordered consumers; this one re-creates itself after a reconnect and never skips a message.
     const opts = consumerOpts();
     opts.orderedConsumer();
     // Missed heartbeats are how a consumer notices its server died (in a cluster): check often.
     opts.idleHeartbeat(CONSUMER_HEARTBEAT_MS);
-    opts.deliverAll();
-    const messages = await retryJetStream(() => this.nc.jetstream().subscribe(this.options.subject, opts));
-    this.stopFn = () => messages.unsubscribe();
+    if (fromSnapshot > 0) opts.startSequence(fromSnapshot + 1);
+    else opts.deliverAll();
+    const subscription = await retryJetStream(() => this.nc.jetstream().subscribe(controlStreamOf(this.options.subject).filter, opts));
+    this.stopFn = () => subscription.unsubscribe();
     void (async () => {
-      for await (const m of messages) {
+      for await (const m of subscription) {
         if (this.stopped) break;
-        await this.handle(m.data, m.seq);
-        this.processedSeq = m.seq;
-        if (target !== undefined && m.seq >= target) caughtUp();
+        await this.handle(m);
+        if (this.stopped) break;
+        if (!this.caughtUp && (m.seq >= lastSeq || m.info.pending === 0)) {
+          // The last event present is older than the stream's last sequence: its tail is gone.
+          if (m.seq < lastSeq) this.judgeMissing(m.seq + 1, lastSeq, lastAtMs);
+          reachedEnd();
+        }
       }
-    })();
-    await ready;
+    })()
+      .catch((err: unknown) => {
+        this.options.logger.error({ err, stream: this.stream, subject: this.options.subject }, 'control consumer stopped');
+      })
+      // A stopped consumer lets a pending start() return (its status says it is not current).
+      .finally(() => ready());
+    // When no message comes to say so (all expired meanwhile, or none left after a snapshot and
+    // the tail gone), the consumer's own state tells that everything there was has been processed.
+    const watchdog = setInterval(() => {
+      void (async () => {
+        if (this.caughtUp) return;
+        const now = await streamState(jsm, this.stream);
+        if (now.messages > 0) {
+          const info = await subscription.consumerInfo();
+          if (info.num_pending > 0 || info.delivered.stream_seq > this.processedSeq) return;
+        }
+        if (this.caughtUp) return;
+        if (now.lastSeq > this.processedSeq) this.judgeMissing(this.processedSeq + 1, now.lastSeq, now.lastAtMs);
+        reachedEnd();
+      })().catch(() => undefined);
+    }, WATCHDOG_MS);
+    await done.finally(() => clearInterval(watchdog));
   }
 
   stop(): void {
     this.stopped = true;
+    this.setStatus('stopped');
     this.stopFn?.();
   }
 
   /**
-   * Resolves once every event on the subject at the time of the call has been processed; used
-   * after a reconnect, when events published during the outage are still on their way.
+   * Resolves once every event in the stream at the time of the call has been processed; used
+   * after a reconnect, when events published during the outage are still on their way. A tail
+   * that went missing meanwhile is judged like any other gap.
    */
   async resync(timeoutMs = 5_000): Promise<void> {
     const jsm = await this.nc.jetstreamManager();
-    const target = await lastSequenceOf(jsm, this.options.subject);
+    const { lastSeq, lastAtMs } = await streamState(jsm, this.stream);
+    if (this.processedSeq < lastSeq) {
+      const present = await jsm.streams.getMessage(this.stream, { seq: lastSeq }).then(
+        () => true,
+        (err: unknown) => {
+          if (String((err as Error).message).includes('no message found')) return false;
+          throw new AeseError('UNAVAILABLE', `cannot read the stream ${this.stream}`, { cause: err });
+        },
+      );
+      if (!present) {
+        this.judgeMissing(this.processedSeq + 1, lastSeq, lastAtMs);
+        return;
+      }
+    }
     const until = Date.now() + timeoutMs;
-    while (target !== undefined && this.processedSeq < target) {
+    while (this.processedSeq < lastSeq && this.state !== 'tampered') {
       if (Date.now() > until) throw new AeseError('UNAVAILABLE', 'control events did not catch up in time');
       await new Promise(r => setTimeout(r, 5));
     }
   }
 
-  private async handle(data: Uint8Array, seq: number): Promise<void> {
+  /**
+   * Loads the last snapshot if it verifies and sits where it was signed to; returns the sequence
+   * it covers (every event up to it is accounted for), or 0 to replay from the start.
+   */
+  private async loadSnapshot(jsm: JetStreamManager): Promise<number> {
+    const snapshot = this.options.snapshot!;
+    let seq: number;
+    let data: Uint8Array;
+    try {
+      const sm = await retryJetStream(() => jsm.streams.getMessage(this.stream, { last_by_subj: snapshot.subject }));
+      seq = sm.seq;
+      data = sm.data;
+    } catch {
+      return 0;
+    }
     let event: SignedEvent;
     try {
       event = SignedEvent.decode(data);
     } catch {
       this.options.onRejected('MALFORMED', { type: '', version: 0, kid: '' });
-      return;
+      return 0;
     }
     const meta = { type: event.type, version: event.version, kid: event.kid };
-    const ok = await this.options.verifier
-      .verify(event.kid, signedBytes(this.options.subject, event.type, event.version, event.payload), event.signature)
-      .catch(() => false);
+    const ok = event.type === snapshot.type && (await this.verify(snapshot.subject, event));
+    if (ok === undefined) return 0;
     if (!ok) {
       this.options.onRejected('BAD_SIGNATURE', meta);
-      return;
+      return 0;
     }
-    // A replayed copy lands at a new sequence that differs from its signed version.
-    if (event.version !== seq || event.version <= this.appliedVersion) {
+    if (event.version !== seq) {
       this.options.onRejected('STALE_VERSION', meta);
-      return;
+      return 0;
     }
-    await this.options.apply({ type: event.type, payload: event.payload, version: event.version, traceparent: event.traceparent });
-    this.appliedVersion = event.version;
+    let covered: number;
+    try {
+      covered = snapshot.load(event.payload, seq);
+    } catch {
+      covered = 0;
+    }
+    if (covered <= 0 || covered >= seq) {
+      this.options.onRejected('MALFORMED', meta);
+      return 0;
+    }
+    this.processedSeq = covered;
+    this.appliedVersion = covered;
+    return covered;
+  }
+
+  private setStatus(status: ControlFeedStatus): void {
+    if (this.state === status || this.state === 'stopped' || (this.state === 'tampered' && status !== 'stopped')) return;
+    this.state = status;
+    for (const l of this.listeners) l(status);
+  }
+
+  /** A missing stretch whose newest event was published at `newestAtMs`: expired, or tampering. */
+  private judgeMissing(firstMissing: number, lastMissing: number, newestAtMs: number): void {
+    if (this.expired(newestAtMs)) return;
+    this.tamper(firstMissing, lastMissing);
+  }
+
+  /** True when a message published at `atMs` is one the stream's retention has removed. */
+  private expired(atMs: number): boolean {
+    const retention = this.options.retentionMs;
+    if (retention === undefined || atMs <= 0) return false;
+    // The server judges age by its own clock; tolerate a small difference (a tenth of a short retention).
+    return atMs + retention - Math.min(CONTROL_CLOCK_SKEW_MS, retention / 10) <= this.now();
+  }
+
+  private tamper(firstMissing: number, lastMissing: number): void {
+    if (this.state === 'tampered') return;
+    const t: ControlTampering = { stream: this.stream, subject: this.options.subject, firstMissing, lastMissing };
+    const key = `${t.stream}:${firstMissing}-${lastMissing}`;
+    const seen = reported.get(this.nc) ?? new Set<string>();
+    reported.set(this.nc, seen);
+    if (!seen.has(key)) {
+      seen.add(key);
+      const range = firstMissing === lastMissing ? `sequence ${firstMissing}` : `sequences ${firstMissing}..${lastMissing}`;
+      this.options.logger.error(
+        { stream: t.stream, subject: t.subject, firstMissing, lastMissing },
+        `control stream ${t.stream} was tampered with: ${range} missing (read for ${t.subject}); not serving until the stream is restored (see docs/security-operations.md)`,
+      );
+      this.options.audit.record({
+        actor: 'unknown',
+        action: 'control.integrity',
+        decision: 'deny',
+        reason: 'TAMPERED',
+        detail: { stream: t.stream, subject: t.subject, firstMissing, lastMissing },
+      });
+    }
+    this.setStatus('tampered');
+  }
+
+  /**
+   * Verifies an event's signature, waiting out an outage of the key custodian: `UNAVAILABLE` is
+   * no verdict, so the event is neither rejected nor applied until keys can be fetched.
+   */
+  private async verify(subject: string, event: SignedEvent): Promise<boolean | undefined> {
+    const data = controlSignedBytes(subject, event.type, event.version, event.prevPublishedAtMs, event.payload);
+    for (let delay = KEY_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, KEY_RETRY_MAX_MS)) {
+      if (this.stopped) return undefined;
+      try {
+        const ok = await this.options.verifier.verify(event.kid, data, event.signature);
+        if (this.state === 'waiting-for-keys') this.setStatus(this.caughtUp ? 'current' : 'starting');
+        return ok;
+      } catch (err) {
+        if (this.state !== 'waiting-for-keys') {
+          this.options.logger.warn({ err, stream: this.stream, subject: this.options.subject }, 'event-signing keys unavailable; control events wait');
+        }
+        this.setStatus('waiting-for-keys');
+        await new Promise(r => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private async handle(m: JsMsg): Promise<void> {
+    if (this.state === 'tampered') return;
+    let event: SignedEvent | undefined;
+    try {
+      event = SignedEvent.decode(m.data);
+    } catch {
+      event = undefined;
+    }
+    let verified: boolean | undefined;
+    const expected = this.processedSeq + 1;
+    if (m.seq > expected) {
+      // Only a validly signed successor can vouch, with its predecessor's time, for the gap.
+      const vouched = event !== undefined && event.version === m.seq && this.expired(event.prevPublishedAtMs);
+      if (vouched) verified = await this.verify(m.subject, event!);
+      if (verified === undefined && this.stopped) return;
+      if (!vouched || !verified) {
+        this.tamper(expected, m.seq - 1);
+        return;
+      }
+    }
+    if (m.subject === this.options.subject) {
+      if (!event) {
+        this.options.onRejected('MALFORMED', { type: '', version: 0, kid: '' });
+      } else {
+        verified ??= await this.verify(m.subject, event);
+        if (verified === undefined) return;
+        const meta = { type: event.type, version: event.version, kid: event.kid };
+        if (!verified) this.options.onRejected('BAD_SIGNATURE', meta);
+        // A replayed copy lands at a new sequence that differs from its signed version.
+        else if (event.version !== m.seq || event.version <= this.appliedVersion) this.options.onRejected('STALE_VERSION', meta);
+        else {
+          await this.options.apply({ type: event.type, payload: event.payload, version: event.version, traceparent: event.traceparent });
+          this.appliedVersion = event.version;
+        }
+      }
+    }
+    this.processedSeq = m.seq;
   }
 }

@@ -9,7 +9,27 @@ export const CONTROL_SUBJECTS = {
   keys: 'aese.control.v1.keys',
 } as const;
 
-export type ControlSubject = (typeof CONTROL_SUBJECTS)[keyof typeof CONTROL_SUBJECTS];
+/**
+ * Token revocations live in a stream of their own whose retention (max age) outlasts the longest
+ * token: they leave with the tokens they revoke, so AS traffic cannot grow the permanent stream.
+ */
+export const TOKEN_REVOCATIONS_STREAM = 'AESE_TOKEN_REVOCATIONS';
+export const TOKEN_REVOCATIONS_SUBJECT = 'aese.token-revocations.v1.revoked';
+/** Signed snapshots of the token revocations in force, in the same stream: start-up reads the last one and the tail. */
+export const TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT = 'aese.token-revocations.v1.snapshot';
+
+/** Every subject that carries signed control events, in either control stream. */
+export type ControlSubject =
+  | (typeof CONTROL_SUBJECTS)[keyof typeof CONTROL_SUBJECTS]
+  | typeof TOKEN_REVOCATIONS_SUBJECT
+  | typeof TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT;
+
+/** The stream a control subject is stored in, and the wildcard that covers the whole stream. */
+export function controlStreamOf(subject: ControlSubject): { stream: string; filter: string } {
+  return subject === TOKEN_REVOCATIONS_SUBJECT || subject === TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT
+    ? { stream: TOKEN_REVOCATIONS_STREAM, filter: 'aese.token-revocations.v1.>' }
+    : { stream: CONTROL_STREAM, filter: 'aese.control.v1.>' };
+}
 
 /** The JetStream stream of audit events; each publisher instance writes its own hash chain. */
 export const AUDIT_STREAM = 'AESE_AUDIT';

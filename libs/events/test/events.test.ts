@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
+import { createLogger } from '@aese/logger';
 import { startNatsServer } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import {
@@ -56,6 +57,8 @@ describe('signed control events over JetStream', () => {
     new ControlConsumer(nc, {
       subject: CONTROL_SUBJECTS.revocations,
       verifier,
+      logger: createLogger({ service: 'test', level: 'silent' }),
+      audit: new AuditLog('test', { write: async () => undefined }),
       apply: e => void applied.push(Buffer.from(e.payload).toString()),
       onRejected: reason => void rejected.push(reason),
     });

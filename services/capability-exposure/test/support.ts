@@ -1,13 +1,14 @@
 import { Writable } from 'node:stream';
-import { connect } from 'nats';
 import type { NatsConnection, Subscription } from 'nats';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
+import { connectNatsAs } from '@aese/testing';
 import { createLogger } from '@aese/logger';
 import type { Logger } from '@aese/logger';
 import { CapabilityExposureServiceClient } from '@aese/protos/capability-exposure/v1';
 import type { InvokeResponse } from '@aese/protos/capability-exposure/v1';
-import { NotificationRequested } from '@aese/protos/events/v1';
+import { NotificationRequested, SignedEvent } from '@aese/protos/events/v1';
+import { NOTIFICATION_EVENT_TYPE } from '@aese/events';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import type { Decide, Decision, DecisionRequest, Obligation } from '../src/domain/decision.ts';
 import type { HostResolver } from '../src/domain/notification-destination.ts';
@@ -69,10 +70,13 @@ export function captureLogger(lines: string[], service = 'capability-exposure'):
 
 /** Starts an instance of the service on the mesh's NATS and PKI, with the automatic tick off. */
 export async function startInstance(mesh: TestMesh, logs: string[], decide: Decide | undefined, extraEnv: Record<string, string> = {}): Promise<RunningCapabilityExposure> {
-  return startCapabilityExposureService({ ...mesh.env, PORT: '0', SIM_TICK_MS: '0', ...extraEnv }, captureLogger(logs), {
+  const svc = await startCapabilityExposureService({ ...mesh.env, PORT: '0', SIM_TICK_MS: '0', ...extraEnv }, captureLogger(logs), {
     ...(decide ? { decide } : {}),
     resolveHost: testResolver,
   });
+  // It listens before its state (subscriptions, modules) is loaded; tests start from a serving one.
+  await svc.whenReady;
+  return svc;
 }
 
 /** The edge's view of the service: Invoke over mTLS with the edge identity. */
@@ -126,13 +130,17 @@ export class NotificationWatcher {
     readonly subscription: Subscription,
   ) {}
 
-  static async open(natsUrl: string, scsAsId: string): Promise<NotificationWatcher> {
-    const nc = await connect({ servers: natsUrl });
+  /** Watches as the JetStream administrator: no service may subscribe to another's subjects. */
+  static async open(natsUrl: string, stateDir: string, scsAsId: string): Promise<NotificationWatcher> {
+    const nc = await connectNatsAs(natsUrl, stateDir, 'nats-admin');
     const sub = nc.subscribe(`aese.notifications.v1.${scsAsId}`);
     const w = new NotificationWatcher(nc, sub);
     void (async () => {
       for await (const m of sub) {
-        const n = NotificationRequested.decode(m.data);
+        // Requests travel in a signed envelope (the edge verifies it; test/control-plane-events.test.ts).
+        const envelope = SignedEvent.decode(m.data);
+        if (envelope.type !== NOTIFICATION_EVENT_TYPE || envelope.signature.length === 0) throw new Error(`unsigned notification request on ${m.subject}`);
+        const n = NotificationRequested.decode(envelope.payload);
         w.received.push(n);
         seenBodies.push(Buffer.from(n.body).toString('utf8'));
       }

@@ -1,10 +1,10 @@
 import { AckPolicy, DeliverPolicy } from 'nats';
 import type { JsMsg, NatsConnection } from 'nats';
-import type { AuditLog } from '@aese/events';
-import { ensureNotificationStream, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX } from '@aese/events';
+import type { AuditLog, EventVerifier } from '@aese/events';
+import { ensureNotificationStream, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX, openNotification } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
-import { NotificationRequested } from '@aese/protos/events/v1';
+import type { NotificationRequested } from '@aese/protos/events/v1';
 import { deliverNotification } from './delivery.js';
 import type { DeliveryDeps } from './delivery.js';
 
@@ -22,8 +22,13 @@ export interface NotifierOptions {
   readonly deps: DeliveryDeps;
   readonly logger: Logger;
   readonly audit: AuditLog;
+  /** Verifies that capability exposure signed each request (event-signing keys from crypto). */
+  readonly verifier: EventVerifier;
   readonly retryDelaysMs?: readonly number[];
 }
+
+/** Wait before looking at a request again when the event-signing keys cannot be fetched. */
+const KEYS_UNAVAILABLE_DELAY_MS = 1_000;
 
 /**
  * Consumes the notification stream and delivers each message, with explicit acks: delivered or
@@ -47,14 +52,29 @@ export async function startNotifier(options: NotifierOptions): Promise<{ stop():
   );
   const consumer = await retryJetStream(() => nc.jetstream().consumers.get(NOTIFICATIONS_STREAM, NOTIFIER_CONSUMER));
   const messages = await consumer.consume({ max_messages: 64 });
+  let stopping = false;
   const handle = async (m: JsMsg): Promise<void> => {
-    let n: NotificationRequested;
-    try {
-      n = NotificationRequested.decode(m.data);
-    } catch {
+    // Nothing unsigned or misbound goes further: no DNS lookup, no connection, no signing.
+    let opened: Awaited<ReturnType<typeof openNotification>> | undefined;
+    while (!opened) {
+      try {
+        opened = await openNotification(options.verifier, m.subject, m.data, Date.now());
+      } catch (err) {
+        // Keys unavailable (crypto not up): no verdict and no alarm; hold the message (a nak
+        // would spend its delivery attempts) and look again.
+        if (stopping) return;
+        logger.warn({ err }, 'notification request waits for event-signing keys');
+        m.working();
+        await new Promise(r => setTimeout(r, KEYS_UNAVAILABLE_DELAY_MS));
+      }
+    }
+    if (!opened.ok) {
       m.term();
+      logger.warn({ reason: opened.reason, subject: m.subject, seq: m.seq }, 'notification request refused: not signed by capability exposure for this AS');
+      audit.record({ actor: 'unknown', action: 'notification.request', decision: 'deny', reason: opened.reason, detail: { scsAsId: opened.scsAsId, seq: m.seq } });
       return;
     }
+    const n: NotificationRequested = opened.notification;
     const attempt = m.info.redeliveryCount;
     const outcome = await deliverNotification(
       { notificationId: n.notificationId, scsAsId: n.scsAsId, destination: n.destination, body: n.body, obligations: n.obligations, attempt },
@@ -84,6 +104,7 @@ export async function startNotifier(options: NotifierOptions): Promise<{ stop():
   })().catch((err: unknown) => logger.error({ err }, 'notification consumer stopped'));
   return {
     stop: async () => {
+      stopping = true;
       await messages.close();
       await done;
     },

@@ -20,6 +20,11 @@ export interface SignedEvent {
   signature: Buffer;
   /** W3C trace context of the change that caused the event. */
   traceparent: string;
+  /**
+   * Server time (ms) of the stream message just before this one (0 for the first): signed, so a
+   * missing predecessor is accepted only when the stream's retention would have removed it.
+   */
+  prevPublishedAtMs: number;
 }
 
 /** The registry entry of an SCS/AS changed (registered, updated, suspended). */
@@ -68,8 +73,25 @@ export interface Revocation {
   revokedAtMs: number;
 }
 
+/**
+ * The token revocations in force once every event of the token-revocation stream up to
+ * covers_through_seq was applied: a starting service loads it and replays only what came after.
+ */
+export interface RevocationSnapshot {
+  revocations: Revocation[];
+  coversThroughSeq: number;
+}
+
 function createBaseSignedEvent(): SignedEvent {
-  return { payload: Buffer.alloc(0), type: "", version: 0, kid: "", signature: Buffer.alloc(0), traceparent: "" };
+  return {
+    payload: Buffer.alloc(0),
+    type: "",
+    version: 0,
+    kid: "",
+    signature: Buffer.alloc(0),
+    traceparent: "",
+    prevPublishedAtMs: 0,
+  };
 }
 
 export const SignedEvent: MessageFns<SignedEvent> = {
@@ -91,6 +113,9 @@ export const SignedEvent: MessageFns<SignedEvent> = {
     }
     if (message.traceparent !== "") {
       writer.uint32(50).string(message.traceparent);
+    }
+    if (message.prevPublishedAtMs !== 0) {
+      writer.uint32(56).int64(message.prevPublishedAtMs);
     }
     return writer;
   },
@@ -156,6 +181,14 @@ export const SignedEvent: MessageFns<SignedEvent> = {
             message.traceparent = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.prevPublishedAtMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -176,6 +209,11 @@ export const SignedEvent: MessageFns<SignedEvent> = {
       kid: isSet(object.kid) ? globalThis.String(object.kid) : "",
       signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
       traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      prevPublishedAtMs: isSet(object.prevPublishedAtMs)
+        ? globalThis.Number(object.prevPublishedAtMs)
+        : isSet(object.prev_published_at_ms)
+        ? globalThis.Number(object.prev_published_at_ms)
+        : 0,
     };
   },
 
@@ -199,6 +237,9 @@ export const SignedEvent: MessageFns<SignedEvent> = {
     if (message.traceparent !== "") {
       obj.traceparent = message.traceparent;
     }
+    if (message.prevPublishedAtMs !== 0) {
+      obj.prevPublishedAtMs = Math.round(message.prevPublishedAtMs);
+    }
     return obj;
   },
 
@@ -213,6 +254,7 @@ export const SignedEvent: MessageFns<SignedEvent> = {
     message.kid = object.kid ?? "";
     message.signature = object.signature ?? Buffer.alloc(0);
     message.traceparent = object.traceparent ?? "";
+    message.prevPublishedAtMs = object.prevPublishedAtMs ?? 0;
     return message;
   },
 };
@@ -821,6 +863,97 @@ export const Revocation: MessageFns<Revocation> = {
     message.jti = object.jti ?? "";
     message.tokenExpiresAt = object.tokenExpiresAt ?? 0;
     message.revokedAtMs = object.revokedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRevocationSnapshot(): RevocationSnapshot {
+  return { revocations: [], coversThroughSeq: 0 };
+}
+
+export const RevocationSnapshot: MessageFns<RevocationSnapshot> = {
+  encode(message: RevocationSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.revocations) {
+      Revocation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.coversThroughSeq !== 0) {
+      writer.uint32(16).int64(message.coversThroughSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevocationSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevocationSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.revocations.push(Revocation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.coversThroughSeq = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevocationSnapshot {
+    return {
+      revocations: globalThis.Array.isArray(object?.revocations)
+        ? object.revocations.map((e: any) => Revocation.fromJSON(e))
+        : [],
+      coversThroughSeq: isSet(object.coversThroughSeq)
+        ? globalThis.Number(object.coversThroughSeq)
+        : isSet(object.covers_through_seq)
+        ? globalThis.Number(object.covers_through_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: RevocationSnapshot): unknown {
+    const obj: any = {};
+    if (message.revocations?.length) {
+      obj.revocations = message.revocations.map((e) => Revocation.toJSON(e));
+    }
+    if (message.coversThroughSeq !== 0) {
+      obj.coversThroughSeq = Math.round(message.coversThroughSeq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevocationSnapshot>, I>>(base?: I): RevocationSnapshot {
+    return RevocationSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevocationSnapshot>, I>>(object: I): RevocationSnapshot {
+    const message = createBaseRevocationSnapshot();
+    message.revocations = object.revocations?.map((e) => Revocation.fromPartial(e)) || [];
+    message.coversThroughSeq = object.coversThroughSeq ?? 0;
     return message;
   },
 };

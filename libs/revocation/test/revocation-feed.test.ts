@@ -1,0 +1,159 @@
+/**
+ * The revocation feed: permanent revocations in the control stream, token revocations in their
+ * own stream with a retention, and signed snapshots of the token revocations so that a start
+ * verifies one snapshot and the tail instead of the whole window.
+ */
+import { expect } from 'chai';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { connect } from 'nats';
+import type { NatsConnection } from 'nats';
+import {
+  AuditLog,
+  CONTROL_SUBJECTS,
+  ControlPublisher,
+  ensureControlStream,
+  ensureTokenRevocationStream,
+  JwksEventVerifier,
+  TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT,
+  TOKEN_REVOCATIONS_STREAM,
+  TOKEN_REVOCATIONS_SUBJECT,
+} from '@aese/events';
+import type { AuditEvent, EventSigner, EventVerifier } from '@aese/events';
+import { createLogger } from '@aese/logger';
+import { startNatsServer } from '@aese/testing';
+import type { NatsServerProcess } from '@aese/testing';
+import { encodeRevocation, followRevocations, REVOCATION_EVENT_TYPE, REVOCATION_SNAPSHOT_TYPE, revocationSubject } from '../src/index.ts';
+import type { Revocation } from '../src/index.ts';
+
+function keySigner(kid: string): { signer: EventSigner; jwk: Record<string, string> } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
+    jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' },
+  };
+}
+
+const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise(r => setTimeout(r, 20));
+  }
+};
+
+describe('revocation feed: two streams and token snapshots', function () {
+  this.timeout(30_000);
+  let nats: NatsServerProcess;
+  let nc: NatsConnection;
+  const trusted = keySigner('event-key-1');
+  const logger = createLogger({ service: 'test', level: 'silent' });
+
+  beforeEach(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    await ensureControlStream(nc);
+    await ensureTokenRevocationStream(nc, 600_000);
+  });
+  afterEach(async () => {
+    await nc?.close();
+    await nats?.dispose();
+  });
+
+  /** A verifier that counts signature checks (each one a real ECDSA verification). */
+  const counting = (): { verifier: EventVerifier; count: () => number } => {
+    const inner = new JwksEventVerifier(async () => [trusted.jwk]);
+    let n = 0;
+    return { verifier: { verify: (kid, data, sig) => (n++, inner.verify(kid, data, sig)) }, count: () => n };
+  };
+  const feed = (options: { verifier?: EventVerifier; publisher?: ControlPublisher; audited?: AuditEvent[] } = {}) =>
+    followRevocations({
+      nc,
+      verifier: options.verifier ?? new JwksEventVerifier(async () => [trusted.jwk]),
+      logger,
+      audit: new AuditLog('test', { write: async e => void options.audited?.push(e) }),
+      tokenRetentionS: 600,
+      snapshotEvery: 10,
+      ...(options.publisher ? { snapshotPublisher: options.publisher } : {}),
+    });
+  const tokenRevocation = (i: number): Revocation => ({ kind: 'token', jti: `jti-${i}`, expiresAt: Math.floor(Date.now() / 1000) + 300 });
+  const revoke = (pub: ControlPublisher, r: Revocation) => pub.publish(revocationSubject(r), REVOCATION_EVENT_TYPE, encodeRevocation(r, Date.now()));
+  const snapshots = async (): Promise<number> => {
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(TOKEN_REVOCATIONS_STREAM, { subjects_filter: TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT });
+    return info.state.subjects?.[TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT] ?? 0;
+  };
+
+  it('token revocations go to their own stream, AS revocations stay in the control stream; both are followed', async () => {
+    const pub = new ControlPublisher(nc, trusted.signer);
+    const writer = feed();
+    await writer.consumer.start();
+    await revoke(pub, { kind: 'application-server', scsAsId: 'as-1' });
+    await revoke(pub, tokenRevocation(1));
+    await until(() => writer.list.isApplicationServerRevoked('as-1') && writer.list.isTokenRevoked('jti-1'));
+    const jsm = await nc.jetstreamManager();
+    expect((await jsm.streams.getMessage(TOKEN_REVOCATIONS_STREAM, { last_by_subj: TOKEN_REVOCATIONS_SUBJECT })).seq).to.equal(1);
+    expect((await jsm.streams.getMessage('AESE_CONTROL', { last_by_subj: CONTROL_SUBJECTS.revocations })).seq).to.equal(1);
+    writer.consumer.stop();
+  });
+
+  it('a start loads the last signed snapshot and verifies only the tail; every revocation still holds', async () => {
+    const pub = new ControlPublisher(nc, trusted.signer);
+    const writer = feed({ publisher: pub });
+    await writer.consumer.start();
+    for (let i = 0; i < 25; i++) {
+      await revoke(pub, tokenRevocation(i));
+      // One revocation at a time, as the writer's consumer sees them (a snapshot lands in between).
+      await until(() => writer.list.isTokenRevoked(`jti-${i}`));
+    }
+    await until(async () => (await snapshots()) >= 2);
+    writer.consumer.stop();
+
+    const { verifier, count } = counting();
+    const reader = feed({ verifier });
+    await reader.consumer.start();
+    expect(reader.consumer.status).to.equal('current');
+    for (let i = 0; i < 25; i++) expect(reader.list.isTokenRevoked(`jti-${i}`), `jti-${i}`).to.equal(true);
+    // One snapshot (covering 20) and the tail of 5, not 25 events plus snapshots.
+    expect(count()).to.be.at.most(1 + 5);
+    reader.consumer.stop();
+  });
+
+  it('a forged snapshot is refused and audited; the start replays the stream instead and misses nothing', async () => {
+    const pub = new ControlPublisher(nc, trusted.signer);
+    for (let i = 0; i < 5; i++) await revoke(pub, tokenRevocation(i));
+    // An insider publishes a snapshot that forgets every revocation, signed with its own key.
+    const forger = new ControlPublisher(nc, keySigner('event-key-1').signer);
+    await forger.publish(TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT, REVOCATION_SNAPSHOT_TYPE, new Uint8Array());
+    const audited: AuditEvent[] = [];
+    const reader = feed({ audited });
+    await reader.consumer.start();
+    expect(reader.consumer.status).to.equal('current');
+    for (let i = 0; i < 5; i++) expect(reader.list.isTokenRevoked(`jti-${i}`)).to.equal(true);
+    await until(() => audited.some(e => e.reason === 'BAD_SIGNATURE'));
+    reader.consumer.stop();
+  });
+
+  it('deleting the newest snapshot is tampering (its successor cannot vouch for it); the intact stream is not', async () => {
+    const pub = new ControlPublisher(nc, trusted.signer);
+    const writer = feed({ publisher: pub });
+    await writer.consumer.start();
+    for (let i = 0; i < 12; i++) {
+      await revoke(pub, tokenRevocation(i));
+      await until(() => writer.list.isTokenRevoked(`jti-${i}`));
+    }
+    await until(async () => (await snapshots()) >= 1);
+    writer.consumer.stop();
+    const jsm = await nc.jetstreamManager();
+    const snap = await jsm.streams.getMessage(TOKEN_REVOCATIONS_STREAM, { last_by_subj: TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT });
+    // Positive control: intact, the feed starts current.
+    const intact = feed();
+    await intact.consumer.start();
+    expect(intact.consumer.status).to.equal('current');
+    intact.consumer.stop();
+    await jsm.streams.deleteMessage(TOKEN_REVOCATIONS_STREAM, snap.seq);
+    const reader = feed();
+    await reader.consumer.start();
+    expect(reader.consumer.status).to.equal('tampered');
+    reader.consumer.stop();
+  });
+});
