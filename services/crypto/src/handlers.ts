@@ -12,11 +12,13 @@ const PURPOSE_FROM_PB: Partial<Record<PbPurpose, KeyPurpose>> = {
   [PbPurpose.KEY_PURPOSE_ACCESS_TOKEN]: 'access-token',
   [PbPurpose.KEY_PURPOSE_MESSAGE_SIGNING]: 'message-signing',
   [PbPurpose.KEY_PURPOSE_EVENT_SIGNING]: 'event-signing',
+  [PbPurpose.KEY_PURPOSE_AUDIT_SIGNING]: 'audit-signing',
 };
 const PURPOSE_TO_PB: Record<KeyPurpose, PbPurpose> = {
   'access-token': PbPurpose.KEY_PURPOSE_ACCESS_TOKEN,
   'message-signing': PbPurpose.KEY_PURPOSE_MESSAGE_SIGNING,
   'event-signing': PbPurpose.KEY_PURPOSE_EVENT_SIGNING,
+  'audit-signing': PbPurpose.KEY_PURPOSE_AUDIT_SIGNING,
 };
 const ALG_TO_PB: Record<KeyAlgorithm, PbAlg> = {
   ES256: PbAlg.SIGNATURE_ALGORITHM_ES256,

@@ -4,13 +4,12 @@ import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { connectNats } from '@aese/nats';
 import { AuditLog, CONTROL_SUBJECTS, ControlPublisher, NatsAuditSink, ensureAuditStream, ensureControlStream } from '@aese/events';
 import { KeyRotated } from '@aese/protos/events/v1';
 import { spiffeId, OPERATOR_NAME } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { CryptoServiceService } from '@aese/protos/crypto/v1';
-import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { KeyCustody, KEY_ALGORITHMS } from './domain/keys.js';
 import type { KeyAlgorithm, KeyPurpose } from './domain/keys.js';
@@ -25,7 +24,8 @@ export const CRYPTO_SETTINGS = {
   kekFile: str('CRYPTO_KEK_FILE'),
   tokenAlgorithm: oneOf('CRYPTO_TOKEN_ALG', KEY_ALGORITHMS, 'ES256'),
   messageAlgorithm: oneOf('CRYPTO_MESSAGE_ALG', KEY_ALGORITHMS, 'ES256'),
-  retirementS: int('CRYPTO_KEY_RETIREMENT_S', DEFAULT_KEY_RETIREMENT_S, 60, 7 * 24 * 3600),
+  /** Retired access-token and message keys stay published this long (event-signing keys always do). */
+  retirementS: int('CRYPTO_KEY_RETIREMENT_S', DEFAULT_KEY_RETIREMENT_S, 1, 7 * 24 * 3600),
   delegationS: int('CRYPTO_DELEGATION_S', 3600, 60, 24 * 3600),
   /** Scheduled rotation of the token and message keys; 0 turns it off. */
   rotationIntervalS: int('CRYPTO_ROTATION_INTERVAL_S', 0, 0, 365 * 24 * 3600),
@@ -56,26 +56,42 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
   const svc = (name: Parameters<typeof serviceId>[1]) => serviceId(td, name);
   const operator = spiffeId(td, 'operator', OPERATOR_NAME);
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'crypto', logger, replicas: common.natsReplicas });
+  const nc = await connectServiceNats(common, 'crypto', logger);
   const store = await KvKeyStore.open(nc);
+  await ensureControlStream(nc);
+  await ensureAuditStream(nc);
+  const audit = new AuditLog('crypto', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'), {
+    // Crypto signs its own chain heads; `custody` exists before the first checkpoint is due.
+    signer: { sign: data => custody.sign(svc('crypto'), 'audit-signing', data) },
+  });
   const custody = new KeyCustody({
     store,
     kek,
     signers: {
       'access-token': [svc('authentication')],
       'message-signing': [svc('edge')],
-      'event-signing': [svc('authentication'), svc('authorization'), svc('crypto')],
+      'event-signing': [svc('authentication'), svc('authorization'), svc('capability-exposure'), svc('crypto')],
+      // Every service that writes an audit chain signs its checkpoints.
+      'audit-signing': [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), svc('crypto')],
     },
-    algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256' },
+    algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256', 'audit-signing': 'ES256' },
     retirementMs: config.retirementS * 1000,
     delegates: { 'message-signing': [svc('edge')] },
     delegationMs: config.delegationS * 1000,
+    // A record crypto did not write (or altered since): one line and one audit event per record.
+    onRejected: (kid, reason) => {
+      logger.error({ kid, reason }, `key record ${kid} in the signing-keys bucket ignored: ${reason}`);
+      audit.record({ actor: 'unknown', action: 'key.record', decision: 'deny', reason: 'KEY_RECORD_REJECTED', detail: { kid, why: reason } });
+    },
   });
-  await custody.init();
-  const unwatch = await store.watch(r => custody.apply(r));
-  await ensureControlStream(nc);
-  await ensureAuditStream(nc);
-  const audit = new AuditLog('crypto', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'));
+  try {
+    await custody.init();
+  } catch (err) {
+    await audit.flush();
+    await nc.drain();
+    throw err;
+  }
+  const unwatch = await store.watch(r => void custody.apply(r));
   const selfId = svc('crypto');
   const events = new ControlPublisher(nc, { sign: data => custody.sign(selfId, 'event-signing', data) });
   /** Rotates, then tells every replica of every service (they refresh their key sets) and audits. */
@@ -109,7 +125,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
         handlers: cryptoHandlers(custody, rotate),
         allowedCallers: {
           // Who may sign with which key is decided per purpose inside the custody.
-          sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('crypto')],
+          sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), svc('crypto')],
           verify: readers,
           getJwks: readers,
           rotateKey: [operator],

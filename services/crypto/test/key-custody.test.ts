@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect } from 'nats';
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
@@ -34,8 +33,8 @@ describe('key custody (domain, frozen clock)', () => {
     new KeyCustody({
       store,
       kek,
-      signers: { 'access-token': [signer], 'message-signing': [], 'event-signing': [] },
-      algorithms: { 'access-token': 'ES256', 'message-signing': 'EdDSA', 'event-signing': 'ES256' },
+      signers: { 'access-token': [signer], 'message-signing': [], 'event-signing': [], 'audit-signing': [] },
+      algorithms: { 'access-token': 'ES256', 'message-signing': 'EdDSA', 'event-signing': 'ES256', 'audit-signing': 'ES256' },
       retirementMs: 15 * 60_000,
       now: () => clock.now,
     });
@@ -83,8 +82,8 @@ describe('key custody (domain, frozen clock)', () => {
     const custody = new KeyCustody({
       store: new MemoryStore(),
       kek: randomBytes(32),
-      signers: { 'access-token': [signer], 'message-signing': [], 'event-signing': [] },
-      algorithms: { 'access-token': 'ES256', 'message-signing': 'ES256', 'event-signing': 'ES256' },
+      signers: { 'access-token': [signer], 'message-signing': [], 'event-signing': [], 'audit-signing': [] },
+      algorithms: { 'access-token': 'ES256', 'message-signing': 'ES256', 'event-signing': 'ES256', 'audit-signing': 'ES256' },
       retirementMs: 60_000,
       delegates: { 'message-signing': ['spiffe://t/svc/edge'] },
       delegationMs: 3_600_000,
@@ -171,7 +170,7 @@ describe('crypto service over the mesh', () => {
   });
 
   it('the KV holds no private key in clear text; each sealed key opens only with the KEK', async () => {
-    const nc = await connect({ servers: mesh.nats.url });
+    const nc = await mesh.natsConnect('crypto');
     try {
       const kv = await nc.jetstream().views.kv(KV_BUCKETS.signingKeys);
       const kek = Buffer.from(readFileSync(mesh.env['CRYPTO_KEK_FILE']!, 'utf8').trim(), 'base64');
