@@ -5,7 +5,6 @@
  */
 import { expect } from 'chai';
 import { connect as tlsConnect } from 'node:tls';
-import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import { startEdgeService } from '@aese/edge-service';
 import { readAuditTrail, verifyAuditTrail } from '@aese/events';
@@ -31,7 +30,7 @@ describe('audit: one event per denied decision (issue 4)', function () {
   before(async function () {
     this.timeout(90_000);
     mesh = await startTestMesh({ edge: startEdgeService, extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', EDGE_RATE_LIMIT_PER_S: '5', EDGE_RATE_LIMIT_BURST: '5', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' } });
-    nc = await connect({ servers: mesh.nats.url });
+    nc = await mesh.natsConnect('operator');
     operator = operatorAuthClient(mesh);
     const as = await onboardT8As(mesh, operator, 'audited-as', { scopes: [MONITORING_EVENT] });
     await grantAccess(mesh, {

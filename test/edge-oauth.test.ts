@@ -557,7 +557,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
   });
 
   describe('timeouts and stop (a second edge with short timeouts)', () => {
-    let second: { port: number; stop(): Promise<void> };
+    let second: { port: number; stop(): Promise<void>; whenReady?: Promise<void> };
     const h2Session = (toPort: number): ClientHttp2Session => {
       const session = http2Connect(`https://${EDGE_HOSTNAME}:${toPort}`, {
         host: '127.0.0.1',
@@ -584,6 +584,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
         { ...mesh.env, PORT: '0', EDGE_HEADERS_TIMEOUT_MS: '300', EDGE_REQUEST_TIMEOUT_MS: '1000', EDGE_BODY_TIMEOUT_MS: '300' },
         logger,
       );
+      await second.whenReady;
     });
 
     after(async () => {

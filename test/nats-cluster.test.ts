@@ -41,6 +41,7 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
     };
     const silent = createLogger({ service: 'authentication', level: 'silent' });
     const second = await startAuthenticationService({ ...mesh.env, PORT: '0' }, silent);
+    await second.whenReady;
     stops.push(() => second.stop());
     const operator = client(mesh.ports['authentication']!, 'operator');
     const replicas = [client(mesh.ports['authentication']!, 'edge'), client(second.port, 'edge')];
@@ -74,6 +75,7 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
         (e: AeseError) => e.code,
       );
     const third = await startAuthenticationService({ ...mesh.env, PORT: '0' }, silent);
+    await third.whenReady;
     stops.push(() => third.stop());
     const all = [...replicas, client(third.port, 'edge')];
     // A replica whose server died re-creates its consumer after missed heartbeats.

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
-import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATIONS_STREAM } from '@aese/events';
+import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATIONS_STREAM, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { NATS_IDENTITIES } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
@@ -68,6 +68,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     await jsm.streams.add({ name: CONTROL_STREAM, subjects: ['aese.control.v1.>'] });
     await jsm.streams.add({ name: AUDIT_STREAM, subjects: ['aese.audit.v1.>'] });
     await jsm.streams.add({ name: NOTIFICATIONS_STREAM, subjects: ['aese.notifications.v1.>'] });
+    await jsm.streams.add({ name: TOKEN_REVOCATIONS_STREAM, subjects: ['aese.token-revocations.v1.>'] });
   });
   after(async () => {
     for (const nc of conns.values()) await nc.close();
@@ -117,16 +118,19 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['write the deployment record', putKv(KV_BUCKETS.deployment), ['crypto', 'nats-admin']],
     ['publish a revocation', publish(CONTROL_SUBJECTS.revocations), ['authentication', 'nats-admin']],
     ['publish a registry change', publish(CONTROL_SUBJECTS.registry), ['authentication', 'nats-admin']],
-    ['publish a policy change', publish(CONTROL_SUBJECTS.policies), ['authorization', 'nats-admin']],
+    ['publish on the (unused) policy control subject', publish(CONTROL_SUBJECTS.policies), ['nats-admin']],
+    ['publish a token revocation', publish(TOKEN_REVOCATIONS_SUBJECT), ['authentication', 'nats-admin']],
     ['publish a key rotation', publish(CONTROL_SUBJECTS.keys), ['crypto', 'nats-admin']],
     ['request a notification', publish('aese.notifications.v1.victim-as'), ['capability-exposure', 'nats-admin']],
     ['read the notification stream', readStream(NOTIFICATIONS_STREAM), ['capability-exposure', 'edge', 'nats-admin']],
     ["append to crypto's audit chain", publish('aese.audit.v1.crypto.chain-1'), ['crypto', 'nats-admin']],
     ['read the audit trail', consumeStream(AUDIT_STREAM), ['admin', 'nats-admin']],
-    ['read the control stream', consumeStream(CONTROL_STREAM), ['crypto', 'authentication', 'authorization', 'capability-exposure', 'edge', 'nats-admin']],
+    ['read the control stream', consumeStream(CONTROL_STREAM), ['crypto', 'authentication', 'edge', 'nats-admin']],
+    ['read the token revocations', consumeStream(TOKEN_REVOCATIONS_STREAM), ['authentication', 'edge', 'nats-admin']],
     ['delete a control event', deleteMessage(CONTROL_STREAM), ['nats-admin']],
     ['purge the registry bucket', purge(`KV_${KV_BUCKETS.applicationServers}`), ['nats-admin']],
     ["change the control stream's retention", shortenRetention(CONTROL_STREAM), ['nats-admin']],
+    ["change the nonce bucket's retention", shortenRetention(`KV_${KV_BUCKETS.replayNonces}`), ['replay-guard', 'nats-admin']],
     ['subscribe to control subjects outside JetStream', subscribe('aese.control.v1.>'), ['nats-admin']],
     ["read crypto's replies (its inbox)", subscribe('_INBOX_crypto.>'), ['crypto', 'nats-admin']],
   ];

@@ -44,6 +44,7 @@ describe('revocation at every edge replica (issue 4)', function () {
     });
   const startEdge = async (env: Record<string, string> = {}) => {
     const edge = await startEdgeService({ ...mesh.env, PORT: '0', ...env }, logger());
+    await edge.whenReady;
     stops.push(() => edge.stop());
     return edge;
   };
@@ -55,6 +56,7 @@ describe('revocation at every edge replica (issue 4)', function () {
     audit = await AuditReader.open(mesh);
     // Two authentication replicas; the second edge asks the second one.
     const auth2 = await startAuthenticationService({ ...mesh.env, PORT: '0' }, createLogger({ service: 'authentication', level: 'silent' }));
+    await auth2.whenReady;
     stops.push(() => auth2.stop());
     const edge2 = await startEdge({ AUTHENTICATION_ADDR: `localhost:${auth2.port}` });
     edgePorts.push(mesh.ports['edge']!, edge2.port);

@@ -60,6 +60,7 @@ describe('T8 security catalogue: replay (SECURITY-TESTS 47, 48, 50, 51, 52, 55)'
       }),
     });
     const edge = await startEdgeService({ ...mesh.env, PORT: '0', ...extra }, logger);
+    await edge.whenReady;
     edges.push(edge);
     return edge;
   };

@@ -43,8 +43,10 @@ async function main(): Promise<void> {
   const stops: (() => Promise<void>)[] = [];
   try {
     const auth2 = await startAuthenticationService({ ...mesh.env, PORT: '0' }, quiet());
+    await auth2.whenReady;
     stops.push(() => auth2.stop());
     const edge2 = await startEdgeService({ ...mesh.env, PORT: '0', AUTHENTICATION_ADDR: `localhost:${auth2.port}` }, quiet());
+    await edge2.whenReady;
     stops.push(() => edge2.stop());
     const operator = operatorAuthClient(mesh);
     stops.push(async () => operator.close());

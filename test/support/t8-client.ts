@@ -8,7 +8,6 @@ import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'n
 import type { KeyObject } from 'node:crypto';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
-import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import * as oauth from 'oauth4webapi';
 import { createSigner, createVerifier, httpbis } from 'http-message-signatures';
@@ -365,13 +364,13 @@ export class T8Client {
   }
 
   /** POSTs a form (the OAuth endpoints) over the AS's mTLS connection pool. */
-  async postForm(path: string, form: Readonly<Record<string, string>>): Promise<{ status: number; text: string }> {
+  async postForm(path: string, form: Readonly<Record<string, string>>): Promise<{ status: number; text: string; headers: Record<string, string> }> {
     const res = await this.fetch(`${T8_ISSUER}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(form).toString(),
     });
-    return { status: res.status, text: await res.text() };
+    return { status: res.status, text: await res.text(), headers: Object.fromEntries(res.headers) };
   }
 
   async close(): Promise<void> {
@@ -393,7 +392,7 @@ export class AuditReader {
   private constructor(private readonly nc: NatsConnection) {}
 
   static async open(mesh: TestMesh): Promise<AuditReader> {
-    return new AuditReader(await connect({ servers: mesh.env['NATS_URL']! }));
+    return new AuditReader(await mesh.natsConnect('operator'));
   }
 
   async all(): Promise<AuditEvent[]> {

@@ -1,13 +1,48 @@
-export { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX } from './subjects.js';
+export {
+  AUDIT_STREAM,
+  AUDIT_SUBJECT_PREFIX,
+  CONTROL_STREAM,
+  CONTROL_SUBJECTS,
+  controlStreamOf,
+  NOTIFICATIONS_STREAM,
+  NOTIFICATIONS_SUBJECT_PREFIX,
+  TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT,
+  TOKEN_REVOCATIONS_STREAM,
+  TOKEN_REVOCATIONS_SUBJECT,
+} from './subjects.js';
 export type { ControlSubject } from './subjects.js';
-export { EVENT_KEY_REFRESH_COOLDOWN_MS, eventSigningJwks, JwksEventVerifier, signedBytes } from './signing.js';
+export { EVENT_KEY_REFRESH_COOLDOWN_MS, EVENT_KEY_RETRY_AFTER_FAILURE_MS, eventSigningJwks, JwksEventVerifier, signedBytes } from './signing.js';
 export type { EventSigner, EventVerifier } from './signing.js';
-export { ControlConsumer, ControlPublisher, ensureControlStream } from './control.js';
-export type { ControlConsumerOptions, RejectedEventReason } from './control.js';
-export { AuditLog, NatsAuditSink, auditHash, ensureAuditStream, readAuditTrail, verifyAuditTrail } from './audit.js';
-export type { AuditBreak, AuditEvent, AuditRecord, AuditSink } from './audit.js';
+export { CONTROL_CLOCK_SKEW_MS, ControlConsumer, ControlPublisher, controlSignedBytes, ensureControlStream, ensureTokenRevocationStream } from './control.js';
+export type { ControlConsumerOptions, ControlFeed, ControlFeedStatus, ControlTampering, RejectedEventReason } from './control.js';
+export {
+  AuditLog,
+  DEFAULT_CHECKPOINT_DELAY_MS,
+  NatsAuditSink,
+  auditHash,
+  checkpointSignedBytes,
+  checkpointSubject,
+  ensureAuditStream,
+  readAuditStream,
+  readAuditTrail,
+  verifyAuditTrail,
+} from './audit.js';
+export type { AuditBreak, AuditCheckpoint, AuditEvent, AuditLogOptions, AuditRecord, AuditSink, AuditStreamContents, AuditStreamMessage } from './audit.js';
+export { AUDIT_PROBLEMS, verifyKeyedAuditTrail } from './audit-verify.js';
+export { auditSigningKeys, cryptoAuditSigner } from './audit-keys.js';
+export type { CryptoSigner } from './audit-keys.js';
+export type { AuditProblem, AuditVerificationKey, KeyedAuditBreak, KeyedAuditOptions, KeyedAuditResult } from './audit-verify.js';
 export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
 export type { Resyncable } from './freshness.js';
 export { KV_TAMPER_REASONS, SIGNED_KV_STATES, SignedKvStore, tamperAuditDetail, UNCHANGED } from './signed-kv.js';
 export type { KvTamperFinding, KvTamperReason, SignedKvOptions, SignedKvState, SignedRecord } from './signed-kv.js';
-export { NOTIFICATIONS_DUPLICATE_WINDOW_MS, NOTIFICATIONS_MAX_AGE_MS, ensureNotificationStream, notificationSubject } from './notifications.js';
+export {
+  NOTIFICATION_EVENT_TYPE,
+  NOTIFICATIONS_DUPLICATE_WINDOW_MS,
+  NOTIFICATIONS_MAX_AGE_MS,
+  ensureNotificationStream,
+  notificationSubject,
+  openNotification,
+  signNotification,
+} from './notifications.js';
+export type { NotificationRefusal } from './notifications.js';

@@ -24,12 +24,17 @@ export interface NatsGrant {
   /** Streams it may read: stream info, message and direct gets, its own consumers on them. */
   readonly read: readonly string[];
   /**
-   * Streams it may create when missing (idempotent start-up creation by their owners). Nobody but
-   * the administrator may update a stream: retention is part of the trust model.
+   * Streams it may create when missing (idempotent start-up creation by their owners). Updating a
+   * stream is a separate right: retention is part of the trust model.
    */
   readonly create: readonly string[];
   /** Subjects it may publish on (control subjects, KV keys of the buckets it writes). */
   readonly publish: readonly string[];
+  /**
+   * Streams whose settings it may change: only replay-guard, which raises its nonce bucket's
+   * retention to cover the replay window (it is the authority on replays anyway).
+   */
+  readonly update?: readonly string[];
   /** Full JetStream and core access; the administrator only. */
   readonly admin?: boolean;
 }
@@ -68,17 +73,18 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     ],
   },
   authorization: {
-    read: [kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM],
-    create: [kvStream(KV_BUCKETS.policies), CONTROL_STREAM, AUDIT_STREAM],
-    publish: [kvWrite(KV_BUCKETS.policies), CONTROL_SUBJECTS.policies, auditOf('authorization')],
+    read: [kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET)],
+    create: [kvStream(KV_BUCKETS.policies), AUDIT_STREAM],
+    publish: [kvWrite(KV_BUCKETS.policies), auditOf('authorization')],
   },
   'replay-guard': {
     read: [kvStream(KV_BUCKETS.replayNonces), kvStream(DEPLOYMENT_BUCKET)],
     create: [kvStream(KV_BUCKETS.replayNonces), AUDIT_STREAM],
+    update: [kvStream(KV_BUCKETS.replayNonces)],
     publish: [kvWrite(KV_BUCKETS.replayNonces), auditOf('replay-guard')],
   },
   'capability-exposure': {
-    read: [kvStream(KV_BUCKETS.subscriptions), kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, NOTIFICATIONS_STREAM],
+    read: [kvStream(KV_BUCKETS.subscriptions), kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET), NOTIFICATIONS_STREAM],
     create: [kvStream(KV_BUCKETS.subscriptions), NOTIFICATIONS_STREAM, AUDIT_STREAM],
     publish: [kvWrite(KV_BUCKETS.subscriptions), `${NOTIFICATIONS_SUBJECT_PREFIX}.>`, auditOf('capability-exposure')],
   },
@@ -132,6 +138,7 @@ export function natsPermissions(identity: NatsIdentity): { publish: string[]; su
   const publish = new Set<string>(['$JS.API.INFO', '$JS.API.STREAM.NAMES']);
   for (const s of grant.read) for (const p of readApi(s)) publish.add(p);
   for (const s of grant.create) for (const p of createApi(s)) publish.add(p);
+  for (const s of grant.update ?? []) publish.add(`$JS.API.STREAM.UPDATE.${s}`);
   for (const p of grant.publish) publish.add(p);
   return { publish: [...publish], subscribe: [`${natsInboxPrefix(identity)}.>`] };
 }

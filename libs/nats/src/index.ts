@@ -1,4 +1,4 @@
-import { connect, Events } from 'nats';
+import { connect, credsAuthenticator, Events } from 'nats';
 import type { KV, KvOptions, NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
@@ -18,6 +18,8 @@ export const KV_BUCKETS = {
   replayNonces: 'aese_replay_nonces',
   policies: 'aese_policies',
   subscriptions: 'aese_subscriptions',
+  /** The deployment's identity (its mesh CA): a stack started against another deployment's NATS says so. */
+  deployment: 'aese_deployment',
 } as const;
 
 export interface NatsSettings {
@@ -27,6 +29,15 @@ export interface NatsSettings {
   readonly connectTimeoutMs?: number;
   /** Replicas of the streams and KV buckets this connection creates (3 on a NATS cluster). */
   readonly replicas?: number;
+  /**
+   * TLS with a client certificate: NATS maps the certificate to this identity's permissions.
+   * `caPem` verifies the server (the mesh CA, or the CA of an external NATS).
+   */
+  readonly tls?: { readonly caPem: string; readonly certPem: string; readonly keyPem: string };
+  /** Replies and push deliveries arrive under this prefix, the only one the identity may read. */
+  readonly inboxPrefix?: string;
+  /** Contents of a NATS user credentials file (JWT + nkey seed), for an external NATS that uses them. */
+  readonly credentials?: string;
 }
 
 const replicasByConnection = new WeakMap<NatsConnection, number>();
@@ -49,9 +60,27 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
       timeout: settings.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      ...(settings.tls ? { tls: { ca: settings.tls.caPem, cert: settings.tls.certPem, key: settings.tls.keyPem } } : {}),
+      ...(settings.inboxPrefix ? { inboxPrefix: settings.inboxPrefix } : {}),
+      ...(settings.credentials ? { authenticator: credsAuthenticator(new TextEncoder().encode(settings.credentials)) } : {}),
     });
   } catch (err) {
-    throw new AeseError('UNAVAILABLE', `cannot connect to NATS at ${String(settings.servers)}`, { cause: err });
+    const text = String((err as Error).message);
+    if (/authorization violation|authentication/i.test(text)) {
+      throw new AeseError(
+        'FAILED_PRECONDITION',
+        `NATS at ${String(settings.servers)} refused the identity ${settings.name}: its configuration was not made for this deployment's PKI (regenerate it: see docs/security-operations.md)`,
+        { cause: err },
+      );
+    }
+    if (/certificate|self.signed|unable to verify/i.test(text)) {
+      throw new AeseError(
+        'FAILED_PRECONDITION',
+        `NATS at ${String(settings.servers)} presents a certificate this deployment's CA did not issue (${text}): it is another deployment's NATS, or an external one whose CA NATS_CA_FILE must name`,
+        { cause: err },
+      );
+    }
+    throw new AeseError('UNAVAILABLE', `cannot connect to NATS at ${String(settings.servers)}: ${text}`, { cause: err });
   }
   replicasByConnection.set(nc, settings.replicas ?? 1);
   void (async () => {
@@ -104,72 +133,6 @@ export async function kvValuesJson<T>(kv: KV): Promise<T[]> {
     if (v !== undefined) out.push(v);
   }
   return out;
-}
-
-/**
- * An in-memory copy of a KV bucket, kept current by a watch. Reads never wait on NATS, so a
- * service keeps answering from its last known state while NATS is unreachable; writes still go
- * to KV and fail when it cannot be reached.
- */
-export class KvMirror<T> {
-  private readonly values = new Map<string, T>();
-  private stopWatch: (() => void) | undefined;
-  private readonly listeners: ((key: string, value: T | undefined) => void)[] = [];
-
-  /**
-   * @param validate decides whether a value seen on the watch may replace the current one (a
-   *   signature and version check, say); a refused value leaves the copy as it was.
-   */
-  constructor(
-    readonly kv: KV,
-    private readonly validate?: (key: string, value: T, previous: T | undefined) => Promise<boolean>,
-  ) {}
-
-  /** Loads every current value, then follows changes; resolves once the initial load is done. */
-  async start(): Promise<void> {
-    let initialized!: () => void;
-    const ready = new Promise<void>(resolve => (initialized = resolve));
-    const iter = await retryJetStream(() => this.kv.watch({ initializedFn: () => initialized() }));
-    this.stopWatch = () => iter.stop();
-    void (async () => {
-      for await (const e of iter) {
-        let value: T | undefined;
-        try {
-          value = e.operation === 'PUT' && e.value.length > 0 ? (JSON.parse(decoder.decode(e.value)) as T) : undefined;
-        } catch {
-          continue;
-        }
-        if (value !== undefined && this.validate && !(await this.validate(e.key, value, this.values.get(e.key)))) continue;
-        if (value === undefined) this.values.delete(e.key);
-        else this.values.set(e.key, value);
-        for (const l of this.listeners) l(e.key, value);
-      }
-    })().catch(() => undefined);
-    await ready;
-  }
-
-  get(key: string): T | undefined {
-    return this.values.get(key);
-  }
-
-  entries(): [string, T][] {
-    return [...this.values.entries()];
-  }
-
-  /** Writes through to KV and updates the copy at once (the watch confirms it later). */
-  async put(key: string, value: T): Promise<void> {
-    await kvPutJson(this.kv, key, value);
-    this.values.set(key, value);
-  }
-
-  /** Called for every change seen on the watch. */
-  onChange(listener: (key: string, value: T | undefined) => void): void {
-    this.listeners.push(listener);
-  }
-
-  stop(): void {
-    this.stopWatch?.();
-  }
 }
 
 /** How long start-up JetStream calls are retried while a cluster elects new leaders. */

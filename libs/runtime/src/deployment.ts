@@ -1,5 +1,5 @@
 import { AeseError } from '@aese/errors';
-import { KV_BUCKETS } from '@aese/nats';
+import { KV_BUCKETS, retryJetStream } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { certificateThumbprint, pemToDer } from '@aese/pki';
 
@@ -24,11 +24,16 @@ export async function checkDeployment(nc: NatsConnection, opts: { meshCaPem: str
   const js = nc.jetstream();
   let stored: DeploymentRecord | undefined;
   try {
+    // Retried while a cluster elects leaders; a bucket that does not exist yet is not an error
+    // for the services crypto has not recorded the deployment for yet.
     const kv = opts.record
-      ? await js.views.kv(KV_BUCKETS.deployment, { history: 1 })
-      : await js.views.kv(KV_BUCKETS.deployment, { bindOnly: true }).catch(() => undefined);
+      ? await retryJetStream(() => js.views.kv(KV_BUCKETS.deployment, { history: 1 }))
+      : await retryJetStream(() => js.views.kv(KV_BUCKETS.deployment, { bindOnly: true })).catch((err: unknown) => {
+          if (/stream not found/i.test(String((err as Error).message))) return undefined;
+          throw err;
+        });
     if (!kv) return;
-    const entry = await kv.get(KEY);
+    const entry = await retryJetStream(() => kv.get(KEY));
     if (entry && entry.operation === 'PUT') stored = JSON.parse(Buffer.from(entry.value).toString('utf8')) as DeploymentRecord;
     if (!stored && opts.record) {
       const mine: DeploymentRecord = { meshCa, trustDomain: opts.trustDomain, createdAt: new Date().toISOString() };

@@ -106,7 +106,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         ...(c ? { cluster: { name: c.name, host: '127.0.0.1', port: c.port, routes: c.routes } } : {}),
       }),
     );
-    args = ['-c', configFile, '-l', `/tmp/aese-nats-logs/${port}.log`, ...(options.extraArgs ?? [])];
+    args = ['-c', configFile, '-l', join(store.path, 'nats-server.log'), ...(options.extraArgs ?? [])];
   }
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { connect } from 'nats';
 import { AeseError } from '@aese/errors';
 import { CONTROL_SUBJECTS, ControlPublisher, readAuditTrail } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
@@ -34,6 +33,7 @@ describe('revocation across authentication replicas', function () {
   };
   const startReplica = async (env: Record<string, string> = {}) => {
     const r = await startAuthenticationService({ ...mesh.env, PORT: '0', ...env }, silent);
+    await r.whenReady;
     replicas.push(r);
     return r;
   };
@@ -110,7 +110,7 @@ describe('revocation across authentication replicas', function () {
     const as = await onboardAs(mesh, 'rev-forged', ['3gpp-monitoring-event']);
     const c = edgeClient(mesh.ports['authentication']!);
     const t = await token(c, as);
-    const nc = await connect({ servers: mesh.nats.url });
+    const nc = await mesh.natsConnect('authentication');
     try {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const forger = new ControlPublisher(nc, {
@@ -119,7 +119,8 @@ describe('revocation across authentication replicas', function () {
       await forger.publish(CONTROL_SUBJECTS.revocations, REVOCATION_EVENT_TYPE, encodeRevocation({ kind: 'application-server', scsAsId: 'rev-forged' }, Date.now()));
       await new Promise(r => setTimeout(r, 300));
       expect(await verifyCode(c, t, as)).to.equal('OK');
-      const trail = await readAuditTrail(nc);
+      const reader = await mesh.natsConnect('operator');
+      const trail = await readAuditTrail(reader).finally(() => reader.close());
       expect(trail.filter(e => e.action === 'control.revocation' && e.reason === 'BAD_SIGNATURE').length).to.be.at.least(1);
     } finally {
       await nc.close();

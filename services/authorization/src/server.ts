@@ -1,18 +1,17 @@
 import { int, loadConfig } from '@aese/config';
 import type { Env } from '@aese/config';
-import { AuditLog, ensureAuditStream, eventSigningJwks, JwksEventVerifier, NatsAuditSink } from '@aese/events';
+import { AuditLog, cryptoAuditSigner, ensureAuditStream, eventSigningJwks, JwksEventVerifier, NatsAuditSink } from '@aese/events';
 import type { EventSigner } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { connectNats } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceService } from '@aese/protos/authorization/v1';
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
-import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { readShippedDefaults, readShippedSchema } from './default-policies.js';
 import { CedarEvaluator } from './domain/cedar-evaluator.js';
@@ -59,19 +58,18 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
   const verifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ servers: common.natsUrl, name: 'authorization', logger, replicas: common.natsReplicas });
+    nc = await connectServiceNats(common, 'authorization', logger);
   } catch (err: unknown) {
     crypto.close();
     throw err;
   }
-  const audit = new AuditLog('authorization', new NatsAuditSink(nc), err => logger.warn({ err }, 'audit event not written'));
+  const audit = new AuditLog('authorization', new NatsAuditSink(nc), err => logger.warn({ err }, 'audit event not written'), { signer: cryptoAuditSigner(crypto) });
   const pdp = new PolicyDecisionPoint(new CedarEvaluator(schema), logger, audit, config.decisionCacheSize);
   let admin: PolicyAdministration;
   try {
     await ensureAuditStream(nc);
     const store = await KvPolicyStore.open(nc, logger);
     admin = new PolicyAdministration({ store, compiler, pdp, signer, verifier, audit, logger });
-    await admin.start(readShippedDefaults());
   } catch (err: unknown) {
     crypto.close();
     await nc.drain();
@@ -97,11 +95,35 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
     ],
   });
   const port = await server.listen(common.listenHost, config.port);
-  server.setServing(true);
-  logger.info({ port, policyVersion: pdp.current?.version ?? null }, 'authorization service serving');
+  logger.info({ port }, 'authorization service listening');
+  // The policy versions are verified (and the shipped defaults signed) through crypto, which may
+  // start later: NOT_SERVING, retrying, until the version in force is loaded.
+  const readiness = untilReady({
+    logger,
+    steps: [
+      { what: 'the crypto service keys', run: async () => void (await crypto.getJwks({})) },
+      {
+        what: 'the policy versions',
+        run: async () => {
+          try {
+            await admin.start(readShippedDefaults());
+          } catch (err) {
+            admin.stop();
+            throw err;
+          }
+        },
+      },
+    ],
+    onReady: () => {
+      server.setServing(true);
+      logger.info({ policyVersion: pdp.current?.version ?? null }, 'authorization service serving');
+    },
+  });
   return {
     port,
+    whenReady: readiness.whenReady,
     stop: async () => {
+      readiness.stop();
       await server.shutdown();
       admin.stop();
       await audit.flush();

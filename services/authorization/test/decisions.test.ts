@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
-import { connect } from 'nats';
 import { readAuditTrail, verifyAuditTrail } from '@aese/events';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
@@ -199,7 +198,7 @@ describe('authorization decisions (Cedar, deny by default, grants as entity data
   });
 
   it('audits every denial and the policy change, without UE identifiers', async () => {
-    const nc = await connect({ servers: mesh.nats.url });
+    const nc = await mesh.natsConnect('operator');
     try {
       const denied = await pdp.decide(request({ targets: [UE.strangerGroup] }));
       expect(denied.allowed).to.equal(false);

@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { connect } from 'nats';
 import type { KV, NatsConnection } from 'nats';
 import { readAuditTrail, signedBytes } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
@@ -11,7 +10,7 @@ import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { startAuthorizationService } from '@aese/authorization-service';
 import { createLogger } from '@aese/logger';
-import { startNatsServer } from '@aese/testing';
+import { connectNatsAs, startNatsServer } from '@aese/testing';
 import { policyApply, policyShow } from '../../../libs/cli/src/policy-commands.ts';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import { POLICY_BUNDLE_TYPE, POLICY_SIGNATURE_SUBJECT } from '../src/domain/policy-administration.ts';
@@ -146,6 +145,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
   it('brings a new version into force on a second replica within a bounded time', async () => {
     const logger = createLogger({ service: 'authorization', level: 'warn', destination: { write: (l: string) => void mesh.logs.push(l.trimEnd()) } });
     const replica = await startAuthorizationService({ ...mesh.env, PORT: '0' }, logger);
+    await replica.whenReady;
     const second = authorizationClient(mesh, 'capability-exposure', `localhost:${replica.port}`);
     try {
       const v = await version();
@@ -178,7 +178,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
     let kv: KV;
     let cryptoAsAuthorization: MeshClient<CryptoServiceClient>;
     before(async () => {
-      nc = await connect({ servers: mesh.nats.url });
+      nc = await mesh.natsConnect('authorization');
       kv = await nc.jetstream().views.kv('aese_policies');
       // Signing through crypto with the authorization identity: the strongest forgery an
       // attacker inside the mesh could make (a genuine signature over chosen content).
@@ -244,6 +244,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
       // A replica started now skips everything above and takes the newest good version.
       const logger = createLogger({ service: 'authorization', level: 'warn', destination: { write: (l: string) => void mesh.logs.push(l.trimEnd()) } });
       const fresh = await startAuthorizationService({ ...mesh.env, PORT: '0' }, logger);
+      await fresh.whenReady;
       const freshClient = authorizationClient(mesh, 'capability-exposure', `localhost:${fresh.port}`);
       try {
         expect(await freshClient.decide(request())).to.deep.equal(allowed);
@@ -254,7 +255,8 @@ describe('authorization policy administration (versions in JetStream KV, validat
       }
 
       // Every refusal is in the audit trail.
-      const trail = await readAuditTrail(nc);
+      const reader = await mesh.natsConnect('operator');
+      const trail = await readAuditTrail(reader).finally(() => reader.close());
       const reasons = trail.filter(e => e.action === 'policy.load').map(e => e.reason);
       expect(reasons).to.include.members(['BAD_SIGNATURE', 'INVALID_POLICY_VERSION', 'REPLAYED_POLICY_VERSION', 'STALE_POLICY_VERSION', 'MALFORMED_POLICY_VERSION']);
 
@@ -266,8 +268,8 @@ describe('authorization policy administration (versions in JetStream KV, validat
   });
 
   it('refuses every decision while no stored version passes the checks, until the operator applies one', async () => {
-    const nats = await startNatsServer();
-    const nc = await connect({ servers: nats.url });
+    const nats = await startNatsServer({ secured: { stateDir: mesh.stateDir, trustDomain: mesh.trustDomain } });
+    const nc = await connectNatsAs(nats.url, mesh.stateDir, 'authorization');
     const logger = createLogger({ service: 'authorization', level: 'warn', destination: { write: (l: string) => void mesh.logs.push(l.trimEnd()) } });
     let replica: { port: number; stop(): Promise<void> } | undefined;
     let admin: AuthorizationClient | undefined;
@@ -277,7 +279,9 @@ describe('authorization policy administration (versions in JetStream KV, validat
       const kv = await nc.jetstream().views.kv('aese_policies', { history: 16 });
       const forged = { policies: '@id("allow-all") permit (principal, action, resource);', entities: [], appliedAtMs: 0 };
       await kv.put('current', new TextEncoder().encode(JSON.stringify({ version: 7, revision: 1, payload: JSON.stringify(forged), kid: 'k1', signature: 'AAAA' })));
-      replica = await startAuthorizationService({ ...mesh.env, NATS_URL: nats.url, PORT: '0' }, logger);
+      const started = await startAuthorizationService({ ...mesh.env, NATS_URL: nats.url, PORT: '0' }, logger);
+      replica = started;
+      await started.whenReady;
       admin = authorizationClient(mesh, 'operator', `localhost:${replica.port}`);
       decider = authorizationClient(mesh, 'capability-exposure', `localhost:${replica.port}`);
       expect((await failure(decider.decide(request()))).code).to.equal('UNAVAILABLE');

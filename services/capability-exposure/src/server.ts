@@ -5,13 +5,14 @@ import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { AuditLog, DEFAULT_STALENESS_BOUND_MS, NatsAuditSink, ensureAuditStream } from '@aese/events';
-import { connectNats } from '@aese/nats';
+import { AuditLog, DEFAULT_STALENESS_BOUND_MS, JwksEventVerifier, NatsAuditSink, cryptoAuditSigner, ensureAuditStream, eventSigningJwks, tamperAuditDetail } from '@aese/events';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
-import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { KeyPurpose } from '@aese/protos/common/v1';
+import { CryptoServiceClient } from '@aese/protos/crypto/v1';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import type { Decide } from './domain/decision.js';
@@ -116,11 +117,15 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       return { allowed: res.allowed, obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: res.policyVersion, denyCause: res.denyCause };
     });
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'capability-exposure', logger, replicas: common.natsReplicas });
-  const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close()];
+  const nc = await connectServiceNats(common, 'capability-exposure', logger);
+  // Only for signing the audit chain's checkpoints.
+  const crypto = createMeshClient(CryptoServiceClient, { address: common.addrCrypto, tls, serverId: serviceId(td, 'crypto') });
+  const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close(), () => crypto.close()];
   try {
     await ensureAuditStream(nc);
-    const audit = new AuditLog('capability-exposure', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'));
+    const audit = new AuditLog('capability-exposure', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'), {
+      signer: cryptoAuditSigner(crypto),
+    });
     cleanup.unshift(() => audit.flush());
     // Decisions of the authorization service are cached per policy version, emptied on push.
     let cache: DecisionCache | undefined;
@@ -130,9 +135,27 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize);
     }
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
-    const store = await KvResourceStore.open(nc);
+    // Subscriptions are signed records: written signed by this service, checked as they load.
+    const store = await KvResourceStore.open(nc, {
+      signer: {
+        sign: async data => {
+          const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+          return { kid: out.kid, signature: out.signature };
+        },
+      },
+      verifier: new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys)),
+      logger,
+      onTampered: finding =>
+        audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
+    });
     cleanup.unshift(() => store.close());
-    const sink = await NatsNotificationSink.open(nc);
+    // Notification requests are signed through crypto: the edge delivers nothing else.
+    const sink = await NatsNotificationSink.open(nc, {
+      sign: async data => {
+        const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
+        return { kid: out.kid, signature: out.signature };
+      },
+    });
     const simulator = new SimulatedCore({
       seed: config.simSeed,
       ueCount: config.simUeCount,
@@ -174,7 +197,6 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       }
       for (const s of m.schemas) schemas.validator(m.schemaFile, s, 'request');
       schemas.validator(m.schemaFile, m.notificationSchema, 'response');
-      await m.start?.();
     }
     cleanup.unshift(network.subscribe(e => engine.handle(e)));
 
@@ -210,10 +232,35 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     schemas.validator('common-data', 'ProblemDetails', 'response');
     schemas.validator('common-data', 'TestNotification', 'response');
     const port = await server.listen(common.listenHost, config.port);
-    server.setServing(true);
-    logger.info({ port, modules: registry.list().map(m => m.name), tickMs: config.simTickMs, startMs: Math.round(performance.now() - started) }, 'capability-exposure service serving');
+    logger.info({ port, modules: registry.list().map(m => m.name), tickMs: config.simTickMs, startMs: Math.round(performance.now() - started) }, 'capability-exposure service listening');
+    // Subscriptions and notification requests are signed through crypto, which may start later:
+    // NOT_SERVING until its keys answer and the subscriptions are checked.
+    const startedModules = new Set<ApiModule>();
+    const readiness = untilReady({
+      logger,
+      steps: [
+        { what: 'the crypto service keys', run: async () => void (await crypto.getJwks({})) },
+        {
+          // Modules restore their network state from the subscriptions, so they start once those are checked.
+          what: 'the subscriptions',
+          run: async () => {
+            if ((await store.settled()) !== 'READY') throw new AeseError('UNAVAILABLE', 'the subscriptions bucket failed its integrity check');
+            for (const m of modules) {
+              if (startedModules.has(m)) continue;
+              await m.start?.();
+              startedModules.add(m);
+            }
+          },
+        },
+      ],
+      onReady: () => server.setServing(store.ready),
+    });
+    // Tampering found later turns the service NOT_SERVING at once.
+    store.onState(() => server.setServing(readiness.ready && store.ready));
+    cleanup.unshift(() => readiness.stop());
     return {
       port,
+      whenReady: readiness.whenReady,
       network,
       simulator,
       registry,

@@ -68,7 +68,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
     policy.grants.set('as2', { targets: [`externalId:${UE2.externalId}`], categories: ['location', 'qos'] });
     svc = await startInstance(mesh, logs, policy.decide);
     client = edgeClient(mesh, svc.port);
-    watcher = await NotificationWatcher.open(mesh.nats.url, 'as1');
+    watcher = await NotificationWatcher.open(mesh.nats.url, mesh.stateDir, 'as1');
   });
 
   after(async () => {

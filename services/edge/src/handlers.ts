@@ -10,6 +10,7 @@ import { EDGE_PATHS, metadataResponse } from './domain/metadata.js';
 import {
   isFormContentType,
   oauthErrorResponse,
+  oauthRateLimited,
   parseRevocationRequest,
   parseTokenRequest,
   TOKEN_REQUEST_MAX_BYTES,
@@ -17,6 +18,7 @@ import {
   tokenResponse,
 } from './domain/oauth.js';
 import type { IssuedToken, TokenRequest } from './domain/oauth.js';
+import type { RateLimiter } from './domain/rate-limiter.js';
 import { problem } from './domain/responses.js';
 import type { EdgeResponse } from './domain/responses.js';
 import type { ConnectionIdentities } from './domain/connection-identities.js';
@@ -40,6 +42,8 @@ export interface EdgeDependencies {
   audit(record: Omit<AuditRecord, 'decision'>): void;
   /** Issues an access token (authentication `IssueToken`). */
   issueToken(input: TokenRequest & { certificateDer: Uint8Array }): Promise<IssuedToken>;
+  /** Per-AS buckets for the token and revocation endpoints together (apart from the T8 ones). */
+  readonly oauthLimiter?: RateLimiter;
   /** Longest time a request body may take to arrive. */
   readonly bodyTimeoutMs: number;
   /** Largest header list accepted (the HTTP/1.1 parser enforces it too). */
@@ -59,6 +63,12 @@ function traceOf(req: EdgeRequest): string {
 }
 
 type Route = (ctx: RouteContext) => Promise<EdgeResponse | T8Answer | undefined>;
+
+/** The audit reason of a refused token or revocation request: the mesh's error code when there is one. */
+function oauthDenialReason(oauth: { status: number; code: string }, cause: unknown): string {
+  if (oauth.status === 429) return 'RATE_LIMITED';
+  return typeof cause === 'string' && /^[A-Z_]{1,64}$/.test(cause) ? cause : oauth.code.toUpperCase();
+}
 
 const MAX_LOGGED_PATH = 128;
 
@@ -80,6 +90,11 @@ function loggedPath(url: string): string {
 export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest, res: EdgeServerResponse) => void {
   const { logger } = deps;
   const identify = (conn: Connection, der: Buffer): Promise<ApplicationServer> => deps.identities.get(conn.key, der);
+  /** Throws a 429 once the AS has used up its token/revocation budget, before any work is done for it. */
+  const limit = (scsAsId: string): void => {
+    const rate = deps.oauthLimiter?.take(scsAsId);
+    if (rate && !rate.allowed) throw oauthRateLimited(rate.retryAfterS);
+  };
 
   const token: Route = async ({ req, conn, certificateDer }) => {
     const denied = (actor: string | undefined, reason: string): void =>
@@ -99,6 +114,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     try {
       const request = parseTokenRequest(body, singleHeader(req, 'authorization'));
       scsAsId = (await identify(conn, certificateDer)).scsAsId;
+      limit(scsAsId);
       const issued = await deps.issueToken({ ...request, certificateDer });
       logger.info({ scsAsId, scope: issued.scope, expiresIn: issued.expiresIn }, 'access token issued');
       return tokenResponse(issued);
@@ -106,8 +122,8 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       const oauth = toOAuthError(err);
       const cause = (err as { code?: unknown }).code;
       if (oauth.status >= 500) logger.error({ err, scsAsId: scsAsId ?? null }, 'token request failed');
-      else logger.warn({ scsAsId: scsAsId ?? null, error: oauth.code, cause }, 'token request denied');
-      denied(scsAsId, typeof cause === 'string' && /^[A-Z_]{1,64}$/.test(cause) ? cause : oauth.code.toUpperCase());
+      else if (oauth.status !== 429) logger.warn({ scsAsId: scsAsId ?? null, error: oauth.code, cause }, 'token request denied');
+      denied(scsAsId, oauthDenialReason(oauth, cause));
       return oauthErrorResponse(oauth);
     }
   };
@@ -126,13 +142,13 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     try {
       const request = parseRevocationRequest(body, singleHeader(req, 'authorization'));
       scsAsId = (await identify(conn, certificateDer)).scsAsId;
+      limit(scsAsId);
       const revoked = await deps.revokeToken(request.token, certificateDer);
       logger.info({ scsAsId, revoked }, 'token revocation requested');
       return { status: 200, headers: { 'cache-control': 'no-store' }, body: undefined };
     } catch (err) {
       const oauth = toOAuthError(err);
-      const cause = (err as { code?: unknown }).code;
-      denied(scsAsId, typeof cause === 'string' && /^[A-Z_]{1,64}$/.test(cause) ? cause : oauth.code.toUpperCase());
+      denied(scsAsId, oauthDenialReason(oauth, (err as { code?: unknown }).code));
       return oauthErrorResponse(oauth);
     }
   };

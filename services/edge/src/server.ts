@@ -11,6 +11,7 @@ import {
   AuditLog,
   CONTROL_SUBJECTS,
   ControlConsumer,
+  cryptoAuditSigner,
   DEFAULT_STALENESS_BOUND_MS,
   ensureAuditStream,
   eventSigningJwks,
@@ -22,9 +23,8 @@ import type { AuditRecord } from '@aese/events';
 import { createMeshClient, createStreamingCaller } from '@aese/grpc-client';
 import type { SignatureAlgorithm } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
-import { connectNats } from '@aese/nats';
 import { parseAllowList } from '@aese/net-guard';
-import { followRevocations } from '@aese/revocation';
+import { DEFAULT_TOKEN_REVOCATION_RETENTION_S, followRevocations } from '@aese/revocation';
 import { ApplicationServerChanged } from '@aese/protos/events/v1';
 import type { NatsConnection } from '@aese/nats';
 import { certificateThumbprint, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
@@ -35,7 +35,7 @@ import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { PublicKey } from '@aese/protos/crypto/v1';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
-import { DEFAULT_EDGE_PORT, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
 import { readFileSync } from 'node:fs';
 import type { Stoppable } from '@aese/runtime';
 import { ApiDirectory, DEFAULT_API_REFRESH_MS } from './domain/api-catalogue.js';
@@ -47,6 +47,7 @@ import { JwksCache } from './domain/jwks.js';
 import type { KeyPurpose, PublishedKey } from './domain/jwks.js';
 import { DEFAULT_SIGNATURE_SKEW_S, DEFAULT_SIGNATURE_WINDOW_S } from './domain/message-signatures.js';
 import { parseIssuer } from './domain/metadata.js';
+import { DEFAULT_OAUTH_RATE_LIMIT_BURST, DEFAULT_OAUTH_RATE_LIMIT_PER_S } from './domain/oauth.js';
 import { DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimiter } from './domain/rate-limiter.js';
 import { DEFAULT_MAX_T8_BODY_BYTES } from './domain/request-media-type.js';
 import { problem } from './domain/responses.js';
@@ -55,7 +56,7 @@ import { enforceRevocation, OpenConnections, RevocationAwareIdentities, Revocati
 import { httpsPoster } from './notifications/https-poster.js';
 import { startNotifier } from './notifications/notification-consumer.js';
 import { createRequestHandler } from './handlers.js';
-import { rawHttp1Response } from './http.js';
+import { rawHttp1Response, writeResponse } from './http.js';
 import { createT8Handler } from './t8-handler.js';
 import type { ReplayVerdict } from './t8-handler.js';
 
@@ -117,6 +118,9 @@ export const EDGE_SETTINGS = {
   /** Per-AS token bucket: sustained requests per second, and the burst after an idle period. */
   rateLimitPerS: int('EDGE_RATE_LIMIT_PER_S', DEFAULT_RATE_LIMIT_PER_S, 1, 1_000_000),
   rateLimitBurst: int('EDGE_RATE_LIMIT_BURST', DEFAULT_RATE_LIMIT_BURST, 1, 10_000_000),
+  /** Per-AS bucket of the token and revocation endpoints (together), apart from the T8 one. */
+  oauthRateLimitPerS: int('EDGE_OAUTH_RATE_LIMIT_PER_S', DEFAULT_OAUTH_RATE_LIMIT_PER_S, 1, 1_000_000),
+  oauthRateLimitBurst: int('EDGE_OAUTH_RATE_LIMIT_BURST', DEFAULT_OAUTH_RATE_LIMIT_BURST, 1, 10_000_000),
   /** Largest T8 request body; larger ones get 413 before any parsing or cryptography. */
   maxBodyBytes: int('EDGE_MAX_BODY_BYTES', DEFAULT_MAX_T8_BODY_BYTES, 1024, 1024 * 1024),
   /**
@@ -133,6 +137,8 @@ export const EDGE_SETTINGS = {
   invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
   /** How long the edge decides from its last revocation state while NATS is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
+  /** Retention of token revocations (the token stream's max age); the same as authentication's. */
+  tokenRevocationRetentionS: int('TOKEN_REVOCATION_RETENTION_S', DEFAULT_TOKEN_REVOCATION_RETENTION_S, 1, 86_400),
   /** Operator exceptions to the notification SSRF rules: host:port or CIDR entries (the same as capability-exposure's). */
   destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
   /** PEM file of the CAs that AS notification receivers' certificates chain to; empty: the system's public CAs. */
@@ -236,7 +242,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   // The audit trail: every refused handshake, token request and T8 request is one event.
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ servers: common.natsUrl, name: 'edge', logger, replicas: common.natsReplicas });
+    nc = await connectServiceNats(common, 'edge', logger);
   } catch (err) {
     for (const c of clients) c.close();
     throw err;
@@ -248,7 +254,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     await nc.close();
     throw err;
   }
-  const auditLog = new AuditLog('edge', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'));
+  const auditLog = new AuditLog('edge', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'), { signer: cryptoAuditSigner(crypto) });
   const audit = (record: Omit<AuditRecord, 'decision'>): void => auditLog.record({ ...record, decision: 'deny' });
 
   // The response signing key, delegated by crypto and held in memory only. The notification
@@ -290,6 +296,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     verifier: eventVerifier,
     logger,
     audit: auditLog,
+    tokenRetentionS: config.tokenRevocationRetentionS,
     onRevoked: r => {
       const closed = enforceRevocation(r, { connections, identities, tokens });
       logger.info({ kind: r.kind, closed }, 'revocation enforced');
@@ -304,7 +311,8 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
       return as;
     },
     revocations,
-    () => freshness?.isFresh() ?? false,
+    // A tampered or blocked control feed decides nothing (503), like stale state.
+    () => (freshness?.isFresh() ?? false) && feedsCurrent(),
   );
   const tokens = new RevocationAwareTokens(
     new TokenCache({ maxEntries: config.tokenCacheSize }),
@@ -321,6 +329,8 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const registryFeed = new ControlConsumer(nc, {
     subject: CONTROL_SUBJECTS.registry,
     verifier: eventVerifier,
+    logger,
+    audit: auditLog,
     apply: e => {
       // Any change (new keys, scopes, status) makes cached records and verifications stale.
       const change = ApplicationServerChanged.decode(e.payload);
@@ -333,9 +343,12 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const keyFeed = new ControlConsumer(nc, {
     subject: CONTROL_SUBJECTS.keys,
     verifier: eventVerifier,
+    logger,
+    audit: auditLog,
     apply: () => jwks.expire(),
     onRejected: controlRejected('control.keys'),
   });
+  const feedsCurrent = (): boolean => [revocationFeed, registryFeed, keyFeed].every(f => f.status === 'current');
   const limiter = new RateLimiter({ perSecond: config.rateLimitPerS, burst: config.rateLimitBurst });
   const t8Path = createT8Handler({
     logger,
@@ -361,18 +374,13 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     windowS: config.signatureWindowS,
     skewS: config.signatureSkewS,
   });
-  await signingKey.renew().catch(() => undefined);
   await apis.start();
-  // Serve only with every revocation, suspension and rotation published so far applied.
-  await revocationFeed.start();
-  await registryFeed.start();
-  await keyFeed.start();
-  freshness = new Freshness(nc, [revocationFeed, registryFeed, keyFeed], config.stalenessBoundMs);
   const layout = pkiLayout(common.stateDir);
   const notifier = await startNotifier({
     nc,
     logger,
     audit: auditLog,
+    verifier: eventVerifier,
     deps: {
       destinations: {
         allow: parseAllowList(config.destinationAllowList),
@@ -400,6 +408,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     identities,
     t8: t8Path,
     audit,
+    oauthLimiter: new RateLimiter({ perSecond: config.oauthRateLimitPerS, burst: config.oauthRateLimitBurst }),
     revokeToken: async (token, certificateDer) =>
       (await authentication.revokeOwnToken({ token, certificateDer: Buffer.from(certificateDer) })).revoked,
     issueToken: async input => {
@@ -431,7 +440,15 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     maxSettings: 32,
     unknownProtocolTimeout: DEFAULT_HANDSHAKE_TIMEOUT_MS,
   };
-  const server = createSecureServer(options, handler);
+  // Until the keys and control state are loaded (readiness, below), every request gets 503.
+  let ready = false;
+  const server = createSecureServer(options, (req, res) => {
+    if (ready) {
+      handler(req, res);
+      return;
+    }
+    writeResponse(req, res, problem(503, 'the edge is starting: its keys and control state are not loaded yet', { headers: { 'retry-after': '1' } }));
+  });
   // The HTTP/1.1 fallback reads its limits from these server properties (as http.Server does).
   Object.assign(server, {
     maxHeaderSize: config.maxHeaderBytes,
@@ -494,7 +511,23 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     logger.debug({ code: err.code ?? 'unknown' }, 'HTTP/2 session error');
   });
 
+  // Serve only with a signing key and every revocation, suspension and rotation published so far
+  // applied; crypto may start later than the edge: answer 503 and retry until then.
+  const readiness = untilReady({
+    logger,
+    steps: [
+      { what: 'the delegated message-signing key', run: async () => void (await signingKey.renew()) },
+      { what: 'the revocation feed', run: () => revocationFeed.start() },
+      { what: 'the registry feed', run: () => registryFeed.start() },
+      { what: 'the key feed', run: () => keyFeed.start() },
+    ],
+    onReady: () => {
+      freshness = new Freshness(nc, [revocationFeed, registryFeed, keyFeed], config.stalenessBoundMs);
+      ready = true;
+    },
+  });
   const release = async (): Promise<void> => {
+    readiness.stop();
     revocationFeed.stop();
     registryFeed.stop();
     keyFeed.stop();
@@ -525,6 +558,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   let stopped: Promise<void> | undefined;
   return {
     port,
+    whenReady: readiness.whenReady,
     stop: () =>
       (stopped ??= (async () => {
         const closed = new Promise<void>(resolve => server.close(() => resolve()));

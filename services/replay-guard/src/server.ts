@@ -2,11 +2,10 @@ import { int, loadConfig } from '@aese/config';
 import type { Env } from '@aese/config';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { connectNats } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { PROTO_FILES } from '@aese/protos';
 import { ReplayGuardServiceService } from '@aese/protos/replay-guard/v1';
-import { loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { nonceTtlMs, ReplayGuard } from './domain/replay-guard.js';
 import { replayGuardHandlers } from './handlers.js';
@@ -51,7 +50,7 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
   const now = options.now ?? Date.now;
   const tls = serviceTls(common.stateDir, 'replay-guard');
 
-  const nc = await connectNats({ servers: common.natsUrl, name: 'replay-guard', logger, replicas: common.natsReplicas });
+  const nc = await connectServiceNats(common, 'replay-guard', logger);
   let store: KvNonceStore;
   try {
     store = await KvNonceStore.open(nc, {

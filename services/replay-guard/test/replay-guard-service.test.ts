@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
-import { connect, DiscardPolicy, RetentionPolicy, StorageType } from 'nats';
+import { DiscardPolicy, RetentionPolicy, StorageType } from 'nats';
 import type { NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
@@ -18,7 +18,7 @@ import { initPki, pkiLayout } from '@aese/pki';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { serviceId } from '@aese/runtime';
 import type { MeshTls } from '@aese/runtime';
-import { freePort, startNatsServer, tempDir } from '@aese/testing';
+import { connectNatsAs, freePort, startNatsServer, tempDir } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import { nonceKey } from '../src/domain/nonce-key.ts';
 import { nonceTtlMs } from '../src/domain/replay-guard.ts';
@@ -67,9 +67,12 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 
   }
 }
 
+/** The state folder whose PKI the test NATS servers and the guards use. */
+let stateDir = '';
+
 /** The keys of the nonce bucket, read straight from NATS (never creates the bucket). */
 async function storedKeys(natsUrl: string): Promise<string[]> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectNatsAs(natsUrl, stateDir, 'nats-admin');
   try {
     const kv = await nc.jetstream().views.kv(REPLAY_NONCES_BUCKET, { bindOnly: true });
     return await kvKeys(kv);
@@ -79,7 +82,7 @@ async function storedKeys(natsUrl: string): Promise<string[]> {
 }
 
 async function withNats<T>(natsUrl: string, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connectNatsAs(natsUrl, stateDir, 'nats-admin');
   try {
     return await fn(nc);
   } finally {
@@ -183,6 +186,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
 
   before(async () => {
     dir = tempDir('aese-replay-guard');
+    stateDir = dir.path;
     await initPki({ stateDir: dir.path, trustDomain: TD });
   });
   afterEach(async () => {
@@ -193,7 +197,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
   describe('decisions', () => {
     let nats: NatsServerProcess;
     before(async () => {
-      nats = await startNatsServer();
+      nats = await startNatsServer({ secured: { stateDir, trustDomain: TD } });
     });
     after(async () => {
       await nats?.dispose();
@@ -334,7 +338,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
   describe('when NATS goes away', () => {
     let nats: NatsServerProcess;
     beforeEach(async () => {
-      nats = await startNatsServer();
+      nats = await startNatsServer({ secured: { stateDir, trustDomain: TD } });
     });
     afterEach(async () => {
       for (const g of [...running].reverse()) await g.stop();
@@ -406,7 +410,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
   describe('bucket it cannot trust', () => {
     let nats: NatsServerProcess;
     beforeEach(async () => {
-      nats = await startNatsServer();
+      nats = await startNatsServer({ secured: { stateDir, trustDomain: TD } });
     });
     afterEach(async () => {
       for (const g of [...running].reverse()) await g.stop();

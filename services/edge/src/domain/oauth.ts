@@ -9,7 +9,10 @@ export const TOKEN_REQUEST_MAX_BYTES = 4 * 1024;
 export const TOKEN_REQUEST_MAX_PARAMS = 16;
 export const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
 
-/** The RFC 6749 section 5.2 error codes, plus the one for a dependency that is down. */
+/**
+ * The RFC 6749 section 5.2 error codes, plus the one for a dependency that is down and `slow_down`
+ * (registered for token endpoint responses by RFC 8628) for a client over its rate limit.
+ */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
@@ -19,6 +22,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'unsupported_token_type'
   | 'temporarily_unavailable'
+  | 'slow_down'
   | 'server_error';
 
 /**
@@ -198,6 +202,16 @@ export function toOAuthError(err: unknown): OAuthError {
     }
   }
   return new OAuthError(500, 'server_error', 'internal error', { cause: err });
+}
+
+/** Requests per second one AS may make to the token and revocation endpoints together. */
+export const DEFAULT_OAUTH_RATE_LIMIT_PER_S = 10;
+/** Requests an AS may make there at once after being idle. */
+export const DEFAULT_OAUTH_RATE_LIMIT_BURST = 50;
+
+/** 429 for an AS over its token/revocation rate: RFC 6749-style body, `Retry-After` in seconds. */
+export function oauthRateLimited(retryAfterS: number): OAuthError {
+  return new OAuthError(429, 'slow_down', 'too many requests from this client; retry later', { headers: { 'retry-after': String(retryAfterS) } });
 }
 
 /** The RFC 6749 section 5.2 JSON error response. */
