@@ -68,6 +68,44 @@ describe('deployment: the three-node NATS cluster configurations', function () {
         .catch((err: Error) => (anonymous = err.message));
       expect(anonymous).not.to.equal('connected');
 
+      // A route is every message unfiltered: a mesh certificate that is not the NATS server's
+      // (the edge's, say) cannot open one. A rogue node routing with it to node 0 sees nothing of
+      // the cluster and gets nothing into it.
+      const rogueClient = await freePort();
+      const rogueConf = join(work.path, 'rogue.conf');
+      writeFileSync(
+        rogueConf,
+        [
+          `listen: "127.0.0.1:${rogueClient}"`,
+          'cluster {',
+          '  name: "aese"',
+          `  listen: "127.0.0.1:${await freePort()}"`,
+          `  routes: ["tls://127.0.0.1:${routePorts[0]}"]`,
+          `  tls { cert_file: ${JSON.stringify(layout.services.edge.cert)}, key_file: ${JSON.stringify(layout.services.edge.key)}, ca_file: ${JSON.stringify(layout.meshCa.cert)}, verify: true }`,
+          '}',
+        ].join('\n'),
+      );
+      children.push(spawn(NATS_SERVER_BIN, ['-c', rogueConf], { stdio: 'ignore' }));
+      await waitForPort('127.0.0.1', rogueClient);
+      const watcher = await connectNatsAs(url, work.path, 'nats-admin');
+      const rogue = await connect({ servers: `nats://127.0.0.1:${rogueClient}` });
+      try {
+        const seen: string[] = [];
+        const sub = watcher.subscribe('rogue.>', { callback: (_e, m) => seen.push(m.subject) });
+        await watcher.flush();
+        // Give the route every chance to come up (it retries every second or so), publishing meanwhile.
+        for (let i = 0; i < 30 && seen.length === 0; i++) {
+          rogue.publish('rogue.probe');
+          await rogue.flush();
+          await new Promise(r => setTimeout(r, 100));
+        }
+        expect(seen, 'a message from the rogue node reached the cluster').to.deep.equal([]);
+        sub.unsubscribe();
+      } finally {
+        await rogue.close();
+        await watcher.close();
+      }
+
       const edge = await connectNatsAs(url, work.path, 'edge');
       try {
         const forged = await edge

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { connect } from 'nats';
+import { AckPolicy, connect, DeliverPolicy } from 'nats';
 import type { NatsConnection } from 'nats';
 import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATIONS_STREAM, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
@@ -130,10 +130,32 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['delete a control event', deleteMessage(CONTROL_STREAM), ['nats-admin']],
     ['purge the registry bucket', purge(`KV_${KV_BUCKETS.applicationServers}`), ['nats-admin']],
     ["change the control stream's retention", shortenRetention(CONTROL_STREAM), ['nats-admin']],
-    ["change the nonce bucket's retention", shortenRetention(`KV_${KV_BUCKETS.replayNonces}`), ['replay-guard', 'nats-admin']],
+    ["change the nonce bucket's retention", shortenRetention(`KV_${KV_BUCKETS.replayNonces}`), ['nats-admin']],
     ['subscribe to control subjects outside JetStream', subscribe('aese.control.v1.>'), ['nats-admin']],
     ["read crypto's replies (its inbox)", subscribe('_INBOX_crypto.>'), ['crypto', 'nats-admin']],
   ];
+
+  it('a reader cannot use a push consumer to write into a bucket it may not write (delivery to $KV.*)', async () => {
+    const admin = conns.get('nats-admin')!;
+    await conns.get('capability-exposure')!.jetstream().publish('aese.notifications.v1.some-as', Buffer.from('a notification'));
+    const registry = `KV_${KV_BUCKETS.applicationServers}`;
+    const before = (await (await admin.jetstreamManager()).streams.info(registry)).state.last_seq;
+    // The edge may create consumers on the notification stream; it aims one at the registry.
+    await (await conns.get('edge')!.jetstreamManager()).consumers.add(NOTIFICATIONS_STREAM, {
+      durable_name: 'redirect',
+      deliver_subject: `$KV.${KV_BUCKETS.applicationServers}.victim`,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
+    // Polled for a while: the delivery, if it were stored, would land within milliseconds.
+    for (let i = 0; i < 10; i++) {
+      expect((await (await admin.jetstreamManager()).streams.info(registry)).state.last_seq).to.equal(before);
+      await new Promise(r => setTimeout(r, 100));
+    }
+    // Positive control: the administrator's own write lands.
+    await admin.jetstream().publish(`$KV.${KV_BUCKETS.applicationServers}.control`, Buffer.from('{}'));
+    expect((await (await admin.jetstreamManager()).streams.info(registry)).state.last_seq).to.equal(before + 1);
+  });
 
   for (const [what, probe, allowed] of MATRIX) {
     it(`${what}: only ${allowed.join(', ')}`, async () => {

@@ -67,10 +67,10 @@ export function controlSignedBytes(subject: string, type: string, version: numbe
   return signedBytes(subject, type, version, Buffer.concat([Buffer.from(`prev-published-at-ms:${prevPublishedAtMs}\n`, 'utf8'), payload]));
 }
 
-async function streamState(jsm: JetStreamManager, stream: string): Promise<{ lastSeq: number; lastAtMs: number; messages: number }> {
+async function streamState(jsm: JetStreamManager, stream: string): Promise<{ lastSeq: number; lastAtMs: number; messages: number; maxAgeMs: number }> {
   try {
-    const { state } = await jsm.streams.info(stream);
-    return { lastSeq: state.last_seq, lastAtMs: streamTimeMs(state.last_ts), messages: state.messages };
+    const { state, config } = await jsm.streams.info(stream);
+    return { lastSeq: state.last_seq, lastAtMs: streamTimeMs(state.last_ts), messages: state.messages, maxAgeMs: Math.floor((config.max_age ?? 0) / 1_000_000) };
   } catch (err) {
     throw new AeseError('UNAVAILABLE', `cannot read the stream ${stream}`, { cause: err });
   }
@@ -127,7 +127,7 @@ export type RejectedEventReason = 'BAD_SIGNATURE' | 'STALE_VERSION' | 'MALFORMED
  * `current` after, `waiting-for-keys` while event-signing keys cannot be fetched, `tampered` once
  * an event is missing that retention does not explain (for good: it applies nothing more).
  */
-export type ControlFeedStatus = 'starting' | 'current' | 'waiting-for-keys' | 'tampered' | 'stopped';
+export type ControlFeedStatus = 'starting' | 'current' | 'waiting-for-keys' | 'tampered' | 'failed' | 'stopped';
 
 /** A stretch of a control stream that is missing and that no retention explains. */
 export interface ControlTampering {
@@ -194,6 +194,8 @@ export class ControlConsumer implements ControlFeed {
   private readonly listeners: ((status: ControlFeedStatus) => void)[] = [];
   private readonly stream: string;
   private readonly now: () => number;
+  /** The stream's max age as the server keeps it (0: forever); read at start. */
+  private streamMaxAgeMs = 0;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -223,7 +225,8 @@ export class ControlConsumer implements ControlFeed {
 
   async start(): Promise<void> {
     const jsm = await retryJetStream(() => this.nc.jetstreamManager());
-    const { lastSeq, lastAtMs, messages } = await retryJetStream(() => streamState(jsm, this.stream));
+    const { lastSeq, lastAtMs, messages, maxAgeMs } = await retryJetStream(() => streamState(jsm, this.stream));
+    this.streamMaxAgeMs = maxAgeMs;
     const fromSnapshot = this.options.snapshot ? await this.loadSnapshot(jsm) : 0;
     let ready!: () => void;
     const done = new Promise<void>(resolve => (ready = resolve));
@@ -262,7 +265,10 @@ export class ControlConsumer implements ControlFeed {
       }
     })()
       .catch((err: unknown) => {
-        this.options.logger.error({ err, stream: this.stream, subject: this.options.subject }, 'control consumer stopped');
+        // An event that could not be applied (or a dead subscription) leaves this replica's state
+        // behind the stream: it must stop serving, not keep deciding on what it had.
+        this.options.logger.error({ err, stream: this.stream, subject: this.options.subject }, 'control consumer stopped; not serving');
+        this.setStatus('failed');
       })
       // A stopped consumer lets a pending start() return (its status says it is not current).
       .finally(() => ready());
@@ -378,10 +384,14 @@ export class ControlConsumer implements ControlFeed {
     this.tamper(firstMissing, lastMissing);
   }
 
-  /** True when a message published at `atMs` is one the stream's retention has removed. */
+  /**
+   * True when a message published at `atMs` is one the stream's retention has removed. Only a
+   * stream the consumer was told expires (`retentionMs`) may lose events, and the stream's own
+   * max age, not the consumer's setting, says when they leave.
+   */
   private expired(atMs: number): boolean {
-    const retention = this.options.retentionMs;
-    if (retention === undefined || atMs <= 0) return false;
+    const retention = this.streamMaxAgeMs;
+    if (this.options.retentionMs === undefined || retention <= 0 || atMs <= 0) return false;
     // The server judges age by its own clock; tolerate a small difference (a tenth of a short retention).
     return atMs + retention - Math.min(CONTROL_CLOCK_SKEW_MS, retention / 10) <= this.now();
   }

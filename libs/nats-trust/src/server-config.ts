@@ -1,3 +1,4 @@
+import { spiffeId } from '@aese/pki';
 import { NATS_IDENTITIES, natsPermissions, natsUserOf } from './trust-model.js';
 
 /** Certificate, key and CA files as the nats-server process sees them. */
@@ -75,7 +76,10 @@ export function renderNatsServerConfig(o: NatsServerConfigOptions): string {
       `  name: ${q(o.cluster.name)}`,
       `  listen: ${q(`${o.cluster.host}:${o.cluster.port}`)}`,
       `  routes: ${list(o.cluster.routes, '  ')}`,
-      tls('verify', '  '),
+      // Routes carry every message unfiltered: only the NATS server certificate (its own SPIFFE
+      // ID) may open one, not any certificate of the mesh CA.
+      tls('verify_and_map', '  '),
+      `  authorization { user: ${q(spiffeId(o.trustDomain, 'svc', 'nats'))} }`,
       '}',
     );
   }

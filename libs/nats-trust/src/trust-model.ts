@@ -24,17 +24,12 @@ export interface NatsGrant {
   /** Streams it may read: stream info, message and direct gets, its own consumers on them. */
   readonly read: readonly string[];
   /**
-   * Streams it may create when missing (idempotent start-up creation by their owners). Updating a
-   * stream is a separate right: retention is part of the trust model.
+   * Streams it may create when missing (idempotent start-up creation by their owners). Nobody but
+   * the administrator may change a stream's settings: retention is part of the trust model.
    */
   readonly create: readonly string[];
   /** Subjects it may publish on (control subjects, KV keys of the buckets it writes). */
   readonly publish: readonly string[];
-  /**
-   * Streams whose settings it may change: only replay-guard, which raises its nonce bucket's
-   * retention to cover the replay window (it is the authority on replays anyway).
-   */
-  readonly update?: readonly string[];
   /** Full JetStream and core access; the administrator only. */
   readonly admin?: boolean;
 }
@@ -80,7 +75,6 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
   'replay-guard': {
     read: [kvStream(KV_BUCKETS.replayNonces), kvStream(DEPLOYMENT_BUCKET)],
     create: [kvStream(KV_BUCKETS.replayNonces), AUDIT_STREAM],
-    update: [kvStream(KV_BUCKETS.replayNonces)],
     publish: [kvWrite(KV_BUCKETS.replayNonces), auditOf('replay-guard')],
   },
   'capability-exposure': {
@@ -90,7 +84,7 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
   },
   edge: {
     read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, NOTIFICATIONS_STREAM],
-    create: [NOTIFICATIONS_STREAM, TOKEN_REVOCATIONS_STREAM, AUDIT_STREAM],
+    create: [NOTIFICATIONS_STREAM, AUDIT_STREAM],
     publish: [auditOf('edge')],
   },
   [OPERATOR_NAME]: {
@@ -100,6 +94,25 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
   },
   [NATS_ADMIN_NAME]: { read: [], create: [], publish: [], admin: true },
 };
+
+/**
+ * Who signs for which place: the control subject or `kv.<bucket>` a signed record names, and the
+ * one service that may have crypto sign it (a place matches exactly or as a prefix followed by
+ * `.`). Crypto refuses to sign an event for a place its caller does not own, so a service allowed
+ * the event-signing key still cannot sign another service's records.
+ */
+export const SIGNED_PLACE_OWNERS: readonly (readonly [place: string, owner: MeshService])[] = [
+  [CONTROL_SUBJECTS.revocations, 'authentication'],
+  [CONTROL_SUBJECTS.registry, 'authentication'],
+  [TOKEN_REVOCATIONS_SUBJECT, 'authentication'],
+  [TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT, 'authentication'],
+  [`kv.${KV_BUCKETS.applicationServers}`, 'authentication'],
+  [`kv.${KV_BUCKETS.certificateIndex}`, 'authentication'],
+  [`kv.${KV_BUCKETS.policies}`, 'authorization'],
+  [`kv.${KV_BUCKETS.subscriptions}`, 'capability-exposure'],
+  [NOTIFICATIONS_SUBJECT_PREFIX, 'capability-exposure'],
+  [CONTROL_SUBJECTS.keys, 'crypto'],
+];
 
 /** The user name NATS maps a client certificate to: the identity's SPIFFE ID (its URI SAN). */
 export function natsUserOf(trustDomain: string, identity: NatsIdentity): string {
@@ -138,7 +151,6 @@ export function natsPermissions(identity: NatsIdentity): { publish: string[]; su
   const publish = new Set<string>(['$JS.API.INFO', '$JS.API.STREAM.NAMES']);
   for (const s of grant.read) for (const p of readApi(s)) publish.add(p);
   for (const s of grant.create) for (const p of createApi(s)) publish.add(p);
-  for (const s of grant.update ?? []) publish.add(`$JS.API.STREAM.UPDATE.${s}`);
   for (const p of grant.publish) publish.add(p);
   return { publish: [...publish], subscribe: [`${natsInboxPrefix(identity)}.>`] };
 }

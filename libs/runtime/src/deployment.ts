@@ -1,5 +1,5 @@
 import { AeseError } from '@aese/errors';
-import { KV_BUCKETS, retryJetStream } from '@aese/nats';
+import { KV_BUCKETS, openKv, retryJetStream } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { certificateThumbprint, pemToDer } from '@aese/pki';
 
@@ -27,7 +27,7 @@ export async function checkDeployment(nc: NatsConnection, opts: { meshCaPem: str
     // Retried while a cluster elects leaders; a bucket that does not exist yet is not an error
     // for the services crypto has not recorded the deployment for yet.
     const kv = opts.record
-      ? await retryJetStream(() => js.views.kv(KV_BUCKETS.deployment, { history: 1 }))
+      ? await openKv(nc, KV_BUCKETS.deployment, { history: 1 })
       : await retryJetStream(() => js.views.kv(KV_BUCKETS.deployment, { bindOnly: true })).catch((err: unknown) => {
           if (/stream not found/i.test(String((err as Error).message))) return undefined;
           throw err;

@@ -7,6 +7,7 @@ import type { Logger } from '@aese/logger';
 import { AuditLog, CONTROL_SUBJECTS, ControlPublisher, NatsAuditSink, ensureAuditStream, ensureControlStream } from '@aese/events';
 import { KeyRotated } from '@aese/protos/events/v1';
 import { spiffeId, OPERATOR_NAME } from '@aese/pki';
+import { SIGNED_PLACE_OWNERS } from '@aese/nats-trust';
 import { PROTO_FILES } from '@aese/protos';
 import { CryptoServiceService } from '@aese/protos/crypto/v1';
 import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
@@ -15,6 +16,7 @@ import { KeyCustody, KEY_ALGORITHMS } from './domain/keys.js';
 import type { KeyAlgorithm, KeyPurpose } from './domain/keys.js';
 import { cryptoHandlers } from './handlers.js';
 import { KvKeyStore } from './kv-key-store.js';
+import { auditCheckpointRule, eventPlaceRule } from './domain/signing-rules.js';
 
 /** Retired keys stay published this long: the 10-minute token ceiling plus leeway and margin. */
 export const DEFAULT_KEY_RETIREMENT_S = 15 * 60;
@@ -77,6 +79,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
     algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256', 'audit-signing': 'ES256' },
     retirementMs: config.retirementS * 1000,
     delegates: { 'message-signing': [svc('edge')] },
+    contentRules: { 'event-signing': eventPlaceRule(SIGNED_PLACE_OWNERS), 'audit-signing': auditCheckpointRule },
     delegationMs: config.delegationS * 1000,
     // A record crypto did not write (or altered since): one line and one audit event per record.
     onRejected: (kid, reason) => {

@@ -1,5 +1,5 @@
 import { DiscardPolicy, Events, StorageType } from 'nats';
-import type { JetStreamClient, JetStreamManager, KV, KvOptions, NatsConnection, StreamConfig, StreamInfo } from 'nats';
+import type { JetStreamClient, JetStreamManager, KV, KvOptions, NatsConnection, StreamInfo } from 'nats';
 import { AeseError } from '@aese/errors';
 import { KV_BUCKETS } from '@aese/nats';
 import type { Logger } from '@aese/logger';
@@ -214,7 +214,11 @@ export class KvNonceStore implements NonceStore {
     this.lastSeq = Math.max(this.lastSeq, info.state.last_seq);
   }
 
-  /** Refuses limits that evict nonces, and raises a max age shorter than the nonce TTL. */
+  /**
+   * Refuses limits that evict nonces and a max age shorter than the nonce TTL. Neither is changed
+   * here: stream settings belong to the JetStream administrator (the NATS trust model gives no
+   * service the right to update a stream).
+   */
   private async ensureLimits(info: StreamInfo): Promise<StreamInfo> {
     const c = info.config;
     if (c.discard === DiscardPolicy.Old && (c.max_msgs > 0 || c.max_bytes > 0)) {
@@ -229,13 +233,11 @@ export class KvNonceStore implements NonceStore {
       return info;
     }
     if (c.max_age >= wantNs) return info;
-    // Only ever raised, so replicas with different settings converge on the longest.
-    this.options.logger.warn({ maxAgeMs: c.max_age / 1_000_000, ttlMs: this.options.ttlMs }, 'raising the nonce bucket max age');
-    try {
-      return await this.jsm.streams.update(STREAM, { ...(c as StreamConfig), max_age: wantNs });
-    } catch (err) {
-      throw asUnavailable(err);
-    }
+    throw new AeseError(
+      'FAILED_PRECONDITION',
+      `KV bucket ${REPLAY_NONCES_BUCKET} keeps nonces ${Math.floor(c.max_age / 1e9)} s, less than the replay window needs (${Math.ceil(wantNs / 1e9)} s): ` +
+        `as the JetStream administrator, raise its max age (nats stream edit KV_${REPLAY_NONCES_BUCKET} --max-age ${Math.ceil(wantNs / 1e9)}s)`,
+    );
   }
 
   private loseHistory(reason: string): void {

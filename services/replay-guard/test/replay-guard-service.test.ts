@@ -437,10 +437,19 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       expect(await storedKeys(nats.url)).to.have.length(1);
     });
 
-    it('raises a max age shorter than the nonce TTL, and refuses to start on a bucket that evicts nonces', async () => {
+    it('refuses to start on a bucket whose max age is shorter than the nonce TTL, or that evicts nonces; starts once the administrator fixed it', async () => {
       await withNats(nats.url, async nc => {
         await nc.jetstream().views.kv(REPLAY_NONCES_BUCKET, { history: 1, ttl: 5_000 });
       });
+      const short = await startGuard(nats.url).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(short).to.be.instanceOf(AeseError);
+      expect((short as AeseError).code).to.equal('FAILED_PRECONDITION');
+      expect((short as AeseError).message).to.match(/keeps nonces 5 s, less than the replay window needs \(\d+ s\): as the JetStream administrator, raise its max age/);
+      // Positive control: the administrator raises it; the guard starts and leaves it as it is.
+      await withNats(nats.url, async nc => (await nc.jetstreamManager()).streams.update(STREAM, { max_age: nonceTtlMs(60, 10) * 1_000_000 }));
       const g = await startGuard(nats.url);
       const info = await withNats(nats.url, async nc => (await nc.jetstreamManager()).streams.info(STREAM));
       expect(info.config.max_age).to.equal(nonceTtlMs(60, 10) * 1_000_000);

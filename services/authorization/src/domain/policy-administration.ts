@@ -165,12 +165,26 @@ export class PolicyAdministration {
       if (await this.accept(entry)) break;
     }
     if (!this.deps.pdp.current) this.deps.logger.error('no stored policy version passes the checks; every decision is refused until one is applied');
-    this.stopWatch = await this.deps.store.watch(entry => this.accept(entry).then(() => undefined));
+    this.stopWatch = await this.deps.store.watch(entry => this.acceptWhenKeysAre(entry));
   }
 
   stop(): void {
     this.stopWatch?.();
     this.stopWatch = undefined;
+  }
+
+  /** A version seen on the watch waits, while the keys cannot be fetched, instead of being refused. */
+  private async acceptWhenKeysAre(entry: StoredEntry): Promise<void> {
+    for (let delay = 250, first = true; first || this.stopWatch !== undefined; delay = Math.min(delay * 2, 2_000), first = false) {
+      try {
+        await this.accept(entry);
+        return;
+      } catch (err) {
+        if (!(err instanceof AeseError && err.code === 'UNAVAILABLE')) throw err;
+        this.deps.logger.warn({ policyVersionRevision: entry.revision }, 'event-signing keys unavailable; the policy version waits');
+        await new Promise(r => setTimeout(r, delay));
+      }
+    }
   }
 
   /**
@@ -276,7 +290,11 @@ export class PolicyAdministration {
     if (shape.revision !== entry.revision) return { ok: false, version, reason: REFUSED_VERSION_REASONS.replayed };
     const verified = await this.deps.verifier
       .verify(shape.kid, signedPart(version, shape.revision, shape.payload), Buffer.from(shape.signature, 'base64url'))
-      .catch(() => false);
+      .catch((err: unknown) => {
+        // Keys that cannot be fetched are no verdict: the caller waits and asks again.
+        if (err instanceof AeseError && err.code === 'UNAVAILABLE') throw err;
+        return false;
+      });
     if (!verified) return { ok: false, version, reason: REFUSED_VERSION_REASONS.badSignature };
     const content = contentOf(shape.payload);
     if (!content) return { ok: false, version, reason: REFUSED_VERSION_REASONS.malformed };

@@ -2,6 +2,7 @@ import { createHmac, createPublicKey, generateKeyPairSync, hkdfSync, randomUUID,
 import type { KeyObject } from 'node:crypto';
 import { AeseError } from '@aese/errors';
 import { seal, unseal } from './sealing.js';
+import type { ContentRule } from './signing-rules.js';
 import type { SealedSecret } from './sealing.js';
 
 export const KEY_PURPOSES = ['access-token', 'message-signing', 'event-signing', 'audit-signing'] as const;
@@ -67,6 +68,8 @@ export interface KeyCustodyOptions {
   /** Told once per distinct record that was not applied (to log and audit it). */
   readonly onRejected?: (kid: string, reason: KeyRecordRejection) => void;
   readonly now?: () => number;
+  /** Per purpose, what each caller may sign with it (the place the data names must be the caller's). */
+  readonly contentRules?: Readonly<Partial<Record<KeyPurpose, ContentRule>>>;
 }
 
 /** The public key set entry returned to callers. */
@@ -237,6 +240,10 @@ export class KeyCustody {
   async sign(caller: string, purpose: KeyPurpose, data: Uint8Array): Promise<{ kid: string; alg: KeyAlgorithm; signature: Buffer }> {
     if (!this.options.signers[purpose].includes(caller)) {
       throw new AeseError('CALLER_NOT_ALLOWED', `caller may not sign with ${purpose} keys`);
+    }
+    const rule = this.options.contentRules?.[purpose];
+    if (rule && !rule(caller, data)) {
+      throw new AeseError('CALLER_NOT_ALLOWED', `caller may not sign this content with ${purpose} keys: it is for a place another service owns`);
     }
     const record = this.activeRecord(purpose);
     if (!record) throw new AeseError('UNAVAILABLE', `no active ${purpose} key`);
