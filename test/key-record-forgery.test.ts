@@ -87,7 +87,8 @@ describe('forged key records in the signing-keys bucket', function () {
 
     // Not published, and crypto's own Verify refuses what the forged key signs.
     expect((await jwks()).map(k => k.kid)).not.to.include(kid);
-    const data = Buffer.from('aese-control-event/v1\nanything\n');
+    // A place authorization owns (crypto signs for the caller's own places only).
+    const data = Buffer.from('aese-control-event/v1\nkv.aese_policies.current\n');
     const forgedSignature = sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
     expect((await operatorCrypto.verify({ kid, data, signature: forgedSignature })).valid).to.equal(false);
     // Positive control: a signature by a real key verifies through the same RPC.
