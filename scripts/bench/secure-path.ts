@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createMeshClient } from '@aese/grpc-client';
 import { computeContentDigest, createNonce, signMessage } from '@aese/http-signatures';
+import { renderNatsServerConfig } from '@aese/nats-trust';
 import { initPki, issueAsClientCertificate, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
 import { AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
@@ -157,7 +158,20 @@ async function main(): Promise<void> {
     // NATS and every service, pinned to the server core.
     const errors: string[] = [];
     const natsPort = await freePort();
-    const nats = pinned(SERVER_CORE, 'nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir.path, 'nats')], process.env);
+    // The deployment's NATS configuration: TLS, one identity per service, least privilege.
+    const natsConfig = join(dir.path, 'nats.conf');
+    writeFileSync(
+      natsConfig,
+      renderNatsServerConfig({
+        trustDomain: TRUST_DOMAIN,
+        serverName: 'aese-bench',
+        host: '127.0.0.1',
+        port: natsPort,
+        storeDir: join(dir.path, 'nats'),
+        tls: { certFile: layout.natsServer.cert, keyFile: layout.natsServer.key, caFile: layout.meshCa.cert },
+      }),
+    );
+    const nats = pinned(SERVER_CORE, 'nats-server', ['-c', natsConfig], process.env);
     captureErrors(nats, 'nats', errors);
     serverProcesses.set('nats-server', nats);
     await waitForPort('127.0.0.1', natsPort);
@@ -167,7 +181,7 @@ async function main(): Promise<void> {
       ...process.env,
       AESE_STATE_DIR: stateDir,
       AESE_TRUST_DOMAIN: TRUST_DOMAIN,
-      NATS_URL: `nats://127.0.0.1:${natsPort}`,
+      NATS_URL: `tls://127.0.0.1:${natsPort}`,
       LISTEN_HOST: '127.0.0.1',
       CRYPTO_KEK_FILE: kekFile,
       AESE_ISSUER: issuer,
