@@ -38,7 +38,16 @@ async function main(): Promise<void> {
   const started = Date.now();
   const mesh = await startTestMesh({
     edge: startEdgeService,
-    extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', EDGE_RATE_LIMIT_PER_S: '100000', EDGE_RATE_LIMIT_BURST: '100000', LOG_LEVEL: 'warn' },
+    // One token per revocation: the OAuth endpoint's per-AS limit is lifted like the T8 one.
+    extraEnv: {
+      AESE_ISSUER: T8_ISSUER,
+      SIM_TICK_MS: '0',
+      EDGE_RATE_LIMIT_PER_S: '100000',
+      EDGE_RATE_LIMIT_BURST: '100000',
+      EDGE_OAUTH_RATE_LIMIT_PER_S: '100000',
+      EDGE_OAUTH_RATE_LIMIT_BURST: '100000',
+      LOG_LEVEL: 'warn',
+    },
   });
   const stops: (() => Promise<void>)[] = [];
   try {
