@@ -32,7 +32,7 @@ import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authen
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { NotificationRequested, SignedEvent } from '@aese/protos/events/v1';
-import { tempDir } from '@aese/testing';
+import { eventually, tempDir } from '@aese/testing';
 import { operatorAuthClient } from './support/as-client.ts';
 import { healthCheck, meshCredentials } from './support/grpc-probes.ts';
 import { startTestMesh } from './support/mesh.ts';
@@ -42,15 +42,6 @@ import { AuditReader, grantAccess, MONITORING_EVENT, onboardT8As, simulatedUe, T
 const ME = '/3gpp-monitoring-event/v1';
 const UE1 = simulatedUe(1);
 const GRANT = { operations: ['read'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false };
-
-/** Polls `cond` until it holds; fails with `what` after `ms`. */
-async function eventually(what: string, cond: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`not in time: ${what}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
-}
 
 const health = (mesh: TestMesh, service: 'authentication') =>
   healthCheck(mesh.env[`${service.toUpperCase()}_ADDR`]!, meshCredentials(mesh.tls('edge'))).catch((e: Error) => `error: ${e.message}`);
@@ -186,7 +177,7 @@ describe('control events through a running mesh (issue 7)', function () {
           { msgID: genuine.notificationId },
         );
         // The edge handles requests in order: once the genuine one arrived, the forged ones were judged.
-        await eventually('the genuine notification', () => received.includes('/genuine'));
+        await eventually(() => received.includes('/genuine'), 20_000, 'the genuine notification');
         expect(received.filter(u => u.startsWith('/forged'))).to.deep.equal([]);
         const refused = await audit.waitFor(e => e.action === 'notification.request' && e.decision === 'deny', 3, 5_000);
         expect(refused).to.have.length(3);
@@ -229,7 +220,7 @@ describe('control events through a running mesh (issue 7)', function () {
         const kept = await newToken();
         expect(await list(revoked)).to.equal(200);
         expect((await c.postForm('/oauth2/revoke', { token: revoked, token_type_hint: 'access_token' })).status).to.equal(200);
-        await eventually('the revoked token refused', async () => (await list(revoked)) === 401, 5_000);
+        await eventually(async () => (await list(revoked)) === 401, 5_000, 'the revoked token refused');
         expect(await list(kept)).to.equal(200);
 
         const tokenAfter = (await jsm.streams.info(TOKEN_REVOCATIONS_STREAM, { subjects_filter: '>' })).state;
@@ -241,18 +232,18 @@ describe('control events through a running mesh (issue 7)', function () {
         // AS traffic did not touch the permanent control stream.
         expect((await jsm.streams.info(CONTROL_STREAM)).state.last_seq).to.equal(controlBefore.last_seq);
         // The revocations leave with the tokens: the stream is empty once the retention has passed.
-        await eventually('the token revocations expired', async () => (await jsm.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 60_000);
+        await eventually(async () => (await jsm.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 60_000, 'the token revocations expired');
         const expired = (await jsm.streams.info(TOKEN_REVOCATIONS_STREAM)).state;
         expect(expired.last_seq).to.equal(tokenAfter.last_seq);
         expect(expired.bytes).to.equal(0);
         // Expiry (of the revocations and the snapshots) is not tampering: restarted, authentication and the edge serve again.
         await mesh.restart('authentication');
         await mesh.restart('edge');
-        await eventually('authentication SERVING after the restart', async () => (await health(mesh, 'authentication')) === 'SERVING', 30_000);
-        await eventually('a new token after the restart', async () => {
+        await eventually(async () => (await health(mesh, 'authentication')) === 'SERVING', 30_000, 'authentication SERVING after the restart');
+        await eventually(async () => {
           const res = await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'ctl-revoker', scope: MONITORING_EVENT });
           return res.status === 200;
-        });
+        }, 20_000, 'a new token after the restart');
         expect(mesh.logs.filter(l => l.includes('was tampered with'))).to.deep.equal([]);
       } finally {
         await admin.close();
@@ -310,11 +301,11 @@ describe('control events through a running mesh (issue 7)', function () {
     const revokeAndControl = async (revoked: T8Client, other: T8Client): Promise<number> => {
       expect(await tokenStatus(revoked)).to.equal(200);
       const { version } = await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: revoked.as.scsAsId, certificateThumbprint: '', jti: '', reason: 'test' });
-      await eventually('the revoked AS refused', async () => (await tokenStatus(revoked)) !== 200, 5_000);
+      await eventually(async () => (await tokenStatus(revoked)) !== 200, 5_000, 'the revoked AS refused');
       // Positive control: with the stream intact, a restart keeps the revocation and serves the others.
       await restartAll();
-      await eventually('authentication SERVING', async () => (await health(mesh, 'authentication')) === 'SERVING', 30_000);
-      await eventually('the other AS served', async () => (await tokenStatus(other)) === 200);
+      await eventually(async () => (await health(mesh, 'authentication')) === 'SERVING', 30_000, 'authentication SERVING');
+      await eventually(async () => (await tokenStatus(other)) === 200, 20_000, 'the other AS served');
       expect(await tokenStatus(revoked)).to.be.oneOf([400, 401]);
       expect(await directToken(revoked)).to.equal('INVALID_CLIENT');
       expect(await directToken(other)).to.equal('OK');
@@ -323,7 +314,7 @@ describe('control events through a running mesh (issue 7)', function () {
     /** After the deletion and a restart: NOT_SERVING, one line, one audit event, no token for anyone. */
     const expectRefusal = async (revoked: T8Client, other: T8Client, seq: number): Promise<void> => {
       await restartAll();
-      await eventually('the tampering reported', () => tamperLines().length > 0, 30_000);
+      await eventually(() => tamperLines().length > 0, 30_000, 'the tampering reported');
       expect(tamperLines()[0]).to.include(`control stream ${CONTROL_STREAM} was tampered with: sequence ${seq} missing`);
       expect(await health(mesh, 'authentication')).to.equal('NOT_SERVING');
       expect(await tokenStatus(revoked)).to.not.equal(200);

@@ -8,7 +8,6 @@
  * and `count` AS revocations in the permanent control stream (operator actions, never dropped).
  * Events are signed with a local P-256 key; every event a start reads is verified.
  */
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
@@ -24,21 +23,18 @@ import {
   TOKEN_REVOCATIONS_SUBJECT,
 } from '@aese/events';
 import { RevocationSnapshot, SignedEvent } from '@aese/protos/events/v1';
-import type { ControlSubject, EventSigner } from '@aese/events';
+import type { ControlSubject } from '@aese/events';
 import { createLogger } from '@aese/logger';
 import { encodeRevocation, followRevocations, REVOCATION_EVENT_TYPE, TOKEN_SNAPSHOT_EVERY } from '@aese/revocation';
 import type { Revocation, RevocationList } from '@aese/revocation';
-import { startNatsServer } from '@aese/testing';
+import { ecdsaEventSigner, startNatsServer } from '@aese/testing';
 
 const arg = (name: string, fallback: number): number => Number(process.argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const COUNT = arg('count', 10_000);
 const RUNS = arg('runs', 5);
 const RETENTION_S = 900;
 
-const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const KID = 'bench-event-key';
-const signer: EventSigner = { sign: async data => ({ kid: KID, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) };
-const jwk = { ...publicKey.export({ format: 'jwk' }), kid: KID, alg: 'ES256' };
+const { signer, jwk } = ecdsaEventSigner('bench-event-key');
 
 async function fill(nc: NatsConnection, count: number, subject: ControlSubject, make: (i: number) => Revocation, withSnapshots: boolean): Promise<number> {
   const pub = new ControlPublisher(nc, signer);

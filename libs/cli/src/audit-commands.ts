@@ -1,7 +1,4 @@
 import type { NatsConnection } from 'nats';
-import { createMeshClient } from '@aese/grpc-client';
-import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
-import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import { auditSigningKeys, readAuditStream, readAuditTrail, verifyKeyedAuditTrail } from '@aese/events';
@@ -10,7 +7,8 @@ import { noPositionals, parseCommandArgs } from './args.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 import { cliNatsUrl, connectOperatorNats } from './nats-endpoint.js';
-import { existingPkiTrustDomain, loadCliConfig } from './settings.js';
+import { operatorCryptoClient } from './keys-commands.js';
+import { loadCliConfig } from './settings.js';
 import type { CliConfig } from './settings.js';
 
 export const AUDIT_USAGE = `  aese audit tail [-n <count>] [--json]
@@ -67,11 +65,7 @@ export const DEFAULT_AUDIT_GRACE_S = 300;
 
 /** The audit-signing public keys, from crypto over mTLS as the operator. */
 async function fetchAuditKeys(config: CliConfig) {
-  const client = createMeshClient(CryptoServiceClient, {
-    address: config.cryptoAddr,
-    tls: readMeshTlsMaterial(pkiLayout(config.stateDir), OPERATOR_NAME),
-    serverId: spiffeId(existingPkiTrustDomain(config), 'svc', 'crypto'),
-  });
+  const client = operatorCryptoClient(config);
   try {
     return auditSigningKeys((await client.getJwks({})).keys);
   } catch (err) {

@@ -1,4 +1,5 @@
 import { createMeshClient } from '@aese/grpc-client';
+import type { MeshClient } from '@aese/grpc-client';
 import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
 import { KeyPurpose, SignatureAlgorithm } from '@aese/protos/common/v1';
 import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
@@ -8,6 +9,7 @@ import { noPositionals, parseCommandArgs } from './args.js';
 import { EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 import { existingPkiTrustDomain, loadCliConfig } from './settings.js';
+import type { CliConfig } from './settings.js';
 
 /** The crypto service's operator RPCs as the key commands use them. */
 export interface KeyAdminClient {
@@ -39,15 +41,18 @@ interface Io {
 }
 
 /** Runs a key command with an operator connection to the crypto service. */
+/** A crypto client over mTLS as the operator (the only identity on its admin allow-list). */
+export function operatorCryptoClient(config: CliConfig): MeshClient<CryptoServiceClient> {
+  return createMeshClient(CryptoServiceClient, {
+    address: config.cryptoAddr,
+    tls: readMeshTlsMaterial(pkiLayout(config.stateDir), OPERATOR_NAME),
+    serverId: spiffeId(existingPkiTrustDomain(config), 'svc', 'crypto'),
+  });
+}
+
 export function keysCommand(run: (args: readonly string[], client: KeyAdminClient, stdout: (t: string) => void) => Promise<number>) {
   return async (args: readonly string[], io: Io): Promise<number> => {
-    const config = loadCliConfig(io.env);
-    const trustDomain = existingPkiTrustDomain(config);
-    const client = createMeshClient(CryptoServiceClient, {
-      address: config.cryptoAddr,
-      tls: readMeshTlsMaterial(pkiLayout(config.stateDir), OPERATOR_NAME),
-      serverId: spiffeId(trustDomain, 'svc', 'crypto'),
-    });
+    const client = operatorCryptoClient(loadCliConfig(io.env));
     try {
       return await run(args, client, io.stdout);
     } finally {

@@ -1,6 +1,6 @@
 import { createPublicKey, verify } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
-import { auditHash, checkpointSignedBytes, GENESIS, isCheckpoint } from './audit.js';
+import { chainFaults, checkpointSignedBytes, isCheckpoint } from './audit.js';
 import type { AuditCheckpoint, AuditEvent, AuditStreamContents } from './audit.js';
 
 /** What {@link verifyKeyedAuditTrail} can find wrong; each names a chain (or the stream). */
@@ -151,17 +151,10 @@ export function verifyKeyedAuditTrail(stream: AuditStreamContents, keys: Readonl
 
   // Layer 2: each chain's own links.
   for (const [chain, list] of chains) {
-    let prev = GENESIS;
-    let expected = 1;
-    for (const { value: e } of list) {
-      const gap = e.seq !== expected;
-      if (e.seq < expected) breaks.push({ chain, problem: AUDIT_PROBLEMS.outOfOrder, detail: `event ${e.seq} after event ${expected - 1}` });
-      else if (e.seq > expected) breaks.push({ chain, problem: AUDIT_PROBLEMS.missing, detail: e.seq - 1 === expected ? `event ${expected} is missing` : `events ${range(expected, e.seq - 1)} are missing` });
-      const { hash, ...rest } = e;
-      // After a gap the link is broken by the gap itself; the event's own hash still tells.
-      if (auditHash(rest) !== hash || (!gap && e.prevHash !== prev)) breaks.push({ chain, problem: AUDIT_PROBLEMS.altered, detail: `event ${e.seq} does not match its hash chain` });
-      prev = hash;
-      expected = e.seq + 1;
+    for (const f of chainFaults(list.map(e => e.value))) {
+      if (f.problem === 'OUT_OF_ORDER') breaks.push({ chain, problem: AUDIT_PROBLEMS.outOfOrder, detail: `event ${f.seq} after event ${f.after}` });
+      else if (f.problem === 'MISSING') breaks.push({ chain, problem: AUDIT_PROBLEMS.missing, detail: f.seq === f.through ? `event ${f.seq} is missing` : `events ${range(f.seq, f.through!)} are missing` });
+      else if (f.problem === 'ALTERED') breaks.push({ chain, problem: AUDIT_PROBLEMS.altered, detail: `event ${f.seq} does not match its hash chain` });
     }
   }
 

@@ -62,7 +62,7 @@ export function checkpointSubject(service: string, chain: string): string {
   return `${AUDIT_SUBJECT_PREFIX}.${service}.${chain}.checkpoint`;
 }
 
-export const GENESIS = '0'.repeat(64);
+const GENESIS = '0'.repeat(64);
 /** How long after the last event a chain head is signed: one checkpoint per burst, not per event. */
 export const DEFAULT_CHECKPOINT_DELAY_MS = 1000;
 const MAX_CHECKPOINT_RETRY_MS = 30_000;
@@ -226,26 +226,43 @@ export function verifyAuditTrail(events: readonly AuditEvent[]): { chains: numbe
   const byChain = new Map<string, AuditEvent[]>();
   for (const e of events) byChain.set(e.chain, [...(byChain.get(e.chain) ?? []), e]);
   const breaks: AuditBreak[] = [];
-  for (const [chain, list] of byChain) {
-    let prev = GENESIS;
-    let expected = 1;
-    for (const e of list) {
-      if (typeof e.seq !== 'number' || typeof e.hash !== 'string') {
-        breaks.push({ chain, seq: expected, problem: 'MALFORMED' });
-        continue;
-      }
-      const gap = e.seq !== expected;
-      if (e.seq < expected) breaks.push({ chain, seq: e.seq, problem: 'OUT_OF_ORDER' });
-      else if (e.seq > expected) breaks.push({ chain, seq: expected, problem: 'MISSING' });
-      const { hash, ...rest } = e;
-      // After a gap the link to the previous hash is broken by the gap itself; the event's own
-      // hash still tells whether it was altered.
-      if (auditHash(rest) !== hash || (!gap && e.prevHash !== prev)) breaks.push({ chain, seq: e.seq, problem: 'ALTERED' });
-      prev = hash;
-      expected = e.seq + 1;
-    }
-  }
+  for (const [chain, list] of byChain) for (const f of chainFaults(list)) breaks.push({ chain, seq: f.seq, problem: f.problem });
   return { chains: byChain.size, events: events.length, breaks };
+}
+
+/**
+ * One fault in a chain's own links. `seq` is the event at fault; for MISSING (and MALFORMED) the
+ * first event expected there, with `through` the last one missing; for OUT_OF_ORDER, `after` is
+ * the event it came after.
+ */
+export interface ChainFault {
+  readonly problem: AuditBreak['problem'];
+  readonly seq: number;
+  readonly through?: number;
+  readonly after?: number;
+}
+
+/** Walks one chain's events in stream order: sequence without gaps, each hash right and linked. */
+export function chainFaults(list: readonly AuditEvent[]): ChainFault[] {
+  const faults: ChainFault[] = [];
+  let prev = GENESIS;
+  let expected = 1;
+  for (const e of list) {
+    if (typeof e.seq !== 'number' || typeof e.hash !== 'string') {
+      faults.push({ problem: 'MALFORMED', seq: expected });
+      continue;
+    }
+    const gap = e.seq !== expected;
+    if (e.seq < expected) faults.push({ problem: 'OUT_OF_ORDER', seq: e.seq, after: expected - 1 });
+    else if (e.seq > expected) faults.push({ problem: 'MISSING', seq: expected, through: e.seq - 1 });
+    const { hash, ...rest } = e;
+    // After a gap the link to the previous hash is broken by the gap itself; the event's own
+    // hash still tells whether it was altered.
+    if (auditHash(rest) !== hash || (!gap && e.prevHash !== prev)) faults.push({ problem: 'ALTERED', seq: e.seq });
+    prev = hash;
+    expected = e.seq + 1;
+  }
+  return faults;
 }
 
 /** One message of the audit stream as read: its position, server timestamp and parsed body. */

@@ -5,10 +5,10 @@ import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
 import { SignedEvent } from '@aese/protos/events/v1';
 import type { AuditLog } from './audit.js';
-import { signedBytes } from './signing.js';
+import { signedBytes, untilKeysAnswer } from './signing.js';
 import { ensureStream } from './streams.js';
 import type { EventSigner, EventVerifier } from './signing.js';
-import { CONTROL_STREAM, controlStreamOf, TOKEN_REVOCATIONS_STREAM } from './subjects.js';
+import { CONTROL_STREAM, CONTROL_SUBJECTS, controlStreamOf, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from './subjects.js';
 import type { ControlSubject } from './subjects.js';
 
 /** Idle heartbeat of control consumers; two missed ones make the consumer re-create itself. */
@@ -17,9 +17,6 @@ const CONSUMER_HEARTBEAT_MS = 1_000;
 const MAX_PUBLISH_ATTEMPTS = 32;
 /** Clock difference between a consumer and the NATS server that a retention judgement tolerates. */
 export const CONTROL_CLOCK_SKEW_MS = 5_000;
-/** Back-off while the event-signing keys cannot be fetched (crypto not up yet). */
-const KEY_RETRY_FIRST_MS = 100;
-const KEY_RETRY_MAX_MS = 2_000;
 /** How often a starting consumer re-reads the stream state in case everything expired meanwhile. */
 const WATCHDOG_MS = 1_000;
 const MAX_CONTROL_EVENT_BYTES = 64 * 1024;
@@ -30,7 +27,7 @@ const nanos = (ms: number): number => ms * 1_000_000;
 
 /** Creates the permanent control stream if it is missing (idempotent; every service may call it). */
 export async function ensureControlStream(nc: NatsConnection): Promise<void> {
-  await ensureStream(nc, { name: CONTROL_STREAM, subjects: [controlStreamOf('aese.control.v1.revocations').filter], max_msg_size: MAX_CONTROL_EVENT_BYTES });
+  await ensureStream(nc, { name: CONTROL_STREAM, subjects: [controlStreamOf(CONTROL_SUBJECTS.revocations).filter], max_msg_size: MAX_CONTROL_EVENT_BYTES });
 }
 
 /**
@@ -40,7 +37,7 @@ export async function ensureControlStream(nc: NatsConnection): Promise<void> {
  */
 export async function ensureTokenRevocationStream(nc: NatsConnection, retentionMs: number): Promise<void> {
   if (!Number.isInteger(retentionMs) || retentionMs < 1_000) throw new TypeError('token revocation retention must be at least 1 s');
-  const { stream, filter } = controlStreamOf('aese.token-revocations.v1.revoked');
+  const { stream, filter } = controlStreamOf(TOKEN_REVOCATIONS_SUBJECT);
   await ensureStream(nc, { name: stream, subjects: [filter], max_age: nanos(retentionMs), max_msg_size: MAX_TOKEN_STREAM_MESSAGE_BYTES });
   const jsm = await retryJetStream(() => nc.jetstreamManager());
   const maxAge = (await retryJetStream(() => jsm.streams.info(stream))).config.max_age;
@@ -125,7 +122,8 @@ export type RejectedEventReason = 'BAD_SIGNATURE' | 'STALE_VERSION' | 'MALFORMED
 /**
  * Where a consumer stands: `starting` until it has processed the stream up to its last sequence,
  * `current` after, `waiting-for-keys` while event-signing keys cannot be fetched, `tampered` once
- * an event is missing that retention does not explain (for good: it applies nothing more).
+ * an event is missing that retention does not explain (for good: it applies nothing more),
+ * `failed` when an event could not be applied (the consumer has stopped).
  */
 export type ControlFeedStatus = 'starting' | 'current' | 'waiting-for-keys' | 'tampered' | 'failed' | 'stopped';
 
@@ -426,20 +424,15 @@ export class ControlConsumer implements ControlFeed {
    */
   private async verify(subject: string, event: SignedEvent): Promise<boolean | undefined> {
     const data = controlSignedBytes(subject, event.type, event.version, event.prevPublishedAtMs, event.payload);
-    for (let delay = KEY_RETRY_FIRST_MS; ; delay = Math.min(delay * 2, KEY_RETRY_MAX_MS)) {
-      if (this.stopped) return undefined;
-      try {
-        const ok = await this.options.verifier.verify(event.kid, data, event.signature);
-        if (this.state === 'waiting-for-keys') this.setStatus(this.caughtUp ? 'current' : 'starting');
-        return ok;
-      } catch (err) {
-        if (this.state !== 'waiting-for-keys') {
-          this.options.logger.warn({ err, stream: this.stream, subject: this.options.subject }, 'event-signing keys unavailable; control events wait');
-        }
+    const ok = await untilKeysAnswer(() => this.options.verifier.verify(event.kid, data, event.signature), {
+      stopped: () => this.stopped,
+      onWait: (err, waits) => {
+        if (waits === 1) this.options.logger.warn({ err, stream: this.stream, subject: this.options.subject }, 'event-signing keys unavailable; control events wait');
         this.setStatus('waiting-for-keys');
-        await new Promise(r => setTimeout(r, delay));
-      }
-    }
+      },
+    });
+    if (ok !== undefined && this.state === 'waiting-for-keys') this.setStatus(this.caughtUp ? 'current' : 'starting');
+    return ok;
   }
 
   private async handle(m: JsMsg): Promise<void> {

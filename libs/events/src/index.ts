@@ -11,7 +11,16 @@ export {
   TOKEN_REVOCATIONS_SUBJECT,
 } from './subjects.js';
 export type { ControlSubject } from './subjects.js';
-export { EVENT_KEY_REFRESH_COOLDOWN_MS, EVENT_KEY_RETRY_AFTER_FAILURE_MS, eventSigningJwks, JwksEventVerifier, signedBytes } from './signing.js';
+export {
+  EVENT_KEY_REFRESH_COOLDOWN_MS,
+  EVENT_KEY_RETRY_AFTER_FAILURE_MS,
+  eventSigningJwks,
+  isKeysUnavailable,
+  JwksEventVerifier,
+  KEY_WAIT_BACKOFF_MS,
+  signedBytes,
+  untilKeysAnswer,
+} from './signing.js';
 export type { EventSigner, EventVerifier } from './signing.js';
 export { CONTROL_CLOCK_SKEW_MS, ControlConsumer, ControlPublisher, controlSignedBytes, ensureControlStream, ensureTokenRevocationStream } from './control.js';
 export type { ControlConsumerOptions, ControlFeed, ControlFeedStatus, ControlTampering, RejectedEventReason } from './control.js';
@@ -29,8 +38,8 @@ export {
 } from './audit.js';
 export type { AuditBreak, AuditCheckpoint, AuditEvent, AuditLogOptions, AuditRecord, AuditSink, AuditStreamContents, AuditStreamMessage } from './audit.js';
 export { AUDIT_PROBLEMS, verifyKeyedAuditTrail } from './audit-verify.js';
-export { auditSigningKeys, cryptoAuditSigner } from './audit-keys.js';
-export type { CryptoSigner } from './audit-keys.js';
+export { auditSigningKeys, cryptoAuditSigner, cryptoEventSigner, cryptoEventVerifier, cryptoSigner } from './crypto-keys.js';
+export type { CryptoKeySource, CryptoSigner } from './crypto-keys.js';
 export type { AuditProblem, AuditVerificationKey, KeyedAuditBreak, KeyedAuditOptions, KeyedAuditResult } from './audit-verify.js';
 export { DEFAULT_STALENESS_BOUND_MS, Freshness } from './freshness.js';
 export type { Resyncable } from './freshness.js';

@@ -4,7 +4,7 @@ import type { JetStreamManager, KV, KvEntry, NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
-import { signedBytes } from './signing.js';
+import { isKeysUnavailable, signedBytes, untilKeysAnswer } from './signing.js';
 import type { EventSigner, EventVerifier } from './signing.js';
 
 /**
@@ -470,20 +470,21 @@ export class SignedKvStore<T> {
 
   /** Verifies, retrying quietly while the keys cannot be fetched (crypto not up yet). */
   private async verified(key: string, record: SignedRecord): Promise<boolean> {
-    let backoff = this.minBackoffMs;
-    let told = false;
-    for (;;) {
-      if (this.stopped) return false;
-      try {
-        return await this.options.verifier.verify(record.kid, this.bytes(key, record.version, record.payloadJson), Buffer.from(record.signature, 'base64url'));
-      } catch (err) {
-        if (!(err instanceof AeseError && err.code === 'UNAVAILABLE')) return false;
-        if (!told) this.options.logger.info({ bucket: this.options.bucket }, `${this.options.bucket}: waiting for the event-signing keys`);
-        told = true;
-        await this.pause(backoff);
-        backoff = Math.min(this.maxBackoffMs, backoff * 2);
-      }
-    }
+    const data = this.bytes(key, record.version, record.payloadJson);
+    const ok = await untilKeysAnswer(
+      () =>
+        this.options.verifier.verify(record.kid, data, Buffer.from(record.signature, 'base64url')).catch((err: unknown) => {
+          if (isKeysUnavailable(err)) throw err;
+          return false;
+        }),
+      {
+        stopped: () => this.stopped,
+        onWait: (_err, waits) => {
+          if (waits === 1) this.options.logger.info({ bucket: this.options.bucket }, `${this.options.bucket}: waiting for the event-signing keys`);
+        },
+      },
+    );
+    return ok ?? false;
   }
 
   private tamper(key: string | undefined, reason: KvTamperReason, detail: string): void {

@@ -36,6 +36,36 @@ export const EVENT_KEY_RETRY_AFTER_FAILURE_MS = 250;
 
 type CachedKey = { alg: string; key: KeyObject };
 
+/** Pauses while the key custodian cannot be reached: they double from the first to the last. */
+export const KEY_WAIT_BACKOFF_MS = { first: 100, max: 2_000 } as const;
+
+/** True for the verifier's "keys cannot be fetched": no verdict, ask again later. */
+export function isKeysUnavailable(err: unknown): err is AeseError {
+  return err instanceof AeseError && err.code === 'UNAVAILABLE';
+}
+
+/**
+ * Runs `attempt` (a signature check) until it gives a verdict. A verifier's UNAVAILABLE is no
+ * verdict: it waits with backoff, telling `onWait` each time (with how many waits so far), and
+ * asks again; the one way every consumer of signed state waits out a late or lost crypto.
+ * Resolves undefined when `stopped()` turns true; anything else thrown is thrown.
+ */
+export async function untilKeysAnswer<T>(
+  attempt: () => Promise<T>,
+  options: { readonly stopped: () => boolean; readonly onWait?: (err: AeseError, waits: number) => void },
+): Promise<T | undefined> {
+  for (let delay: number = KEY_WAIT_BACKOFF_MS.first, waits = 0; ; delay = Math.min(delay * 2, KEY_WAIT_BACKOFF_MS.max)) {
+    if (options.stopped()) return undefined;
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!isKeysUnavailable(err)) throw err;
+      options.onWait?.(err, ++waits);
+      await new Promise(resolve => setTimeout(resolve, delay).unref());
+    }
+  }
+}
+
 function keysUnavailable(cause?: unknown): AeseError {
   return new AeseError('UNAVAILABLE', 'event-signing keys cannot be fetched from the crypto service', cause === undefined ? undefined : { cause });
 }

@@ -5,13 +5,12 @@
  * out without a verdict.
  */
 import { expect } from 'chai';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import { createLogger } from '@aese/logger';
-import { startNatsServer } from '@aese/testing';
+import { ecdsaEventSigner, eventually, startNatsServer } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import {
   AuditLog,
@@ -25,23 +24,7 @@ import {
   ensureControlStream,
   ensureTokenRevocationStream,
 } from '../src/index.ts';
-import type { AuditEvent, ControlSubject, EventSigner, EventVerifier, RejectedEventReason } from '../src/index.ts';
-
-function keySigner(kid: string): { signer: EventSigner; jwk: Record<string, string> } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return {
-    signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
-    jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' },
-  };
-}
-
-const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise(r => setTimeout(r, 20));
-  }
-};
+import type { AuditEvent, ControlSubject, EventVerifier, RejectedEventReason } from '../src/index.ts';
 
 const RETENTION_MS = 3_000;
 
@@ -49,7 +32,7 @@ describe('control stream integrity: gaps are tampering unless retention explains
   this.timeout(30_000);
   let nats: NatsServerProcess;
   let nc: NatsConnection;
-  const trusted = keySigner('event-key-1');
+  const trusted = ecdsaEventSigner('event-key-1');
   const verifier = new JwksEventVerifier(async () => [trusted.jwk]);
 
   beforeEach(async () => {
@@ -164,7 +147,7 @@ describe('control stream integrity: gaps are tampering unless retention explains
   it('token revocations that expired with the retention are no gap; a recent one deleted is', async () => {
     await publishAll(TOKEN_REVOCATIONS_SUBJECT, ['jti-1', 'jti-2']);
     const js = await nc.jetstreamManager();
-    await until(async () => (await js.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 15_000);
+    await eventually(async () => (await js.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 15_000);
     // Everything expired: the stream's last sequence is 2 and it holds nothing. Not tampering.
     const empty = follow(TOKEN_REVOCATIONS_SUBJECT, { retentionMs: RETENTION_MS });
     await empty.consumer.start();
@@ -191,7 +174,7 @@ describe('control stream integrity: gaps are tampering unless retention explains
   it('the same deletion without a retention (the permanent stream rules) is tampering even for old events', async () => {
     await publishAll(TOKEN_REVOCATIONS_SUBJECT, ['jti-1', 'jti-2']);
     const js = await nc.jetstreamManager();
-    await until(async () => (await js.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 15_000);
+    await eventually(async () => (await js.streams.info(TOKEN_REVOCATIONS_STREAM)).state.messages === 0, 15_000);
     const c = follow(TOKEN_REVOCATIONS_SUBJECT);
     await c.consumer.start();
     expect(c.consumer.status).to.equal('tampered');
@@ -210,7 +193,7 @@ describe('control stream integrity: gaps are tampering unless retention explains
     const c = follow(CONTROL_SUBJECTS.revocations, { verifier: late });
     let started = false;
     const starting = c.consumer.start().then(() => (started = true));
-    await until(() => fetches >= 2);
+    await eventually(() => fetches >= 2);
     expect(started, 'caught up without keys').to.equal(false);
     expect(c.consumer.status).to.equal('waiting-for-keys');
     expect(c.rejected).to.deep.equal([]);
@@ -222,8 +205,8 @@ describe('control stream integrity: gaps are tampering unless retention explains
     expect(c.rejected).to.deep.equal([]);
     expect(c.audited.filter(e => e.reason === 'BAD_SIGNATURE')).to.deep.equal([]);
     // Positive control: a forgery is still refused as one once keys are there.
-    await new ControlPublisher(nc, keySigner('event-key-1').signer).publish(CONTROL_SUBJECTS.revocations, 'test.Revoked', Buffer.from('forged'));
-    await until(() => c.rejected.length === 1);
+    await new ControlPublisher(nc, ecdsaEventSigner('event-key-1').signer).publish(CONTROL_SUBJECTS.revocations, 'test.Revoked', Buffer.from('forged'));
+    await eventually(() => c.rejected.length === 1);
     expect(c.rejected).to.deep.equal(['BAD_SIGNATURE']);
     c.consumer.stop();
   });

@@ -1,9 +1,8 @@
 import { expect } from 'chai';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import { createLogger } from '@aese/logger';
-import { startNatsServer } from '@aese/testing';
+import { ecdsaEventSigner, startNatsServer } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import {
   AuditLog,
@@ -18,15 +17,7 @@ import {
   readAuditTrail,
   verifyAuditTrail,
 } from '../src/index.ts';
-import type { AuditEvent, EventSigner, RejectedEventReason } from '../src/index.ts';
-
-function keySigner(kid: string): { signer: EventSigner; jwk: Record<string, string> } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return {
-    signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
-    jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' },
-  };
-}
+import type { AuditEvent, RejectedEventReason } from '../src/index.ts';
 
 const until = async (cond: () => boolean, ms = 3000): Promise<void> => {
   const end = Date.now() + ms;
@@ -39,8 +30,8 @@ const until = async (cond: () => boolean, ms = 3000): Promise<void> => {
 describe('signed control events over JetStream', () => {
   let nats: NatsServerProcess;
   let nc: NatsConnection;
-  const trusted = keySigner('event-key-1');
-  const attacker = keySigner('event-key-1'); // same kid, other key: a forgery
+  const trusted = ecdsaEventSigner('event-key-1');
+  const attacker = ecdsaEventSigner('event-key-1'); // same kid, other key: a forgery
   const verifier = new JwksEventVerifier(async () => [trusted.jwk]);
 
   before(async () => {

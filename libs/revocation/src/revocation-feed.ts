@@ -9,13 +9,13 @@ import {
   encodeTokenSnapshot,
   REVOCATION_SNAPSHOT_TYPE,
 } from './revocation-events.js';
+import { RevocationList } from './revocation-list.js';
+import type { Revocation } from './revocation-list.js';
 
 /** A token-revocation snapshot is written after this many token revocations since the last one. */
 export const TOKEN_SNAPSHOT_EVERY = 1_000;
 /** Above this many live token revocations no snapshot is written (it would not fit a NATS message); start-up replays. */
 export const MAX_SNAPSHOT_TOKENS = 16_000;
-import { RevocationList } from './revocation-list.js';
-import type { Revocation } from './revocation-list.js';
 
 export interface RevocationFeedOptions {
   readonly nc: NatsConnection;

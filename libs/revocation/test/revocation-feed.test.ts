@@ -4,7 +4,6 @@
  * verifies one snapshot and the tail instead of the whole window.
  */
 import { expect } from 'chai';
-import { generateKeyPairSync, sign } from 'node:crypto';
 import { connect } from 'nats';
 import type { NatsConnection } from 'nats';
 import {
@@ -18,34 +17,18 @@ import {
   TOKEN_REVOCATIONS_STREAM,
   TOKEN_REVOCATIONS_SUBJECT,
 } from '@aese/events';
-import type { AuditEvent, EventSigner, EventVerifier } from '@aese/events';
+import type { AuditEvent, EventVerifier } from '@aese/events';
 import { createLogger } from '@aese/logger';
-import { startNatsServer } from '@aese/testing';
+import { ecdsaEventSigner, eventually, startNatsServer } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import { encodeRevocation, followRevocations, REVOCATION_EVENT_TYPE, REVOCATION_SNAPSHOT_TYPE, revocationSubject } from '../src/index.ts';
 import type { Revocation } from '../src/index.ts';
-
-function keySigner(kid: string): { signer: EventSigner; jwk: Record<string, string> } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return {
-    signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
-    jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' },
-  };
-}
-
-const until = async (cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise(r => setTimeout(r, 20));
-  }
-};
 
 describe('revocation feed: two streams and token snapshots', function () {
   this.timeout(30_000);
   let nats: NatsServerProcess;
   let nc: NatsConnection;
-  const trusted = keySigner('event-key-1');
+  const trusted = ecdsaEventSigner('event-key-1');
   const logger = createLogger({ service: 'test', level: 'silent' });
 
   beforeEach(async () => {
@@ -89,7 +72,7 @@ describe('revocation feed: two streams and token snapshots', function () {
     await writer.consumer.start();
     await revoke(pub, { kind: 'application-server', scsAsId: 'as-1' });
     await revoke(pub, tokenRevocation(1));
-    await until(() => writer.list.isApplicationServerRevoked('as-1') && writer.list.isTokenRevoked('jti-1'));
+    await eventually(() => writer.list.isApplicationServerRevoked('as-1') && writer.list.isTokenRevoked('jti-1'));
     const jsm = await nc.jetstreamManager();
     expect((await jsm.streams.getMessage(TOKEN_REVOCATIONS_STREAM, { last_by_subj: TOKEN_REVOCATIONS_SUBJECT })).seq).to.equal(1);
     expect((await jsm.streams.getMessage('AESE_CONTROL', { last_by_subj: CONTROL_SUBJECTS.revocations })).seq).to.equal(1);
@@ -103,9 +86,9 @@ describe('revocation feed: two streams and token snapshots', function () {
     for (let i = 0; i < 25; i++) {
       await revoke(pub, tokenRevocation(i));
       // One revocation at a time, as the writer's consumer sees them (a snapshot lands in between).
-      await until(() => writer.list.isTokenRevoked(`jti-${i}`));
+      await eventually(() => writer.list.isTokenRevoked(`jti-${i}`));
     }
-    await until(async () => (await snapshots()) >= 2);
+    await eventually(async () => (await snapshots()) >= 2);
     writer.consumer.stop();
 
     const { verifier, count } = counting();
@@ -122,14 +105,14 @@ describe('revocation feed: two streams and token snapshots', function () {
     const pub = new ControlPublisher(nc, trusted.signer);
     for (let i = 0; i < 5; i++) await revoke(pub, tokenRevocation(i));
     // An insider publishes a snapshot that forgets every revocation, signed with its own key.
-    const forger = new ControlPublisher(nc, keySigner('event-key-1').signer);
+    const forger = new ControlPublisher(nc, ecdsaEventSigner('event-key-1').signer);
     await forger.publish(TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT, REVOCATION_SNAPSHOT_TYPE, new Uint8Array());
     const audited: AuditEvent[] = [];
     const reader = feed({ audited });
     await reader.consumer.start();
     expect(reader.consumer.status).to.equal('current');
     for (let i = 0; i < 5; i++) expect(reader.list.isTokenRevoked(`jti-${i}`)).to.equal(true);
-    await until(() => audited.some(e => e.reason === 'BAD_SIGNATURE'));
+    await eventually(() => audited.some(e => e.reason === 'BAD_SIGNATURE'));
     reader.consumer.stop();
   });
 
@@ -139,9 +122,9 @@ describe('revocation feed: two streams and token snapshots', function () {
     await writer.consumer.start();
     for (let i = 0; i < 12; i++) {
       await revoke(pub, tokenRevocation(i));
-      await until(() => writer.list.isTokenRevoked(`jti-${i}`));
+      await eventually(() => writer.list.isTokenRevoked(`jti-${i}`));
     }
-    await until(async () => (await snapshots()) >= 1);
+    await eventually(async () => (await snapshots()) >= 1);
     writer.consumer.stop();
     const jsm = await nc.jetstreamManager();
     const snap = await jsm.streams.getMessage(TOKEN_REVOCATIONS_STREAM, { last_by_subj: TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT });

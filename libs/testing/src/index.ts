@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -8,6 +9,7 @@ import type { ConnectionOptions, NatsConnection } from 'nats';
 import { NATS_ADMIN_NAME, pkiLayout } from '@aese/pki';
 import { natsInboxPrefix, renderNatsServerConfig } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
+import type { EventSigner } from '@aese/events';
 import { join } from 'node:path';
 
 /** An ephemeral TCP port on 127.0.0.1 that was free a moment ago. */
@@ -21,6 +23,27 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** Polls `cond` until it holds, or throws after `timeoutMs`: tests wait for a state, never a fixed time. */
+export async function eventually(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`${what} not met in ${timeoutMs} ms`);
+    await new Promise(r => setTimeout(r, 20));
+  }
+}
+
+/**
+ * An ES256 event signer with a key of its own, and its public JWK: a stand-in for crypto's
+ * event-signing key in tests of the events libraries, or a forger's key under a real kid.
+ */
+export function ecdsaEventSigner(kid: string): { signer: EventSigner; jwk: Record<string, string> } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
+    jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'ES256' },
+  };
 }
 
 /** A fresh temporary directory, removed by the returned function. */

@@ -11,12 +11,12 @@ import {
   ControlConsumer,
   ControlPublisher,
   cryptoAuditSigner,
+  cryptoEventSigner,
+  cryptoEventVerifier,
   DEFAULT_STALENESS_BOUND_MS,
   ensureAuditStream,
   ensureControlStream,
-  eventSigningJwks,
   Freshness,
-  JwksEventVerifier,
   NatsAuditSink,
   tamperAuditDetail,
 } from '@aese/events';
@@ -81,13 +81,8 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
   await ensureControlStream(nc);
   await ensureAuditStream(nc);
   const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'), { signer: cryptoAuditSigner(crypto) });
-  const eventVerifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
-  const eventSigner = {
-    sign: async (data: Uint8Array) => {
-      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
-      return { kid: out.kid, signature: out.signature };
-    },
-  };
+  const eventVerifier = cryptoEventVerifier(crypto);
+  const eventSigner = cryptoEventSigner(crypto);
   const publisher = new ControlPublisher(nc, eventSigner);
   const operatorId = spiffeId(td, 'operator', OPERATOR_NAME);
   // Opened once the server listens: loading verifies every entry through crypto, which may be late.
@@ -103,7 +98,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
           audit.record({ actor: 'unknown', action: 'registry.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
       });
       // Tampering found later turns the service NOT_SERVING at once.
-      registryStore.onState(() => server.setServing(readiness.ready && freshness.isFresh() && feedsCurrent()));
+      registryStore.onState(updateHealth);
     }
     // Waits (quietly) while crypto's keys are missing; a tampered registry never becomes ready.
     if ((await registryStore.settled()) !== 'READY') throw new AeseError('UNAVAILABLE', 'the AS registry failed its integrity check');
@@ -149,6 +144,9 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
   });
   const freshness = new Freshness(nc, [revocationFeed, keyFeed], config.stalenessBoundMs);
   const feedsCurrent = (): boolean => revocationFeed.status === 'current' && keyFeed.status === 'current' && registryStore?.ready === true;
+  /** Whether tokens may be issued and verified: state loaded, feeds current, NATS fresh. */
+  const serving = (): boolean => readiness.ready && freshness.isFresh() && feedsCurrent();
+  const updateHealth = (): void => server.setServing(serving());
   const tokens = new TokenService({
     issuer: config.issuer,
     lifetimeS: config.tokenLifetimeS,
@@ -156,7 +154,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     registry,
     revocations,
     // Not before the revocations are loaded (the readiness below), then as fresh as the feeds.
-    isFresh: () => readiness.ready && freshness.isFresh() && feedsCurrent(),
+    isFresh: serving,
     signer: {
       sign: async data => {
         const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN, data: Buffer.from(data) });
@@ -215,11 +213,11 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
       { what: 'the revocation feed', run: () => revocationFeed.start() },
       { what: 'the key feed', run: () => keyFeed.start() },
     ],
-    onReady: () => server.setServing(freshness.isFresh() && feedsCurrent()),
+    onReady: updateHealth,
   });
-  freshness.onChange(fresh => server.setServing(readiness.ready && fresh && feedsCurrent()));
+  freshness.onChange(updateHealth);
   // A tampered control stream (or keys gone) makes the service NOT_SERVING, not quietly wrong.
-  for (const f of [revocationFeed, keyFeed]) f.onStatus(() => server.setServing(readiness.ready && freshness.isFresh() && feedsCurrent()));
+  for (const f of [revocationFeed, keyFeed]) f.onStatus(updateHealth);
   return {
     port,
     whenReady: readiness.whenReady,

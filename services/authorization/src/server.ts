@@ -1,7 +1,6 @@
 import { int, loadConfig } from '@aese/config';
 import type { Env } from '@aese/config';
-import { AuditLog, cryptoAuditSigner, ensureAuditStream, eventSigningJwks, JwksEventVerifier, NatsAuditSink } from '@aese/events';
-import type { EventSigner } from '@aese/events';
+import { AuditLog, cryptoAuditSigner, cryptoEventSigner, cryptoEventVerifier, ensureAuditStream, NatsAuditSink } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
@@ -9,7 +8,6 @@ import type { NatsConnection } from '@aese/nats';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceService } from '@aese/protos/authorization/v1';
-import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
@@ -49,13 +47,8 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
   const compiler = new PolicyCompiler(schema);
   // Policy versions are signed and verified with the crypto service's event-signing keys.
   const crypto = createMeshClient(CryptoServiceClient, { address: common.addrCrypto, tls, serverId: serviceId(td, 'crypto') });
-  const signer: EventSigner = {
-    sign: async data => {
-      const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
-      return { kid: out.kid, signature: out.signature };
-    },
-  };
-  const verifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
+  const signer = cryptoEventSigner(crypto);
+  const verifier = cryptoEventVerifier(crypto);
   let nc: NatsConnection;
   try {
     nc = await connectServiceNats(common, 'authorization', logger);

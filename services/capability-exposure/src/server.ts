@@ -5,12 +5,11 @@ import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { createMeshServer, mount } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
-import { AuditLog, DEFAULT_STALENESS_BOUND_MS, JwksEventVerifier, NatsAuditSink, cryptoAuditSigner, ensureAuditStream, eventSigningJwks, tamperAuditDetail } from '@aese/events';
+import { AuditLog, DEFAULT_STALENESS_BOUND_MS, NatsAuditSink, cryptoAuditSigner, cryptoEventSigner, cryptoEventVerifier, ensureAuditStream, tamperAuditDetail } from '@aese/events';
 import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
-import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
@@ -137,25 +136,15 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
     // Subscriptions are signed records: written signed by this service, checked as they load.
     const store = await KvResourceStore.open(nc, {
-      signer: {
-        sign: async data => {
-          const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
-          return { kid: out.kid, signature: out.signature };
-        },
-      },
-      verifier: new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys)),
+      signer: cryptoEventSigner(crypto),
+      verifier: cryptoEventVerifier(crypto),
       logger,
       onTampered: finding =>
         audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
     });
     cleanup.unshift(() => store.close());
     // Notification requests are signed through crypto: the edge delivers nothing else.
-    const sink = await NatsNotificationSink.open(nc, {
-      sign: async data => {
-        const out = await crypto.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(data) });
-        return { kid: out.kid, signature: out.signature };
-      },
-    });
+    const sink = await NatsNotificationSink.open(nc, cryptoEventSigner(crypto));
     const simulator = new SimulatedCore({
       seed: config.simSeed,
       ueCount: config.simUeCount,

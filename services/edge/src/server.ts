@@ -12,11 +12,10 @@ import {
   CONTROL_SUBJECTS,
   ControlConsumer,
   cryptoAuditSigner,
+  cryptoEventVerifier,
   DEFAULT_STALENESS_BOUND_MS,
   ensureAuditStream,
-  eventSigningJwks,
   Freshness,
-  JwksEventVerifier,
   NatsAuditSink,
 } from '@aese/events';
 import type { AuditRecord } from '@aese/events';
@@ -286,7 +285,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   });
   // Revocations, suspensions and key rotations, as signed control events: this edge's own view of
   // them refuses revoked identities at once, on open connections too, and closes those.
-  const eventVerifier = new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys));
+  const eventVerifier = cryptoEventVerifier(crypto);
   const connections = new OpenConnections();
   const registeredKeys = new RegisteredKeyCache();
   // Assigned below, once the feeds exist; read only when a request arrives.

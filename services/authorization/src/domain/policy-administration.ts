@@ -1,5 +1,5 @@
 import { AeseError } from '@aese/errors';
-import { signedBytes } from '@aese/events';
+import { isKeysUnavailable, signedBytes, untilKeysAnswer } from '@aese/events';
 import type { EventSigner, EventVerifier } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import type { PolicyBundle, PolicyCompiler } from './policy-bundle.js';
@@ -175,16 +175,15 @@ export class PolicyAdministration {
 
   /** A version seen on the watch waits, while the keys cannot be fetched, instead of being refused. */
   private async acceptWhenKeysAre(entry: StoredEntry): Promise<void> {
-    for (let delay = 250, first = true; first || this.stopWatch !== undefined; delay = Math.min(delay * 2, 2_000), first = false) {
-      try {
-        await this.accept(entry);
-        return;
-      } catch (err) {
-        if (!(err instanceof AeseError && err.code === 'UNAVAILABLE')) throw err;
+    let watching = false;
+    await untilKeysAnswer(() => this.accept(entry), {
+      // The first attempt may come before start() has kept the watch's stop function.
+      stopped: () => watching && this.stopWatch === undefined,
+      onWait: () => {
+        watching = true;
         this.deps.logger.warn({ policyVersionRevision: entry.revision }, 'event-signing keys unavailable; the policy version waits');
-        await new Promise(r => setTimeout(r, delay));
-      }
-    }
+      },
+    });
   }
 
   /**
@@ -292,7 +291,7 @@ export class PolicyAdministration {
       .verify(shape.kid, signedPart(version, shape.revision, shape.payload), Buffer.from(shape.signature, 'base64url'))
       .catch((err: unknown) => {
         // Keys that cannot be fetched are no verdict: the caller waits and asks again.
-        if (err instanceof AeseError && err.code === 'UNAVAILABLE') throw err;
+        if (isKeysUnavailable(err)) throw err;
         return false;
       });
     if (!verified) return { ok: false, version, reason: REFUSED_VERSION_REASONS.badSignature };

@@ -95,7 +95,11 @@ export function recordMacInput(r: Omit<KeyRecord, 'mac'>): Buffer {
 
 /** Computes a record's MAC. */
 export function recordMac(kek: Buffer, r: Omit<KeyRecord, 'mac'>): string {
-  return createHmac('sha256', recordMacKey(kek)).update(recordMacInput(r)).digest('base64url');
+  return macWith(recordMacKey(kek), r);
+}
+
+function macWith(macKey: Buffer, r: Omit<KeyRecord, 'mac'>): string {
+  return createHmac('sha256', macKey).update(recordMacInput(r)).digest('base64url');
 }
 
 const STATUSES: readonly string[] = ['active', 'retired', 'delegated'];
@@ -131,9 +135,12 @@ export class KeyCustody {
   private readonly records = new Map<string, KeyRecord>();
   private readonly privateKeys = new Map<string, KeyObject>();
   private readonly now: () => number;
+  /** Derived from the KEK once: every record read or written is MACed with it. */
+  private readonly macKey: Buffer;
 
   constructor(private readonly options: KeyCustodyOptions) {
     this.now = options.now ?? Date.now;
+    this.macKey = recordMacKey(options.kek);
   }
 
   /**
@@ -206,7 +213,7 @@ export class KeyCustody {
   private check(candidate: unknown): KeyRecordRejection | undefined {
     if (!isWellFormed(candidate)) return KEY_RECORD_REJECTIONS.malformed;
     const { mac, ...rest } = candidate;
-    const expected = Buffer.from(recordMac(this.options.kek, rest), 'base64url');
+    const expected = Buffer.from(macWith(this.macKey, rest), 'base64url');
     const given = Buffer.from(mac, 'base64url');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return KEY_RECORD_REJECTIONS.mac;
     const current = this.records.get(candidate.kid);
@@ -335,7 +342,7 @@ export class KeyCustody {
 
   private withMac(r: KeyRecord | Omit<KeyRecord, 'mac'>): KeyRecord {
     const { mac: _old, ...rest } = r as KeyRecord;
-    return { ...rest, mac: recordMac(this.options.kek, rest) };
+    return { ...rest, mac: macWith(this.macKey, rest) };
   }
 
   private activeRecord(purpose: KeyPurpose): KeyRecord | undefined {

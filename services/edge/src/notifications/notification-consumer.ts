@@ -1,7 +1,7 @@
 import { AckPolicy, DeliverPolicy } from 'nats';
 import type { JsMsg, NatsConnection } from 'nats';
 import type { AuditLog, EventVerifier } from '@aese/events';
-import { ensureNotificationStream, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX, openNotification } from '@aese/events';
+import { ensureNotificationStream, NOTIFICATIONS_STREAM, NOTIFICATIONS_SUBJECT_PREFIX, openNotification, untilKeysAnswer } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
 import type { NotificationRequested } from '@aese/protos/events/v1';
@@ -26,9 +26,6 @@ export interface NotifierOptions {
   readonly verifier: EventVerifier;
   readonly retryDelaysMs?: readonly number[];
 }
-
-/** Wait before looking at a request again when the event-signing keys cannot be fetched. */
-const KEYS_UNAVAILABLE_DELAY_MS = 1_000;
 
 /**
  * Consumes the notification stream and delivers each message, with explicit acks: delivered or
@@ -55,19 +52,16 @@ export async function startNotifier(options: NotifierOptions): Promise<{ stop():
   let stopping = false;
   const handle = async (m: JsMsg): Promise<void> => {
     // Nothing unsigned or misbound goes further: no DNS lookup, no connection, no signing.
-    let opened: Awaited<ReturnType<typeof openNotification>> | undefined;
-    while (!opened) {
-      try {
-        opened = await openNotification(options.verifier, m.subject, m.data, Date.now());
-      } catch (err) {
-        // Keys unavailable (crypto not up): no verdict and no alarm; hold the message (a nak
-        // would spend its delivery attempts) and look again.
-        if (stopping) return;
-        logger.warn({ err }, 'notification request waits for event-signing keys');
+    // Keys unavailable (crypto not up): no verdict and no alarm; hold the message (a nak would
+    // spend its delivery attempts) and look again.
+    const opened = await untilKeysAnswer(() => openNotification(options.verifier, m.subject, m.data, Date.now()), {
+      stopped: () => stopping,
+      onWait: (err, waits) => {
+        if (waits === 1) logger.warn({ err }, 'notification request waits for event-signing keys');
         m.working();
-        await new Promise(r => setTimeout(r, KEYS_UNAVAILABLE_DELAY_MS));
-      }
-    }
+      },
+    });
+    if (!opened) return;
     if (!opened.ok) {
       m.term();
       logger.warn({ reason: opened.reason, subject: m.subject, seq: m.seq }, 'notification request refused: not signed by capability exposure for this AS');
