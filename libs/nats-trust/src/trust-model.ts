@@ -73,9 +73,10 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     publish: [kvWrite(KV_BUCKETS.policies), auditOf('authorization')],
   },
   'replay-guard': {
+    // It decides replays and audits nothing itself (the edge audits the refusals).
     read: [kvStream(KV_BUCKETS.replayNonces), kvStream(DEPLOYMENT_BUCKET)],
-    create: [kvStream(KV_BUCKETS.replayNonces), AUDIT_STREAM],
-    publish: [kvWrite(KV_BUCKETS.replayNonces), auditOf('replay-guard')],
+    create: [kvStream(KV_BUCKETS.replayNonces)],
+    publish: [kvWrite(KV_BUCKETS.replayNonces)],
   },
   'capability-exposure': {
     read: [kvStream(KV_BUCKETS.subscriptions), kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET), NOTIFICATIONS_STREAM],

@@ -36,10 +36,12 @@ export interface RevocationFeedOptions {
   readonly snapshotEvery?: number;
 }
 
-/** The worst status of several feeds: tampered, then waiting, starting, stopped, current. */
+/** How bad each status is (lower is worse); a Record, so a new status cannot be left unranked. */
+const SEVERITY: Readonly<Record<ControlFeedStatus, number>> = { tampered: 0, failed: 1, 'waiting-for-keys': 2, starting: 3, stopped: 4, current: 5 };
+
+/** The worst status of several feeds: `current` only when every one is. */
 function combined(statuses: readonly ControlFeedStatus[]): ControlFeedStatus {
-  for (const s of ['tampered', 'waiting-for-keys', 'starting', 'stopped'] as const) if (statuses.includes(s)) return s;
-  return 'current';
+  return statuses.reduce<ControlFeedStatus>((worst, s) => (SEVERITY[s] < SEVERITY[worst] ? s : worst), 'current');
 }
 
 /**

@@ -48,7 +48,7 @@ describe('revocation feed: two streams and token snapshots', function () {
     let n = 0;
     return { verifier: { verify: (kid, data, sig) => (n++, inner.verify(kid, data, sig)) }, count: () => n };
   };
-  const feed = (options: { verifier?: EventVerifier; publisher?: ControlPublisher; audited?: AuditEvent[] } = {}) =>
+  const feed = (options: { verifier?: EventVerifier; publisher?: ControlPublisher; audited?: AuditEvent[]; onRevoked?: (r: Revocation) => void } = {}) =>
     followRevocations({
       nc,
       verifier: options.verifier ?? new JwksEventVerifier(async () => [trusted.jwk]),
@@ -57,6 +57,7 @@ describe('revocation feed: two streams and token snapshots', function () {
       tokenRetentionS: 600,
       snapshotEvery: 10,
       ...(options.publisher ? { snapshotPublisher: options.publisher } : {}),
+      ...(options.onRevoked ? { onRevoked: options.onRevoked } : {}),
     });
   const tokenRevocation = (i: number): Revocation => ({ kind: 'token', jti: `jti-${i}`, expiresAt: Math.floor(Date.now() / 1000) + 300 });
   const revoke = (pub: ControlPublisher, r: Revocation) => pub.publish(revocationSubject(r), REVOCATION_EVENT_TYPE, encodeRevocation(r, Date.now()));
@@ -77,6 +78,23 @@ describe('revocation feed: two streams and token snapshots', function () {
     expect((await jsm.streams.getMessage(TOKEN_REVOCATIONS_STREAM, { last_by_subj: TOKEN_REVOCATIONS_SUBJECT })).seq).to.equal(1);
     expect((await jsm.streams.getMessage('AESE_CONTROL', { last_by_subj: CONTROL_SUBJECTS.revocations })).seq).to.equal(1);
     writer.consumer.stop();
+  });
+
+  it('a revocation that cannot be applied leaves the whole feed failed (not current), though the other stream is fine', async () => {
+    const pub = new ControlPublisher(nc, trusted.signer);
+    const broken = feed({
+      onRevoked: r => {
+        if (r.kind === 'application-server') throw new Error('enforcement failed');
+      },
+    });
+    await broken.consumer.start();
+    expect(broken.consumer.status).to.equal('current');
+    await revoke(pub, tokenRevocation(1));
+    await eventually(() => broken.list.isTokenRevoked('jti-1'));
+    expect(broken.consumer.status, 'positive control: applied revocations keep it current').to.equal('current');
+    await revoke(pub, { kind: 'application-server', scsAsId: 'as-1' });
+    await eventually(() => broken.consumer.status === 'failed');
+    broken.consumer.stop();
   });
 
   it('a start loads the last signed snapshot and verifies only the tail; every revocation still holds', async () => {

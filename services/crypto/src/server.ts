@@ -73,8 +73,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
       'access-token': [svc('authentication')],
       'message-signing': [svc('edge')],
       'event-signing': [svc('authentication'), svc('authorization'), svc('capability-exposure'), svc('crypto')],
-      // Every service that writes an audit chain signs its checkpoints.
-      'audit-signing': [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), svc('crypto')],
+      // Every service that writes an audit chain signs its checkpoints (replay-guard writes none).
+      'audit-signing': [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('crypto')],
     },
     algorithms: { 'access-token': config.tokenAlgorithm, 'message-signing': config.messageAlgorithm, 'event-signing': 'ES256', 'audit-signing': 'ES256' },
     retirementMs: config.retirementS * 1000,
@@ -128,7 +128,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
         handlers: cryptoHandlers(custody, rotate),
         allowedCallers: {
           // Who may sign with which key is decided per purpose inside the custody.
-          sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('replay-guard'), svc('crypto')],
+          sign: [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('crypto')],
           verify: readers,
           getJwks: readers,
           rotateKey: [operator],
