@@ -11,21 +11,12 @@ import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import { KV_BUCKETS, kvKeys } from '@aese/nats';
 import { KeyCustody } from '../src/domain/keys.ts';
 import type { KeyRecord, KeyRecordStore } from '../src/domain/keys.ts';
+import { MemoryStore } from './support.ts';
 import { unseal } from '../src/domain/sealing.ts';
 import { startCryptoService } from '../src/server.ts';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { onboardAs } from '../../../test/support/onboarding.ts';
-
-class MemoryStore implements KeyRecordStore {
-  readonly records = new Map<string, KeyRecord>();
-  async list(): Promise<KeyRecord[]> {
-    return [...this.records.values()];
-  }
-  async put(r: KeyRecord): Promise<void> {
-    this.records.set(r.kid, r);
-  }
-}
 
 describe('key custody (domain, frozen clock)', () => {
   const signer = 'spiffe://t/svc/authentication';

@@ -5,18 +5,8 @@ import { checkpointSignedBytes, CONTROL_SUBJECTS, notificationSubject, signedByt
 import { KV_BUCKETS } from '@aese/nats';
 import { SIGNED_PLACE_OWNERS } from '@aese/nats-trust';
 import { KeyCustody } from '../src/domain/keys.ts';
-import type { KeyRecord, KeyRecordStore } from '../src/domain/keys.ts';
+import { MemoryStore } from './support.ts';
 import { auditCheckpointRule, eventPlaceRule } from '../src/domain/signing-rules.ts';
-
-class MemoryStore implements KeyRecordStore {
-  readonly records = new Map<string, KeyRecord>();
-  async list(): Promise<KeyRecord[]> {
-    return [...this.records.values()];
-  }
-  async put(r: KeyRecord): Promise<void> {
-    this.records.set(r.kid, r);
-  }
-}
 
 const svc = (name: string): string => `spiffe://t/svc/${name}`;
 const ALL = ['authentication', 'authorization', 'capability-exposure', 'crypto', 'edge', 'replay-guard'].map(svc);
