@@ -122,17 +122,44 @@ function absent(what: string): SignatureError {
   return new SignatureError('COMPONENT_NOT_PRESENT', `covered component ${what} is not in the message`);
 }
 
-function targetUrl(context: HttpMessageView): URL {
+/**
+ * A target URI split as received: `scheme://authority` then the path and query exactly as the
+ * message carries them. Nothing in the path or query is normalised (no dot-segment removal, no
+ * percent-decoding or re-encoding, no case folding): a signature covers the request target that
+ * was sent, so another spelling of "the same" resource is another target (RFC 9421 section 2.2).
+ */
+interface RawTarget {
+  /** WHATWG-parsed, for the scheme, the host and `@query-param`; never for the path. */
+  readonly url: URL;
+  /** The path as sent; `/` when empty (RFC 9421 section 2.2.6). */
+  readonly path: string;
+  /** The query as sent, with its leading `?`; `''` when there is none. */
+  readonly query: string;
+}
+
+/** `scheme://authority`, then path and query; no fragment (a request target never has one). */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*([^?#]*)(\?[^#]*)?$/;
+
+function rawTarget(context: HttpMessageView): RawTarget {
   if (context.targetUri === undefined) throw absent('target URI');
+  const parts = ABSOLUTE_URI.exec(context.targetUri);
+  let url: URL;
   try {
-    return new URL(context.targetUri);
+    if (!parts) throw new TypeError('not scheme://authority/path?query');
+    url = new URL(context.targetUri);
   } catch (err) {
     throw new SignatureError('COMPONENT_NOT_PRESENT', 'the target URI is not an absolute URI', { cause: err });
   }
+  return { url, path: parts![1] || '/', query: parts![2] ?? '' };
+}
+
+/** Scheme and authority, case-folded as RFC 3986 section 6.2.2.1 allows, default port dropped. */
+function origin(target: RawTarget): string {
+  return `${target.url.protocol}//${target.url.host}`;
 }
 
 function authorityOf(context: HttpMessageView): string {
-  const url = targetUrl(context);
+  const { url } = rawTarget(context);
   if (context.authority === undefined) return url.host;
   try {
     // WHATWG host parsing: lower-cases and drops the scheme's default port (RFC 9110 4.2.3).
@@ -167,23 +194,25 @@ function derivedValues(name: string, params: Parameters, context: HttpMessageVie
     case '@method':
       if (context.method === undefined || context.method === '') throw absent('"@method"');
       return [context.method];
-    case '@target-uri':
-      return [targetUrl(context).href];
+    case '@target-uri': {
+      const target = rawTarget(context);
+      return [origin(target) + target.path + target.query];
+    }
     case '@authority':
       return [authorityOf(context)];
     case '@scheme':
-      return [targetUrl(context).protocol.slice(0, -1)];
+      return [rawTarget(context).url.protocol.slice(0, -1)];
     case '@request-target': {
-      const url = targetUrl(context);
-      return [url.pathname + url.search];
+      const target = rawTarget(context);
+      return [target.path + target.query];
     }
     case '@path':
-      return [targetUrl(context).pathname || '/'];
+      return [rawTarget(context).path];
     case '@query':
-      return [targetUrl(context).search || '?'];
+      return [rawTarget(context).query || '?'];
     case '@query-param': {
       const wanted = params.get('name');
-      const values = [...targetUrl(context).searchParams]
+      const values = [...new URLSearchParams(rawTarget(context).query)]
         .filter(([key]) => formEncode(key) === wanted)
         .map(([, value]) => formEncode(value));
       if (values.length === 0) throw absent('"@query-param"');

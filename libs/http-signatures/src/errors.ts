@@ -45,6 +45,8 @@ export const SIGNATURE_ERROR_REASONS = [
   'ALGORITHM_MISMATCH',
   /** The signature bytes do not verify over the signature base. */
   'SIGNATURE_INVALID',
+  /** `nonce` is not unpadded base64url of enough bytes, or is too long (the verifier's `nonce` rule). */
+  'NONCE_INVALID',
 ] as const;
 
 /** One of {@link SIGNATURE_ERROR_REASONS}. */

@@ -20,7 +20,9 @@ export {
 } from './errors.js';
 export type { ContentDigestErrorReason, SignatureErrorReason } from './errors.js';
 export type { HttpMessageView } from './message.js';
-export { createNonce, createSignatureBase, signMessage } from './sign.js';
+export { createNonce, isAcceptableNonce, NONCE_MAX_CHARS, NONCE_MIN_BYTES } from './nonce.js';
+export type { NonceRule } from './nonce.js';
+export { createSignatureBase, signMessage } from './sign.js';
 export type { SignatureBase } from './signature-base.js';
 export type { SignatureParamsInput, SignedFields, SignMessageOptions } from './sign.js';
 export { DEFAULT_MAX_SIGNATURE_HEADER_BYTES, verifyMessageSignature } from './verify.js';

@@ -3,7 +3,9 @@
  * http/http2 objects so that the edge, the notifier and tests build it the same way.
  *
  * - a request has `method` and `targetUri` (absolute, e.g. `https://scef.example:8443/3gpp-...?a=b`)
- *   and may set `authority` (the Host / `:authority` value; defaults to the target URI's host);
+ *   and may set `authority` (the Host / `:authority` value; defaults to the target URI's host).
+ *   A receiver builds `targetUri` from the request target exactly as received (HTTP/1.1
+ *   request-target, HTTP/2 `:path`): its path and query enter the signature base unchanged;
  * - a response has `status`;
  * - `headers` keys are field names in any case; a value is one field line or the list of field
  *   lines in received order. From node, use `req.headersDistinct` rather than `req.headers`:

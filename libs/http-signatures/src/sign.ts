@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { serializeDictionary, serializeString } from 'structured-headers';
 import type { BareItem, Parameters } from 'structured-headers';
@@ -115,9 +114,4 @@ export function signMessage(message: HttpMessageView, options: SignMessageOption
     signature: serializeDictionary(new Map([[label, [bytes, new Map()]]])),
     signatureBase: built.base,
   };
-}
-
-/** A fresh `nonce` for a signature: 128 random bits, base64url (the T8 profile's minimum). */
-export function createNonce(): string {
-  return randomBytes(16).toString('base64url');
 }

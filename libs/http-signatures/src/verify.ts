@@ -13,6 +13,8 @@ import type { ComponentIdentifier } from './components.js';
 import { SignatureError } from './errors.js';
 import { combinedFieldValue } from './message.js';
 import type { HttpMessageView } from './message.js';
+import { isAcceptableNonce } from './nonce.js';
+import type { NonceRule } from './nonce.js';
 import { assertNoDuplicateComponents, buildSignatureBase } from './signature-base.js';
 import { assertDictionaryKey, DictionaryParseError, parseDictionaryStrict } from './structured-fields.js';
 
@@ -46,6 +48,12 @@ export interface VerifyMessageSignatureOptions {
   readonly allowedAlgorithms?: readonly SignatureAlgorithm[];
   /** If set, `tag` must be present and equal (TAG_MISMATCH). */
   readonly expectedTag?: string;
+  /**
+   * If set, a `nonce` must be unpadded base64url decoding to at least `minBytes` and at most
+   * `maxChars` long (NONCE_INVALID); require it with `requiredParams` too. Checked before the
+   * time window and any cryptography, so a weak nonce never reaches a replay store.
+   */
+  readonly nonce?: NonceRule;
   /**
    * If set, `created` must lie in `[nowSeconds - maxAgeSeconds, nowSeconds + maxFutureSeconds]`
    * and `expires`, when present, must be after `nowSeconds`.
@@ -192,6 +200,10 @@ function checkParams(
   if (expectedTag !== undefined && plain.tag !== expectedTag) {
     throw new SignatureError('TAG_MISMATCH', 'the signature tag is not the one this endpoint expects');
   }
+  if (options.nonce !== undefined && plain.nonce !== undefined && !isAcceptableNonce(plain.nonce as string, options.nonce)) {
+    const { minBytes, maxChars } = options.nonce;
+    throw new SignatureError('NONCE_INVALID', `the signature nonce must be unpadded base64url of at least ${minBytes} bytes and at most ${maxChars} characters`);
+  }
   if (validity !== undefined) {
     checkTimes(plain.created as number | undefined, plain.expires as number | undefined, validity);
   }
@@ -204,8 +216,8 @@ function checkParams(
  * Everything that can be refused without cryptography is refused first, in this order: missing
  * or oversized fields, malformed dictionaries, duplicate labels, a missing label, unsupported or
  * duplicate components, parameter types, the parameter allow-list, required parameters, the tag,
- * the time window, required components, an `alg` outside the allowed set, and the signature
- * base itself (a covered header absent). Only then is the key resolved and the signature checked.
+ * the nonce's form, the time window, required components, an `alg` outside the allowed set, and
+ * the signature base itself (a covered header absent). Only then is the key resolved and the signature checked.
  * `Content-Digest` is not checked here: cover it and call `verifyContentDigest` on the body.
  *
  * @throws SignatureError (code UNAUTHENTICATED) with a stable `reason`

@@ -4,7 +4,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { computeContentDigest, createNonce, signMessage } from '../src/index.js';
+import { computeContentDigest, createNonce, NONCE_MAX_CHARS, NONCE_MIN_BYTES, signMessage } from '../src/index.js';
 import type {
   HttpMessageView,
   ResolvedKey,
@@ -105,6 +105,7 @@ export function edgeOptions(
     requiredComponents: T8_REQUEST_COMPONENTS,
     requiredParams: ['created', 'nonce', 'keyid'],
     allowedParams: EDGE_ALLOWED_PARAMS,
+    nonce: { minBytes: NONCE_MIN_BYTES, maxChars: NONCE_MAX_CHARS },
     validity: { nowSeconds: NOW, maxAgeSeconds: 60, maxFutureSeconds: 10 },
     resolveKey,
     ...extra,

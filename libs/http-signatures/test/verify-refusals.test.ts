@@ -11,6 +11,10 @@ import {
   computeContentDigest,
   ContentDigestError,
   createNonce,
+  createSignatureBase,
+  isAcceptableNonce,
+  NONCE_MAX_CHARS,
+  NONCE_MIN_BYTES,
   SignatureError,
   signMessage,
   verifyContentDigest,
@@ -96,6 +100,56 @@ describe('http-signatures: refusals of AS request signatures', () => {
         expect(store.calls).to.have.length(2);
       });
     }
+
+    it('@target-uri is the target as sent: another spelling of the same path fails the signature (SIGNATURE_INVALID)', async () => {
+      const origin = 'https://scef.example.net:8443';
+      const path = '/3gpp-monitoring-event/v1/as-1/subscriptions';
+      const at = (target: string): HttpMessageView => ({ ...t8Request().message, targetUri: origin + target });
+      const store = keyStoreOf(AS1);
+      const options = edgeOptions(store.resolveKey);
+      for (const [signedTarget, sentTarget] of [
+        [path, '/3gpp-monitoring-event/v1/as-1/x/%2e%2e/subscriptions'],
+        [path, '/3gpp-monitoring-event/v1/as-1/x/../subscriptions'],
+        [path, '/3gpp-monitoring-event/v1/as-1/./subscriptions'],
+        [path, '/3gpp-monitoring-event/v1//as-1/subscriptions'],
+        [path, '/3gpp-monitoring-event/v1/as-1/%73ubscriptions'],
+        [path, '/3gpp-monitoring-event/v1/as-1/Subscriptions'],
+        ['/3gpp-monitoring-event/v1/as-1/%7e', '/3gpp-monitoring-event/v1/as-1/%7E'],
+        [`${path}?a=%41`, `${path}?a=A`],
+      ]) {
+        const signed = signAsRequest(at(signedTarget!), AS1);
+        // Control: the spelling that was signed verifies, and its base carries it unchanged.
+        await verifyMessageSignature(signed, options);
+        const base = createSignatureBase(at(signedTarget!), { components: ['@target-uri', '@path', '@request-target'], params: { created: NOW, keyid: AS1.kid } }).base;
+        const [targetPath, query = ''] = signedTarget!.split('?');
+        expect(base.split('\n').slice(0, 3)).to.deep.equal([
+          `"@target-uri": ${origin}${signedTarget}`,
+          `"@path": ${targetPath}`,
+          `"@request-target": ${targetPath}${query ? `?${query}` : ''}`,
+        ]);
+        const moved = { ...signed, targetUri: origin + sentTarget };
+        expect(await reasonOf(verifyMessageSignature(moved, options)), sentTarget).to.equal('SIGNATURE_INVALID');
+      }
+    });
+
+    it('an independent implementation signing a target with dot segments verifies only for that same raw target', async () => {
+      const { message } = t8Request();
+      const url = 'https://scef.example.net:8443/3gpp-monitoring-event/v1/as-1/x/%2e%2e/subscriptions';
+      const theirs = await httpbis.signMessage(
+        {
+          key: createSigner(AS1.privateKey, AS1.alg, AS1.kid),
+          name: 'sig1',
+          fields: T8_REQUEST_COMPONENTS,
+          params: ['created', 'nonce', 'keyid'],
+          paramValues: { created: new Date(NOW * 1000), nonce: createNonce() },
+        },
+        { method: message.method!, url, headers: message.headers as Record<string, string> },
+      );
+      const options = edgeOptions(keyStoreOf(AS1).resolveKey);
+      await verifyMessageSignature({ ...message, targetUri: url, headers: theirs.headers }, options);
+      const normalised = { ...message, targetUri: new URL(url).href, headers: theirs.headers };
+      expect(await reasonOf(verifyMessageSignature(normalised, options))).to.equal('SIGNATURE_INVALID');
+    });
 
     it('changing @authority fails a signature that covers it', async () => {
       const { signed, options } = setup({ components: [...T8_REQUEST_COMPONENTS, '@authority'] });
@@ -408,6 +462,39 @@ describe('http-signatures: refusals of AS request signatures', () => {
       expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': noNonce }), options))).to.equal('PARAM_MISSING');
       expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': noCreated }), options))).to.equal('PARAM_MISSING');
       expect(store.calls).to.have.length(1);
+    });
+
+    it('a nonce that is not unpadded base64url of at least 128 bits, or is too long, is refused before any key lookup (NONCE_INVALID)', async () => {
+      const { message } = t8Request();
+      const store = keyStoreOf(AS1);
+      const options = edgeOptions(store.resolveKey);
+      const withNonce = (nonce: string) => signAsRequest(message, AS1, { params: { nonce } });
+      // Controls: what createNonce makes, and longer nonces up to the cap.
+      await verifyMessageSignature(withNonce(createNonce()), options);
+      await verifyMessageSignature(withNonce(Buffer.alloc(32, 7).toString('base64url')), options);
+      await verifyMessageSignature(withNonce('A'.repeat(128)), options);
+      expect(store.calls).to.have.length(3);
+      const bad: [string, string][] = [
+        ['96 bits', Buffer.alloc(12, 7).toString('base64url')],
+        ['120 bits', Buffer.alloc(15, 7).toString('base64url')],
+        ['":/=" characters', 'a:b/c=d:e/f=g:h/i=j:k/l=m'],
+        ['padding', `${Buffer.alloc(16, 7).toString('base64url')}==`],
+        ['base64 "+" and "/"', `${Buffer.alloc(15, 0xfb).toString('base64')}+/`],
+        ['a length of 4n+1', 'A'.repeat(25)],
+        ['stray low bits', `${'A'.repeat(21)}B`],
+        ['a space', 'AAAAAAAAAAA AAAAAAAAAAA'],
+        ['129 characters', 'A'.repeat(129)],
+      ];
+      for (const [what, nonce] of bad) {
+        expect(await reasonOf(verifyMessageSignature(withNonce(nonce), options)), what).to.equal('NONCE_INVALID');
+      }
+      expect(store.calls, 'a refused nonce needed no key').to.have.length(3);
+      // Without a nonce rule the library takes any sf-string (other profiles than T8).
+      await verifyMessageSignature(withNonce('a:b/c=d'), { ...options, nonce: undefined });
+    });
+
+    it('createNonce always satisfies the T8 nonce rule', () => {
+      for (let i = 0; i < 64; i++) expect(isAcceptableNonce(createNonce(), { minBytes: NONCE_MIN_BYTES, maxChars: NONCE_MAX_CHARS })).to.equal(true);
     });
 
     it('parameters of the wrong type are refused (SIGNATURE_MALFORMED)', async () => {

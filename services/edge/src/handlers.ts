@@ -2,7 +2,7 @@ import type { AuditRecord } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { isT8Path } from './domain/api-catalogue.js';
 import type { ApplicationServer } from './domain/application-server.js';
-import { authorityMatchesServerName } from './domain/authority.js';
+import { authorityMatchesServerName, requestAuthority } from './domain/authority.js';
 import { clientCertificateProblem } from './domain/client-certificate.js';
 import type { JwksCache } from './domain/jwks.js';
 import { jwksResponse } from './domain/jwks.js';
@@ -23,7 +23,7 @@ import { problem } from './domain/responses.js';
 import type { EdgeResponse } from './domain/responses.js';
 import type { ConnectionIdentities } from './domain/connection-identities.js';
 import { traceIdOf } from './domain/trace-id.js';
-import { BodyError, connectionOf, fieldLinesOf, headerListSize, isHttp2, readBody, singleHeader, writeResponse } from './http.js';
+import { authorityFieldsOf, BodyError, connectionOf, fieldLinesOf, headerListSize, readBody, singleHeader, writeResponse } from './http.js';
 import type { Connection, EdgeRequest, EdgeServerResponse } from './http.js';
 import type { T8Answer, T8Request } from './t8-handler.js';
 
@@ -203,8 +203,12 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       deps.audit({ actor: 'unknown', action, reason: 'HEADERS_TOO_LARGE', traceId: traceOf(req) });
       return problem(431, 'the request header block is too large');
     }
-    const authorities = isHttp2(req) ? [singleHeader(req, ':authority'), singleHeader(req, 'host')] : [singleHeader(req, 'host')];
-    if (!authorityMatchesServerName(authorities, conn.tls.servername)) {
+    const authority = requestAuthority(authorityFieldsOf(req));
+    if (!authority.ok) {
+      deps.audit({ actor: 'unknown', action, reason: authority.fault, traceId: traceOf(req) });
+      return problem(400, 'the request must name one authority: exactly one Host, agreeing with :authority and an absolute target');
+    }
+    if (!authorityMatchesServerName(authority.authority, conn.tls.servername)) {
       deps.audit({ actor: 'unknown', action, reason: 'AUTHORITY_MISMATCH', traceId: traceOf(req) });
       return problem(421, 'the request authority does not match the TLS server name');
     }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import type { AuthorityFields } from './domain/authority.js';
 import type { EdgeResponse } from './domain/responses.js';
 
 /** A request on the T8 listener, over HTTP/1.1 or HTTP/2 (the compatibility API). */
@@ -56,11 +57,20 @@ export function headerListSize(req: EdgeRequest): number {
   return size;
 }
 
-/** A header as one string; a repeated header (an array) gives `''`, which matches nothing. */
+/**
+ * A header (or an HTTP/2 pseudo-header) as one string; a repeated one gives `''`, which matches
+ * nothing. Counted on `rawHeaders`: node's `headers` keeps only the first of two `Host`,
+ * `Content-Type`, `Authorization` ... lines, which would pass a repeat off as one line.
+ */
 export function singleHeader(req: EdgeRequest, name: string): string | undefined {
-  const v = req.headers[name];
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : '';
+  let value: string | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== name) continue;
+    if (value !== undefined) return '';
+    value = raw[i + 1]!;
+  }
+  return value;
 }
 
 /**
@@ -150,6 +160,22 @@ export function fieldLinesOf(req: EdgeRequest): Record<string, string[]> {
     (out[name] ??= []).push(raw[i + 1]!);
   }
   return out;
+}
+
+/**
+ * What names a request's authority, every line of it: `req.headers` keeps only the first of two
+ * `Host` lines, so they are read from `rawHeaders` (see `requestAuthority`).
+ */
+export function authorityFieldsOf(req: EdgeRequest): AuthorityFields {
+  const pseudoAuthorities: string[] = [];
+  const hostLines: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === ':authority') pseudoAuthorities.push(raw[i + 1]!);
+    else if (name === 'host') hostLines.push(raw[i + 1]!);
+  }
+  return { pseudoAuthorities, hostLines, target: req.url ?? '' };
 }
 
 /**

@@ -176,7 +176,8 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     const tokenCheck = Promise.resolve(deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer));
     const req = request.req;
     const authority = singleHeader(req, ':authority') ?? singleHeader(req, 'host') ?? '';
-    const view = requestView(req.method ?? '', `https://${authority}${req.url ?? ''}`, authority, x.fields);
+    // The target as received: the one string the signature covers, the route matches and Invoke gets.
+    const view = requestView(req.method ?? '', req.url ?? '', authority, x.fields);
     const signed = isSigned(x.fields);
     const signatureCheck = (async () => {
       if (signed) {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { AeseError } from '@aese/errors';
 import type { ErrorCode } from '@aese/errors';
 import { createSelfSignedCa, issueCertificate } from '@aese/pki';
-import { authorityHost, authorityMatchesServerName } from '../src/domain/authority.js';
+import { authorityHost, authorityMatchesServerName, requestAuthority } from '../src/domain/authority.js';
 import { CLIENT_AUTH_EKU, clientCertificateProblem, hasKeyCertSign } from '../src/domain/client-certificate.js';
 import { JwksCache, renderJwks } from '../src/domain/jwks.js';
 import type { PublishedKey } from '../src/domain/jwks.js';
@@ -138,15 +138,33 @@ describe('edge domain: authority and SNI', () => {
     for (const bad of ['', 'user@host', 'host:port', 'host:99999999', '[::1]:443', 'a b', 'host/path']) expect(authorityHost(bad), bad).to.equal(undefined);
   });
 
-  it('matches only when every authority equals the server name, and never without SNI', () => {
-    expect(authorityMatchesServerName(['localhost:8443'], 'localhost')).to.equal(true);
-    expect(authorityMatchesServerName(['localhost:8443', 'LOCALHOST'], 'localhost')).to.equal(true);
-    expect(authorityMatchesServerName(['localhost:8443', 'other'], 'localhost')).to.equal(false);
-    expect(authorityMatchesServerName(['other:8443'], 'localhost')).to.equal(false);
-    expect(authorityMatchesServerName(['localhost'], false)).to.equal(false);
-    expect(authorityMatchesServerName(['localhost'], '')).to.equal(false);
-    expect(authorityMatchesServerName([undefined], 'localhost')).to.equal(false);
-    expect(authorityMatchesServerName([''], 'localhost')).to.equal(false);
+  it('matches only when the authority equals the server name, and never without SNI', () => {
+    expect(authorityMatchesServerName('localhost:8443', 'localhost')).to.equal(true);
+    expect(authorityMatchesServerName('LOCALHOST.', 'localhost')).to.equal(true);
+    expect(authorityMatchesServerName('other:8443', 'localhost')).to.equal(false);
+    expect(authorityMatchesServerName('localhost', false)).to.equal(false);
+    expect(authorityMatchesServerName('localhost', '')).to.equal(false);
+    expect(authorityMatchesServerName('', 'localhost')).to.equal(false);
+  });
+
+  it('a request names exactly one authority: one Host line, agreeing with :authority and an absolute target', () => {
+    const fields = (hostLines: string[], pseudoAuthorities: string[] = [], target = '/x') => ({ hostLines, pseudoAuthorities, target });
+    // Accepted: one Host; :authority alone; both naming the same origin (case, default port).
+    expect(requestAuthority(fields(['localhost']))).to.deep.equal({ ok: true, authority: 'localhost' });
+    expect(requestAuthority(fields([], ['localhost:8443']))).to.deep.equal({ ok: true, authority: 'localhost:8443' });
+    expect(requestAuthority(fields(['LOCALHOST:443'], ['localhost']))).to.deep.equal({ ok: true, authority: 'localhost' });
+    expect(requestAuthority(fields(['localhost'], [], 'https://LocalHost:443/x'))).to.deep.equal({ ok: true, authority: 'localhost' });
+    // Refused.
+    expect(requestAuthority(fields([]))).to.deep.equal({ ok: false, fault: 'HOST_MISSING' });
+    expect(requestAuthority(fields(['localhost', 'localhost']))).to.deep.equal({ ok: false, fault: 'HOST_REPEATED' });
+    expect(requestAuthority(fields(['localhost', 'other.example']))).to.deep.equal({ ok: false, fault: 'HOST_REPEATED' });
+    expect(requestAuthority(fields([], ['localhost', 'localhost']))).to.deep.equal({ ok: false, fault: 'HOST_REPEATED' });
+    for (const host of ['other.example', 'localhost:8443', 'user@localhost']) {
+      expect(requestAuthority(fields([host], ['localhost'])), host).to.deep.equal({ ok: false, fault: 'HOST_AUTHORITY_CONFLICT' });
+    }
+    for (const target of ['https://other.example/x', 'https://localhost:8443/x', 'https://user@localhost/x']) {
+      expect(requestAuthority(fields(['localhost'], [], target)), target).to.deep.equal({ ok: false, fault: 'HOST_TARGET_CONFLICT' });
+    }
   });
 });
 

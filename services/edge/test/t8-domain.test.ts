@@ -7,6 +7,7 @@ import { bearerToken } from '../src/domain/bearer.ts';
 import { ConnectionIdentities } from '../src/domain/connection-identities.ts';
 import { DelegatedSigningKey } from '../src/domain/delegated-signing-key.ts';
 import type { DelegatedKeyGrant } from '../src/domain/delegated-signing-key.ts';
+import { requestView } from '../src/domain/message-signatures.ts';
 import { RateLimiter } from '../src/domain/rate-limiter.ts';
 import { isJsonContentType } from '../src/domain/request-media-type.ts';
 import { acceptsJose } from '../src/domain/response-encryption.ts';
@@ -200,6 +201,17 @@ describe('edge domain: AS keys, denials and the delegated signing key', () => {
     expect(signatureDenial('SIGNATURE_UNKNOWN_KEY', false).response.body).to.deep.equal(signatureDenial('SIGNATURE_SIGNATURE_INVALID', false).response.body);
     expect((signatureDenial('SIGNATURE_CREATED_TOO_OLD', true).response.body as { cause: string }).cause).to.equal('STALE_REQUEST');
     expect(signatureDenial('SIGNATURE_SIGNATURE_MISSING', true).response.headers['accept-signature']).to.include('"content-digest"');
+    const nonce = signatureDenial('SIGNATURE_NONCE_INVALID', false);
+    expect(nonce.response.status).to.equal(401);
+    expect(nonce.response.body).to.include({ cause: 'INVALID_NONCE' });
+    expect((nonce.response.body as { detail: string }).detail).to.include('base64url').and.include('128 bits').and.include('128 characters');
+    expect(nonce.response.headers['accept-signature']).to.equal('sig1=("@method" "@target-uri" "authorization");created;nonce;keyid');
+  });
+
+  it('builds the signed view from the request target as received, never a normalised URL', () => {
+    for (const target of ['/3gpp-x/v1/as-1/y/%2e%2e/subs?a=%41', '/3gpp-x/v1//as-1/subs', '/3gpp-x/v1/as-1/%73ubs']) {
+      expect(requestView('GET', target, 'localhost', {}).targetUri).to.equal(`https://localhost${target}`);
+    }
   });
 
   it('renews the delegated key before it expires, never uses it in its last seconds, and fails closed without one', async () => {

@@ -293,6 +293,10 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
         { scsAsId: 'as-i', nonce: '', created },
         { scsAsId: 'as-i', nonce: 'A'.repeat(10 * 1024), created },
         { scsAsId: 'as-i', nonce: `${good} x`, created },
+        // The T8 profile's nonce: 96 bits, or characters outside unpadded base64url, are refused.
+        { scsAsId: 'as-i', nonce: randomBytes(12).toString('base64url'), created },
+        { scsAsId: 'as-i', nonce: `${good.slice(0, 20)}:/=`, created },
+        { scsAsId: 'as-i', nonce: randomBytes(16).toString('base64'), created },
         { scsAsId: 'as-*', nonce: good, created },
         { scsAsId: '>', nonce: good, created },
         { scsAsId: 'as i', nonce: good, created },

@@ -1,12 +1,14 @@
 import {
   computeContentDigest,
   ContentDigestError,
+  NONCE_MAX_CHARS,
+  NONCE_MIN_BYTES,
   SignatureError,
   signMessage,
   verifyContentDigest,
   verifyMessageSignature,
 } from '@aese/http-signatures';
-import type { HttpMessageView, ResolvedKey, VerifiedSignature } from '@aese/http-signatures';
+import type { HttpMessageView, NonceRule, ResolvedKey, VerifiedSignature } from '@aese/http-signatures';
 import type { SigningKey } from './delegated-signing-key.js';
 
 /** The label of the AS's request signature and of the SCEF's response signature (T8 profile section 4). */
@@ -21,6 +23,12 @@ export const T8_REQUEST_COMPONENTS = ['@method', '@target-uri', 'authorization']
 export const T8_BODY_COMPONENTS = ['content-digest', 'content-type'] as const;
 /** Parameters every AS signature must carry. */
 export const T8_REQUIRED_PARAMS = ['created', 'nonce', 'keyid'] as const;
+/**
+ * What a request's `nonce` must be (T8 profile section 4: at least 128 bits, base64url): unpadded
+ * base64url decoding to 16 bytes or more, at most 128 characters. Checked with the other
+ * parameters, before any cryptography and before the replay guard is asked.
+ */
+export const T8_NONCE_RULE: NonceRule = { minBytes: NONCE_MIN_BYTES, maxChars: NONCE_MAX_CHARS };
 /** Parameters an AS signature may carry; anything else (`crit`, say) is refused. */
 export const T8_ALLOWED_PARAMS = ['created', 'nonce', 'keyid', 'alg', 'expires', 'tag'] as const;
 /**
@@ -33,9 +41,15 @@ export const T8_REQUEST_TAG = 't8-request';
 /** Field lines of a request by lower-case name, pseudo-headers left out. */
 export type FieldLines = Readonly<Record<string, readonly string[]>>;
 
-/** The parts of a T8 request its signature covers, as the signature library reads them. */
-export function requestView(method: string, targetUri: string, authority: string, fields: FieldLines): HttpMessageView {
-  return { method, targetUri, authority, headers: fields };
+/**
+ * The parts of a T8 request its signature covers, as the signature library reads them.
+ * `requestTarget` is the request target exactly as received (HTTP/1.1 request-target, HTTP/2
+ * `:path`): `@target-uri` is `https://<authority>` followed by it, never a normalised URL, so a
+ * signature over `/a/b` does not verify for `/a/x/../b`, `/a//b` or `/a/%62` (RFC 9421
+ * section 2.2.2). The same string is what the edge routes and forwards.
+ */
+export function requestView(method: string, requestTarget: string, authority: string, fields: FieldLines): HttpMessageView {
+  return { method, targetUri: `https://${authority}${requestTarget}`, authority, headers: fields };
 }
 
 /** True when the request carries any signature field (a signature to verify, good or bad). */
@@ -70,7 +84,8 @@ export class RequestSignatureRefused extends Error {
  * body's `Content-Digest` (RFC 9530, sha-256/sha-512 only) against the received bytes, before
  * anything parses the body. The digest is required and covered whenever there is a body.
  *
- * @throws RequestSignatureRefused with reason `SIGNATURE_<library reason>`, `DIGEST_<reason>` or `SIGNATURE_TAG_NOT_ALLOWED`
+ * @throws RequestSignatureRefused with reason `SIGNATURE_<library reason>` (a malformed nonce:
+ *   `SIGNATURE_NONCE_INVALID`), `DIGEST_<reason>` or `SIGNATURE_TAG_NOT_ALLOWED`
  */
 export async function verifyRequestSignature(check: RequestSignatureCheck): Promise<VerifiedSignature> {
   const hasBody = check.body.length > 0;
@@ -81,6 +96,7 @@ export async function verifyRequestSignature(check: RequestSignatureCheck): Prom
       requiredComponents: hasBody ? [...T8_REQUEST_COMPONENTS, ...T8_BODY_COMPONENTS] : [...T8_REQUEST_COMPONENTS],
       requiredParams: [...T8_REQUIRED_PARAMS],
       allowedParams: [...T8_ALLOWED_PARAMS],
+      nonce: T8_NONCE_RULE,
       validity: { nowSeconds: check.nowS, maxAgeSeconds: check.windowS, maxFutureSeconds: check.skewS },
       resolveKey: async keyid => check.keys.get(keyid),
     });

@@ -1,3 +1,4 @@
+import { T8_NONCE_RULE } from './message-signatures.js';
 import { problem } from './responses.js';
 import type { EdgeResponse } from './responses.js';
 
@@ -6,7 +7,9 @@ export const AUTH_REALM = 'scef';
 
 /**
  * What an AS needs to sign (RFC 9421 section 5.1 `Accept-Signature`): sent with a 401 for a
- * missing or refused signature so that a developer sees the profile in the answer itself.
+ * missing or refused signature so that a developer sees the profile in the answer itself. The
+ * nonce's form cannot be said here (a `nonce` value would be the nonce to use): the
+ * `INVALID_NONCE` detail says it.
  */
 export function acceptSignature(hasBody: boolean): string {
   const components = hasBody
@@ -46,6 +49,12 @@ const DENIALS = {
   INVALID_TOKEN: { status: 401, cause: 'INVALID_TOKEN', detail: 'the access token is invalid', challenge: 'invalid_token' },
   SIGNATURE_REQUIRED: { status: 401, cause: 'SIGNATURE_REQUIRED', detail: 'T8 requests must carry an HTTP message signature (RFC 9421)', challenge: 'invalid_request' },
   INVALID_SIGNATURE: { status: 401, cause: 'INVALID_SIGNATURE', detail: 'the request signature or content digest is invalid', challenge: 'invalid_request' },
+  INVALID_NONCE: {
+    status: 401,
+    cause: 'INVALID_NONCE',
+    detail: `the signature nonce must be unpadded base64url (A-Z a-z 0-9 - _) of at least ${T8_NONCE_RULE.minBytes * 8} bits, at most ${T8_NONCE_RULE.maxChars} characters`,
+    challenge: 'invalid_request',
+  },
   STALE_REQUEST: { status: 401, cause: 'STALE_REQUEST', detail: 'the request signature is outside the accepted time window', challenge: 'invalid_request' },
   REPLAYED_REQUEST: { status: 401, cause: 'REPLAYED_REQUEST', detail: 'the request was already received (nonce reused)', challenge: 'invalid_request' },
   NO_SUCH_RESOURCE: { status: 404, cause: 'RESOURCE_NOT_FOUND', detail: 'the resource does not exist', challenge: 'none' },
@@ -109,5 +118,7 @@ export function signatureDenial(reason: string, hasBody: boolean): Denial {
     return deny('STALE_REQUEST', reason, { headers });
   }
   if (reason === 'SIGNATURE_SIGNATURE_MISSING') return deny('SIGNATURE_REQUIRED', reason, { headers });
+  // The nonce's form is checked before any key or cryptography: naming it tells nothing of the credentials.
+  if (reason === 'SIGNATURE_NONCE_INVALID') return deny('INVALID_NONCE', reason, { headers });
   return deny('INVALID_SIGNATURE', reason, { headers });
 }

@@ -1,15 +1,12 @@
 import { createHash } from 'node:crypto';
 import { AeseError } from '@aese/errors';
+import { isAcceptableNonce, NONCE_MAX_CHARS, NONCE_MIN_BYTES } from '@aese/http-signatures';
 
-/** Shortest nonce accepted: 16 characters of base64url is 96 bits, the floor; the profile asks 128+. */
-export const MIN_NONCE_LENGTH = 16;
-/** Longest nonce accepted; anything longer is garbage or an attempt to bloat the store. */
-export const MAX_NONCE_LENGTH = 256;
+/** The T8 profile's nonce (at least 128 bits, unpadded base64url), the same rule the edge applies. */
+const NONCE_RULE = { minBytes: NONCE_MIN_BYTES, maxChars: NONCE_MAX_CHARS } as const;
 
 /** The same rule as the AS registry: the id appears in URLs, KV keys and SPIFFE IDs. */
 const SCS_AS_ID = /^[A-Za-z0-9._-]{1,64}$/;
-/** base64url plus the HTTP token characters (RFC 9110 tchar) and ':' '/' '=' of sf-token / base64. */
-const NONCE = /^[A-Za-z0-9!#$%&'*+.^_`|~:/=-]+$/;
 
 /** One question to the replay guard: has this AS used this nonce inside the window of `created`? */
 export interface ReplayCheck {
@@ -28,8 +25,8 @@ export function assertReplayCheck(check: ReplayCheck): void {
     throw new AeseError('INVALID_INPUT', 'scsAsId must be 1-64 characters of [A-Za-z0-9._-]');
   }
   const { nonce } = check;
-  if (typeof nonce !== 'string' || nonce.length < MIN_NONCE_LENGTH || nonce.length > MAX_NONCE_LENGTH || !NONCE.test(nonce)) {
-    throw new AeseError('INVALID_INPUT', `nonce must be ${MIN_NONCE_LENGTH}-${MAX_NONCE_LENGTH} base64url or token characters`);
+  if (typeof nonce !== 'string' || !isAcceptableNonce(nonce, NONCE_RULE)) {
+    throw new AeseError('INVALID_INPUT', `nonce must be unpadded base64url of at least ${NONCE_RULE.minBytes * 8} bits, at most ${NONCE_RULE.maxChars} characters`);
   }
   // proto3 sends 0 for a missing field, so 0 means "no created" and is refused with the negatives.
   if (!Number.isSafeInteger(check.created) || check.created <= 0) {
@@ -39,7 +36,7 @@ export function assertReplayCheck(check: ReplayCheck): void {
 
 /**
  * The store key of a nonce: `<scsAsId>.<base64url(sha256(nonce))>`. Namespaced per AS, so two ASes
- * may use the same nonce; hashed, so any nonce character set maps to a fixed-size key of the
+ * may use the same nonce; hashed, so any nonce maps to a fixed-size key of the
  * characters KV keys allow. A '.' in the scsAsId becomes '=' (never part of an scsAsId, so the
  * mapping stays one-to-one): every AS is exactly one subject token and ids like `a.` or `a..b`
  * cannot form empty tokens.
