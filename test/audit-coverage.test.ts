@@ -34,7 +34,7 @@ describe('audit: one event per denied decision (issue 4)', function () {
     operator = operatorAuthClient(mesh);
     const as = await onboardT8As(mesh, operator, 'audited-as', { scopes: [MONITORING_EVENT] });
     await grantAccess(mesh, {
-      'audited-as': { apis: { [MONITORING_EVENT]: { operations: ['read'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } } },
+      'audited-as': { apis: { [MONITORING_EVENT]: { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } } },
     });
     c = T8Client.forMesh(mesh, as);
   });

@@ -59,7 +59,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
     let onboarded: CliResult;
     before(async () => {
       onboarded = await aese(
-        ['as', 'onboard', 'as-1', '--scope', '3gpp-monitoring-event', '--scope', '3gpp-nidd', '--out', bundle()],
+        ['as', 'onboard', 'as-1', '--scope', '3gpp-monitoring-event', '--scope', '3gpp-as-session-with-qos', '--out', bundle()],
         env,
       );
     });
@@ -90,7 +90,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
       const as = (await list()).find(a => a.scsAsId === 'as-1');
       expect(as).to.not.equal(undefined);
       expect(as!.certificateThumbprints).to.deep.equal([thumbprint]);
-      expect(as!.scopes).to.have.members(['3gpp-monitoring-event', '3gpp-nidd']);
+      expect(as!.scopes).to.have.members(['3gpp-monitoring-event', '3gpp-as-session-with-qos']);
       expect(as!.status).to.equal('active');
       expect(as!.signatureProfile).to.equal('required');
 
@@ -116,19 +116,19 @@ describe('aese as (CLI binary against a running mesh)', function () {
         signingKeyId: signing['kid'],
         encryptionKeyId: encryption['kid'],
       });
-      expect(asJson['scopes']).to.have.members(['3gpp-monitoring-event', '3gpp-nidd']);
+      expect(asJson['scopes']).to.have.members(['3gpp-monitoring-event', '3gpp-as-session-with-qos']);
     });
 
     it('lists the AS as a table too', async () => {
       const res = await aese(['as', 'list'], env);
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout.split('\n')[0]).to.match(/^SCS_AS_ID\s+STATUS\s+SIGNATURES\s+SCOPES/);
-      expect(res.stdout).to.match(/^as-1\s+active\s+required\s+3gpp-monitoring-event,3gpp-nidd\s+1\s/m);
+      expect(res.stdout).to.match(/^as-1\s+active\s+required\s+3gpp-monitoring-event,3gpp-as-session-with-qos\s+1\s/m);
     });
 
     it('never overwrites an existing bundle', async () => {
       const before = readFileSync(join(bundle(), 'client.key'), 'utf8');
-      const res = await aese(['as', 'onboard', 'as-1', '--scope', '3gpp-nidd', '--out', bundle()], env);
+      const res = await aese(['as', 'onboard', 'as-1', '--scope', '3gpp-as-session-with-qos', '--out', bundle()], env);
       expectOneLineError(res, 2, /as\.json exists|client\.crt exists/);
       expect(readFileSync(join(bundle(), 'client.key'), 'utf8')).to.equal(before);
     });
@@ -143,21 +143,21 @@ describe('aese as (CLI binary against a running mesh)', function () {
     it('re-onboarding replaces the certificate and keys, says so, and keeps the status', async () => {
       const oldThumbprint = certificateThumbprint(pemToDer(readFileSync(join(bundle(), 'client.crt'), 'utf8')));
       const again = join(out.path, 'as-1-again');
-      const res = await aese(['as', 'onboard', 'as-1', '--scope', '3gpp-nidd', '--out', again], env);
+      const res = await aese(['as', 'onboard', 'as-1', '--scope', '3gpp-as-session-with-qos', '--out', again], env);
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout).to.match(/^re-onboarded \(previous certificate and keys replaced\) as-1 \(status suspended;/);
       const newThumbprint = certificateThumbprint(pemToDer(readFileSync(join(again, 'client.crt'), 'utf8')));
       const as = (await list()).find(a => a.scsAsId === 'as-1')!;
       expect(as.certificateThumbprints).to.deep.equal([newThumbprint]);
       expect(as.certificateThumbprints).not.to.include(oldThumbprint);
-      expect(as.scopes).to.deep.equal(['3gpp-nidd']);
+      expect(as.scopes).to.deep.equal(['3gpp-as-session-with-qos']);
       expect(as.status).to.equal('suspended');
     });
   });
 
   it('registers the optional signature profile when asked', async () => {
     const res = await aese(
-      ['as', 'onboard', 'legacy-as', '--scope', '3gpp-device-triggering', '--out', join(out.path, 'legacy'), '--signature-profile', 'optional'],
+      ['as', 'onboard', 'legacy-as', '--scope', '3gpp-as-session-with-qos', '--out', join(out.path, 'legacy'), '--signature-profile', 'optional'],
       env,
     );
     expect(res.code, res.stderr).to.equal(0);
@@ -166,7 +166,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
 
   it('refuses an unknown scope with one line, registers nothing and writes nothing', async () => {
     const dir = join(out.path, 'unknown-scope');
-    const res = await aese(['as', 'onboard', 'as-2', '--scope', '3gpp-nidd', '--scope', '3gpp-teleportation', '--out', dir], env);
+    const res = await aese(['as', 'onboard', 'as-2', '--scope', '3gpp-as-session-with-qos', '--scope', '3gpp-teleportation', '--out', dir], env);
     expectOneLineError(res, 2, /unknown scope "3gpp-teleportation"/);
     expect(existsSync(dir)).to.equal(false);
     expect((await list()).map(a => a.scsAsId)).not.to.include('as-2');
@@ -174,7 +174,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
 
   it('refuses a malformed scsAsId with one line before anything is issued', async () => {
     const dir = join(out.path, 'bad-id');
-    const res = await aese(['as', 'onboard', 'as/../../x', '--scope', '3gpp-nidd', '--out', dir], env);
+    const res = await aese(['as', 'onboard', 'as/../../x', '--scope', '3gpp-as-session-with-qos', '--out', dir], env);
     expectOneLineError(res, 2, /invalid scsAsId/);
     expect(existsSync(dir)).to.equal(false);
   });
@@ -212,7 +212,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
               client.registerApplicationServer({
                 scsAsId: 'intruder',
                 certificateThumbprints: ['A'.repeat(43)],
-                scopes: ['3gpp-nidd'],
+                scopes: ['3gpp-as-session-with-qos'],
                 signingKeysJson: [],
                 encryptionKeyJson: '',
                 signatureProfile: 1,

@@ -81,6 +81,8 @@ describe('control events through a running mesh (issue 7)', function () {
           AESE_ISSUER: T8_ISSUER,
           SIM_TICK_MS: '0',
           NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1/32',
+          // The receiver listens on a port the OS picks: allow the unprivileged ones.
+          NOTIFICATION_DESTINATION_PORTS: '1024-65535',
           NOTIFICATION_CA_FILE: join(dir.path, 'receiver-ca.pem'),
           // Short-lived tokens, and revocations kept for their lifetime + the 30 s leeway.
           TOKEN_LIFETIME_S: '5',
@@ -135,6 +137,7 @@ describe('control events through a running mesh (issue 7)', function () {
         destination: `https://127.0.0.1:${receiverPort}${path}`,
         body: Buffer.from(JSON.stringify({ subscription: 'x', monitoringType: 'LOCATION_REPORTING' })),
         obligations: [],
+        obligationDetails: [],
         createdAtMs,
         traceparent: '',
       }).finish();

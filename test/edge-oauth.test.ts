@@ -150,7 +150,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
     ca = t8CaPem(mesh);
     operator = operatorAuthClient(mesh);
     alpha = await onboardAs(mesh, operator, 'as-alpha', [MONITORING, QOS]);
-    beta = await onboardAs(mesh, operator, 'as-beta', [NIDD]);
+    beta = await onboardAs(mesh, operator, 'as-beta', [MONITORING]);
     suspended = await onboardAs(mesh, operator, 'as-suspended', [MONITORING]);
     await operator.suspendApplicationServer({ scsAsId: 'as-suspended' });
     unregistered = await issueAsClientCertificate(mesh.stateDir, mesh.trustDomain, 'as-unregistered');
@@ -179,7 +179,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       expect(as.token_endpoint_auth_methods_supported).to.deep.equal(['tls_client_auth']);
       expect(as.tls_client_certificate_bound_access_tokens).to.equal(true);
       expect(as.grant_types_supported).to.deep.equal(['client_credentials']);
-      expect(as.scopes_supported).to.include.members([MONITORING, QOS, NIDD, '3gpp-device-triggering']);
+      expect(as.scopes_supported).to.deep.equal([MONITORING, QOS]);
 
       const client: oauth.Client = { client_id: alpha.scsAsId };
       const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.TlsClientAuth(), new URLSearchParams({ scope: MONITORING }), {
@@ -410,15 +410,15 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
     });
 
     it("a client_id other than the certificate's AS gets 401 invalid_client; the matching one gets a token", async () => {
-      expectOAuthError(await tokenRequest(alpha, grant(beta.scsAsId, NIDD)), 401, 'invalid_client');
+      expectOAuthError(await tokenRequest(alpha, grant(beta.scsAsId, MONITORING)), 401, 'invalid_client');
       expectOAuthError(await tokenRequest(beta, grant(alpha.scsAsId)), 401, 'invalid_client');
-      await expectToken(beta, grant(beta.scsAsId, NIDD));
+      await expectToken(beta, grant(beta.scsAsId, MONITORING));
     });
 
     it('the three invalid_client answers are identical (no oracle on which check failed)', async () => {
       const unknown = expectOAuthError(await tokenRequest(unregistered, grant('as-unregistered')), 401, 'invalid_client');
       const susp = expectOAuthError(await tokenRequest(suspended, grant(suspended.scsAsId)), 401, 'invalid_client');
-      const substituted = expectOAuthError(await tokenRequest(alpha, grant(beta.scsAsId, NIDD)), 401, 'invalid_client');
+      const substituted = expectOAuthError(await tokenRequest(alpha, grant(beta.scsAsId, MONITORING)), 401, 'invalid_client');
       expect(susp).to.deep.equal(unknown);
       expect(substituted).to.deep.equal(unknown);
       await expectToken(alpha, grant(alpha.scsAsId));

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from 'nats';
 import { compactDecrypt, importJWK } from 'jose';
 import { createVerifier, httpbis } from 'http-message-signatures';
-import { AuditLog, eventSigningJwks, JwksEventVerifier, NatsAuditSink, ensureNotificationStream, notificationSubject, readAuditTrail, signNotification } from '@aese/events';
+import { AuditLog, cryptoEventSigner, eventSigningJwks, JwksEventVerifier, NatsAuditSink, ensureNotificationStream, notificationSubject, readAuditTrail, signNotification } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
@@ -87,6 +87,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
       logger: createLogger({ service: 'edge', level: 'silent' }),
       audit: new AuditLog('edge', new NatsAuditSink(nc)),
       verifier: new JwksEventVerifier(async () => eventSigningJwks((await crypto.getJwks({})).keys)),
+      outcomeSigner: cryptoEventSigner(crypto),
       retryDelaysMs: [200],
       deps: {
         // Only this receiver is allowed among the internal addresses (tests listen on loopback).
@@ -122,6 +123,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
       destination,
       body: Buffer.from(JSON.stringify(body)),
       obligations,
+      obligationDetails: [],
       createdAtMs,
       traceparent: '',
     }).finish();

@@ -166,8 +166,11 @@ describe('npm start (scripts/start.ts)', function () {
   it('starts the mesh with its PKI, serves the edge to an onboarded AS, and stops every child on SIGINT', async () => {
     const stateDir = join(dir.path, 'state');
     const ports = await portsEnv();
-    start = new StartProcess({ AESE_STATE_DIR: stateDir, LOG_LEVEL: 'warn', ...ports });
+    // info: the level a probe's refused connection would be logged at.
+    start = new StartProcess({ AESE_STATE_DIR: stateDir, LOG_LEVEL: 'info', ...ports });
     const [, edgeUrl] = await start.waitFor(/the T8 edge listens at (https:\/\/\S+)/, 120_000);
+    // Everything logged while starting, before this test opens connections of its own.
+    const upOutput = start.output;
     expect(edgeUrl).to.equal(`https://localhost:${ports['EDGE_PORT']}`);
     expect(start.output).to.match(/created the PKI in /);
     expect(start.output).to.match(/created the key-encryption key /);
@@ -190,13 +193,24 @@ describe('npm start (scripts/start.ts)', function () {
     const pids = start.pids();
     expect([...pids.keys()]).to.deep.equal([...SERVICES]);
 
+    // The supervisor's readiness probes reach no service: nothing logs a failed handshake.
+    expect(upOutput).not.to.match(/handshake/i);
+    expect(start.output).to.include(`npx aese as onboard my-as --scope 3gpp-monitoring-event --out ~/aese-bundles/my-as`);
+    expect(start.output).to.include(`npx aese policy grant my-as --api 3gpp-monitoring-event`);
+
+    // Only the state folder: the CLI finds the services (on non-default ports) and the edge URL in stack.json.
+    const stateOnly = { AESE_STATE_DIR: stateDir };
     const bundle = join(dir.path, 'as-start');
-    const onboard = await aese(['as', 'onboard', 'as-start', '--scope', '3gpp-monitoring-event', '--out', bundle], {
-      AESE_STATE_DIR: stateDir,
-      AUTHENTICATION_ADDR: `localhost:${ports['AUTHENTICATION_PORT']}`,
-      AESE_EDGE_URL: edgeUrl!,
-    });
+    const onboard = await aese(['as', 'onboard', 'as-start', '--scope', '3gpp-monitoring-event', '--out', bundle], stateOnly);
     expect(onboard.code, onboard.stderr).to.equal(0);
+    expect(onboard.stdout).to.include('as-start has no grant yet');
+    expect((JSON.parse(readFileSync(join(bundle, 'as.json'), 'utf8')) as { edgeUrl: string }).edgeUrl).to.equal(edgeUrl);
+    const network = await aese(['network', 'list', '--json'], stateOnly);
+    expect(network.code, network.stderr).to.equal(0);
+    const ue = (JSON.parse(network.stdout) as { ues: { externalId: string }[] }).ues[0]!.externalId;
+    const grant = await aese(['policy', 'grant', 'as-start', '--api', '3gpp-monitoring-event', '--category', 'location', '--target', `externalId:${ue}`], stateOnly);
+    expect(grant.code, grant.stderr).to.equal(0);
+    expect(grant.stdout).to.match(/^as-start\s+3gpp-monitoring-event\s+create,read,update,delete,notify\s+location\s+1\s/m);
     const tls = { cert: join(bundle, 'client.crt'), key: join(bundle, 'client.key'), ca: join(bundle, 'ca.crt') };
     const edgePort = Number(ports['EDGE_PORT']);
 

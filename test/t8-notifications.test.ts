@@ -6,23 +6,21 @@
  * (decrypted with jose), and each body validates against the official 3GPP schema.
  */
 import { expect } from 'chai';
-import { createHash, createPublicKey } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { compactDecrypt } from 'jose';
-import { createVerifier, httpbis } from 'http-message-signatures';
 import { startEdgeService } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
-import { createSelfSignedCa, issueCertificate } from '@aese/pki';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { tempDir } from '@aese/testing';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
+import { receiverTls, verifyNotificationSignature } from './support/notification-receiver.ts';
 import type { TestMesh } from './support/mesh.ts';
 import { grantAccess, MONITORING_EVENT, onboardT8As, simulatedUe, T8_ISSUER, T8Client } from './support/t8-client.ts';
 
@@ -47,9 +45,7 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
 
   before(async function () {
     this.timeout(90_000);
-    const ca = await createSelfSignedCa('AS receiver CA');
-    const cert = await issueCertificate(ca, { subject: 'CN=localhost', ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'], extendedKeyUsages: ['serverAuth'] });
-    writeFileSync(join(dir.path, 'receiver-ca.pem'), ca.certPem);
+    const tls = await receiverTls(dir.path);
     // Loopback is private: the operator allow-list admits it for the test receiver.
     mesh = await startTestMesh({
       edge: startEdgeService,
@@ -57,12 +53,14 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
         AESE_ISSUER: T8_ISSUER,
         SIM_TICK_MS: '150',
         NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1/32',
-        NOTIFICATION_CA_FILE: join(dir.path, 'receiver-ca.pem'),
+        // The receiver listens on a port the OS picks: allow the unprivileged ones.
+        NOTIFICATION_DESTINATION_PORTS: '1024-65535',
+        NOTIFICATION_CA_FILE: tls.caFile,
       },
     });
     // The AS's receiver: its own server certificate; it authenticates the SCEF by the T8 CA.
     receiver = createServer(
-      { cert: cert.certPem, key: cert.keyPem, ca: readFileSync(mesh.layout.t8Ca.cert, 'utf8'), requestCert: true, rejectUnauthorized: true },
+      { cert: tls.certPem, key: tls.keyPem, ca: readFileSync(mesh.layout.t8Ca.cert, 'utf8'), requestCert: true, rejectUnauthorized: true },
       (req, res) => {
         const peer = (req.socket as TLSSocket).getPeerCertificate();
         const chunks: Buffer[] = [];
@@ -84,21 +82,6 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
     await mesh?.stop();
     dir.remove();
   });
-
-  const verifySignature = async (c: T8Client, r: Received): Promise<boolean> => {
-    const keys = await c.publishedKeys(true);
-    return (await httpbis.verifyMessage(
-      {
-        keyLookup: async params => {
-          const jwk = keys.find(k => k.kid === params.keyid);
-          return jwk ? { id: jwk.kid!, algs: ['ecdsa-p256-sha256'], verify: createVerifier(createPublicKey({ key: jwk as never, format: 'jwk' }), 'ecdsa-p256-sha256') } : null;
-        },
-        requiredFields: ['@method', '@target-uri', 'content-digest', 'content-type'],
-        requiredParams: ['created', 'nonce', 'keyid'],
-      },
-      { method: 'POST', url: r.url, headers: r.headers },
-    )) === true;
-  };
 
   for (const encrypted of [false, true]) {
     it(`a continuous LOCATION_REPORTING subscription yields ${encrypted ? 'JWE-encrypted ' : ''}signed notifications as the UE moves`, async () => {
@@ -132,9 +115,9 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
         const r = received.find(x => new URL(x.url).pathname === path)!;
         expect(r.peerSubject).to.match(/^notifications\./);
         expect(r.headers['content-digest']).to.equal(`sha-256=:${createHash('sha256').update(r.body).digest('base64')}:`);
-        expect(await verifySignature(c, r), 'notification signature').to.equal(true);
+        expect(await verifyNotificationSignature(c, r), 'notification signature').to.equal(true);
         // Tampered copy: the signature no longer verifies.
-        expect(await verifySignature(c, { ...r, url: `${r.url}?x=1` })).to.equal(false);
+        expect(await verifyNotificationSignature(c, { ...r, url: `${r.url}?x=1` })).to.equal(false);
         let json: unknown;
         if (encrypted) {
           expect(r.headers['content-type']).to.equal('application/jose');

@@ -12,6 +12,7 @@ import { startEdgeService } from '@aese/edge-service';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
+import { AeseError } from '@aese/errors';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { edgeRequest, edgeRequestH2, EDGE_HOSTNAME, operatorAuthClient, t8CaPem } from './support/as-client.ts';
 import type { EdgeAnswer } from './support/as-client.ts';
@@ -171,7 +172,7 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
   });
 
   describe('nonce: unpadded base64url of at least 128 bits, checked before the replay guard', () => {
-    it('a 96-bit nonce, one with ":/=", a padded one, a base64 one and an oversized one get 401 INVALID_NONCE with Accept-Signature; the guard never sees them; a 128-bit nonce succeeds', async () => {
+    it('a 96-bit nonce, one with ":/=", a padded one, a base64 one and an oversized one get 401 INVALID_NONCE with Accept-Signature; the edge refuses them before the guard, which refuses them too; a 128-bit nonce succeeds', async () => {
       const bad: [string, string][] = [
         ['96 bits', 'AAECAwQFBgcICQoL'],
         ['":/=" characters', 'c2lnbmF0dXJl:bm9uY2U/dmFsdWU=Zm9y'],
@@ -190,7 +191,14 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
         expect(out.reply.headers['www-authenticate']).to.equal('Bearer realm="scef", error="invalid_request"');
         expect(invokeCount(mesh, AS_ID), what).to.equal(invoked);
         expect(await count(), what).to.equal(subscriptions);
-        expect(await nonceWasNew(nonce), `${what}: the replay guard recorded the refused nonce`).to.equal(true);
+        // The guard applies the same rule (defence in depth): it refuses the nonce outright, so the
+        // edge's reason above (SIGNATURE_NONCE_INVALID, not REPLAY_INVALID_INPUT) shows it never asked.
+        const guarded = await replayGuard.checkAndRecord({ scsAsId: AS_ID, nonce, created: Math.floor(Date.now() / 1000) }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(guarded, `${what}: the replay guard took the nonce`).to.be.instanceOf(AeseError);
+        expect((guarded as AeseError).code, what).to.equal('INVALID_INPUT');
       }
       // Controls: a 128-bit and a 256-bit nonce are accepted, and recorded by the guard (the probe sees it).
       for (const nonce of ['AAECAwQFBgcICQoLDA0ODw', Buffer.alloc(32, 9).toString('base64url')]) {

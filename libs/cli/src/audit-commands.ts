@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type { NatsConnection } from 'nats';
+import { pkiLayout } from '@aese/pki';
+import { checkDeployment } from '@aese/runtime';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import { auditSigningKeys, readAuditStream, readAuditTrail, verifyKeyedAuditTrail } from '@aese/events';
@@ -8,7 +11,7 @@ import { EXIT_FAILURE, EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
 import { cliNatsUrl, connectOperatorNats } from './nats-endpoint.js';
 import { operatorCryptoClient } from './keys-commands.js';
-import { loadCliConfig } from './settings.js';
+import { existingPkiTrustDomain, loadCliConfig } from './settings.js';
 import type { CliConfig } from './settings.js';
 
 export const AUDIT_USAGE = `  aese audit tail [-n <count>] [--json]
@@ -38,6 +41,9 @@ export function auditCommand(run: (args: readonly string[], nc: NatsConnection, 
       throw new AeseError('UNAVAILABLE', `cannot reach NATS at ${natsUrl}: ${(err as Error).message}`, { cause: err });
     }
     try {
+      // Another deployment's trail would verify against the wrong keys and mislead: refuse it.
+      const layout = pkiLayout(config.stateDir);
+      await checkDeployment(nc, { meshCaPem: readFileSync(layout.meshCa.cert, 'utf8'), trustDomain: existingPkiTrustDomain(config), record: false, natsUrl });
       return await run(args, nc, io.stdout, config);
     } finally {
       await nc.close();

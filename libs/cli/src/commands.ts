@@ -1,4 +1,5 @@
 import type { Env } from '@aese/config';
+import { AeseError } from '@aese/errors';
 import { isValidIdentityName, isValidTrustDomain, pkiLayout, readPkiMetadata } from '@aese/pki';
 import { DEFAULT_TRUST_DOMAIN, MESH_ENDPOINTS } from '@aese/runtime';
 import { T8_SCOPES } from '@aese/t8-catalog';
@@ -9,6 +10,8 @@ import { CLI_NAME, describeFailure, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageErro
 import {
   assertBundleFolderFree,
   BUNDLE_FILES,
+  DEFAULT_BUNDLE_FOLDER,
+  isInsideRepository,
   createAsCredentials,
   registrationOf,
   validateOnboardRequest,
@@ -17,6 +20,11 @@ import {
 import type { AsConfigFile } from './onboard.js';
 import { formatTable } from './output.js';
 import { connectPolicyAdmin, POLICY_USAGE, policyApply, policyShow } from './policy-commands.js';
+import { describeGrantsOf, GRANT_USAGE, grantHint, policyGrant, policyWithdraw } from './grant-commands.js';
+import type { GrantCheckDeps } from './grant-commands.js';
+import { grantRows } from './grants.js';
+import { NETWORK_USAGE, networkList, operatorCapabilityExposureClient } from './network-commands.js';
+import type { NetworkAdminClient } from './network-commands.js';
 import type { PolicyAdminClient, PolicyAdminOptions, PolicyCommandDeps } from './policy-commands.js';
 import type { AsRegistry, RegisteredAs, RevocationTarget } from './registry.js';
 import { auditCommand, auditTail, auditVerify, AUDIT_USAGE } from './audit-commands.js';
@@ -36,6 +44,12 @@ export interface CliIo {
 export interface CliDeps {
   readonly connectRegistry?: (options: AuthenticationRegistryOptions) => AsRegistry;
   readonly connectPolicyAdmin?: (options: PolicyAdminOptions) => PolicyAdminClient & { close(): void };
+  readonly connectCapabilityExposure?: (config: CliConfig) => ServedApisClient & NetworkAdminClient & { close(): void };
+}
+
+/** The capability-exposure RPC that lists the served APIs. */
+interface ServedApisClient {
+  listApis(request: Record<string, never>): Promise<{ apis: { name: string; dataCategories: string[] }[] }>;
 }
 
 /** The usage text: every command, option and setting, with the defaults the code uses. */
@@ -47,11 +61,12 @@ Usage:
   ${CLI_NAME} pki init [--trust-domain <td>] [--hostname <name>]...
       Create the operator PKI and the crypto key-encryption key in the state folder.
       Idempotent. --hostname names the edge's T8 certificate (default: localhost).
-  ${CLI_NAME} as onboard <scsAsId> --scope <scope> [--scope <scope>]... --out <dir>
+  ${CLI_NAME} as onboard <scsAsId> --scope <scope> [--scope <scope>]... [--out <dir>]
                   [--signature-profile required|optional]
       Issue an AS client certificate, request-signing and encryption keys, register the AS
-      with the authentication service and write its bundle into <dir>:
-      ${Object.values(BUNDLE_FILES).join(', ')}.
+      with the authentication service and write its bundle into <dir> (default:
+      ~/${DEFAULT_BUNDLE_FOLDER}/<scsAsId>): ${Object.values(BUNDLE_FILES).join(', ')}.
+      Prints what the AS is granted. A revoked scsAsId is refused (revocation is permanent).
   ${CLI_NAME} as list [--json]
       List the onboarded ASes.
   ${CLI_NAME} as suspend <scsAsId>
@@ -62,21 +77,26 @@ Usage:
       Revoke an AS, a certificate (x5t#S256) or a token at every replica of every service:
       requests are refused and the identity's open connections are closed within a second.
 ${POLICY_USAGE.trimEnd()}
+${GRANT_USAGE.trimEnd()}
+${NETWORK_USAGE.trimEnd()}
 ${KEYS_USAGE.trimEnd()}
 ${AUDIT_USAGE.trimEnd()}
   ${CLI_NAME} help
 
-T8 scopes (one per API):
+T8 scopes (one per API this SCEF serves):
 ${wrap(T8_SCOPES, 6, 96)}
 
 Settings (environment):
-  ${s.stateDir.env.padEnd(20)} state folder (default: .state in the repository)
-  ${s.trustDomain.env.padEnd(20)} SPIFFE trust domain (default: the PKI's, else ${DEFAULT_TRUST_DOMAIN})
-  ${s.authenticationAddr.env.padEnd(20)} authentication service (default: localhost:${MESH_ENDPOINTS.authentication.port})
-  ${s.authorizationAddr.env.padEnd(20)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
-  ${s.edgeUrl.env.padEnd(20)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
-  ${s.cryptoAddr.env.padEnd(20)} crypto service (default: localhost:${MESH_ENDPOINTS.crypto.port})
-  ${s.natsUrl.env.padEnd(20)} NATS, for the audit trail (default: the one npm start runs for the state folder)
+  ${s.stateDir.env.padEnd(25)} state folder (default: .state in the repository)
+  ${s.trustDomain.env.padEnd(25)} SPIFFE trust domain (default: the PKI's, else ${DEFAULT_TRUST_DOMAIN})
+  Unset addresses, edge URL and NATS are those of the stack npm start runs from the state
+  folder (<state>/stack.json), else the defaults below.
+  ${s.authenticationAddr.env.padEnd(25)} authentication service (default: localhost:${MESH_ENDPOINTS.authentication.port})
+  ${s.authorizationAddr.env.padEnd(25)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
+  ${s.cryptoAddr.env.padEnd(25)} crypto service (default: localhost:${MESH_ENDPOINTS.crypto.port})
+  ${s.capabilityExposureAddr.env.padEnd(25)} capability-exposure service (default: localhost:${MESH_ENDPOINTS['capability-exposure'].port})
+  ${s.edgeUrl.env.padEnd(25)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
+  ${s.natsUrl.env.padEnd(25)} NATS, for the audit trail (no default: the running stack's)
 
 Exit status: 0 done, 1 failed, ${EXIT_USAGE} bad command line.
 `;
@@ -190,6 +210,7 @@ async function asOnboard(args: readonly string[], io: CliIo, deps: CliDeps): Pro
   });
   const { as, asConfig } = registered;
   const dir = request.outDir;
+  const granted = await grantsAtOnboarding(config, deps, as.scsAsId, as.scopes);
   // RegisterApplicationServer replaces an existing registration: say so, the old certificate and
   // keys no longer work.
   const verb = as.createdAt === as.updatedAt ? 'onboarded' : 're-onboarded (previous certificate and keys replaced)';
@@ -200,9 +221,65 @@ async function asOnboard(args: readonly string[], io: CliIo, deps: CliDeps): Pro
       `get an access token:\n` +
       `  curl --cert ${dir}/${BUNDLE_FILES.clientCertificate} --key ${dir}/${BUNDLE_FILES.clientKey} ` +
       `--cacert ${dir}/${BUNDLE_FILES.serverCa} -d grant_type=client_credentials -d client_id=${as.scsAsId} ` +
-      `-d scope=${as.scopes.join('+')} ${asConfig.tokenEndpoint}\n`,
+      `-d scope=${as.scopes.join('+')} ${asConfig.tokenEndpoint}\n` +
+      (isInsideRepository(dir) ? `warning: ${dir} is inside the repository: keep its private keys out of version control\n` : '') +
+      granted,
   );
   return EXIT_OK;
+}
+
+/**
+ * What an AS just onboarded is granted, from the authorization service: its grants, or that it
+ * has none and the command that grants one. Onboarding succeeded either way, so a failure to
+ * read is reported, not thrown.
+ */
+async function grantsAtOnboarding(config: CliConfig, deps: CliDeps, scsAsId: string, scopes: readonly string[]): Promise<string> {
+  let entitiesJson: string;
+  try {
+    entitiesJson = await withPolicyAdmin(config, deps, async client => (await client.getPolicies({})).entitiesJson);
+  } catch (err) {
+    return `grants: cannot be read from the authorization service at ${config.authorizationAddr} (${describeFailure(err)}); see '${CLI_NAME} policy show'\n`;
+  }
+  if (grantRows(entitiesJson, scsAsId).length > 0) return `granted (authorization policy in force):\n${describeGrantsOf(entitiesJson, scsAsId)}`;
+  const categories = await servedCategories(config, deps).catch(() => undefined);
+  const commands = scopes.map(api => {
+    const known = categories?.get(api);
+    return known && known.length > 0
+      ? `  ${CLI_NAME} policy grant ${scsAsId} --api ${api} ${known.map(c => `--category ${c}`).join(' ')} --target <kind:value>... (or --any-target)`
+      : `  ${grantHint(scsAsId, api)}`;
+  });
+  return (
+    `${scsAsId} has no grant yet: every T8 request it makes is refused (403) until the operator grants it, for example:\n` +
+    `${commands.join('\n')}\n` +
+    `  (keep only the categories it needs; '${CLI_NAME} network list' shows the UE and group identifiers for --target)\n`
+  );
+}
+
+async function withPolicyAdmin<T>(config: CliConfig, deps: CliDeps, run: (client: PolicyAdminClient) => Promise<T>): Promise<T> {
+  const connect = deps.connectPolicyAdmin ?? connectPolicyAdmin;
+  const client = connect({ address: config.authorizationAddr, stateDir: config.stateDir, trustDomain: existingPkiTrustDomain(config) });
+  try {
+    return await run(client);
+  } finally {
+    client.close();
+  }
+}
+
+async function withCapabilityExposure<T>(config: CliConfig, deps: CliDeps, run: (client: ServedApisClient & NetworkAdminClient) => Promise<T>): Promise<T> {
+  const client = (deps.connectCapabilityExposure ?? operatorCapabilityExposureClient)(config);
+  try {
+    return await run(client);
+  } catch (err) {
+    throw new AeseError('UNAVAILABLE', `capability-exposure at ${config.capabilityExposureAddr}: ${describeFailure(err)}`, { cause: err });
+  } finally {
+    client.close();
+  }
+}
+
+/** The data categories of each served API, as capability-exposure declares them. */
+async function servedCategories(config: CliConfig, deps: CliDeps): Promise<Map<string, readonly string[]>> {
+  const { apis } = await withCapabilityExposure(config, deps, c => c.listApis({}));
+  return new Map(apis.map(a => [a.name, a.dataCategories]));
 }
 
 function listRows(list: readonly RegisteredAs[]): string {
@@ -270,19 +347,27 @@ function revokeCommand(kind: RevocationTarget['kind']) {
   };
 }
 
-/** Runs a policy command with an operator connection to the authorization service. */
-function policyCommand(run: (args: readonly string[], deps: PolicyCommandDeps) => Promise<number>) {
+/**
+ * Runs a policy command with an operator connection to the authorization service; the grant
+ * command also checks categories with capability-exposure and scopes with the AS registry.
+ */
+function policyCommand(run: (args: readonly string[], deps: PolicyCommandDeps & GrantCheckDeps) => Promise<number>) {
   return async (args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> => {
     const config = loadCliConfig(io.env);
-    const trustDomain = existingPkiTrustDomain(config);
-    const connect = deps.connectPolicyAdmin ?? connectPolicyAdmin;
-    const client = connect({ address: config.authorizationAddr, stateDir: config.stateDir, trustDomain });
-    try {
-      return await run(args, { client, stdout: io.stdout });
-    } finally {
-      client.close();
-    }
+    const checks: GrantCheckDeps = {
+      servedApis: async () => [...(await servedCategories(config, deps))].map(([name, dataCategories]) => ({ name, dataCategories })),
+      registeredScopes: async scsAsId => {
+        const list = await withRegistry(config, deps, registry => registry.list());
+        return list.find(a => a.scsAsId === scsAsId)?.scopes;
+      },
+    };
+    return withPolicyAdmin(config, deps, client => run(args, { client, stdout: io.stdout, ...checks }));
   };
+}
+
+async function networkCommand(args: readonly string[], io: CliIo, deps: CliDeps): Promise<number> {
+  const config = loadCliConfig(io.env);
+  return withCapabilityExposure(config, deps, client => networkList(args, client, io.stdout));
 }
 
 type Command = (args: readonly string[], io: CliIo, deps: CliDeps) => Promise<number>;
@@ -294,7 +379,13 @@ const COMMANDS: Readonly<Record<string, Readonly<Record<string, Command>>>> = {
   token: { revoke: revokeCommand('token') },
   keys: { rotate: keysCommand(keysRotate), list: keysCommand(keysList) },
   audit: { tail: auditCommand(auditTail), verify: auditCommand(auditVerify) },
-  policy: { show: policyCommand(policyShow), apply: policyCommand(policyApply) },
+  policy: {
+    show: policyCommand(policyShow),
+    apply: policyCommand(policyApply),
+    grant: policyCommand(policyGrant),
+    withdraw: policyCommand(policyWithdraw),
+  },
+  network: { list: networkCommand },
 };
 
 /**

@@ -119,6 +119,10 @@ export interface StackRecord {
   readonly natsUrl: string;
   readonly pid: number;
   readonly startedAt: string;
+  /** host:port of each service by its address variable (`AUTHENTICATION_ADDR`, ...). */
+  readonly addresses?: Readonly<Record<string, string>>;
+  /** The edge's URL as ASes reach it (the issuer). */
+  readonly edgeUrl?: string;
 }
 
 export function writeStackRecord(stateDir: string, record: StackRecord): void {

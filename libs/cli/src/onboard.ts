@@ -1,10 +1,12 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { REPO_ROOT } from '@aese/runtime';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { issueAsClientCertificate, isValidIdentityName, pkiLayout, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from '@aese/pki';
-import { isT8Scope } from '@aese/t8-catalog';
-import { CLI_NAME, UsageError } from './errors.js';
+import { isT8Scope, isUnservedT8Api, T8_SCOPES } from '@aese/t8-catalog';
+import { UsageError } from './errors.js';
 import { SIGNATURE_PROFILES } from './registry.js';
 import type { AsRegistration, SignatureProfileName } from './registry.js';
 
@@ -39,8 +41,8 @@ export interface OnboardRequest {
 }
 
 /**
- * Checks an onboarding request before anything is issued. Scopes are checked against the T8
- * catalogue, the same list the registry enforces, so a typo costs no certificate.
+ * Checks an onboarding request before anything is issued. Scopes are checked against the served
+ * T8 APIs, the same list the registry enforces, so a typo costs no certificate.
  *
  * @throws UsageError naming the bad argument.
  */
@@ -58,14 +60,30 @@ export function validateOnboardRequest(input: {
   const scopes = [...new Set(input.scopes ?? [])];
   if (scopes.length === 0) throw new UsageError('as onboard needs at least one --scope');
   for (const s of scopes) {
-    if (!isT8Scope(s)) throw new UsageError(`unknown scope ${JSON.stringify(s)} (see '${CLI_NAME} --help' for the T8 scopes)`);
+    if (isT8Scope(s)) continue;
+    const served = T8_SCOPES.join(', ');
+    if (isUnservedT8Api(s)) throw new UsageError(`scope ${s} is a T8 API this SCEF does not serve yet; served: ${served}`);
+    throw new UsageError(`unknown scope ${JSON.stringify(s)}; the scopes are the served T8 APIs: ${served}`);
   }
-  if (!input.outDir) throw new UsageError('as onboard needs --out <dir>');
   const profile = input.signatureProfile ?? 'required';
   if (!(SIGNATURE_PROFILES as readonly string[]).includes(profile)) {
     throw new UsageError(`--signature-profile must be one of ${SIGNATURE_PROFILES.join(', ')}`);
   }
-  return { scsAsId, scopes, outDir: resolve(input.outDir), signatureProfile: profile as SignatureProfileName };
+  return { scsAsId, scopes, outDir: resolve(input.outDir ?? defaultBundleDir(scsAsId)), signatureProfile: profile as SignatureProfileName };
+}
+
+/** Where a bundle goes without --out: the operator's home, never the repository (private keys). */
+export function defaultBundleDir(scsAsId: string): string {
+  return join(homedir(), DEFAULT_BUNDLE_FOLDER, scsAsId);
+}
+
+/** The folder under the home directory that holds bundles by default (also in .gitignore). */
+export const DEFAULT_BUNDLE_FOLDER = 'aese-bundles';
+
+/** True when a path is inside the repository, where private keys risk being committed. */
+export function isInsideRepository(path: string): boolean {
+  const rel = relative(REPO_ROOT, resolve(path));
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
 /**

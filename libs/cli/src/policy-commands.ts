@@ -13,6 +13,7 @@ import type {
 import { parseCommandArgs } from './args.js';
 import { EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
+import { GRANT_COLUMNS, grantCells, grantRows } from './grants.js';
 
 /**
  * The authorization service's admin RPCs as the policy commands use them. A mesh client of
@@ -105,7 +106,7 @@ function classify(path: string, text: string): PolicyChange {
   throw new AeseError('INVALID_INPUT', `${path}: expected a JSON array of Cedar entities or an object {"policies": "...", "entities": [...]}`);
 }
 
-function expectedVersionOf(raw: string | undefined): number | undefined {
+export function expectedVersionOf(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^(0|[1-9][0-9]{0,14})$/.test(raw)) throw new UsageError(`--expected-version must be a version number, got ${JSON.stringify(raw)}`);
   return Number(raw);
@@ -155,54 +156,6 @@ export async function policyApply(args: readonly string[], deps: PolicyCommandDe
   return EXIT_OK;
 }
 
-interface GrantRow {
-  readonly scsAsId: string;
-  readonly api: string;
-  readonly operations: string;
-  readonly categories: string;
-  readonly targets: string;
-  readonly obligations: string;
-}
-
-function grantRows(entitiesJson: string): GrantRow[] {
-  let entities: unknown;
-  try {
-    entities = JSON.parse(entitiesJson) as unknown;
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(entities)) return [];
-  const rows: GrantRow[] = [];
-  const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
-  for (const e of entities as Record<string, unknown>[]) {
-    const uid = (e['uid'] ?? {}) as Record<string, unknown>;
-    if (uid['type'] !== 'Aese::Application') continue;
-    const attrs = (e['attrs'] ?? {}) as Record<string, unknown>;
-    const rate = attrs['rateLimitPerSecond'];
-    const tags = (e['tags'] ?? {}) as Record<string, Record<string, unknown>>;
-    const apis = Object.keys(tags).sort();
-    if (apis.length === 0) rows.push({ scsAsId: String(uid['id']), api: '-', operations: '-', categories: '-', targets: '-', obligations: '-' });
-    for (const api of apis) {
-      const g = tags[api] ?? {};
-      const duties = [
-        list(g['encryptCategories']).length > 0 ? `encrypt:${list(g['encryptCategories']).join('+')}` : '',
-        `location:${typeof g['locationGranularity'] === 'string' ? g['locationGranularity'] : 'cell'}`,
-        rate !== undefined ? `rate:${String(rate)}/s` : '',
-      ].filter(Boolean);
-      rows.push({
-        scsAsId: String(uid['id']),
-        api,
-        operations: list(g['operations']).join(','),
-        categories: list(g['categories']).join(','),
-        // A count, not the identifiers: terminals and their scrollback are logs too.
-        targets: g['anyTarget'] === true ? 'any' : String(list(g['targets']).length),
-        obligations: duties.join(' '),
-      });
-    }
-  }
-  return rows.sort((a, b) => a.scsAsId.localeCompare(b.scsAsId) || a.api.localeCompare(b.api));
-}
-
 /**
  * `aese policy show [--json | --grants | --policies | --schema]`: the version deciding on the
  * authorization replica that answered.
@@ -246,8 +199,8 @@ export async function policyShow(args: readonly string[], deps: PolicyCommandDep
         rows.length === 0
           ? 'no SCS/AS has a grant\n'
           : formatTable(
-              ['SCS_AS_ID', 'API', 'OPERATIONS', 'CATEGORIES', 'TARGETS', 'OBLIGATIONS'],
-              rows.map(r => [r.scsAsId, r.api, r.operations, r.categories, r.targets, r.obligations]),
+              GRANT_COLUMNS,
+              rows.map(grantCells),
             );
       const header = p.version === 0 ? 'no policy version is in force: every decision is refused\n' : `policy version ${p.version}, applied ${appliedAt}\n`;
       deps.stdout(`${header}${table}`);

@@ -1,9 +1,10 @@
-import { loadConfig, optionalStr, str } from '@aese/config';
-import type { Env } from '@aese/config';
+import { loadConfig, optionalStr } from '@aese/config';
+import type { Env, Setting } from '@aese/config';
 import { pkiLayout, readPkiMetadata } from '@aese/pki';
 import type { PkiLayout } from '@aese/pki';
 import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_TRUST_DOMAIN } from '@aese/runtime';
 import { CLI_NAME, UsageError } from './errors.js';
+import { readStackRecord } from './nats-endpoint.js';
 
 /** Where ASes reach the edge when nothing is configured: the port `npm start` uses. */
 export const DEFAULT_EDGE_URL = `https://localhost:${DEFAULT_EDGE_PORT}`;
@@ -18,20 +19,38 @@ export const CLI_SETTINGS = {
   stateDir: COMMON_SETTINGS.stateDir,
   /** Unset: the trust domain recorded in the PKI's `pki.json`, else {@link DEFAULT_TRUST_DOMAIN}. */
   trustDomain: optionalStr(COMMON_SETTINGS.trustDomain.env),
-  authenticationAddr: COMMON_SETTINGS.addrAuthentication,
-  authorizationAddr: COMMON_SETTINGS.addrAuthorization,
-  cryptoAddr: COMMON_SETTINGS.addrCrypto,
+  // Addresses unset: those of the stack running from the state folder (npm start records them),
+  // else the standard ports.
+  authenticationAddr: optionalStr(COMMON_SETTINGS.addrAuthentication.env),
+  authorizationAddr: optionalStr(COMMON_SETTINGS.addrAuthorization.env),
+  cryptoAddr: optionalStr(COMMON_SETTINGS.addrCrypto.env),
+  capabilityExposureAddr: optionalStr(COMMON_SETTINGS.addrCapabilityExposure.env),
   /** Unset: the NATS of the stack running from the state folder. */
   natsUrl: optionalStr(COMMON_SETTINGS.natsUrl.env),
   natsCaFile: COMMON_SETTINGS.natsCaFile,
-  edgeUrl: str('AESE_EDGE_URL', DEFAULT_EDGE_URL),
+  /** Unset: the running stack's edge, else {@link DEFAULT_EDGE_URL}. */
+  edgeUrl: optionalStr('AESE_EDGE_URL'),
 } as const;
 
 export type CliConfig = ReturnType<typeof loadCliConfig>;
 
-/** Reads {@link CLI_SETTINGS} once; a malformed value fails here, naming its variable. */
+/**
+ * Reads {@link CLI_SETTINGS} once; a malformed value fails here, naming its variable. What is
+ * unset comes from the running stack's record (`<state>/stack.json`), then the defaults, so
+ * the CLI reaches the stack `npm start` runs whatever ports it was given.
+ */
 export function loadCliConfig(env: Env) {
-  const config = loadConfig(CLI_SETTINGS, env);
+  const raw = loadConfig(CLI_SETTINGS, env);
+  const stack = readStackRecord(raw.stateDir);
+  const address = (setting: Setting<string>): string => env[setting.env] || stack?.addresses?.[setting.env] || setting.default!;
+  const config = {
+    ...raw,
+    authenticationAddr: address(COMMON_SETTINGS.addrAuthentication),
+    authorizationAddr: address(COMMON_SETTINGS.addrAuthorization),
+    cryptoAddr: address(COMMON_SETTINGS.addrCrypto),
+    capabilityExposureAddr: address(COMMON_SETTINGS.addrCapabilityExposure),
+    edgeUrl: raw.edgeUrl || stack?.edgeUrl || DEFAULT_EDGE_URL,
+  };
   let url: URL;
   try {
     url = new URL(config.edgeUrl);

@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -100,6 +100,39 @@ function answers(host: string, port: number, timeoutMs = 500): Promise<boolean> 
   });
 }
 
+const PROC_NET_TCP = ['/proc/net/tcp', '/proc/net/tcp6'];
+/** TCP state LISTEN in /proc/net/tcp. */
+const TCP_LISTEN = '0A';
+
+/**
+ * Whether a socket listens on the port, from the kernel's socket table (Linux): a probe the
+ * service never sees, so it logs no connection that closed before its TLS handshake. Undefined
+ * where there is no such table.
+ */
+function listensInKernelTable(port: number): boolean | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  let found: boolean | undefined;
+  for (const file of PROC_NET_TCP) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    found ??= false;
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (state === TCP_LISTEN && local?.endsWith(`:${hexPort}`)) return true;
+    }
+  }
+  return found;
+}
+
+/** True when a service listens on host:port: the kernel's socket table, else a TCP connection. */
+async function listening(host: string, port: number): Promise<boolean> {
+  return listensInKernelTable(port) ?? (await answers(host, port));
+}
+
 /** True when a NATS server answers on host:port: it greets every client with an INFO line. */
 function natsAnswers(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {
   return new Promise(resolvePromise => {
@@ -170,7 +203,7 @@ async function waitUntilListening(m: Managed, host: string, port: number, timeou
       const { code, signal } = await m.exited;
       throw new Error(`${m.name} exited during start-up (${signal ? `signal ${signal}` : `status ${code}`})`);
     }
-    if (await answers(host, port)) return;
+    if (await listening(host, port)) return;
     if (Date.now() > until) throw new Error(`${m.name} did not listen on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise(r => setTimeout(r, 100));
   }
@@ -262,16 +295,16 @@ async function ensureNats(
   return `tls://127.0.0.1:${port}`;
 }
 
-function nextSteps(opts: { edgeUrl: string; stateDir: string; authAddr: string; authDefault: string }): string[] {
-  const env: string[] = [];
-  if (resolve(opts.stateDir) !== resolve(DEFAULT_STATE_DIR)) env.push(`${CLI_SETTINGS.stateDir.env}=${opts.stateDir}`);
-  if (opts.authAddr !== opts.authDefault) env.push(`${CLI_SETTINGS.authenticationAddr.env}=${opts.authAddr}`);
-  if (opts.edgeUrl !== `https://localhost:${DEFAULT_EDGE_PORT}`) env.push(`${CLI_SETTINGS.edgeUrl.env}=${opts.edgeUrl}`);
-  const prefix = env.length > 0 ? `${env.join(' ')} ` : '';
+function nextSteps(opts: { edgeUrl: string; stateDir: string }): string[] {
+  // The CLI reads this stack's addresses from the state folder; only a non-default one is named.
+  const prefix = resolve(opts.stateDir) !== resolve(DEFAULT_STATE_DIR) ? `${CLI_SETTINGS.stateDir.env}=${opts.stateDir} ` : '';
+  const bundle = '~/aese-bundles/my-as';
   return [
     'next steps, in another terminal:',
-    `  ${prefix}npx aese as onboard my-as --scope 3gpp-monitoring-event --out ./my-as`,
-    `  curl --cert my-as/client.crt --key my-as/client.key --cacert my-as/ca.crt \\`,
+    `  ${prefix}npx aese as onboard my-as --scope 3gpp-monitoring-event --out ${bundle}`,
+    `  ${prefix}npx aese network list`,
+    `  ${prefix}npx aese policy grant my-as --api 3gpp-monitoring-event --category location --target externalId:ue1@scef.test`,
+    `  curl --cert ${bundle}/client.crt --key ${bundle}/client.key --cacert ${bundle}/ca.crt \\`,
     `       -d grant_type=client_credentials -d client_id=my-as -d scope=3gpp-monitoring-event \\`,
     `       ${tokenEndpointOf(opts.edgeUrl)}`,
     'Ctrl-C stops everything.',
@@ -334,13 +367,13 @@ export async function runStack(): Promise<number> {
       trustDomain,
       privatePort: config.natsPrivatePort,
     });
-    // The CLI finds this stack's NATS here (and only while the stack runs).
-    writeStackRecord(stateDir, { natsUrl, pid: process.pid, startedAt: new Date().toISOString() });
-    process.on('exit', () => removeStackRecord(stateDir));
     const edgeUrl = config.issuer ?? `https://localhost:${ports.edge}`;
     const addresses = Object.fromEntries(
       Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`]),
     );
+    // The CLI finds this stack's NATS, services and edge here (and only while the stack runs).
+    writeStackRecord(stateDir, { natsUrl, pid: process.pid, startedAt: new Date().toISOString(), addresses, edgeUrl });
+    process.on('exit', () => removeStackRecord(stateDir));
     const baseEnv: NodeJS.ProcessEnv = {
       ...process.env,
       [COMMON_SETTINGS.stateDir.env]: stateDir,
@@ -372,14 +405,7 @@ export async function runStack(): Promise<number> {
     }
     if (!stack.stopping) {
       say(`SCEF is up: the T8 edge listens at ${edgeUrl}`);
-      for (const line of nextSteps({
-        edgeUrl,
-        stateDir,
-        authAddr: addresses['AUTHENTICATION_ADDR']!,
-        authDefault: `localhost:${MESH_ENDPOINTS.authentication.port}`,
-      })) {
-        say(line);
-      }
+      for (const line of nextSteps({ edgeUrl, stateDir })) say(line);
     }
   } catch (err: unknown) {
     if (!stack.stopping) shutdown(describeFailure(err), 1);

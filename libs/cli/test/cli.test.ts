@@ -7,6 +7,8 @@ import { tempDir } from '@aese/testing';
 import { describeFailure, ensureKek, runCli, UsageError } from '@aese/cli';
 import type { AsRegistration, AsRegistry, RegisteredAs } from '@aese/cli';
 import { formatTable } from '../src/output.js';
+import { grantRows, setGrant, withdrawGrants } from '../src/grants.js';
+import { T8_SCOPES } from '@aese/t8-catalog';
 
 /** An in-memory registry that records what it was given, or fails as told. */
 function fakeRegistry(fail?: AeseError): AsRegistry & { registered: AsRegistration[]; closed: number } {
@@ -47,7 +49,21 @@ function fakeRegistry(fail?: AeseError): AsRegistry & { registered: AsRegistrati
 async function run(argv: string[], env: Record<string, string>, registry: AsRegistry) {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(argv, { stdout: t => (stdout += t), stderr: t => (stderr += t), env }, { connectRegistry: () => registry });
+  // No grants in force, and no capability-exposure: onboarding must say so without either.
+  const policyAdmin = {
+    getPolicies: async () => ({ version: 1, policies: 'x', entitiesJson: '[]', schema: '', appliedAtMs: 0 }),
+    applyPolicies: async () => {
+      throw new AeseError('INTERNAL', 'not in these tests');
+    },
+    close: () => undefined,
+  };
+  const code = await runCli(argv, { stdout: t => (stdout += t), stderr: t => (stderr += t), env }, {
+    connectRegistry: () => registry,
+    connectPolicyAdmin: () => policyAdmin,
+    connectCapabilityExposure: () => {
+      throw new AeseError('UNAVAILABLE', 'no capability-exposure in these tests');
+    },
+  });
   return { code, stdout, stderr };
 }
 
@@ -69,7 +85,7 @@ describe('@aese/cli (in process)', () => {
     await initPki({ stateDir: dir.path, trustDomain: 'scef.test' });
     const registry = fakeRegistry();
     const out = join(dir.path, 'bundle');
-    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-nidd', '--out', out], { AESE_STATE_DIR: dir.path }, registry);
+    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-as-session-with-qos', '--out', out], { AESE_STATE_DIR: dir.path }, registry);
     expect(res.code, res.stderr).to.equal(0);
     expect(registry.closed).to.equal(1);
     const [reg] = registry.registered;
@@ -85,11 +101,74 @@ describe('@aese/cli (in process)', () => {
     await initPki({ stateDir: dir.path, trustDomain: 'scef.test' });
     const registry = fakeRegistry(new AeseError('ALREADY_EXISTS', 'the certificate is registered to another AS'));
     const out = join(dir.path, 'bundle');
-    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-nidd', '--out', out], { AESE_STATE_DIR: dir.path }, registry);
+    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-as-session-with-qos', '--out', out], { AESE_STATE_DIR: dir.path }, registry);
     expect(res.code).to.equal(1);
     expect(res.stderr).to.equal('aese: the certificate is registered to another AS (ALREADY_EXISTS)\n');
     expect(existsSync(out)).to.equal(false);
     expect(registry.closed).to.equal(1);
+  });
+
+  it('onboarding says the AS has no grant yet and names the grant command', async () => {
+    await initPki({ stateDir: dir.path, trustDomain: 'scef.test' });
+    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-monitoring-event', '--out', join(dir.path, 'b')], { AESE_STATE_DIR: dir.path }, fakeRegistry());
+    expect(res.code, res.stderr).to.equal(0);
+    expect(res.stdout).to.include('as-9 has no grant yet: every T8 request it makes is refused');
+    expect(res.stdout).to.include('aese policy grant as-9 --api 3gpp-monitoring-event --category <category>... --target <kind:value>...');
+    expect(res.stdout).not.to.match(/^granted/m);
+  });
+
+  it('offers only the served T8 APIs as scopes and refuses the others by name', async () => {
+    const help = await run(['--help'], {}, fakeRegistry());
+    const scopes = help.stdout.slice(help.stdout.indexOf('T8 scopes')).split('\n')[1]!.trim().split(/\s+/);
+    expect(scopes).to.deep.equal([...T8_SCOPES]);
+    expect(help.stdout).not.to.include('3gpp-nidd');
+    const registry = fakeRegistry();
+    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-nidd', '--out', join(dir.path, 'b')], { AESE_STATE_DIR: dir.path }, registry);
+    expect(res.code).to.equal(2);
+    expect(res.stderr).to.equal(`aese: scope 3gpp-nidd is a T8 API this SCEF does not serve yet; served: ${T8_SCOPES.join(', ')}\n`);
+    expect(registry.registered).to.have.length(0);
+    expect(existsSync(join(dir.path, 'b'))).to.equal(false);
+  });
+
+  it('policy grant refuses a malformed grant as a usage error (exit 2)', async () => {
+    await initPki({ stateDir: dir.path, trustDomain: 'scef.test' });
+    const bad: [string[], RegExp][] = [
+      [['--api', '3gpp-nidd', '--category', 'x', '--any-target'], /3gpp-nidd is a T8 API this SCEF does not serve yet/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location'], /--target <kind:value>\.\.\. or --any-target/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--target', 'msisdn:123456'], /not both/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'imsi:001010000000001'], /<kind>:<value> with kind externalId, msisdn, externalGroupId/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--operation', 'erase'], /--operation must be one of/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--encrypt', 'roaming'], /--encrypt names roaming, which --category does not grant/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--location-granularity', 'street'], /exact, cell, ta/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--rate-limit', '0'], /--rate-limit/],
+    ];
+    for (const [args, pattern] of bad) {
+      const res = await run(['policy', 'grant', 'as-9', ...args], { AESE_STATE_DIR: dir.path }, fakeRegistry());
+      expect(res.code, args.join(' ')).to.equal(2);
+      expect(res.stderr).to.match(pattern);
+    }
+  });
+
+  it('edits grants: adds or replaces one API, withdraws one or all, keeps everything else', () => {
+    const other = { uid: { type: 'Aese::Application', id: 'other' }, attrs: {}, parents: [], tags: { '3gpp-as-session-with-qos': { operations: ['read'], categories: ['qos'], targets: [], anyTarget: true } } };
+    const start = JSON.stringify([other]);
+    const grant = { operations: ['read'], categories: ['location'], targets: ['msisdn:33610000001'], anyTarget: false, encryptCategories: ['location'], locationGranularity: 'ta' as const };
+    const one = setGrant(start, 'as-9', '3gpp-monitoring-event', grant, 5);
+    const parsed = JSON.parse(one) as { uid: { id: string }; attrs: Record<string, unknown>; tags: Record<string, unknown> }[];
+    expect(parsed[0]).to.deep.equal(other);
+    expect(parsed[1]!.attrs).to.deep.equal({ rateLimitPerSecond: 5 });
+    expect(parsed[1]!.tags).to.deep.equal({ '3gpp-monitoring-event': { operations: ['read'], categories: ['location'], targets: ['msisdn:33610000001'], anyTarget: false, encryptCategories: ['location'], locationGranularity: 'ta' } });
+    const two = setGrant(one, 'as-9', '3gpp-as-session-with-qos', { operations: ['create'], categories: ['qos'], targets: [], anyTarget: true });
+    const replaced = setGrant(two, 'as-9', '3gpp-monitoring-event', { ...grant, operations: ['create'] });
+    expect(grantRows(replaced, 'as-9').map(r => `${r.api}:${r.operations}`)).to.deep.equal(['3gpp-as-session-with-qos:create', '3gpp-monitoring-event:create']);
+    const withdrawn = withdrawGrants(replaced, 'as-9', '3gpp-as-session-with-qos');
+    expect(withdrawn.removed).to.deep.equal(['3gpp-as-session-with-qos']);
+    expect(grantRows(withdrawn.entitiesJson, 'as-9').map(r => r.api)).to.deep.equal(['3gpp-monitoring-event']);
+    const all = withdrawGrants(replaced, 'as-9');
+    expect(all.removed).to.deep.equal(['3gpp-as-session-with-qos', '3gpp-monitoring-event']);
+    expect(grantRows(all.entitiesJson, 'as-9')).to.deep.equal([]);
+    expect(grantRows(all.entitiesJson, 'other')).to.have.length(1);
+    expect(withdrawGrants(start, 'as-9').removed).to.deep.equal([]);
   });
 
   it('refuses an edge URL that is not https', async () => {

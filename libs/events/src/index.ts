@@ -4,6 +4,8 @@ export {
   CONTROL_STREAM,
   CONTROL_SUBJECTS,
   controlStreamOf,
+  NOTIFICATION_OUTCOMES_STREAM,
+  NOTIFICATION_OUTCOMES_SUBJECT_PREFIX,
   NOTIFICATIONS_STREAM,
   NOTIFICATIONS_SUBJECT_PREFIX,
   TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT,
@@ -47,11 +49,19 @@ export { KV_TAMPER_REASONS, SIGNED_KV_STATES, SignedKvStore, tamperAuditDetail, 
 export type { KvTamperFinding, KvTamperReason, SignedKvOptions, SignedKvState, SignedRecord } from './signed-kv.js';
 export {
   NOTIFICATION_EVENT_TYPE,
+  NOTIFICATION_OUTCOME_EVENT_TYPE,
+  NOTIFICATION_OUTCOMES,
+  NOTIFICATION_OUTCOMES_MAX_AGE_MS,
   NOTIFICATIONS_DUPLICATE_WINDOW_MS,
   NOTIFICATIONS_MAX_AGE_MS,
+  ensureNotificationOutcomeStream,
   ensureNotificationStream,
+  notificationObligations,
+  notificationOutcomeSubject,
   notificationSubject,
   openNotification,
+  openNotificationOutcome,
   signNotification,
+  signNotificationOutcome,
 } from './notifications.js';
 export type { NotificationRefusal } from './notifications.js';

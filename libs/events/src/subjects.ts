@@ -38,3 +38,10 @@ export const AUDIT_SUBJECT_PREFIX = 'aese.audit.v1';
 /** JetStream stream of notifications the edge delivers; subjects `aese.notifications.v1.<scsAsId>`. */
 export const NOTIFICATIONS_STREAM = 'AESE_NOTIFICATIONS';
 export const NOTIFICATIONS_SUBJECT_PREFIX = 'aese.notifications.v1';
+
+/**
+ * JetStream stream of what became of each notification, reported by the edge to capability
+ * exposure (which counts a report once delivered); subjects `aese.notification-outcomes.v1.<scsAsId>`.
+ */
+export const NOTIFICATION_OUTCOMES_STREAM = 'AESE_NOTIFICATION_OUTCOMES';
+export const NOTIFICATION_OUTCOMES_SUBJECT_PREFIX = 'aese.notification-outcomes.v1';

@@ -1,5 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { lookup as dnsLookup } from 'node:dns/promises';
+import { list } from '@aese/config';
+import { AeseError } from '@aese/errors';
 
 /** Resolves a host name to every address it has (dns.lookup with all: true in production). */
 export type HostResolver = (host: string) => Promise<readonly { address: string; family: number }[]>;
@@ -78,8 +80,30 @@ export function parseAllowList(entries: readonly string[]): AllowEntry[] {
   });
 }
 
+/** Ports a notification destination may use unless the operator says otherwise: https's own. */
+export const DEFAULT_DESTINATION_PORTS: readonly string[] = ['443'];
+
+/** An inclusive range of ports; a single port is a range of one. */
+export type PortRange = readonly [low: number, high: number];
+
+/** Parses NOTIFICATION_DESTINATION_PORTS entries ("443", "8443", "8000-8999"). */
+export function parsePortList(entries: readonly string[]): PortRange[] {
+  return entries.map(raw => {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(raw.trim());
+    const low = Number(m?.[1]);
+    const high = m?.[2] === undefined ? low : Number(m[2]);
+    if (!m || low < 1 || high > 65_535 || low > high) throw new TypeError(`ports are 1-65535 or low-high ranges, got: ${raw}`);
+    return [low, high] as const;
+  });
+}
+
 export interface DestinationPolicy {
   readonly allow: readonly AllowEntry[];
+  /**
+   * Ports any destination may use (default {@link DEFAULT_DESTINATION_PORTS}); an allow-list
+   * host:port entry admits its own port for its own host besides.
+   */
+  readonly ports?: readonly PortRange[];
   /** host:port endpoints of the mesh (services, NATS): refused even when public. */
   readonly meshEndpoints: readonly string[];
   readonly resolve?: HostResolver;
@@ -121,6 +145,12 @@ function mappedV4(address: string): string | undefined {
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
+const DEFAULT_PORT_RANGES = parsePortList(DEFAULT_DESTINATION_PORTS);
+
+function portAllowed(policy: DestinationPolicy, port: number): boolean {
+  return (policy.ports ?? DEFAULT_PORT_RANGES).some(([low, high]) => port >= low && port <= high);
+}
+
 function allowedByCidr(policy: DestinationPolicy, address: string): boolean {
   const family = familyOf(address);
   return policy.allow.some(a => a.kind === 'cidr' && a.family === family && a.list.check(address, family));
@@ -137,9 +167,11 @@ function isBlockedAddress(address: string): boolean {
  * Checks a notification destination against server-side request forgery (T8 security test
  * catalogue 5): https only, no user info, and every address the host resolves to must be
  * public: not loopback, private, link-local (cloud metadata), unique-local, multicast, reserved,
- * nor a mesh endpoint. IPv4 written as a decimal or hex number or with short forms is normalised
+ * nor a mesh endpoint; and the port must be one the policy allows (443 by default), checked
+ * before any name is resolved. IPv4 written as a decimal or hex number or with short forms is normalised
  * by the WHATWG URL parser first, so `https://2130706433/` is 127.0.0.1. An operator allow-list
- * of host:port or CIDR entries lifts the address rules (never the https rule). Throws
+ * of host:port or CIDR entries lifts the address rules (never the https rule); a host:port
+ * entry also admits its port for that host, a CIDR entry admits no port. Throws
  * {@link DestinationRefused}.
  *
  * It runs when a subscription is written and again when a notification is delivered (DNS answers
@@ -162,6 +194,7 @@ export async function resolveSafeDestination(value: string, policy: DestinationP
   if (policy.allow.some(a => a.kind === 'endpoint' && a.host === host && a.port === port)) {
     return vetted(isIP(host) !== 0 ? host : undefined);
   }
+  if (!portAllowed(policy, Number(port))) throw refuse('must use a port the operator allows');
   const endpoint = `${host}:${port}`;
   if (policy.meshEndpoints.some(m => m.toLowerCase() === endpoint)) throw refuse('must not point at an internal address');
   let addresses: string[];
@@ -198,4 +231,41 @@ async function resolveAll(host: string, policy: DestinationPolicy): Promise<stri
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The operator's notification destination settings, the same for capability-exposure (which
+ * checks a destination when a subscription is written) and the edge (which checks it again
+ * before each delivery): spread into each service's settings object.
+ */
+export const NOTIFICATION_DESTINATION_SETTINGS = {
+  /** Exceptions to the address rules: host:port or CIDR entries. */
+  destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
+  /** Ports every destination may use: single ports or low-high ranges. */
+  destinationPorts: list('NOTIFICATION_DESTINATION_PORTS', DEFAULT_DESTINATION_PORTS),
+} as const;
+
+/**
+ * Builds the destination policy from those settings, once at start-up.
+ *
+ * @throws AeseError INVALID_INPUT naming the variable whose entry is malformed.
+ */
+export function notificationDestinationPolicy(
+  settings: { readonly destinationAllowList: readonly string[]; readonly destinationPorts: readonly string[] },
+  meshEndpoints: readonly string[],
+  resolve?: HostResolver,
+): DestinationPolicy {
+  const parsed = <T>(name: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      throw new AeseError('INVALID_INPUT', `${name}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    allow: parsed('NOTIFICATION_DESTINATION_ALLOWLIST', () => parseAllowList(settings.destinationAllowList)),
+    ports: parsed('NOTIFICATION_DESTINATION_PORTS', () => parsePortList(settings.destinationPorts)),
+    meshEndpoints,
+    ...(resolve ? { resolve } : {}),
+  };
 }

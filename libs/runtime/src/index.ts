@@ -9,6 +9,7 @@ import { connectNats, DEFAULT_NATS_URL } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { natsInboxPrefix } from '@aese/nats-trust';
 import { checkDeployment } from './deployment.js';
+export { checkDeployment } from './deployment.js';
 import { pkiLayout, spiffeId } from '@aese/pki';
 
 /** The repository root; the default state folder lives below it. */

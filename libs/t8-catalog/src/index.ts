@@ -22,13 +22,26 @@ export const T8_APIS = [
 
 export type T8Api = (typeof T8_APIS)[number];
 
-/** The OAuth scopes an AS can be granted: one per T8 API. */
-export const T8_SCOPES: readonly string[] = T8_APIS;
+/**
+ * The T8 APIs this SCEF serves: capability-exposure has a module for each (a test checks the two
+ * agree). Scopes, onboarding, the token endpoint and the edge's metadata offer only these.
+ */
+export const SERVED_T8_APIS = ['3gpp-monitoring-event', '3gpp-as-session-with-qos'] as const satisfies readonly T8Api[];
 
-/** True for a known T8 scope. */
+/** The OAuth scopes an AS can be granted: one per served T8 API. */
+export const T8_SCOPES: readonly string[] = SERVED_T8_APIS;
+
+/** True for the scope of a served T8 API. */
 export function isT8Scope(value: string): value is T8Api {
-  return (T8_APIS as readonly string[]).includes(value);
+  return (SERVED_T8_APIS as readonly string[]).includes(value);
 }
 
+/** True for a T8 API of TS 29.122 that this SCEF does not serve (yet). */
+export function isUnservedT8Api(value: string): boolean {
+  return (T8_APIS as readonly string[]).includes(value) && !isT8Scope(value);
+}
+
+export { identifierSyntaxError, MAX_TARGET_CHARS, MAX_TARGETS_PER_DECISION, TARGET_KINDS, targetOf, targetSyntaxError } from './identifiers.js';
+export type { TargetKind } from './identifiers.js';
 export { SEGMENT_MAX_CHARS, matchRoute, splitT8Target } from './routes.js';
 export type { RouteMatch, RouteTemplate } from './routes.js';

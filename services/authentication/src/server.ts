@@ -118,6 +118,9 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     const payload = ApplicationServerChanged.encode({ scsAsId: as.scsAsId, status: as.status, changedAtMs: as.updatedAtMs }).finish();
     const version = await publisher.publish(CONTROL_SUBJECTS.registry, 'aese.events.v1.ApplicationServerChanged', payload);
     audit.record({ actor: operatorId, action: 'registry.change', decision: 'change', reason: as.status, detail: { scsAsId: as.scsAsId, version } });
+  }, Date.now, scsAsId => {
+    if (revocationFeed.status !== 'current') throw new AeseError('UNAVAILABLE', 'the revocations are still loading; try again');
+    return revocations.isApplicationServerRevoked(scsAsId);
   });
   const { list: revocations, consumer: revocationFeed } = followRevocations({
     nc,

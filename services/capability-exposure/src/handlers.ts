@@ -4,6 +4,7 @@ import type { Logger } from '@aese/logger';
 import type { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
 import type { Invoker } from './domain/invoke.js';
 import type { ModuleRegistry } from './modules/registry.js';
+import type { NetworkAdapter } from './network/network-adapter.js';
 
 type Handlers = HandlersOf<typeof CapabilityExposureServiceService>;
 
@@ -13,8 +14,15 @@ const MAX_SCOPES = 64;
 const MAX_FIELD_CHARS = 1024;
 
 /** Proto <-> domain for the capability-exposure service. */
-export function capabilityExposureHandlers(registry: ModuleRegistry, invoker: Invoker, logger: Logger): Handlers {
+export function capabilityExposureHandlers(registry: ModuleRegistry, invoker: Invoker, logger: Logger, network: NetworkAdapter): Handlers {
   return {
+    listNetworkIdentities: async () => {
+      const ids = await network.listIdentities();
+      return {
+        ues: ids.ues.map(u => ({ externalId: u.externalId, msisdn: u.msisdn, ipv4Addr: u.ipv4Addr, ipv6Addr: u.ipv6Addr, groups: [...u.groups] })),
+        groups: ids.groups.map(g => ({ externalGroupId: g.externalGroupId, memberCount: g.memberCount })),
+      };
+    },
     listApis: async () => ({
       apis: registry.list().map(m => ({
         name: m.name,

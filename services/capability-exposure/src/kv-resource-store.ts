@@ -1,4 +1,4 @@
-import { SIGNED_KV_STATES, SignedKvStore } from '@aese/events';
+import { SIGNED_KV_STATES, SignedKvStore, UNCHANGED } from '@aese/events';
 import type { EventSigner, EventVerifier, KvTamperFinding, SignedKvState } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { KV_BUCKETS, openKv } from '@aese/nats';
@@ -89,6 +89,16 @@ export class KvResourceStore implements ResourceStore {
   async delete(api: string, scsAsId: string, id: string): Promise<void> {
     await this.loaded();
     await this.signed.delete(KvResourceStore.key(api, scsAsId, id));
+  }
+
+  async update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void> {
+    await this.loaded();
+    await this.signed.update(KvResourceStore.key(api, scsAsId, id), current => {
+      const owned = KvResourceStore.owned(current, api, scsAsId, id) ? current : undefined;
+      const out = next(owned);
+      if (out === undefined || (out === null && current === undefined)) return UNCHANGED;
+      return out === null ? undefined : out;
+    });
   }
 
   async list(api: string, scsAsId: string): Promise<StoredResource[]> {

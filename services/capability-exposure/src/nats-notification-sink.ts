@@ -3,13 +3,15 @@ import { context, propagation } from '@opentelemetry/api';
 import { ensureNotificationStream, notificationSubject, signNotification } from '@aese/events';
 import type { EventSigner } from '@aese/events';
 import { NotificationRequested } from '@aese/protos/events/v1';
+import { PublishUnconfirmed } from './domain/notification-sink.js';
 import type { NotificationSink, OutboundNotification } from './domain/notification-sink.js';
 
 /**
  * Publishes notifications to JetStream as `aese.events.v1.NotificationRequested` in an envelope
  * signed through crypto (event-signing key) and bound to the AS's subject: the edge delivers
- * only what capability exposure asked for. The notification id is the `Nats-Msg-Id` (a retry
- * within the duplicate window is stored once).
+ * only what capability exposure asked for. The obligations travel as names (what older edges
+ * read) and with their parameters. The notification id is the `Nats-Msg-Id` (a retry within the
+ * duplicate window is stored once).
  */
 export class NatsNotificationSink implements NotificationSink {
   private constructor(
@@ -32,11 +34,19 @@ export class NatsNotificationSink implements NotificationSink {
       subscriptionId: n.subscriptionId,
       destination: n.destination,
       body: Buffer.from(JSON.stringify(n.body)),
-      obligations: [...n.obligations],
+      obligations: n.obligations.map(o => o.type),
+      obligationDetails: n.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })),
       createdAtMs: n.createdAtMs,
       traceparent: carrier['traceparent'] ?? '',
     }).finish();
     const subject = notificationSubject(n.scsAsId);
-    await this.js.publish(subject, await signNotification(this.signer, subject, message, n.createdAtMs), { msgID: n.notificationId });
+    const signed = await signNotification(this.signer, subject, message, n.createdAtMs);
+    try {
+      await this.js.publish(subject, signed, { msgID: n.notificationId });
+    } catch (err) {
+      // No acknowledgement in time: JetStream may have stored it all the same.
+      if ((err as { code?: unknown }).code === 'TIMEOUT') throw new PublishUnconfirmed({ cause: err });
+      throw err;
+    }
   }
 }

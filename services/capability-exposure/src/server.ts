@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { int, list, loadConfig, oneOf } from '@aese/config';
+import { int, loadConfig, oneOf } from '@aese/config';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
@@ -18,7 +18,7 @@ import type { Decide } from './domain/decision.js';
 import { DecisionCache, DEFAULT_DECISION_CACHE_SIZE } from './domain/decision-cache.js';
 import type { DecisionCacheStats } from './domain/decision-cache.js';
 import { DEFAULT_MAX_BODY_BYTES, Invoker } from './domain/invoke.js';
-import { parseAllowList } from './domain/notification-destination.js';
+import { NOTIFICATION_DESTINATION_SETTINGS, notificationDestinationPolicy } from './domain/notification-destination.js';
 import type { DestinationPolicy, HostResolver } from './domain/notification-destination.js';
 import { NotificationEngine } from './domain/notifications.js';
 import { capabilityExposureHandlers } from './handlers.js';
@@ -28,6 +28,7 @@ import { BUILTIN_MODULES } from './modules/index.js';
 import { ModuleRegistry } from './modules/registry.js';
 import type { ApiModule } from './modules/registry.js';
 import { NatsNotificationSink } from './nats-notification-sink.js';
+import { followNotificationOutcomes } from './nats-notification-outcomes.js';
 import type { NetworkAdapter } from './network/network-adapter.js';
 import { DEFAULT_SIM_GROUP_COUNT, DEFAULT_SIM_SEED, DEFAULT_SIM_UE_COUNT, SimulatedCore } from './network/simulated-core.js';
 
@@ -44,7 +45,7 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
   decisionCacheSize: int('CE_DECISION_CACHE_SIZE', DEFAULT_DECISION_CACHE_SIZE, 0, 1_000_000),
   /** How long cached decisions stay usable while NATS (the policy watch) is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
-  destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
+  ...NOTIFICATION_DESTINATION_SETTINGS,
   networkAdapter: oneOf('NETWORK_ADAPTER', ['simulated'] as const, 'simulated'),
   simSeed: int('SIM_SEED', DEFAULT_SIM_SEED, 0, 2 ** 32 - 1),
   simUeCount: int('SIM_UE_COUNT', DEFAULT_SIM_UE_COUNT, 1, 1_000_000),
@@ -85,12 +86,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
   const common = loadCommonConfig(env);
   const config = loadConfig(CAPABILITY_EXPOSURE_SETTINGS, env);
   const td = common.trustDomain;
-  let allow;
-  try {
-    allow = parseAllowList(config.destinationAllowList);
-  } catch (err) {
-    throw new AeseError('INVALID_INPUT', `NOTIFICATION_DESTINATION_ALLOWLIST: ${(err as Error).message}`);
-  }
+  // Parsed before anything starts: a malformed entry stops the process with its variable's name.
+  const destinationRules = notificationDestinationPolicy(config, [], overrides.resolveHost);
 
   const started = performance.now();
   const schemas = await loadT8Schemas();
@@ -162,18 +159,23 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       common.addrCapabilityExposure,
       ...common.natsUrl.split(','),
     ].flatMap(hostPort);
-    const destinations: DestinationPolicy = { allow, meshEndpoints, ...(overrides.resolveHost ? { resolve: overrides.resolveHost } : {}) };
+    const destinations: DestinationPolicy = { ...destinationRules, meshEndpoints };
 
     const registry = new ModuleRegistry();
     const engine: NotificationEngine = new NotificationEngine({
       modules: () => registry.list(),
       decide,
       sink,
+      store,
       schemas,
       now: Date.now,
       newId: randomUUID,
       onDrop: (reason, record, err) => logger.warn({ reason, api: record.api, scsAsId: record.scsAsId, subscriptionId: record.id, err }, 'notification dropped'),
+      onLimitReached: record => logger.debug({ api: record.api, scsAsId: record.scsAsId, subscriptionId: record.id }, 'event not reported: every report left is sent or in flight'),
     });
+    // The edge's signed delivery outcomes: a report counts once it was delivered.
+    const outcomes = await followNotificationOutcomes({ nc, verifier: cryptoEventVerifier(crypto), logger, audit, settle: o => engine.settle(o) });
+    cleanup.unshift(() => outcomes.stop());
     const modules: ApiModule[] = BUILTIN_MODULES.map(d =>
       d.create({ network, store, schemas, destinations, now: Date.now, newId: randomUUID, sendTestNotification: r => engine.sendTest(r), decide }),
     );
@@ -208,10 +210,12 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       services: [
         mount({
           definition: CapabilityExposureServiceService,
-          handlers: capabilityExposureHandlers(registry, invoker, logger),
+          handlers: capabilityExposureHandlers(registry, invoker, logger, network),
           allowedCallers: {
             listApis: [serviceId(td, 'edge'), spiffeId(td, 'operator', OPERATOR_NAME)],
             invoke: [serviceId(td, 'edge')],
+            // UE identifiers: the operator's, to write grants; no service needs the list.
+            listNetworkIdentities: [spiffeId(td, 'operator', OPERATOR_NAME)],
           },
           // The edge's hot path: Invoke multiplexed on one stream, same handler and allow-list.
           streams: { invokeStream: 'invoke' },

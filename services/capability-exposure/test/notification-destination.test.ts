@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import { expect } from 'chai';
-import { checkNotificationDestination, parseAllowList } from '../src/domain/notification-destination.ts';
+import { checkNotificationDestination, notificationDestinationPolicy, parseAllowList, parsePortList } from '../src/domain/notification-destination.ts';
 import type { DestinationPolicy, HostResolver } from '../src/domain/notification-destination.ts';
 import { T8Problem } from '../src/domain/problem.ts';
 
@@ -18,7 +18,12 @@ const resolve: HostResolver = async host => {
   if (!a) throw new Error('ENOTFOUND');
   return a.map(address => ({ address, family: address.includes(':') ? 6 : 4 }));
 };
-const policy = (allow: string[] = []): DestinationPolicy => ({ allow: parseAllowList(allow), meshEndpoints: ['mesh.internal:50052', '203.0.114.20:4222'], resolve });
+const policy = (allow: string[] = [], ports?: string[]): DestinationPolicy => ({
+  allow: parseAllowList(allow),
+  ...(ports ? { ports: parsePortList(ports) } : {}),
+  meshEndpoints: ['mesh.internal:50052', '203.0.114.20:4222'],
+  resolve,
+});
 
 async function refused(url: string, p: DestinationPolicy = policy()): Promise<T8Problem> {
   try {
@@ -33,7 +38,7 @@ async function refused(url: string, p: DestinationPolicy = policy()): Promise<T8
 describe('capability-exposure notificationDestination SSRF checks', () => {
   it('accepts a public https destination whose every address is public (positive control)', async () => {
     await checkNotificationDestination('https://as.example.com/notify', policy());
-    await checkNotificationDestination(`https://${PUBLIC_V4}:8443/n`, policy());
+    await checkNotificationDestination(`https://${PUBLIC_V4}:443/n`, policy());
   });
 
   it('requires https and refuses user info', async () => {
@@ -90,9 +95,10 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
   });
 
   it('refuses mesh endpoints even on public addresses', async () => {
-    await refused('https://mesh.internal:50052/n');
-    await refused('https://203.0.114.20:4222/n');
-    await checkNotificationDestination('https://203.0.114.20:443/n', policy());
+    const meshPorts = ['443', '4222', '50052'];
+    await refused('https://mesh.internal:50052/n', policy([], meshPorts));
+    await refused('https://203.0.114.20:4222/n', policy([], meshPorts));
+    await checkNotificationDestination('https://203.0.114.20:443/n', policy([], meshPorts));
   });
 
   it('an operator allow-list of host:port or CIDR lifts the address rules, never the https rule', async () => {
@@ -106,6 +112,36 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
     await refused('http://127.0.0.1:9443/n', policy(['127.0.0.1:9443']));
     expect(() => parseAllowList(['not an entry'])).to.throw(TypeError);
     expect(() => parseAllowList(['10.0.0.0/33'])).to.throw(TypeError);
+  });
+
+  it('allows only port 443 by default, the operator\'s ports when set, and an allow-listed host:port for that host only; a refused port is never resolved', async () => {
+    const seen: string[] = [];
+    const recording: DestinationPolicy = { ...policy(), resolve: async h => (seen.push(h), resolve(h)) };
+    for (const url of [`https://${PUBLIC_V4}:6379/n`, `https://${PUBLIC_V4}:8443/n`, 'https://as.example.com:6379/n', 'https://as.example.com:80/n']) {
+      const p = await refused(url, recording);
+      expect(p.invalidParams).to.deep.equal([{ param: '/notificationDestination', reason: 'must use a port the operator allows' }]);
+    }
+    expect(seen, 'no lookup for a refused port').to.deep.equal([]);
+    await checkNotificationDestination('https://as.example.com:443/n', recording);
+    expect(seen).to.deep.equal(['as.example.com']);
+    // Operator ports: single ports and ranges.
+    await checkNotificationDestination(`https://${PUBLIC_V4}:8443/n`, policy([], ['443', '8443']));
+    await checkNotificationDestination(`https://${PUBLIC_V4}:9001/n`, policy([], ['9000-9010']));
+    await refused(`https://${PUBLIC_V4}:443/n`, policy([], ['9000-9010']));
+    await refused(`https://${PUBLIC_V4}:6379/n`, policy([], ['443', '8443']));
+    // host:port admits its port for its host only; a CIDR entry admits no port.
+    await checkNotificationDestination('https://as.example.com:9443/n', policy(['as.example.com:9443']));
+    await refused('https://other.example.com:9443/n', policy(['as.example.com:9443']));
+    await refused('https://10.20.0.7:6379/n', policy(['10.20.0.0/16']));
+    for (const bad of ['0', '65536', '443-80', 'https', '1-2-3', '']) expect(() => parsePortList([bad]), bad).to.throw(TypeError);
+  });
+
+  it('builds the policy from the shared settings and names the variable of a malformed entry', () => {
+    const p = notificationDestinationPolicy({ destinationAllowList: ['127.0.0.1:9443'], destinationPorts: ['443', '8000-8999'] }, ['mesh:1'], resolve);
+    expect(p.ports).to.deep.equal([[443, 443], [8000, 8999]]);
+    expect(p.meshEndpoints).to.deep.equal(['mesh:1']);
+    expect(() => notificationDestinationPolicy({ destinationAllowList: [], destinationPorts: ['http'] }, [])).to.throw(/NOTIFICATION_DESTINATION_PORTS/);
+    expect(() => notificationDestinationPolicy({ destinationAllowList: ['nope'], destinationPorts: ['443'] }, [])).to.throw(/NOTIFICATION_DESTINATION_ALLOWLIST/);
   });
 
   it('never repeats the destination in the problem', async () => {

@@ -164,7 +164,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       valid('monitoring-event', 'MonitoringNotification', body);
       expect(body.subscription).to.equal(a.headers['location']);
       expect(body.monitoringEventReports[0]).to.include({ monitoringType: 'LOCATION_REPORTING', externalId: UE1.externalId });
-      expect(policy.asked.at(-1)).to.include({ operation: 'read', scsAsId: 'as1' });
+      expect(policy.asked.at(-1)).to.include({ operation: 'notify', scsAsId: 'as1' });
     });
 
     it('UE_REACHABILITY, LOSS_OF_CONNECTIVITY and ROAMING_STATUS are accepted and notified', async () => {
@@ -366,7 +366,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       for (let i = 0; i < 15; i++) await advance();
       await watcher.settle();
       expect(watcher.for(id)).to.have.length(0);
-      expect(policy.asked.some(q => q.operation === 'read' && q.targets.includes(`externalId:${UE2.externalId}`))).to.equal(true);
+      expect(policy.asked.some(q => q.operation === 'notify' && q.targets.includes(`externalId:${UE2.externalId}`))).to.equal(true);
       policy.grants.set('as1', grant);
       await watcher.waitFor(n => n.subscriptionId === id, advance);
     });

@@ -72,7 +72,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
     signers: {
       'access-token': [svc('authentication')],
       'message-signing': [svc('edge')],
-      'event-signing': [svc('authentication'), svc('authorization'), svc('capability-exposure'), svc('crypto')],
+      // The edge signs only the outcomes of the notifications it delivers (SIGNED_PLACE_OWNERS).
+      'event-signing': [svc('authentication'), svc('authorization'), svc('capability-exposure'), svc('crypto'), svc('edge')],
       // Every service that writes an audit chain signs its checkpoints (replay-guard writes none).
       'audit-signing': [svc('authentication'), svc('authorization'), svc('edge'), svc('capability-exposure'), svc('crypto')],
     },

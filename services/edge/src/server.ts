@@ -4,7 +4,7 @@ import type { Http2Session, SecureServerOptions } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { int, list, loadConfig, str } from '@aese/config';
+import { int, loadConfig, str } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
 import { AeseError } from '@aese/errors';
 import {
@@ -12,6 +12,7 @@ import {
   CONTROL_SUBJECTS,
   ControlConsumer,
   cryptoAuditSigner,
+  cryptoEventSigner,
   cryptoEventVerifier,
   DEFAULT_STALENESS_BOUND_MS,
   ensureAuditStream,
@@ -22,7 +23,7 @@ import type { AuditRecord } from '@aese/events';
 import { createMeshClient, createStreamingCaller } from '@aese/grpc-client';
 import type { SignatureAlgorithm } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
-import { parseAllowList } from '@aese/net-guard';
+import { NOTIFICATION_DESTINATION_SETTINGS, notificationDestinationPolicy } from '@aese/net-guard';
 import { DEFAULT_TOKEN_REVOCATION_RETENTION_S, followRevocations } from '@aese/revocation';
 import { ApplicationServerChanged } from '@aese/protos/events/v1';
 import type { NatsConnection } from '@aese/nats';
@@ -53,7 +54,7 @@ import { problem } from './domain/responses.js';
 import { DEFAULT_TOKEN_CACHE_SIZE, TokenCache } from './domain/token-cache.js';
 import { enforceRevocation, OpenConnections, RevocationAwareIdentities, RevocationAwareTokens } from './domain/revocation-enforcement.js';
 import { httpsPoster } from './notifications/https-poster.js';
-import { startNotifier } from './notifications/notification-consumer.js';
+import { MAX_DELIVERY_ATTEMPTS, startNotifier } from './notifications/notification-consumer.js';
 import { createRequestHandler } from './handlers.js';
 import { rawHttp1Response, writeResponse } from './http.js';
 import { createT8Handler } from './t8-handler.js';
@@ -138,10 +139,12 @@ export const EDGE_SETTINGS = {
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
   /** Retention of token revocations (the token stream's max age); the same as authentication's. */
   tokenRevocationRetentionS: int('TOKEN_REVOCATION_RETENTION_S', DEFAULT_TOKEN_REVOCATION_RETENTION_S, 1, 86_400),
-  /** Operator exceptions to the notification SSRF rules: host:port or CIDR entries (the same as capability-exposure's). */
-  destinationAllowList: list('NOTIFICATION_DESTINATION_ALLOWLIST', []),
+  /** Operator exceptions to the notification SSRF rules and allowed ports (the same as capability-exposure's). */
+  ...NOTIFICATION_DESTINATION_SETTINGS,
   /** PEM file of the CAs that AS notification receivers' certificates chain to; empty: the system's public CAs. */
   notificationCaFile: str('NOTIFICATION_CA_FILE', ''),
+  /** Delivery attempts of one notification before it is given up (reported, audited). */
+  notificationMaxAttempts: int('NOTIFICATION_MAX_ATTEMPTS', MAX_DELIVERY_ATTEMPTS, 1, MAX_DELIVERY_ATTEMPTS),
 } as const;
 
 export interface RunningEdge extends Stoppable {
@@ -380,11 +383,10 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     logger,
     audit: auditLog,
     verifier: eventVerifier,
+    outcomeSigner: cryptoEventSigner(crypto),
+    maxAttempts: config.notificationMaxAttempts,
     deps: {
-      destinations: {
-        allow: parseAllowList(config.destinationAllowList),
-        meshEndpoints: Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`),
-      },
+      destinations: notificationDestinationPolicy(config, Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`)),
       signingKey: () => signingKey.current(),
       encryptionKey: async scsAsId => {
         const { applicationServer } = await authentication.getApplicationServer({ scsAsId });

@@ -41,7 +41,7 @@ describe('replay guard domain (frozen clock)', () => {
     const store = new MemoryStore();
     const clock = { now: nowMs };
     const guard = new ReplayGuard({ store, windowS, skewS, now: () => clock.now });
-    const check = (created: number, nonce = `${NONCE}-${created}`, scsAsId = 'as-1') => guard.check({ scsAsId, nonce, created });
+    const check = (created: number, nonce = Buffer.from(`nonce-of-128-bits-${created}`).toString('base64url'), scsAsId = 'as-1') => guard.check({ scsAsId, nonce, created });
     return { store, clock, guard, check };
   };
 
@@ -103,7 +103,11 @@ describe('replay guard domain (frozen clock)', () => {
     const bad: ReplayCheck[] = [
       { scsAsId: 'as-1', nonce: '', created: T },
       { scsAsId: 'as-1', nonce: 'x'.repeat(15), created: T },
-      { scsAsId: 'as-1', nonce: 'x'.repeat(257), created: T },
+      // The T8 profile's nonce: at least 128 bits, unpadded base64url, at most 128 characters.
+      { scsAsId: 'as-1', nonce: 'x'.repeat(16), created: T },
+      { scsAsId: 'as-1', nonce: `${NONCE}:/=`, created: T },
+      { scsAsId: 'as-1', nonce: `${NONCE}+~`, created: T },
+      { scsAsId: 'as-1', nonce: 'x'.repeat(132), created: T },
       { scsAsId: 'as-1', nonce: 'A'.repeat(10 * 1024), created: T },
       { scsAsId: 'as-1', nonce: `${NONCE} with space`, created: T },
       { scsAsId: 'as-1', nonce: `${NONCE}\n`, created: T },
@@ -120,8 +124,8 @@ describe('replay guard domain (frozen clock)', () => {
     ];
     for (const b of bad) expect(await codeOf(guard.check(b)), JSON.stringify(b).slice(0, 80)).to.equal('INVALID_INPUT');
     expect(store.calls).to.deep.equal([]);
-    expect(await guard.check({ scsAsId: 'a'.repeat(64), nonce: `${'x'.repeat(200)}:/=+~`, created: T })).to.equal('accepted');
-    expect(await guard.check({ scsAsId: 'as-1', nonce: 'x'.repeat(16), created: T })).to.equal('accepted');
+    expect(await guard.check({ scsAsId: 'a'.repeat(64), nonce: 'x'.repeat(128), created: T })).to.equal('accepted');
+    expect(await guard.check({ scsAsId: 'as-1', nonce: Buffer.alloc(16, 7).toString('base64url'), created: T })).to.equal('accepted');
   });
 
   it('fails closed with UNAVAILABLE when the store fails, whatever it throws; never accepted', async () => {

@@ -1,5 +1,5 @@
 import { AeseError } from '@aese/errors';
-import { isT8Scope } from '@aese/t8-catalog';
+import { isT8Scope, T8_SCOPES } from '@aese/t8-catalog';
 
 
 export type ApplicationServerStatus = 'active' | 'suspended';
@@ -78,7 +78,7 @@ export function newRegistration(input: RegistrationInput, existing: ApplicationS
     if (!THUMBPRINT.test(t)) throw new AeseError('INVALID_INPUT', 'certificate thumbprints must be base64url SHA-256 (43 characters)');
   }
   for (const s of input.scopes) {
-    if (!isT8Scope(s)) throw new AeseError('INVALID_INPUT', `unknown scope ${s}`);
+    if (!isT8Scope(s)) throw new AeseError('INVALID_INPUT', `scope ${s} is not a T8 API this SCEF serves (served: ${T8_SCOPES.join(', ')})`);
   }
   if (input.signingKeys.length > MAX_SIGNING_KEYS) throw new AeseError('INVALID_INPUT', `at most ${MAX_SIGNING_KEYS} signing keys`);
   const signingKeys = input.signingKeys.map((k, i) => publicJwk(k, 'sig', `signingKeys[${i}]`));
@@ -106,9 +106,19 @@ export class Registry {
     private readonly store: ApplicationServerStore,
     private readonly onChange: (as: ApplicationServer) => Promise<void> = async () => undefined,
     private readonly now: () => number = Date.now,
+    /** Whether an scsAsId is revoked; may throw UNAVAILABLE while the revocations are not loaded. */
+    private readonly isRevoked: (scsAsId: string) => boolean = () => false,
   ) {}
 
   async register(input: RegistrationInput): Promise<ApplicationServer> {
+    assertScsAsId(input.scsAsId);
+    // A revoked AS would be registered but refused every token: say so instead.
+    if (this.isRevoked(input.scsAsId)) {
+      throw new AeseError(
+        'FAILED_PRECONDITION',
+        `SCS/AS ${input.scsAsId} is revoked and a revocation is permanent (it cannot be lifted): onboard the AS under a new scsAsId`,
+      );
+    }
     const existing = await this.store.get(input.scsAsId);
     const as = newRegistration(input, existing, this.now());
     for (const t of as.certificateThumbprints) await this.store.bindThumbprint(t, as.scsAsId);

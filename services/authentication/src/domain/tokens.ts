@@ -2,6 +2,7 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { AeseError } from '@aese/errors';
+import { isT8Scope, T8_SCOPES } from '@aese/t8-catalog';
 import { certificateThumbprint, spiffeId, spiffeIdsOfPeer } from '@aese/pki';
 import type { ApplicationServer, Registry } from './registry.js';
 import type { RevocationList } from '@aese/revocation';
@@ -124,7 +125,9 @@ export class TokenService {
     }
     const requested = input.scope.split(' ').filter(s => s.length > 0);
     if (requested.some(s => !SCOPE_TOKEN.test(s))) throw new AeseError('INVALID_SCOPE', 'malformed scope');
-    const scopes = requested.length === 0 ? [...as.scopes] : [...new Set(requested)];
+    // Only served APIs: a registration from before an API stopped being served grants nothing.
+    const scopes = requested.length === 0 ? as.scopes.filter(isT8Scope) : [...new Set(requested)];
+    if (scopes.some(s => !isT8Scope(s))) throw new AeseError('INVALID_SCOPE', `requested scope is not a served T8 API (served: ${T8_SCOPES.join(' ')})`);
     if (scopes.length === 0) throw new AeseError('INVALID_SCOPE', 'client has no granted scope');
     const ungranted = scopes.filter(s => !as.scopes.includes(s));
     if (ungranted.length > 0) throw new AeseError('INVALID_SCOPE', 'requested scope is not granted to this client');

@@ -1,3 +1,5 @@
+import { MAX_TARGET_CHARS, MAX_TARGETS_PER_DECISION } from '@aese/t8-catalog';
+
 /**
  * Size caps of everything the authorization service evaluates or stores. They are checked
  * before any parsing or Cedar evaluation, so a hostile or mistaken input costs a length
@@ -11,9 +13,9 @@ export const LIMITS = {
   /** Data categories in one Decide request. */
   maxCategoriesPerRequest: 16,
   /** Targets (UEs and groups) in one Decide request. */
-  maxTargetsPerRequest: 100,
+  maxTargetsPerRequest: MAX_TARGETS_PER_DECISION,
   /** One "<kind>:<value>" target, in characters. */
-  maxTargetLength: 256,
+  maxTargetLength: MAX_TARGET_CHARS,
   /** Cedar policy set text. */
   maxPoliciesBytes: 64 * 1024,
   /** Policies in one set: the set is small and generic, grants are data. */

@@ -1,7 +1,7 @@
 import { checkParseEntities, checkParseSchema, policySetTextToParts, policyToJson, validate } from '@cedar-policy/cedar-wasm/nodejs';
 import type { EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { AeseError } from '@aese/errors';
-import { T8_APIS } from '@aese/t8-catalog';
+import { isT8Scope, isUnservedT8Api, SERVED_T8_APIS } from '@aese/t8-catalog';
 import { describeCedarErrors } from './cedar-errors.js';
 import { LIMITS } from './limits.js';
 import {
@@ -157,8 +157,11 @@ export class PolicyCompiler {
 
 function grantOf(scsAsId: string, api: string, value: unknown): ApiGrant {
   const where = `grant ${api} of ${scsAsId}`;
-  // A misspelt API would grant nothing and fail closed silently: name it instead.
-  if (!(T8_APIS as readonly string[]).includes(api)) throw invalid(`${where}: the tag must name a T8 API (${T8_APIS.join(', ')})`);
+  // A misspelt or unserved API would grant nothing and fail closed silently: name it instead.
+  if (!isT8Scope(api)) {
+    const why = isUnservedT8Api(api) ? 'this SCEF does not serve that T8 API' : 'the tag must name a T8 API';
+    throw invalid(`${where}: ${why} (served: ${SERVED_T8_APIS.join(', ')})`);
+  }
   if (!isRecord(value)) throw invalid(`${where} must be a record`);
   // Types were checked against the schema; what the schema cannot say is checked here.
   const strings = (field: string): string[] => (Array.isArray(value[field]) ? (value[field] as string[]) : []);

@@ -1,13 +1,10 @@
 import { AeseError } from '@aese/errors';
+import { targetSyntaxError } from '@aese/t8-catalog';
 import { LIMITS } from './limits.js';
 
 /** T8 operations; each is a Cedar action `Aese::Action::"<operation>"` in the group `t8`. */
 export const OPERATIONS = ['create', 'read', 'update', 'delete', 'notify'] as const;
 export type Operation = (typeof OPERATIONS)[number];
-
-/** Kinds of target a request or a grant names, as `<kind>:<value>`. */
-export const TARGET_KINDS = ['externalId', 'msisdn', 'externalGroupId'] as const;
-export type TargetKind = (typeof TARGET_KINDS)[number];
 
 /** How precise a location an AS may receive; `cell` applies when a grant says nothing. */
 export const LOCATION_GRANULARITIES = ['exact', 'cell', 'ta'] as const;
@@ -53,10 +50,6 @@ export const OBLIGATION_TYPES = {
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const SCS_AS_ID = /^[A-Za-z0-9._-]+$/;
-const MSISDN = /^[0-9]{5,15}$/;
-// An External Identifier / External Group Identifier (TS 23.682 4.6.2): "<local>@<domain>",
-// printable ASCII without spaces.
-const EXTERNAL_ID = /^[\x21-\x3f\x41-\x7e]+@[A-Za-z0-9.-]+$/;
 const DENY_CAUSE = /^[A-Z][A-Z0-9_]{0,63}$/;
 
 /** True for an API name or data category: lower-case letters, digits and dashes, bounded. */
@@ -75,24 +68,13 @@ export function isDenyCause(value: string): boolean {
 }
 
 /**
- * Checks one `<kind>:<value>` target. msisdn is digits only (no `+`), so one UE has one
- * spelling and a grant cannot be bypassed by writing the same number another way.
+ * Checks one `<kind>:<value>` target with the rules capability-exposure applies to request
+ * bodies (@aese/t8-catalog): msisdn is digits only (no `+`), so one UE has one spelling and a
+ * grant cannot be bypassed by writing the same number another way.
  *
  * @throws AeseError INVALID_INPUT naming `where`, never echoing the identifier.
  */
 export function assertTarget(target: string, where: string): void {
-  if (target.length > LIMITS.maxTargetLength) throw new AeseError('INVALID_INPUT', `${where} is longer than ${LIMITS.maxTargetLength} characters`);
-  const colon = target.indexOf(':');
-  const kind = colon < 0 ? '' : target.slice(0, colon);
-  const value = target.slice(colon + 1);
-  if (!(TARGET_KINDS as readonly string[]).includes(kind)) {
-    throw new AeseError('INVALID_INPUT', `${where} must be <kind>:<value> with kind ${TARGET_KINDS.join(', ')}`);
-  }
-  const ok = kind === 'msisdn' ? MSISDN.test(value) : EXTERNAL_ID.test(value);
-  if (!ok) {
-    throw new AeseError(
-      'INVALID_INPUT',
-      kind === 'msisdn' ? `${where}: an msisdn is 5 to 15 digits` : `${where}: an ${kind} is <local>@<domain> in printable ASCII`,
-    );
-  }
+  const reason = targetSyntaxError(target);
+  if (reason !== undefined) throw new AeseError('INVALID_INPUT', `${where}: ${reason}`);
 }

@@ -1,11 +1,13 @@
 /** CRUD operation of a T8 route, as the authorization service names it. */
 export type Operation = 'create' | 'read' | 'update' | 'delete';
+/** What a decision is asked about: a route's operation, or sending a notification (`notify`). */
+export type DecisionOperation = Operation | 'notify';
 
 /** One question to the policy decision point (aese.authorization.v1.Decide). */
 export interface DecisionRequest {
   readonly scsAsId: string;
   readonly api: string;
-  readonly operation: Operation;
+  readonly operation: DecisionOperation;
   readonly dataCategories: readonly string[];
   /** "externalId:<v>", "msisdn:<v>" or "externalGroupId:<v>". */
   readonly targets: readonly string[];
@@ -27,12 +29,8 @@ export interface Decision {
 
 /**
  * Asks for a decision. Throws when no decision can be had (the service is down, the call timed
- * out): the caller then fails closed with 503. The service wires the authorization gRPC client
+ * out): the caller then fails closed with 503; an AeseError INVALID_INPUT means the request was
+ * malformed, a fault of this service (500). The service wires the authorization gRPC client
  * here; tests may pass their own policy.
  */
 export type Decide = (request: DecisionRequest) => Promise<Decision>;
-
-/** Builds a target string from an identifier kind and value. */
-export function target(kind: 'externalId' | 'msisdn' | 'externalGroupId', value: string): string {
-  return `${kind}:${value}`;
-}

@@ -1,8 +1,10 @@
+import { AeseError } from '@aese/errors';
+import { MAX_TARGETS_PER_DECISION } from '@aese/t8-catalog';
 import type { T8Schemas } from '@aese/t8-openapi';
 import type { ApiModule, ModuleRegistry, ModuleRoute, Reach, RouteRequest, RouteResult } from '../modules/registry.js';
 import type { Decide, Decision, Obligation, Operation } from './decision.js';
 import { applyOwnObligations } from './obligations.js';
-import { notFound, PROBLEM_CAUSES, T8Problem } from './problem.js';
+import { internalError, notFound, PROBLEM_CAUSES, T8Problem } from './problem.js';
 import type { ProblemDetails } from './problem.js';
 import type { ResourceStore, StoredResource } from './resource-store.js';
 import { parseStrictJson } from './strict-json.js';
@@ -83,9 +85,12 @@ function idParam(route: ModuleRoute): string {
 
 /**
  * Runs T8 calls through one pipeline, the same for every module: route -> scope -> the path's
- * scsAsId is the caller -> media type -> size -> strict JSON -> schema -> module checks ->
- * data categories and targets -> authorization decision (fail closed) -> the module's handler
- * -> obligations -> response schema. Every failure is a ProblemDetails response.
+ * scsAsId is the caller -> media type -> size -> strict JSON -> schema -> the module's validate
+ * (identifier syntax, no effect) -> data categories and targets -> authorization decision (fail
+ * closed) -> the module's check (destination resolution, network state) -> the module's handler
+ * -> obligations -> response schema. Nothing with an outside effect or that reveals the network
+ * runs before the decision, so an unauthorized request gets its 403 whatever else is wrong with
+ * it. Every failure is a ProblemDetails response.
  */
 export class Invoker {
   private readonly maxBodyBytes: number;
@@ -118,28 +123,32 @@ export class Invoker {
       const existing = route.target === 'item' ? await this.load(module, input.scsAsId, params[idParam(route)]!) : undefined;
       const apiBase = `${input.apiRoot.replace(/\/+$/, '')}/${module.name}/${module.version}/${encodeURIComponent(input.scsAsId)}`;
       const collection = route.path.split('/').filter(Boolean)[1] ?? '';
-      const request: RouteRequest = {
+      const parsed: RouteRequest = {
         scsAsId: input.scsAsId,
         params,
         query,
         body,
+        document: body,
         existing,
         visible: [],
         obligations: [],
         resourceUri: id => `${apiBase}/${collection}/${id}`,
       };
-      if (body !== undefined && route.method !== 'PATCH' && module.check) await module.check(body, request);
+      const request: RouteRequest = body !== undefined && route.document ? { ...parsed, document: route.document(parsed) } : parsed;
+      const { document } = request;
+      if (document !== undefined) module.validate?.(document, request);
 
       let obligations: Obligation[];
       let visible: StoredResource[] = [];
       if (route.target === 'collection' && route.method === 'GET') {
         ({ visible, obligations } = await this.authorizeList(module, input.scsAsId));
       } else {
-        const reach = route.reach ? await route.reach(request) : await this.defaultReach(module, body, existing);
+        const reach = await this.reachOf(module, document, existing);
         const decision = await this.decide(module, route.operation, input.scsAsId, reach);
         if (!decision.allowed) throw new AuthorizationDenied(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         obligations = [...decision.obligations];
       }
+      if (document !== undefined) await module.check?.(document, request);
       const result = await route.handler({ ...request, visible, obligations });
       return await this.respond(module, route, result, obligations);
     } catch (err) {
@@ -150,7 +159,7 @@ export class Invoker {
         return { ...this.problem(err), api, operation };
       }
       this.deps.onError(err, 'invoke');
-      return { ...this.problem(new T8Problem(500, PROBLEM_CAUSES.internal, 'the request could not be completed')), api, operation };
+      return { ...this.problem(internalError()), api, operation };
     }
   }
 
@@ -177,12 +186,15 @@ export class Invoker {
     return record;
   }
 
-  private async defaultReach(module: ApiModule, body: unknown, existing: StoredResource | undefined): Promise<Reach> {
-    const fromBody = body === undefined ? { dataCategories: [], targets: [] } : await module.reach(body);
-    return {
-      dataCategories: union(fromBody.dataCategories, existing?.dataCategories ?? []),
-      targets: union(fromBody.targets, existing?.targets ?? []),
-    };
+  /** What the written resource and the stored one reach, together. */
+  private async reachOf(module: ApiModule, document: unknown, existing: StoredResource | undefined): Promise<Reach> {
+    const fromBody = document === undefined ? { dataCategories: [], targets: [] } : await module.reach(document);
+    const targets = union(fromBody.targets, existing?.targets ?? []);
+    // Authorization refuses longer lists as malformed; that is the AS's 400, not a fault here.
+    if (targets.length > MAX_TARGETS_PER_DECISION) {
+      throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, `the request names more than ${MAX_TARGETS_PER_DECISION} UEs and groups`);
+    }
+    return { dataCategories: union(fromBody.dataCategories, existing?.dataCategories ?? []), targets };
   }
 
   private async decide(module: ApiModule, operation: Operation, scsAsId: string, reach: Reach): Promise<Decision> {
@@ -197,6 +209,8 @@ export class Invoker {
       });
     } catch (err) {
       this.deps.onError(err, 'decide');
+      // A request authorization calls malformed is this service's fault (validate let it through), not an outage.
+      if (err instanceof AeseError && err.code === 'INVALID_INPUT') throw internalError();
       throw new T8Problem(503, PROBLEM_CAUSES.authorizationUnavailable, 'authorization is unavailable; the request was not executed');
     }
   }

@@ -1,31 +1,62 @@
 import type { T8Schemas } from '@aese/t8-openapi';
 import type { ApiModule, PendingNotification } from '../modules/registry.js';
 import type { NetworkEvent } from '../network/network-adapter.js';
-import type { Decide } from './decision.js';
+import type { Decide, Obligation } from './decision.js';
+import { PublishUnconfirmed } from './notification-sink.js';
 import type { NotificationSink } from './notification-sink.js';
 import { applyOwnObligations } from './obligations.js';
-import type { StoredResource } from './resource-store.js';
+import { ReportLedger } from './report-ledger.js';
+import type { Settlement } from './report-ledger.js';
+import type { ResourceStore, StoredResource } from './resource-store.js';
 
 export interface NotificationEngineDeps {
   readonly modules: () => readonly ApiModule[];
   readonly decide: Decide;
   readonly sink: NotificationSink;
+  /** Where the subscriptions are: reports are counted in their state. */
+  readonly store: ResourceStore;
   readonly schemas: T8Schemas;
   readonly now: () => number;
   readonly newId: () => string;
   /** Why a notification was not sent (denied, authorization down, publish failed); no UE data. */
   readonly onDrop: (reason: string, record: StoredResource, err?: unknown) => void;
+  /** An event not reported because every report the subscription has left is sent or in flight. */
+  readonly onLimitReached?: (record: StoredResource) => void;
+}
+
+/** The edge's signed word on what became of a notification. */
+export interface NotificationOutcomeReport {
+  readonly notificationId: string;
+  readonly scsAsId: string;
+  readonly api: string;
+  readonly subscriptionId: string;
+  readonly delivered: boolean;
 }
 
 /**
  * Turns network events into notifications. Each one is authorized again when it is produced
- * (operation "read", the subscription's targets and the event's data category), because grants
+ * (operation "notify", the subscription's targets and the event's data category), because grants
  * can be withdrawn after a subscription was made: a denial, or authorization being unreachable,
  * drops the notification (fail closed). Obligations this service owns are applied, the body is
- * validated against the API's notification schema, and it is published for the edge.
+ * validated against the API's notification schema, and it is published for the edge with the
+ * other obligations and their parameters. A report that counts toward a limit is reserved before
+ * it is published and counted when the edge reports it delivered ({@link ReportLedger}).
  */
 export class NotificationEngine {
-  constructor(private readonly deps: NotificationEngineDeps) {}
+  private readonly ledger: ReportLedger;
+
+  constructor(private readonly deps: NotificationEngineDeps) {
+    this.ledger = new ReportLedger({
+      store: deps.store,
+      now: deps.now,
+      limitOf: record => deps.modules().find(m => m.name === record.api)?.reportLimit?.(record),
+    });
+  }
+
+  /** Applies the edge's outcome of a notification to its subscription's report count. */
+  settle(outcome: NotificationOutcomeReport): Promise<Settlement> {
+    return this.ledger.settle(outcome.api, outcome.scsAsId, outcome.subscriptionId, outcome.notificationId, outcome.delivered);
+  }
 
   /** Handles one network event to the end (all its notifications published or dropped). */
   async handle(event: NetworkEvent): Promise<void> {
@@ -40,7 +71,7 @@ export class NotificationEngine {
     const body = { subscription: record.resource['self'] };
     const validate = this.deps.schemas.validator('common-data', 'TestNotification', 'response');
     if (!validate(body)) throw new TypeError('test notification does not match TestNotification');
-    await this.publish(record, body, []);
+    await this.publish(record, body, [], this.deps.newId());
   }
 
   private async deliver(module: ApiModule, pending: PendingNotification): Promise<void> {
@@ -51,7 +82,7 @@ export class NotificationEngine {
       const d = await this.deps.decide({
         scsAsId: record.scsAsId,
         api: record.api,
-        operation: 'read',
+        operation: 'notify',
         dataCategories: pending.dataCategories,
         targets: record.targets,
         pathScsAsId: record.scsAsId,
@@ -72,18 +103,36 @@ export class NotificationEngine {
       this.deps.onDrop('notification body breaks its schema', record, new TypeError(JSON.stringify(validate.violations())));
       return;
     }
-    try {
-      await this.publish(record, body, remaining.map(o => o.type));
-    } catch (err) {
-      this.deps.onDrop('publish failed', record, err);
-      return;
+    const notificationId = this.deps.newId();
+    const counted = this.ledger.counts(record);
+    if (counted) {
+      let reserved: boolean;
+      try {
+        reserved = await this.ledger.reserve(record, notificationId);
+      } catch (err) {
+        // Fail safe: a report that cannot be counted is not sent.
+        this.deps.onDrop('report count unavailable', record, err);
+        return;
+      }
+      if (!reserved) {
+        this.deps.onLimitReached?.(record);
+        return;
+      }
     }
-    await pending.after?.();
+    try {
+      await this.publish(record, body, remaining, notificationId);
+    } catch (err) {
+      // Surely not published: its report is free again. Maybe published: its outcome settles it.
+      if (counted && !(err instanceof PublishUnconfirmed)) {
+        await this.ledger.release(record, notificationId).catch((e: unknown) => this.deps.onDrop('report reservation not freed', record, e));
+      }
+      this.deps.onDrop('publish failed', record, err);
+    }
   }
 
-  private publish(record: StoredResource, body: unknown, obligations: readonly string[]): Promise<void> {
+  private publish(record: StoredResource, body: unknown, obligations: readonly Obligation[], notificationId: string): Promise<void> {
     return this.deps.sink.publish({
-      notificationId: this.deps.newId(),
+      notificationId,
       scsAsId: record.scsAsId,
       api: record.api,
       subscriptionId: record.id,

@@ -91,3 +91,8 @@ export function notFound(): T8Problem {
 export function invalidParam(param: string, reason: string, cause: string = PROBLEM_CAUSES.invalidParameter): T8Problem {
   return new T8Problem(400, cause, 'the request body is invalid', [{ param, reason }]);
 }
+
+/** The one 500: a fault of this service, logged here, never described to the AS. */
+export function internalError(): T8Problem {
+  return new T8Problem(500, PROBLEM_CAUSES.internal, 'the request could not be completed');
+}

@@ -24,6 +24,12 @@ export interface ResourceStore {
   get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined>;
   put(record: StoredResource): Promise<void>;
   delete(api: string, scsAsId: string, id: string): Promise<void>;
+  /**
+   * Reads, decides and writes one resource as one step, serialised with every other writer:
+   * `next` sees the current record and returns the new one, null to delete it, or undefined to
+   * leave it as it is. It may run more than once (a concurrent write came first).
+   */
+  update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void>;
   /** The resources of one AS in one API. */
   list(api: string, scsAsId: string): Promise<StoredResource[]>;
   /** Every resource of one API (notification matching), from a cache kept current. */
@@ -44,6 +50,11 @@ export class MemoryResourceStore implements ResourceStore {
   }
   async delete(api: string, scsAsId: string, id: string): Promise<void> {
     this.items.delete(this.key(api, scsAsId, id));
+  }
+  async update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void> {
+    const out = next(this.items.get(this.key(api, scsAsId, id)));
+    if (out === null) this.items.delete(this.key(api, scsAsId, id));
+    else if (out !== undefined) this.items.set(this.key(api, scsAsId, id), out);
   }
   async list(api: string, scsAsId: string): Promise<StoredResource[]> {
     return [...this.items.values()].filter(r => r.api === api && r.scsAsId === scsAsId);

@@ -34,6 +34,11 @@ export interface RouteRequest {
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
   readonly body: unknown;
+  /**
+   * The resource the request would write: the body itself, or for a patch the stored resource
+   * with the patch applied (the route's `document`). Undefined when there is no body.
+   */
+  readonly document: unknown;
   /** Item routes: the stored resource named by the path (it belongs to scsAsId). */
   readonly existing: StoredResource | undefined;
   /** List routes: the caller's resources that authorization let it read. */
@@ -66,10 +71,10 @@ export interface ModuleRoute {
   /** Response schema per status (undefined: no body). */
   readonly responses: Readonly<Record<number, string | undefined>>;
   /**
-   * What the request reaches, for authorization. Defaults to the module's `reach` of the body
-   * and of the stored resource, merged.
+   * The resource a request writes when its body is not one (a patch): the stored resource with
+   * the body applied, checked against the resource schema. Pure: it runs before authorization.
    */
-  readonly reach?: (req: RouteRequest) => Promise<Reach>;
+  readonly document?: (req: RouteRequest) => unknown;
   readonly handler: (req: RouteRequest) => Promise<RouteResult>;
 }
 
@@ -78,8 +83,6 @@ export interface PendingNotification {
   readonly record: StoredResource;
   readonly body: unknown;
   readonly dataCategories: readonly string[];
-  /** Runs after the notification was published (count reports, end the subscription...). */
-  readonly after?: () => Promise<void>;
 }
 
 /**
@@ -100,12 +103,33 @@ export interface ApiModule {
   readonly routes: readonly ModuleRoute[];
   /** Schema of the bodies it notifies. */
   readonly notificationSchema: string;
-  /** Data categories and targets of a resource body. */
+  /**
+   * Data categories and targets of a resource body, for authorization (merged with the stored
+   * resource's). It runs before the decision, so it reads the body only; the one exception is a
+   * UE address, which names no target until looked up (see ue-targets.ts, addressTarget).
+   */
   reach(body: unknown): Promise<Reach>;
-  /** Checks beyond the schema (SSRF, ids that contradict the path); throws T8Problems. */
-  check?(body: unknown, req: RouteRequest): Promise<void>;
+  /**
+   * Rules beyond the schema that need nothing but the request: identifier syntax (the rules of
+   * authorization, so a malformed identifier is a 400, not a refused decision), members that
+   * contradict the path or the stored resource. It runs before authorization, so it must have no
+   * effect and tell nothing about the network. Throws T8Problems.
+   */
+  validate?(document: unknown, req: RouteRequest): void;
+  /**
+   * Checks that have an outside effect or read network state (resolving a notificationDestination,
+   * QoS references of the network): they run only once the request is authorized, so an AS
+   * learns nothing and makes the SCEF do nothing for what it was not granted. Throws T8Problems.
+   */
+  check?(document: unknown, req: RouteRequest): Promise<void>;
   /** Notifications a network event causes. */
   onNetworkEvent?(event: NetworkEvent): Promise<PendingNotification[]>;
+  /**
+   * The most reports a resource may send (its maximumNumberOfReports), undefined for no limit.
+   * The notification engine counts a report once the edge delivered it and ends the resource
+   * at the limit (domain/report-ledger.ts).
+   */
+  reportLimit?(record: StoredResource): number | undefined;
   /** Runs once at start-up, after storage is loaded (restore network state, say). */
   start?(): Promise<void>;
 }

@@ -7,6 +7,8 @@
 export interface NetworkAdapter {
   /** The UE a T8 identifier names, or undefined when the network does not know it. */
   findUe(ref: UeRef): Promise<UeView | undefined>;
+  /** Every UE and group the network knows, by their T8 identifiers (for the operator). */
+  listIdentities(): Promise<NetworkIdentities>;
   /** Members of an external group, or undefined for an unknown group. */
   groupMembers(externalGroupId: string): Promise<readonly UeView[] | undefined>;
   /** Current (or last known) location of a UE. */
@@ -49,6 +51,12 @@ export interface UeView {
   readonly ipv4Addr: string;
   readonly ipv6Addr: string;
   readonly groups: readonly string[];
+}
+
+/** The identifiers of a network's UEs and groups: external identifiers and addresses only. */
+export interface NetworkIdentities {
+  readonly ues: readonly Omit<UeView, 'handle'>[];
+  readonly groups: readonly { readonly externalGroupId: string; readonly memberCount: number }[];
 }
 
 export interface Plmn {

@@ -3,6 +3,7 @@ import { SeededRandom } from './prng.js';
 import type {
   NetworkAdapter,
   NetworkEvent,
+  NetworkIdentities,
   NetworkListener,
   Plmn,
   QosEvent,
@@ -275,6 +276,13 @@ export class SimulatedCore implements NetworkAdapter {
     if (ref.ipv4Addr !== undefined) return this.byIp.get(ref.ipv4Addr)?.view;
     if (ref.ipv6Addr !== undefined) return this.byIp.get(ref.ipv6Addr.toLowerCase())?.view;
     return undefined;
+  }
+
+  async listIdentities(): Promise<NetworkIdentities> {
+    return {
+      ues: [...this.byExternalId.values()].map(({ view: { handle: _handle, ...ids } }) => ({ ...ids, groups: [...ids.groups] })),
+      groups: [...this.groups].map(([externalGroupId, members]) => ({ externalGroupId, memberCount: members.length })),
+    };
   }
 
   async groupMembers(externalGroupId: string): Promise<readonly UeView[] | undefined> {

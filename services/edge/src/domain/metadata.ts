@@ -50,7 +50,8 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
     jwks_uri: endpointUrl(issuer, EDGE_PATHS.jwks),
     revocation_endpoint: endpointUrl(issuer, EDGE_PATHS.revoke),
     revocation_endpoint_auth_methods_supported: ['tls_client_auth'],
-    // The one catalogue of T8 APIs, which is also what the AS registry grants from.
+    // The served T8 APIs (capability-exposure's modules, a test checks they agree), which are
+    // also the only scopes the AS registry and the token endpoint accept.
     scopes_supported: [...T8_SCOPES],
     // No authorization endpoint: the only grant is client_credentials.
     response_types_supported: [],

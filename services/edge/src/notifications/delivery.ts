@@ -5,13 +5,50 @@ import type { SigningKey } from '../domain/delegated-signing-key.js';
 import { ENCRYPT_RESPONSE_OBLIGATION, JOSE_MEDIA_TYPE, encryptBody } from '../domain/response-encryption.js';
 import type { EncryptionJwk } from '../domain/application-server.js';
 
-/** A notification as the edge receives it from capability-exposure. */
+/** An obligation as authorization states it: a type and its parameters. */
+export interface NotificationObligation {
+  readonly type: string;
+  readonly parameters: Readonly<Record<string, string>>;
+}
+
+/** The obligation that paces an AS's traffic; parameter `perSecond`, a decimal. */
+export const RATE_LIMIT_OBLIGATION = 'rate-limit';
+/** The highest rate a grant may state (services/authorization: `rateLimitPerSecond`). */
+const MAX_PER_SECOND = 1_000_000;
+
+/** What the obligations of one notification ask of the edge, or why they cannot be met. */
+export type ObligationPlan =
+  | { readonly ok: true; readonly encrypt: boolean; readonly perSecond: number | undefined }
+  | { readonly ok: false; readonly reason: 'UNKNOWN_OBLIGATION' | 'INVALID_OBLIGATION' };
+
+/**
+ * Reads the obligations of a notification: every one the authorization service can state is
+ * carried out (encryption here, the rate limit by pacing); an unknown one, or a rate limit
+ * without a usable `perSecond`, cannot be met and fails closed. Several rate limits: the lowest.
+ */
+export function planObligations(obligations: readonly NotificationObligation[]): ObligationPlan {
+  let encrypt = false;
+  let perSecond: number | undefined;
+  for (const o of obligations) {
+    if (o.type === ENCRYPT_RESPONSE_OBLIGATION) encrypt = true;
+    else if (o.type === RATE_LIMIT_OBLIGATION) {
+      const raw = o.parameters['perSecond'];
+      const rate = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+      if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_PER_SECOND) return { ok: false, reason: 'INVALID_OBLIGATION' };
+      perSecond = perSecond === undefined ? rate : Math.min(perSecond, rate);
+    } else return { ok: false, reason: 'UNKNOWN_OBLIGATION' };
+  }
+  return { ok: true, encrypt, perSecond };
+}
+
+/** A notification as the edge delivers it, its obligations read ({@link planObligations}). */
 export interface NotificationJob {
   readonly notificationId: string;
   readonly scsAsId: string;
   readonly destination: string;
   readonly body: Uint8Array;
-  readonly obligations: readonly string[];
+  /** The body must go encrypted to the AS's key (encrypt-response). */
+  readonly encrypt: boolean;
   /** 1 on the first attempt. */
   readonly attempt: number;
 }
@@ -34,21 +71,19 @@ export interface DeliveryDeps {
 }
 
 /**
- * What became of one attempt: delivered; retry later (network failure, 5xx, 408, 429); or
+ * What became of one attempt: delivered (2xx); retry later (network failure, 5xx, 408, 429); or
  * dropped for good with a stable reason (refused destination, obligation that cannot be met,
- * a 4xx from the receiver).
+ * any other answer of the receiver: 3xx, 4xx).
  */
 export type DeliveryOutcome =
   | { readonly kind: 'delivered'; readonly status: number }
   | { readonly kind: 'retry'; readonly reason: string }
   | { readonly kind: 'drop'; readonly reason: string };
 
-const KNOWN_OBLIGATIONS = new Set([ENCRYPT_RESPONSE_OBLIGATION]);
-
 /**
  * Delivers one notification: re-checks the destination against the SSRF rules (DNS may have
- * changed since the subscription was written) and connects to the vetted address only; carries
- * out its obligations (an unknown one fails closed); signs it with RFC 9421 (`created`, `nonce`,
+ * changed since the subscription was written) and connects to the vetted address only; encrypts
+ * it when obliged (never in clear without the AS's key); signs it with RFC 9421 (`created`, `nonce`,
  * `keyid` of the SCEF JWKS) so the AS can check origin and reject replays; and POSTs it.
  */
 export async function deliverNotification(job: NotificationJob, deps: DeliveryDeps): Promise<DeliveryOutcome> {
@@ -59,10 +94,9 @@ export async function deliverNotification(job: NotificationJob, deps: DeliveryDe
     if (err instanceof DestinationRefused) return { kind: 'drop', reason: 'DESTINATION_REFUSED' };
     return { kind: 'retry', reason: 'DESTINATION_UNRESOLVED' };
   }
-  if (job.obligations.some(o => !KNOWN_OBLIGATIONS.has(o))) return { kind: 'drop', reason: 'UNKNOWN_OBLIGATION' };
   let body = job.body;
   let contentType = 'application/json';
-  if (job.obligations.includes(ENCRYPT_RESPONSE_OBLIGATION)) {
+  if (job.encrypt) {
     const key = await deps.encryptionKey(job.scsAsId);
     // Fail closed: a notification that must be encrypted is never sent in clear.
     if (!key) return { kind: 'drop', reason: 'NO_ENCRYPTION_KEY' };

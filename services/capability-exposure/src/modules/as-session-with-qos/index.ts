@@ -1,10 +1,11 @@
-import { target } from '../../domain/decision.js';
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import { applyMergePatch } from '../../domain/patch.js';
 import { invalidParam, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent, UeRef, UeView } from '../../network/network-adapter.js';
+import { targetOf } from '@aese/t8-catalog';
 import type { ApiModule, ModuleDefinition, ModuleServices, PendingNotification, Reach, RouteRequest, RouteResult } from '../registry.js';
+import { addressTarget, assertIdentifierSyntax } from '../ue-targets.js';
 
 export const AS_SESSION_WITH_QOS_API = '3gpp-as-session-with-qos';
 /** The one data category of QoS sessions. */
@@ -68,7 +69,8 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     schemas: [SCHEMAS.subscription, SCHEMAS.patch, SCHEMAS.notification],
     notificationSchema: SCHEMAS.notification,
     reach: async body => reachOf(body as Body),
-    check: async (body, req) => check(body as Body, req),
+    validate: (body, req) => validate(body as Body, req),
+    check: async body => check(body as Body),
     routes: [
       { method: 'GET', path: COLLECTION, operation: 'read', target: 'collection', responses: { 200: SCHEMAS.list }, handler: list },
       {
@@ -97,7 +99,7 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
         target: 'item',
         request: { contentType: 'application/merge-patch+json', schema: SCHEMAS.patch },
         responses: { 200: SCHEMAS.subscription },
-        reach: async req => merge(await reachOf(await mergedResource(req)), req.existing!),
+        document: mergedResource,
         handler: patch,
       },
       { method: 'DELETE', path: ITEM, operation: 'delete', target: 'item', responses: { 204: undefined }, handler: remove },
@@ -112,31 +114,30 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     },
   };
 
-  function merge(a: Reach, b: Reach): Reach {
-    return { dataCategories: [...new Set([...a.dataCategories, ...b.dataCategories])].sort(), targets: [...new Set([...a.targets, ...b.targets])].sort() };
-  }
-
   async function findUe(body: Body): Promise<UeView | undefined> {
     const ref = ueRefOf(body);
     return ref ? s.network.findUe(ref) : undefined;
   }
 
-  /** Targets: the GPSI as the AS gave it, or the UE its address resolves to in the network. */
+  /**
+   * Targets: the GPSI as the AS gave it, or the UE its address belongs to (a free address is
+   * authorized like an ungranted UE, so answers tell nothing of which addresses are in use).
+   */
   async function reachOf(body: Body): Promise<Reach> {
     const targets: string[] = [];
     const ref = ueRefOf(body);
-    if (ref?.externalId !== undefined) targets.push(target('externalId', ref.externalId));
-    else if (ref?.msisdn !== undefined) targets.push(target('msisdn', ref.msisdn));
-    else if (ref) {
-      const ue = await s.network.findUe(ref);
-      if (ue) targets.push(target('externalId', ue.externalId));
-    }
-    if (typeof body['extGroupId'] === 'string') targets.push(target('externalGroupId', body['extGroupId']));
+    if (ref?.externalId !== undefined) targets.push(targetOf('externalId', ref.externalId));
+    else if (ref?.msisdn !== undefined) targets.push(targetOf('msisdn', ref.msisdn));
+    else if (ref) targets.push(await addressTarget(s.network, ref));
+    if (typeof body['extGroupId'] === 'string') targets.push(targetOf('externalGroupId', body['extGroupId']));
     return { dataCategories: [QOS_CATEGORY], targets };
   }
 
-  async function check(body: Body, req: RouteRequest): Promise<void> {
-    if (!ueRefOf(body)) throw invalidParam('/ueIpv4Addr', 'exactly one of ueIpv4Addr, ueIpv6Addr, macAddr or gpsi (msisdn-/extid-) is required', PROBLEM_CAUSES.ueIdentifierRequired);
+  function validate(body: Body, req: RouteRequest): void {
+    const ref = ueRefOf(body);
+    if (!ref) throw invalidParam('/ueIpv4Addr', 'exactly one of ueIpv4Addr, ueIpv6Addr, macAddr or gpsi (msisdn-/extid-) is required', PROBLEM_CAUSES.ueIdentifierRequired);
+    if (ref.externalId !== undefined) assertIdentifierSyntax('/gpsi', 'externalId', ref.externalId);
+    if (ref.msisdn !== undefined) assertIdentifierSyntax('/gpsi', 'msisdn', ref.msisdn);
     if ('extGroupId' in body) throw invalidParam('/extGroupId', 'group QoS sessions are not supported', PROBLEM_CAUSES.invalidParameter);
     if (req.existing) {
       for (const m of UE_MEMBERS) {
@@ -146,9 +147,13 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     if ('self' in body && (!req.existing || body['self'] !== req.resourceUri(req.existing.id))) {
       throw invalidParam('/self', 'does not match the resource', PROBLEM_CAUSES.idMismatch);
     }
-    const known = s.network.qosReferences();
     if (typeof body['qosReference'] !== 'string') throw invalidParam('/qosReference', 'is required', PROBLEM_CAUSES.invalidParameter);
-    if (!known.includes(body['qosReference'])) throw invalidParam('/qosReference', 'is not a QoS reference of this network', PROBLEM_CAUSES.invalidParameter);
+  }
+
+  /** What the network offers and where notifications go (DNS): only once the request is authorized. */
+  async function check(body: Body): Promise<void> {
+    const known = s.network.qosReferences();
+    if (!known.includes(body['qosReference'] as string)) throw invalidParam('/qosReference', 'is not a QoS reference of this network', PROBLEM_CAUSES.invalidParameter);
     ((body['altQoSReferences'] as unknown[] | undefined) ?? []).forEach((r, i) => {
       if (typeof r !== 'string' || !known.includes(r)) throw invalidParam(`/altQoSReferences/${i}`, 'is not a QoS reference of this network', PROBLEM_CAUSES.invalidParameter);
     });
@@ -216,16 +221,15 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     return { status: 200, body: record.resource, dataCategories: [QOS_CATEGORY] };
   }
 
-  async function mergedResource(req: RouteRequest): Promise<Body> {
+  function mergedResource(req: RouteRequest): Body {
     const merged = applyMergePatch(stripSelf(req.existing!.resource), req.body) as Body;
-    const validate = s.schemas.validator('as-session-with-qos', SCHEMAS.subscription, 'request');
-    if (!validate(merged)) throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, 'the patched subscription does not match the schema', validate.violations());
-    await check(merged, req);
+    const valid = s.schemas.validator('as-session-with-qos', SCHEMAS.subscription, 'request');
+    if (!valid(merged)) throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, 'the patched subscription does not match the schema', valid.violations());
     return merged;
   }
 
   async function patch(req: RouteRequest): Promise<RouteResult> {
-    const record = await write(req, await mergedResource(req));
+    const record = await write(req, req.document as Body);
     return { status: 200, body: record.resource, dataCategories: [QOS_CATEGORY] };
   }
 

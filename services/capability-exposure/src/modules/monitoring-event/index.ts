@@ -4,8 +4,8 @@ import type { PatchOperation } from '../../domain/patch.js';
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent, UeView } from '../../network/network-adapter.js';
-import type { ApiModule, ModuleDefinition, ModuleServices, PendingNotification, Reach, RouteRequest, RouteResult } from '../registry.js';
-import { identifierTargets, resolveIdentifier } from '../ue-targets.js';
+import type { ApiModule, ModuleDefinition, ModuleServices, PendingNotification, RouteRequest, RouteResult } from '../registry.js';
+import { assertIdentifiersSyntax, identifierTargets, resolveIdentifier } from '../ue-targets.js';
 import type { IdentifiedBy } from '../ue-targets.js';
 import { isoTime, isSupportedType, locationInfo, LOSS_REASON_MAX_DETECTION_TIME_EXPIRED, MONITORING_CATEGORIES, reportIdentity } from './reports.js';
 import type { MonitoringType } from './reports.js';
@@ -81,7 +81,8 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
       const b = body as Body;
       return { dataCategories: [...new Set(typesOf(b).map(t => MONITORING_CATEGORIES[t]))].sort(), targets: identifierTargets(b, IDENTIFIERS) };
     },
-    check: async (body, req) => check(body as Body, req),
+    validate: (body, req) => validate(body as Body, req),
+    check: async body => checkDestinations(body as Body),
     routes: [
       { method: 'GET', path: COLLECTION, operation: 'read', target: 'collection', responses: { 200: SCHEMAS.list }, handler: list },
       {
@@ -110,23 +111,19 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
         target: 'item',
         request: { contentType: 'application/json-patch+json', schema: SCHEMAS.patch },
         responses: { 204: undefined },
-        reach: async req => {
-          const patched = await patchedResource(req);
-          const r = await module.reach(patched);
-          return merge(r, req.existing!);
-        },
+        document: patchedResource,
         handler: patch,
       },
       { method: 'DELETE', path: ITEM, operation: 'delete', target: 'item', responses: { 204: undefined }, handler: remove },
     ],
     onNetworkEvent: event => onNetworkEvent(event),
+    reportLimit: record => {
+      const max = record.resource['maximumNumberOfReports'];
+      return typeof max === 'number' ? max : undefined;
+    },
   };
 
-  function merge(a: Reach, b: Reach): Reach {
-    return { dataCategories: [...new Set([...a.dataCategories, ...b.dataCategories])].sort(), targets: [...new Set([...a.targets, ...b.targets])].sort() };
-  }
-
-  async function check(body: Body, req: RouteRequest): Promise<void> {
+  function validate(body: Body, req: RouteRequest): void {
     if (!isSupportedType(body['monitoringType'])) throw invalidParam('/monitoringType', 'monitoring type not supported', PROBLEM_CAUSES.unsupportedMonitoringType);
     const extra = (body['addnMonTypes'] as unknown[] | undefined) ?? [];
     extra.forEach((t, i) => {
@@ -135,16 +132,19 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     if (!mainIdentifier(body)) {
       throw invalidParam('/externalId', 'exactly one of externalId, msisdn or externalGroupId is required', PROBLEM_CAUSES.ueIdentifierRequired);
     }
+    assertIdentifiersSyntax(body, IDENTIFIERS);
     for (const m of SCEF_MEMBERS) if (m in body) throw invalidParam(`/${m}`, 'is written by the SCEF only', PROBLEM_CAUSES.invalidParameter);
     if ('self' in body) {
       // A self link that names another resource (or another AS) is smuggling, not a no-op.
       if (!req.existing || body['self'] !== req.resourceUri(req.existing.id)) throw invalidParam('/self', 'does not match the resource', PROBLEM_CAUSES.idMismatch);
     }
+  }
+
+  /** Resolves the destinations (DNS): only once the request is authorized. */
+  async function checkDestinations(body: Body): Promise<void> {
     await checkNotificationDestination(body['notificationDestination'] as string, s.destinations);
     if (typeof body['revocationNotifUri'] === 'string') {
-      await checkNotificationDestination(body['revocationNotifUri'], s.destinations).catch(() => {
-        throw invalidParam('/revocationNotifUri', 'must be a public https URI', PROBLEM_CAUSES.notificationDestination);
-      });
+      await checkNotificationDestination(body['revocationNotifUri'], s.destinations, '/revocationNotifUri');
     }
   }
 
@@ -224,7 +224,8 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     const reach = await module.reach(next);
     const resource: Body = { ...stripSelf(next), self: req.resourceUri(existing.id) };
     const state: MonitoringState = { identifiedBy: resolved.identifiedBy, ueHandles: resolved.ues.map(u => u.handle), reportsSent: (existing.state['reportsSent'] as number | undefined) ?? 0 };
-    const record: StoredResource = { ...existing, resource, targets: reach.targets, dataCategories: reach.dataCategories, updatedAtMs: s.now(), state: { ...state } };
+    // The report count and the reports in flight (the notification engine's) carry over.
+    const record: StoredResource = { ...existing, resource, targets: reach.targets, dataCategories: reach.dataCategories, updatedAtMs: s.now(), state: { ...existing.state, ...state } };
     await s.store.put(record);
     return record;
   }
@@ -234,20 +235,19 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     return { status: 200, body: record.resource, dataCategories: record.dataCategories };
   }
 
-  async function patchedResource(req: RouteRequest): Promise<Body> {
+  function patchedResource(req: RouteRequest): Body {
     const ops = req.body as PatchOperation[];
     ops.forEach((o, i) => {
       if (o.path === '/self' || o.path.startsWith('/self/') || o.from === '/self') throw invalidParam(`/${i}/path`, 'the self link cannot be changed', PROBLEM_CAUSES.idMismatch);
     });
     const patched = applyJsonPatch(stripSelf(req.existing!.resource), ops);
-    const validate = s.schemas.validator('monitoring-event', SCHEMAS.subscription, 'request');
-    if (!validate(patched)) throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, 'the patched subscription does not match the schema', validate.violations());
-    await check(patched as Body, req);
+    const valid = s.schemas.validator('monitoring-event', SCHEMAS.subscription, 'request');
+    if (!valid(patched)) throw new T8Problem(400, PROBLEM_CAUSES.invalidParameter, 'the patched subscription does not match the schema', valid.violations());
     return patched as Body;
   }
 
   async function patch(req: RouteRequest): Promise<RouteResult> {
-    const record = await write(req, await patchedResource(req));
+    const record = await write(req, req.document as Body);
     return { status: 204, dataCategories: record.dataCategories };
   }
 
@@ -283,19 +283,7 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
       else if (event.kind === 'roaming') report = { ...who, monitoringType: type, roamingStatus: event.roaming.roaming, ...(body['plmnIndication'] === true ? { plmnId: { ...event.roaming.servingPlmn } } : {}), eventTime: at };
       else if (type === 'UE_REACHABILITY') report = { ...who, monitoringType: type, reachabilityType: (body['reachabilityType'] as string | undefined) ?? 'DATA', eventTime: at };
       else report = { ...who, monitoringType: type, lossOfConnectReason: LOSS_REASON_MAX_DETECTION_TIME_EXPIRED, eventTime: at };
-      out.push({
-        record,
-        body: { subscription: body['self'], monitoringEventReports: [report] },
-        dataCategories: [MONITORING_CATEGORIES[type]],
-        after: async () => {
-          const current = await s.store.get(record.api, record.scsAsId, record.id);
-          if (!current) return;
-          const sent = ((current.state['reportsSent'] as number | undefined) ?? 0) + 1;
-          const max = current.resource['maximumNumberOfReports'];
-          if (typeof max === 'number' && sent >= max) await s.store.delete(record.api, record.scsAsId, record.id);
-          else await s.store.put({ ...current, state: { ...current.state, reportsSent: sent } });
-        },
-      });
+      out.push({ record, body: { subscription: body['self'], monitoringEventReports: [report] }, dataCategories: [MONITORING_CATEGORIES[type]] });
     }
     return out;
   }

@@ -22,6 +22,29 @@ import {
 } from "@grpc/grpc-js";
 import { Obligation } from "../../common/v1/common.js";
 
+export interface ListNetworkIdentitiesRequest {
+}
+
+export interface ListNetworkIdentitiesResponse {
+  ues: NetworkUe[];
+  groups: NetworkGroup[];
+}
+
+/** The T8 identifiers of one UE. */
+export interface NetworkUe {
+  externalId: string;
+  msisdn: string;
+  ipv4Addr: string;
+  ipv6Addr: string;
+  /** External group identifiers of the groups it is in. */
+  groups: string[];
+}
+
+export interface NetworkGroup {
+  externalGroupId: string;
+  memberCount: number;
+}
+
 export interface ListApisRequest {
 }
 
@@ -98,6 +121,385 @@ export interface InvokeStreamResponse {
   errorCode: string;
   errorMessage: string;
 }
+
+function createBaseListNetworkIdentitiesRequest(): ListNetworkIdentitiesRequest {
+  return {};
+}
+
+export const ListNetworkIdentitiesRequest: MessageFns<ListNetworkIdentitiesRequest> = {
+  encode(_: ListNetworkIdentitiesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListNetworkIdentitiesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListNetworkIdentitiesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListNetworkIdentitiesRequest {
+    return {};
+  },
+
+  toJSON(_: ListNetworkIdentitiesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListNetworkIdentitiesRequest>, I>>(base?: I): ListNetworkIdentitiesRequest {
+    return ListNetworkIdentitiesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListNetworkIdentitiesRequest>, I>>(_: I): ListNetworkIdentitiesRequest {
+    const message = createBaseListNetworkIdentitiesRequest();
+    return message;
+  },
+};
+
+function createBaseListNetworkIdentitiesResponse(): ListNetworkIdentitiesResponse {
+  return { ues: [], groups: [] };
+}
+
+export const ListNetworkIdentitiesResponse: MessageFns<ListNetworkIdentitiesResponse> = {
+  encode(message: ListNetworkIdentitiesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ues) {
+      NetworkUe.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.groups) {
+      NetworkGroup.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListNetworkIdentitiesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListNetworkIdentitiesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ues.push(NetworkUe.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.groups.push(NetworkGroup.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListNetworkIdentitiesResponse {
+    return {
+      ues: globalThis.Array.isArray(object?.ues) ? object.ues.map((e: any) => NetworkUe.fromJSON(e)) : [],
+      groups: globalThis.Array.isArray(object?.groups) ? object.groups.map((e: any) => NetworkGroup.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListNetworkIdentitiesResponse): unknown {
+    const obj: any = {};
+    if (message.ues?.length) {
+      obj.ues = message.ues.map((e) => NetworkUe.toJSON(e));
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups.map((e) => NetworkGroup.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListNetworkIdentitiesResponse>, I>>(base?: I): ListNetworkIdentitiesResponse {
+    return ListNetworkIdentitiesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListNetworkIdentitiesResponse>, I>>(
+    object: I,
+  ): ListNetworkIdentitiesResponse {
+    const message = createBaseListNetworkIdentitiesResponse();
+    message.ues = object.ues?.map((e) => NetworkUe.fromPartial(e)) || [];
+    message.groups = object.groups?.map((e) => NetworkGroup.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNetworkUe(): NetworkUe {
+  return { externalId: "", msisdn: "", ipv4Addr: "", ipv6Addr: "", groups: [] };
+}
+
+export const NetworkUe: MessageFns<NetworkUe> = {
+  encode(message: NetworkUe, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.externalId !== "") {
+      writer.uint32(10).string(message.externalId);
+    }
+    if (message.msisdn !== "") {
+      writer.uint32(18).string(message.msisdn);
+    }
+    if (message.ipv4Addr !== "") {
+      writer.uint32(26).string(message.ipv4Addr);
+    }
+    if (message.ipv6Addr !== "") {
+      writer.uint32(34).string(message.ipv6Addr);
+    }
+    for (const v of message.groups) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkUe {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkUe();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.externalId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.msisdn = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ipv4Addr = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ipv6Addr = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.groups.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkUe {
+    return {
+      externalId: isSet(object.externalId)
+        ? globalThis.String(object.externalId)
+        : isSet(object.external_id)
+        ? globalThis.String(object.external_id)
+        : "",
+      msisdn: isSet(object.msisdn) ? globalThis.String(object.msisdn) : "",
+      ipv4Addr: isSet(object.ipv4Addr)
+        ? globalThis.String(object.ipv4Addr)
+        : isSet(object.ipv4_addr)
+        ? globalThis.String(object.ipv4_addr)
+        : "",
+      ipv6Addr: isSet(object.ipv6Addr)
+        ? globalThis.String(object.ipv6Addr)
+        : isSet(object.ipv6_addr)
+        ? globalThis.String(object.ipv6_addr)
+        : "",
+      groups: globalThis.Array.isArray(object?.groups)
+        ? object.groups.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: NetworkUe): unknown {
+    const obj: any = {};
+    if (message.externalId !== "") {
+      obj.externalId = message.externalId;
+    }
+    if (message.msisdn !== "") {
+      obj.msisdn = message.msisdn;
+    }
+    if (message.ipv4Addr !== "") {
+      obj.ipv4Addr = message.ipv4Addr;
+    }
+    if (message.ipv6Addr !== "") {
+      obj.ipv6Addr = message.ipv6Addr;
+    }
+    if (message.groups?.length) {
+      obj.groups = message.groups;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkUe>, I>>(base?: I): NetworkUe {
+    return NetworkUe.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkUe>, I>>(object: I): NetworkUe {
+    const message = createBaseNetworkUe();
+    message.externalId = object.externalId ?? "";
+    message.msisdn = object.msisdn ?? "";
+    message.ipv4Addr = object.ipv4Addr ?? "";
+    message.ipv6Addr = object.ipv6Addr ?? "";
+    message.groups = object.groups?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseNetworkGroup(): NetworkGroup {
+  return { externalGroupId: "", memberCount: 0 };
+}
+
+export const NetworkGroup: MessageFns<NetworkGroup> = {
+  encode(message: NetworkGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.externalGroupId !== "") {
+      writer.uint32(10).string(message.externalGroupId);
+    }
+    if (message.memberCount !== 0) {
+      writer.uint32(16).uint32(message.memberCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.externalGroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.memberCount = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkGroup {
+    return {
+      externalGroupId: isSet(object.externalGroupId)
+        ? globalThis.String(object.externalGroupId)
+        : isSet(object.external_group_id)
+        ? globalThis.String(object.external_group_id)
+        : "",
+      memberCount: isSet(object.memberCount)
+        ? globalThis.Number(object.memberCount)
+        : isSet(object.member_count)
+        ? globalThis.Number(object.member_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: NetworkGroup): unknown {
+    const obj: any = {};
+    if (message.externalGroupId !== "") {
+      obj.externalGroupId = message.externalGroupId;
+    }
+    if (message.memberCount !== 0) {
+      obj.memberCount = Math.round(message.memberCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkGroup>, I>>(base?: I): NetworkGroup {
+    return NetworkGroup.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkGroup>, I>>(object: I): NetworkGroup {
+    const message = createBaseNetworkGroup();
+    message.externalGroupId = object.externalGroupId ?? "";
+    message.memberCount = object.memberCount ?? 0;
+    return message;
+  },
+};
 
 function createBaseListApisRequest(): ListApisRequest {
   return {};
@@ -1161,6 +1563,21 @@ export const CapabilityExposureServiceService = {
       Buffer.from(InvokeStreamResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InvokeStreamResponse => InvokeStreamResponse.decode(value),
   },
+  /**
+   * Operator only: the identifiers of the UEs and groups the network knows (never an IMSI),
+   * for writing grants and trying the APIs.
+   */
+  listNetworkIdentities: {
+    path: "/aese.capability_exposure.v1.CapabilityExposureService/ListNetworkIdentities" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListNetworkIdentitiesRequest): Buffer =>
+      Buffer.from(ListNetworkIdentitiesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListNetworkIdentitiesRequest => ListNetworkIdentitiesRequest.decode(value),
+    responseSerialize: (value: ListNetworkIdentitiesResponse): Buffer =>
+      Buffer.from(ListNetworkIdentitiesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListNetworkIdentitiesResponse => ListNetworkIdentitiesResponse.decode(value),
+  },
 } as const;
 
 export interface CapabilityExposureServiceServer extends UntypedServiceImplementation {
@@ -1176,6 +1593,11 @@ export interface CapabilityExposureServiceServer extends UntypedServiceImplement
    * answer echoes it (answers may come out of order). Same handler, same allowed callers.
    */
   invokeStream: handleBidiStreamingCall<InvokeStreamRequest, InvokeStreamResponse>;
+  /**
+   * Operator only: the identifiers of the UEs and groups the network knows (never an IMSI),
+   * for writing grants and trying the APIs.
+   */
+  listNetworkIdentities: handleUnaryCall<ListNetworkIdentitiesRequest, ListNetworkIdentitiesResponse>;
 }
 
 export interface CapabilityExposureServiceClient extends Client {
@@ -1224,6 +1646,25 @@ export interface CapabilityExposureServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  /**
+   * Operator only: the identifiers of the UEs and groups the network knows (never an IMSI),
+   * for writing grants and trying the APIs.
+   */
+  listNetworkIdentities(
+    request: ListNetworkIdentitiesRequest,
+    callback: (error: ServiceError | null, response: ListNetworkIdentitiesResponse) => void,
+  ): ClientUnaryCall;
+  listNetworkIdentities(
+    request: ListNetworkIdentitiesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListNetworkIdentitiesResponse) => void,
+  ): ClientUnaryCall;
+  listNetworkIdentities(
+    request: ListNetworkIdentitiesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListNetworkIdentitiesResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const CapabilityExposureServiceClient = makeGenericClientConstructor(

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Obligation } from "../../common/v1/common.js";
 
 /** A control event on NATS, signed by the service that owns it. */
 export interface SignedEvent {
@@ -52,10 +53,39 @@ export interface NotificationRequested {
   destination: string;
   /** The notification body (a T8 JSON object). */
   body: Buffer;
-  /** Obligations for the body (for example encrypt-response). */
+  /**
+   * Names of the obligations the edge must carry out (for example encrypt-response). Kept for
+   * receivers that know only names: an obligation a receiver does not know fails closed.
+   */
   obligations: string[];
   createdAtMs: number;
   traceparent: string;
+  /**
+   * The same obligations with their parameters (rate-limit's perSecond, ...). A name in
+   * `obligations` without an entry here is an obligation without parameters.
+   */
+  obligationDetails: Obligation[];
+}
+
+/**
+ * What became of a notification request at the edge, reported back to capability exposure
+ * (signed by the edge, bound to the AS's subject): a report counts toward a subscription's
+ * maximumNumberOfReports only once it was delivered.
+ */
+export interface NotificationOutcome {
+  notificationId: string;
+  scsAsId: string;
+  api: string;
+  subscriptionId: string;
+  /**
+   * "delivered" or "dropped" (given up: the receiver refused it, attempts ran out, it could not
+   * be held, or an obligation could not be met).
+   */
+  outcome: string;
+  /** Stable reason of a drop (HTTP_404, NETWORK_ERROR, QUEUE_FULL, ...); empty when delivered. */
+  reason: string;
+  attempts: number;
+  decidedAtMs: number;
 }
 
 /**
@@ -488,6 +518,7 @@ function createBaseNotificationRequested(): NotificationRequested {
     obligations: [],
     createdAtMs: 0,
     traceparent: "",
+    obligationDetails: [],
   };
 }
 
@@ -519,6 +550,9 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
     }
     if (message.traceparent !== "") {
       writer.uint32(74).string(message.traceparent);
+    }
+    for (const v of message.obligationDetails) {
+      Obligation.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -608,6 +642,14 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
             message.traceparent = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.obligationDetails.push(Obligation.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -649,6 +691,11 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
         ? globalThis.Number(object.created_at_ms)
         : 0,
       traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      obligationDetails: globalThis.Array.isArray(object?.obligationDetails)
+        ? object.obligationDetails.map((e: any) => Obligation.fromJSON(e))
+        : globalThis.Array.isArray(object?.obligation_details)
+        ? object.obligation_details.map((e: any) => Obligation.fromJSON(e))
+        : [],
     };
   },
 
@@ -681,6 +728,9 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
     if (message.traceparent !== "") {
       obj.traceparent = message.traceparent;
     }
+    if (message.obligationDetails?.length) {
+      obj.obligationDetails = message.obligationDetails.map((e) => Obligation.toJSON(e));
+    }
     return obj;
   },
 
@@ -698,6 +748,213 @@ export const NotificationRequested: MessageFns<NotificationRequested> = {
     message.obligations = object.obligations?.map((e) => e) || [];
     message.createdAtMs = object.createdAtMs ?? 0;
     message.traceparent = object.traceparent ?? "";
+    message.obligationDetails = object.obligationDetails?.map((e) => Obligation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNotificationOutcome(): NotificationOutcome {
+  return {
+    notificationId: "",
+    scsAsId: "",
+    api: "",
+    subscriptionId: "",
+    outcome: "",
+    reason: "",
+    attempts: 0,
+    decidedAtMs: 0,
+  };
+}
+
+export const NotificationOutcome: MessageFns<NotificationOutcome> = {
+  encode(message: NotificationOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.notificationId !== "") {
+      writer.uint32(10).string(message.notificationId);
+    }
+    if (message.scsAsId !== "") {
+      writer.uint32(18).string(message.scsAsId);
+    }
+    if (message.api !== "") {
+      writer.uint32(26).string(message.api);
+    }
+    if (message.subscriptionId !== "") {
+      writer.uint32(34).string(message.subscriptionId);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(42).string(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(56).uint32(message.attempts);
+    }
+    if (message.decidedAtMs !== 0) {
+      writer.uint32(64).int64(message.decidedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NotificationOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNotificationOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.notificationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scsAsId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.api = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.subscriptionId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.decidedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NotificationOutcome {
+    return {
+      notificationId: isSet(object.notificationId)
+        ? globalThis.String(object.notificationId)
+        : isSet(object.notification_id)
+        ? globalThis.String(object.notification_id)
+        : "",
+      scsAsId: isSet(object.scsAsId)
+        ? globalThis.String(object.scsAsId)
+        : isSet(object.scs_as_id)
+        ? globalThis.String(object.scs_as_id)
+        : "",
+      api: isSet(object.api) ? globalThis.String(object.api) : "",
+      subscriptionId: isSet(object.subscriptionId)
+        ? globalThis.String(object.subscriptionId)
+        : isSet(object.subscription_id)
+        ? globalThis.String(object.subscription_id)
+        : "",
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      decidedAtMs: isSet(object.decidedAtMs)
+        ? globalThis.Number(object.decidedAtMs)
+        : isSet(object.decided_at_ms)
+        ? globalThis.Number(object.decided_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: NotificationOutcome): unknown {
+    const obj: any = {};
+    if (message.notificationId !== "") {
+      obj.notificationId = message.notificationId;
+    }
+    if (message.scsAsId !== "") {
+      obj.scsAsId = message.scsAsId;
+    }
+    if (message.api !== "") {
+      obj.api = message.api;
+    }
+    if (message.subscriptionId !== "") {
+      obj.subscriptionId = message.subscriptionId;
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.decidedAtMs !== 0) {
+      obj.decidedAtMs = Math.round(message.decidedAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NotificationOutcome>, I>>(base?: I): NotificationOutcome {
+    return NotificationOutcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NotificationOutcome>, I>>(object: I): NotificationOutcome {
+    const message = createBaseNotificationOutcome();
+    message.notificationId = object.notificationId ?? "";
+    message.scsAsId = object.scsAsId ?? "";
+    message.api = object.api ?? "";
+    message.subscriptionId = object.subscriptionId ?? "";
+    message.outcome = object.outcome ?? "";
+    message.reason = object.reason ?? "";
+    message.attempts = object.attempts ?? 0;
+    message.decidedAtMs = object.decidedAtMs ?? 0;
     return message;
   },
 };
