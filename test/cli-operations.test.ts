@@ -3,6 +3,7 @@ import { AUDIT_STREAM, readAuditStream, readAuditTrail } from '@aese/events';
 import type { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
+import { KV_BUCKETS } from '@aese/nats';
 import { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { aese, expectOneLineError } from './support/cli.ts';
 import { startTestMesh } from './support/mesh.ts';
@@ -127,6 +128,30 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       const res = await aese(['audit', 'verify'], env);
       expect(res.code).to.equal(1);
       expect(res.stdout).to.match(/ALTERED/);
+    } finally {
+      await nc.close();
+    }
+  });
+  it('audit tail and verify refuse a NATS that holds another deployment\'s state, saying what to do', async () => {
+    // crypto is the one identity that records the deployment; here it records another one's mesh CA.
+    const nc = await mesh.natsConnect('crypto');
+    try {
+      const kv = await nc.jetstream().views.kv(KV_BUCKETS.deployment, { bindOnly: true });
+      const mine = (await kv.get('deployment'))!;
+      const record = JSON.parse(Buffer.from(mine.value).toString('utf8')) as { meshCa: string };
+      // Positive control: this deployment's trail is read.
+      expect((await aese(['audit', 'tail', '-n', '1'], env)).code).to.equal(0);
+      await kv.put('deployment', Buffer.from(JSON.stringify({ ...record, meshCa: 'A'.repeat(43), createdAt: new Date(0).toISOString() })));
+      try {
+        for (const args of [['audit', 'tail'], ['audit', 'verify']]) {
+          const res = await aese(args, env);
+          expect(res.stdout, args.join(' ')).to.equal('');
+          expectOneLineError(res, 1, /holds the state of another deployment.*point NATS_URL at this deployment's NATS/);
+        }
+      } finally {
+        await kv.put('deployment', mine.value);
+      }
+      expect((await aese(['audit', 'tail', '-n', '1'], env)).code).to.equal(0);
     } finally {
       await nc.close();
     }

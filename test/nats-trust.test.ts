@@ -191,7 +191,7 @@ describe('a deployment knows its NATS', function () {
       await kv.put('deployment', Buffer.from(JSON.stringify({ ...record, meshCa: 'AnotherDeploymentsMeshCaThumbprint', createdAt: '2026-01-01T00:00:00Z' })));
       let failure = '';
       await mesh.restart('authentication').catch((err: Error) => (failure = err.message));
-      expect(failure).to.match(/^NATS at .* holds the state of another deployment \(mesh CA AnotherDeplo\.\.\., .*\): point NATS_URL at this deployment's NATS/);
+      expect(failure).to.match(/^the NATS server .* holds the state of another deployment \(mesh CA AnotherDeplo\.\.\., .*\): point NATS_URL at this deployment's NATS/);
       expect(failure.split('\n')).to.have.length(1);
       // Positive control: with this deployment's record back, the same service starts.
       await kv.put('deployment', ours.value);

@@ -48,7 +48,7 @@ export async function checkDeployment(nc: NatsConnection, opts: { meshCaPem: str
   if (stored && stored.meshCa !== meshCa) {
     throw new AeseError(
       'FAILED_PRECONDITION',
-      `NATS at ${opts.natsUrl} holds the state of another deployment (mesh CA ${stored.meshCa.slice(0, 12)}..., trust domain ${stored.trustDomain}, ` +
+      `the NATS server ${opts.natsUrl} holds the state of another deployment (mesh CA ${stored.meshCa.slice(0, 12)}..., trust domain ${stored.trustDomain}, ` +
         `created ${stored.createdAt}; this one's mesh CA is ${meshCa.slice(0, 12)}...): point NATS_URL at this deployment's NATS, ` +
         'or leave NATS_URL unset so npm start runs a private one under the state folder',
     );
