@@ -5,20 +5,10 @@
  */
 import { AeseError } from '@aese/errors';
 import { isValidIdentityName } from '@aese/pki';
-import { isT8Scope, isUnservedT8Api, T8_SCOPES } from '@aese/t8-catalog';
+import { DEFAULT_LOCATION_GRANULARITY, isT8Scope, isUnservedT8Api, LOCATION_GRANULARITIES, OPERATIONS, T8_SCOPES, targetSyntaxError } from '@aese/t8-catalog';
 import { parseCommandArgs } from './args.js';
 import { CLI_NAME, EXIT_OK, UsageError } from './errors.js';
-import {
-  DEFAULT_LOCATION_GRANULARITY,
-  GRANT_COLUMNS,
-  GRANT_OPERATIONS,
-  grantCells,
-  grantRows,
-  LOCATION_GRANULARITIES,
-  setGrant,
-  TARGET_KINDS,
-  withdrawGrants,
-} from './grants.js';
+import { GRANT_COLUMNS, grantCells, grantRows, setGrant, withdrawGrants } from './grants.js';
 import type { ApiGrantSpec } from './grants.js';
 import { formatTable } from './output.js';
 import { expectedVersionOf } from './policy-commands.js';
@@ -30,7 +20,7 @@ export const GRANT_USAGE = `  aese policy grant <scsAsId> --api <scope> --catego
                   [--rate-limit <perSecond>] [--expected-version <n>]
       Add or replace the AS's grant for one API (docs/grants.md): the data categories it may
       reach, the UEs and groups (externalId:, msisdn:, externalGroupId:) or any target, the
-      operations (default: all of ${GRANT_OPERATIONS.join(' ')}), the categories whose answers are
+      operations (default: all of ${OPERATIONS.join(' ')}), the categories whose answers are
       encrypted to the AS, how precise locations are (default ${DEFAULT_LOCATION_GRANULARITY}) and the
       AS's rate limit. Prints what the AS is now granted.
   aese policy withdraw <scsAsId> [--api <scope>] [--expected-version <n>]
@@ -64,10 +54,9 @@ export function assertServedApi(api: string): void {
 
 function targetsOf(raw: readonly string[]): string[] {
   for (const t of raw) {
-    const kind = t.slice(0, Math.max(0, t.indexOf(':')));
-    if (!(TARGET_KINDS as readonly string[]).includes(kind) || t.length === kind.length + 1) {
-      throw new UsageError(`--target must be <kind>:<value> with kind ${TARGET_KINDS.join(', ')} (see '${CLI_NAME} network list')`);
-    }
+    // The rules the authorization service applies, so a refusal comes before any change is made.
+    const problem = targetSyntaxError(t);
+    if (problem !== undefined) throw new UsageError(`--target ${problem} (see '${CLI_NAME} network list')`);
   }
   return [...new Set(raw)];
 }
@@ -132,9 +121,9 @@ export async function policyGrant(args: readonly string[], deps: GrantCommandDep
   const anyTarget = values['any-target'] === true;
   const targets = targetsOf(values.target ?? []);
   if (anyTarget === (targets.length > 0)) throw new UsageError('policy grant needs --target <kind:value>... or --any-target (not both)');
-  const operations = [...new Set(values.operation ?? GRANT_OPERATIONS)];
+  const operations = [...new Set(values.operation ?? OPERATIONS)];
   for (const op of operations) {
-    if (!(GRANT_OPERATIONS as readonly string[]).includes(op)) throw new UsageError(`--operation must be one of ${GRANT_OPERATIONS.join(', ')}`);
+    if (!(OPERATIONS as readonly string[]).includes(op)) throw new UsageError(`--operation must be one of ${OPERATIONS.join(', ')}`);
   }
   const encryptCategories = [...new Set(values.encrypt ?? [])];
   const notGranted = encryptCategories.filter(c => !categories.includes(c));

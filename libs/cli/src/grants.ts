@@ -4,16 +4,11 @@
  * over the JSON text: the authorization service validates the result against its schema.
  */
 import { AeseError } from '@aese/errors';
+import { DEFAULT_LOCATION_GRANULARITY } from '@aese/t8-catalog';
+import type { LocationGranularity } from '@aese/t8-catalog';
 
 /** Cedar entity type of an AS (id = scsAsId). */
 export const APPLICATION_TYPE = 'Aese::Application';
-/** The operations a grant can allow; a grant without --operation allows all of them. */
-export const GRANT_OPERATIONS = ['create', 'read', 'update', 'delete', 'notify'] as const;
-/** Kinds of `<kind>:<value>` target. */
-export const TARGET_KINDS = ['externalId', 'msisdn', 'externalGroupId'] as const;
-/** How precise a location the AS receives; `cell` when a grant says nothing. */
-export const LOCATION_GRANULARITIES = ['exact', 'cell', 'ta'] as const;
-export const DEFAULT_LOCATION_GRANULARITY = 'cell';
 
 /** One API grant: the value of the Application tag named after the API. */
 export interface ApiGrantSpec {
@@ -22,7 +17,7 @@ export interface ApiGrantSpec {
   readonly targets: readonly string[];
   readonly anyTarget: boolean;
   readonly encryptCategories?: readonly string[];
-  readonly locationGranularity?: (typeof LOCATION_GRANULARITIES)[number];
+  readonly locationGranularity?: LocationGranularity;
 }
 
 type Entity = { uid?: { type?: unknown; id?: unknown }; attrs?: Record<string, unknown>; parents?: unknown[]; tags?: Record<string, unknown> };

@@ -137,6 +137,8 @@ describe('@aese/cli (in process)', () => {
       [['--api', '3gpp-monitoring-event', '--category', 'location'], /--target <kind:value>\.\.\. or --any-target/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--target', 'msisdn:123456'], /not both/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'imsi:001010000000001'], /<kind>:<value> with kind externalId, msisdn, externalGroupId/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'msisdn:+33610000001'], /--target an msisdn is 5 to 15 digits/],
+      [['--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'externalId:ue1@scef.test '], /--target an externalId is <local>@<domain>/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--operation', 'erase'], /--operation must be one of/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--encrypt', 'roaming'], /--encrypt names roaming, which --category does not grant/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--location-granularity', 'street'], /exact, cell, ta/],

@@ -41,6 +41,8 @@ export function isUnservedT8Api(value: string): boolean {
   return (T8_APIS as readonly string[]).includes(value) && !isT8Scope(value);
 }
 
+export { DEFAULT_LOCATION_GRANULARITY, LOCATION_GRANULARITIES, OPERATIONS } from './grant-vocabulary.js';
+export type { LocationGranularity, Operation } from './grant-vocabulary.js';
 export { identifierSyntaxError, MAX_TARGET_CHARS, MAX_TARGETS_PER_DECISION, TARGET_KINDS, targetOf, targetSyntaxError } from './identifiers.js';
 export type { TargetKind } from './identifiers.js';
 export { SEGMENT_MAX_CHARS, matchRoute, splitT8Target } from './routes.js';

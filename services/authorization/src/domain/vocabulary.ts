@@ -1,16 +1,10 @@
 import { AeseError } from '@aese/errors';
 import { targetSyntaxError } from '@aese/t8-catalog';
+import type { LocationGranularity, Operation } from '@aese/t8-catalog';
 import { LIMITS } from './limits.js';
 
-/** T8 operations; each is a Cedar action `Aese::Action::"<operation>"` in the group `t8`. */
-export const OPERATIONS = ['create', 'read', 'update', 'delete', 'notify'] as const;
-export type Operation = (typeof OPERATIONS)[number];
-
-/** How precise a location an AS may receive; `cell` applies when a grant says nothing. */
-export const LOCATION_GRANULARITIES = ['exact', 'cell', 'ta'] as const;
-export type LocationGranularity = (typeof LOCATION_GRANULARITIES)[number];
-/** Coarse by default: exact location must be granted explicitly. */
-export const DEFAULT_LOCATION_GRANULARITY: LocationGranularity = 'cell';
+export { DEFAULT_LOCATION_GRANULARITY, LOCATION_GRANULARITIES, OPERATIONS } from '@aese/t8-catalog';
+export type { LocationGranularity, Operation };
 
 /** The category whose responses the coarsen-location obligation applies to. */
 export const LOCATION_CATEGORY = 'location';
