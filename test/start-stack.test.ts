@@ -195,6 +195,10 @@ describe('npm start (scripts/start.ts)', function () {
 
     // The supervisor's readiness probes reach no service: nothing logs a failed handshake.
     expect(upOutput).not.to.match(/handshake/i);
+    // Each gRPC service was ready once its health said SERVING (asked as the operator), not when it listened.
+    for (const service of SERVICES.filter(s => s !== 'edge')) {
+      expect(upOutput, service).to.match(new RegExp(`^start\\s+\\| ${service} ready on \\S+ after [0-9.]+ s \\(health: SERVING\\)$`, 'm'));
+    }
     expect(start.output).to.include(`npx aese as onboard my-as --scope 3gpp-monitoring-event --out ~/aese-bundles/my-as`);
     expect(start.output).to.include(`npx aese policy grant my-as --api 3gpp-monitoring-event`);
 

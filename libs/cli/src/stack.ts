@@ -18,7 +18,8 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { int, list, loadConfig, str } from '@aese/config';
 import type { Setting } from '@aese/config';
-import { DEFAULT_T8_HOSTNAMES, pkiLayout } from '@aese/pki';
+import { createMeshHealthClient } from '@aese/grpc-client';
+import { DEFAULT_T8_HOSTNAMES, OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
 import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_STATE_DIR, MESH_ENDPOINTS, REPO_ROOT } from '@aese/runtime';
 import type { MeshServiceName } from '@aese/runtime';
 import { describeFailure } from './errors.js';
@@ -209,6 +210,34 @@ async function waitUntilListening(m: Managed, host: string, port: number, timeou
   }
 }
 
+/** The health status a mesh service reports once it decides requests. */
+const SERVING = 'SERVING';
+
+/**
+ * Resolves when a mesh service's gRPC health says SERVING, asked over mTLS as the operator (a
+ * real handshake, so the service logs nothing); rejects when the process exits or the time is up.
+ * A service listens before it serves (it waits for its keys, its control feeds, NATS), so a
+ * listening port alone is not "ready".
+ */
+async function waitUntilServing(m: Managed, address: string, serverId: string, tls: ReturnType<typeof readMeshTlsMaterial>, until: number): Promise<void> {
+  const health = createMeshHealthClient({ address, tls, serverId, deadlineMs: 1_000 });
+  let last = 'no answer';
+  try {
+    for (;;) {
+      if (!isRunning(m)) {
+        const { code, signal } = await m.exited;
+        throw new Error(`${m.name} exited during start-up (${signal ? `signal ${signal}` : `status ${code}`})`);
+      }
+      last = await health.check().catch((err: unknown) => `no answer (${describeFailure(err)})`);
+      if (last === SERVING) return;
+      if (Date.now() > until) throw new Error(`${m.name} was not SERVING within the start timeout (health: ${last})`);
+      await new Promise(r => setTimeout(r, 100));
+    }
+  } finally {
+    health.close();
+  }
+}
+
 /** The running stack: what was started, and the one way to stop it. */
 class Stack {
   readonly services: Managed[] = [];
@@ -336,6 +365,7 @@ export async function runStack(): Promise<number> {
 
   const trustDomain = resolveTrustDomain(pkiLayout(stateDir), config.trustDomain);
   const state = await prepareState({ stateDir, trustDomain, t8Hostnames: config.t8Hostnames });
+  const operatorTls = readMeshTlsMaterial(state.layout, OPERATOR_NAME);
   say(`${state.pkiCreated ? 'created' : 'using'} the PKI in ${state.layout.root} (trust domain ${trustDomain})`);
   if (state.kekCreated) say(`created the key-encryption key ${state.kekPath}`);
 
@@ -401,7 +431,10 @@ export async function runStack(): Promise<number> {
         else shutdown(`${service} exited (${signal ? `signal ${signal}` : `status ${code}`})`, 1);
       });
       await waitUntilListening(m, host, ports[service], config.startTimeoutMs);
-      say(`${service} ready on ${host}:${ports[service]} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      // The edge is the HTTPS front, with no gRPC server; every other service says when it serves.
+      const grpc = service !== 'edge';
+      if (grpc) await waitUntilServing(m, `${host.includes(':') ? `[${host}]` : host}:${ports[service]}`, spiffeId(trustDomain, 'svc', service), operatorTls, t0 + config.startTimeoutMs);
+      say(`${service} ready on ${host}:${ports[service]} after ${((Date.now() - t0) / 1000).toFixed(1)} s${grpc ? ' (health: SERVING)' : ''}`);
     }
     if (!stack.stopping) {
       say(`SCEF is up: the T8 edge listens at ${edgeUrl}`);
