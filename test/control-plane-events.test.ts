@@ -227,11 +227,13 @@ describe('control events through a running mesh (issue 7)', function () {
         expect(await list(kept)).to.equal(200);
 
         const tokenAfter = (await jsm.streams.info(TOKEN_REVOCATIONS_STREAM, { subjects_filter: '>' })).state;
-        // Every revocation, and the signed snapshot authentication wrote after each 1,000 of them.
-        const snapshots = tokenAfter.subjects?.[TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT] ?? 0;
-        expect(tokenAfter.subjects?.[TOKEN_REVOCATIONS_SUBJECT]).to.equal(TOTAL + 1);
-        expect(snapshots).to.be.within(1, 2);
-        expect(tokenAfter.last_seq - tokenBefore.last_seq).to.equal(TOTAL + 1 + snapshots);
+        // Every revocation was published once, with the one or two signed snapshots authentication
+        // writes after each 1,000. (Counted by sequence: on a slow machine the first revocations
+        // may already have left with their tokens, TOKEN_REVOCATION_RETENTION_S after them.)
+        const published = tokenAfter.last_seq - tokenBefore.last_seq;
+        expect(published).to.be.within(TOTAL + 1 + 1, TOTAL + 1 + 2);
+        expect(tokenAfter.subjects?.[TOKEN_REVOCATIONS_SUBJECT]).to.be.within(1, TOTAL + 1);
+        expect(tokenAfter.subjects?.[TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT] ?? 0).to.be.at.most(published - TOTAL - 1);
         // AS traffic did not touch the permanent control stream.
         expect((await jsm.streams.info(CONTROL_STREAM)).state.last_seq).to.equal(controlBefore.last_seq);
         // The revocations leave with the tokens: the stream is empty once the retention has passed.

@@ -2,6 +2,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from '
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import { COMPOSE_NATS_TLS, natsStatePaths, prepareState, START_ORDER } from '@aese/cli';
@@ -10,6 +12,8 @@ import type { Logger } from '@aese/logger';
 import { MESH_SERVICES, pkiLayout } from '@aese/pki';
 import { COMMON_SETTINGS, MESH_ENDPOINTS, portSetting, REPO_ROOT } from '@aese/runtime';
 import { startNatsServer, tempDir } from '@aese/testing';
+import { meshCallsOf } from './support/deploy.js';
+import { BUILD_ENTRIES, PROBE_LAUNCHER } from '../scripts/build.ts';
 
 /**
  * There is no container engine where the tests run, so the deployment files are checked against
@@ -29,7 +33,8 @@ interface ComposeService {
   user?: string;
   read_only?: boolean;
   cap_drop?: string[];
-  healthcheck?: unknown;
+  healthcheck?: { test?: string[] };
+  depends_on?: Record<string, { condition?: string }>;
 }
 
 interface ComposeFile {
@@ -37,7 +42,8 @@ interface ComposeFile {
   secrets?: Record<string, { file?: string }>;
 }
 
-const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
+const composeText = readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8');
+const compose = parse(composeText, { merge: true }) as ComposeFile;
 const dockerfile = readFileSync(join(REPO_ROOT, 'deploy', 'Dockerfile'), 'utf8');
 
 /** The service folders that hold a runnable service. */
@@ -45,7 +51,10 @@ const serviceDirs = readdirSync(join(REPO_ROOT, 'services'), { withFileTypes: tr
   .filter(d => d.isDirectory() && existsSync(join(REPO_ROOT, 'services', d.name, 'src', 'main.ts')))
   .map(d => d.name);
 
-const appServices = Object.keys(compose.services).filter(name => name !== 'nats');
+/** Third-party services: NATS and the observability stack. */
+const INFRASTRUCTURE = ['nats', 'otel-collector', 'jaeger', 'prometheus'];
+const appServices = Object.keys(compose.services).filter(name => !INFRASTRUCTURE.includes(name));
+
 
 function envOf(svc: ComposeService): Record<string, string> {
   const env = svc.environment ?? {};
@@ -119,12 +128,83 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     expect(compose.services).to.have.property('nats');
   });
 
+  it('is a valid file of the Compose Specification (its JSON schema)', () => {
+    const schema = JSON.parse(readFileSync(join(REPO_ROOT, 'test', 'schemas', 'compose-spec.json'), 'utf8')) as object;
+    // The schema names its draft by an https URL Ajv does not know; the draft-07 keywords are Ajv's own.
+    const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false });
+    (addFormats as unknown as { default: (a: Ajv) => Ajv }).default(ajv);
+    const validate = ajv.compile(schema);
+    // Compose validates the file as written (merge keys resolved, `x-` extensions allowed).
+    expect(validate(parse(composeText, { merge: true })), ajv.errorsText(validate.errors)).to.equal(true);
+    // Positive control for the negative one: the schema refuses an unknown service key.
+    const broken = parse(composeText, { merge: true }) as ComposeFile & { services: Record<string, Record<string, unknown>> };
+    broken.services['crypto']!['helthcheck'] = {};
+    expect(validate(broken)).to.equal(false);
+  });
+
+  it('checks the health of every service with the gRPC health probe of its image, NATS with its monitoring endpoint', () => {
+    for (const name of appServices) {
+      expect(compose.services[name]!.healthcheck?.test, name).to.deep.equal(['CMD', 'node', 'dist/health-probe.mjs', name]);
+    }
+    for (const name of ['nats', 'otel-collector', 'jaeger', 'prometheus']) expect(compose.services, name).to.have.property(name);
+    expect(JSON.stringify(compose.services['nats']!.healthcheck)).to.include('/healthz');
+  });
+
+  it('starts each service once NATS and every service it calls are healthy, and no later', () => {
+    for (const name of appServices) {
+      const depends = compose.services[name]!.depends_on ?? {};
+      expect(Object.keys(depends).sort(), name).to.deep.equal(['nats', ...meshCallsOf(name)].sort());
+      for (const [dep, d] of Object.entries(depends)) expect(d.condition, `${name} on ${dep}`).to.equal('service_healthy');
+    }
+    // The graph has no cycle, and START_ORDER (npm start) is one of its orders.
+    for (const [i, name] of START_ORDER.entries()) {
+      for (const callee of meshCallsOf(name)) expect(START_ORDER.indexOf(callee as (typeof START_ORDER)[number]), `${name} calls ${callee}`).to.be.lessThan(i);
+    }
+  });
+
+  it('sends traces to the collector, which exports them to Jaeger, and lets Prometheus scrape each metrics port', () => {
+    const collector = parse(readFileSync(join(REPO_ROOT, 'deploy', 'otel-collector.yaml'), 'utf8')) as {
+      receivers: { otlp: { protocols: { http: { endpoint: string } } } };
+      exporters: Record<string, { endpoint: string }>;
+      service: { pipelines: { traces: { receivers: string[]; exporters: string[] } } };
+    };
+    const otlpPort = collector.receivers.otlp.protocols.http.endpoint.split(':')[1];
+    const pipeline = collector.service.pipelines.traces;
+    expect(pipeline.receivers).to.include('otlp');
+    expect(pipeline.exporters.map(e => collector.exporters[e]!.endpoint)).to.deep.equal(['jaeger:4317']);
+    expect(compose.services).to.have.property('jaeger');
+    const prometheus = parse(readFileSync(join(REPO_ROOT, 'deploy', 'prometheus.yml'), 'utf8')) as {
+      scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = prometheus.scrape_configs.flatMap(c => c.static_configs.flatMap(s => s.targets));
+    for (const name of appServices) {
+      const env = envOf(compose.services[name]!);
+      expect(env['OTEL_EXPORTER_OTLP_ENDPOINT'], name).to.equal(`http://otel-collector:${otlpPort}`);
+      expect(targets, name).to.include(`${name}:${env['METRICS_PORT']}`);
+    }
+    expect(prometheus.scrape_configs.map(c => c.metrics_path)).to.deep.equal(['/metrics']);
+  });
+
   it('builds each service from the one Dockerfile with its own SERVICE argument', () => {
     expect(dockerfile).to.match(/^ARG SERVICE$/m);
     expect(dockerfile).to.match(/^FROM node:20-slim|^ARG NODE_IMAGE=node:20-slim$/m);
-    expect(dockerfile).to.match(/npm ci --omit=dev/);
-    expect(dockerfile).to.match(/^USER node$/m);
-    expect(dockerfile).to.include('node --import tsx \\"services/${SERVICE}/src/main.ts\\"');
+    // Multi-stage: the build stage has the dev dependencies and runs the build; the image gets
+    // production dependencies and the service's bundle only, run by plain node as `node`.
+    const stages = dockerfile.split(/^FROM /m).slice(1);
+    const stage = (name: string): string => stages.find(st => st.split('\n')[0]!.endsWith(` AS ${name}`)) ?? '';
+    expect(stage('build')).to.match(/npm ci --no-audit/);
+    expect(stage('build')).to.match(/npm run build/);
+    expect(stage('deps')).to.match(/npm ci --omit=dev/);
+    const runtime = stages.at(-1)!;
+    expect(runtime.split('\n')[0]).to.match(/ AS runtime$/);
+    expect(runtime).not.to.match(/npm ci|tsx|COPY \. |\/app\/(libs|services|protos)\b/);
+    expect(runtime).to.include('COPY --from=deps /app/node_modules ./node_modules');
+    expect(runtime).to.include('COPY --from=build /app/dist/${SERVICE} ./dist/${SERVICE}');
+    expect(runtime).to.include(`COPY --from=build /app/dist/${PROBE_LAUNCHER} ./dist/`);
+    expect(runtime).to.match(/^USER node$/m);
+    expect(runtime).to.include('CMD ["/bin/sh", "-c", "exec node \\"dist/${SERVICE}/main.mjs\\""]');
+    // What the image copies is what the build writes.
+    expect(BUILD_ENTRIES.map(e => e.out)).to.include.members([...MESH_SERVICES.map(s => `${s}/main.mjs`), 'health-probe/main.mjs']);
     for (const name of appServices) {
       const build = compose.services[name]!.build;
       expect(build, name).to.deep.include({ context: '.', dockerfile: 'deploy/Dockerfile' });
@@ -163,10 +243,11 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     expect(envOf(compose.services['authentication']!)['AESE_ISSUER']).to.equal(edge);
   });
 
-  it('publishes no port but the edge T8 port', () => {
+  it('publishes no port but the edge T8 port, and the observability UIs on this host only', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       if (name === 'edge') continue;
-      expect(svc.ports ?? [], `${name} publishes a port`).to.deep.equal([]);
+      for (const port of svc.ports ?? []) expect(port, `${name} publishes a port`).to.be.a('string').and.match(/^127\.0\.0\.1:/);
+      if (!['jaeger', 'prometheus'].includes(name)) expect(svc.ports ?? [], `${name} publishes a port`).to.deep.equal([]);
     }
     const edgePort = envOf(compose.services['edge']!)['PORT'];
     expect(compose.services['edge']!.ports).to.deep.equal([`${edgePort}:${edgePort}`]);
@@ -285,7 +366,8 @@ describe('deployment: docker-compose.yml and deploy/', () => {
         for (const [target, endpoint] of Object.entries(MESH_ENDPOINTS)) {
           env[endpoint.addressEnv] = `localhost:${ports[target] ?? 1}`;
         }
-        Object.assign(env, { NATS_URL: nats.url, LISTEN_HOST: '127.0.0.1', PORT: '0' });
+        // Every container has its own metrics port; here they share one host, so metrics are off.
+        Object.assign(env, { NATS_URL: nats.url, LISTEN_HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0' });
         const start = await startFunctionOf(name);
         const started = await start(env, createLogger({ service: name, level: 'warn', destination: sink }));
         running.push({ name, stop: () => started.stop() });

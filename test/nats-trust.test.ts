@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { AckPolicy, connect, DeliverPolicy } from 'nats';
 import type { NatsConnection } from 'nats';
-import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NOTIFICATION_OUTCOMES_STREAM, NOTIFICATIONS_STREAM, notificationOutcomeSubject, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
+import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NETWORK_EVENTS_STREAM, networkEventSubject, NOTIFICATION_OUTCOMES_STREAM, NOTIFICATIONS_STREAM, notificationOutcomeSubject, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { NATS_IDENTITIES } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
@@ -70,6 +70,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     await jsm.streams.add({ name: NOTIFICATIONS_STREAM, subjects: ['aese.notifications.v1.>'] });
     await jsm.streams.add({ name: NOTIFICATION_OUTCOMES_STREAM, subjects: ['aese.notification-outcomes.v1.>'] });
     await jsm.streams.add({ name: TOKEN_REVOCATIONS_STREAM, subjects: ['aese.token-revocations.v1.>'] });
+    await jsm.streams.add({ name: NETWORK_EVENTS_STREAM, subjects: ['aese.network-events.v1.>'] });
   });
   after(async () => {
     for (const nc of conns.values()) await nc.close();
@@ -126,6 +127,9 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['read the notification stream', readStream(NOTIFICATIONS_STREAM), ['capability-exposure', 'edge', 'nats-admin']],
     ['report a notification delivery outcome', publish(notificationOutcomeSubject('victim-as')), ['edge', 'nats-admin']],
     ['read the notification delivery outcomes', consumeStream(NOTIFICATION_OUTCOMES_STREAM), ['capability-exposure', 'nats-admin']],
+    ['publish a network event', publish(networkEventSubject('event.location')), ['capability-exposure', 'nats-admin']],
+    ['read the network events', consumeStream(NETWORK_EVENTS_STREAM), ['capability-exposure', 'nats-admin']],
+    ['take the simulated network lease', putKv(KV_BUCKETS.networkOwner), ['capability-exposure', 'nats-admin']],
     ["append to crypto's audit chain", publish('aese.audit.v1.crypto.chain-1'), ['crypto', 'nats-admin']],
     ['read the audit trail', consumeStream(AUDIT_STREAM), ['admin', 'nats-admin']],
     ['read the control stream', consumeStream(CONTROL_STREAM), ['crypto', 'authentication', 'edge', 'nats-admin']],

@@ -13,7 +13,12 @@
  * and the CPU time each server-core process spent per request (from /proc), which says where the
  * secure path's cost goes.
  *
- * Options: `--quick` (one 5 s round, for iterating), `--profile` (V8 CPU profiles of every service).
+ * Also the resident memory of each server-core process: the largest VmRSS sampled while the
+ * secure path is under load, and the peak (VmHWM) since start.
+ *
+ * Options: `--quick` (one 5 s round, for iterating), `--profile` (V8 CPU profiles of every service),
+ * `--production` (the services from the production build, scripts/build.ts, with plain node instead
+ * of tsx).
  * The load generator is autocannon; it does not verify the server certificate (it hard-codes
  * rejectUnauthorized: false), which weakens nothing measured: the servers still require and
  * verify the AS client certificate.
@@ -32,9 +37,11 @@ import { renderNatsServerConfig } from '@aese/nats-trust';
 import { initPki, issueAsClientCertificate, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
 import { AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
+import { builtServiceEntry } from '@aese/cli';
 import { MESH_ENDPOINTS, REPO_ROOT, serviceId } from '@aese/runtime';
 import type { MeshServiceName } from '@aese/runtime';
 import { freePort, tempDir, waitForPort } from '@aese/testing';
+import { buildAll } from '../build.ts';
 
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
@@ -48,6 +55,9 @@ const DURATION_S = QUICK ? 5 : 10;
 const ROUNDS = QUICK ? 1 : 3;
 /** `--profile`: every service writes a V8 CPU profile (.cpuprofile) here when it stops. */
 const PROFILE_DIR = process.argv.includes('--profile') ? join(tmpdir(), 'aese-bench-profiles') : undefined;
+const PRODUCTION = process.argv.includes('--production');
+/** How often resident memory is sampled under load. */
+const RSS_SAMPLE_MS = 250;
 const TRUST_DOMAIN = 'bench.local';
 const SCS_AS_ID = 'as-bench';
 const UE = 'ue1@scef.test';
@@ -123,6 +133,23 @@ function cpuMs(child: ChildProcess): number {
   }
 }
 
+/** Resident set size (VmRSS) and its peak (VmHWM) of a process, in kB, from /proc (Linux). */
+function memoryKb(child: ChildProcess): { rss: number; hwm: number } {
+  try {
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const field = (name: string): number => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm'))?.[1] ?? 0);
+    return { rss: field('VmRSS'), hwm: field('VmHWM') };
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+}
+
+/** The largest VmRSS sampled per server-core process while the secure path was under load. */
+const rssUnderLoadKb = new Map<string, number>();
+function sampleRss(): void {
+  for (const [name, child] of serverProcesses) rssUnderLoadKb.set(name, Math.max(rssUnderLoadKb.get(name) ?? 0, memoryKb(child).rss));
+}
+
 function cpuSnapshot(): Map<string, number> {
   return new Map([...serverProcesses].map(([name, child]) => [name, cpuMs(child)]));
 }
@@ -193,10 +220,13 @@ async function main(): Promise<void> {
       EDGE_RATE_LIMIT_BURST: '1000000',
       ...Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`])),
     };
+    const buildDir = join(dir.path, 'dist');
+    if (PRODUCTION) say(`production build in ${(await buildAll(buildDir)).ms} ms`);
     for (const service of SERVICES) {
       const t0 = Date.now();
       const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, service)}`] : [];
-      const child = pinned(SERVER_CORE, process.execPath, [...profile, '--import', 'tsx', join('services', service, 'src', 'main.ts')], { ...env, PORT: String(ports[service]) });
+      const entry = PRODUCTION ? [builtServiceEntry(buildDir, service)] : ['--import', 'tsx', join('services', service, 'src', 'main.ts')];
+      const child = pinned(SERVER_CORE, process.execPath, [...profile, ...entry], { ...env, PORT: String(ports[service]) });
       captureErrors(child, service, errors);
       serverProcesses.set(service, child);
       child.stdout!.resume();
@@ -314,7 +344,8 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [name, config] of [['bare', bareRunner], ['secure', secureRunner]] as const) {
         const before = cpuSnapshot();
-        const r = await load(config);
+        const sampler = name === 'secure' ? setInterval(sampleRss, RSS_SAMPLE_MS) : undefined;
+        const r = await load(config).finally(() => clearInterval(sampler));
         const after = cpuSnapshot();
         // Warm-up requests are not in r.total: scale by the measured share of the run.
         const share = DURATION_S / (WARMUP_S + DURATION_S);
@@ -340,6 +371,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${row('secure path', results.secure)}\n`);
     process.stdout.write(`ratio secure/bare: ${(100 * ratio).toFixed(1)} % (target >= 10 %)\n`);
     process.stdout.write(`server-core CPU per request (median, approximate; bare-server for the baseline, the rest for the secure path): ${[...cpuPerRequest].map(([p, us]) => `${p} ${Math.round(median(us))} us`).join(', ')}\n`);
+    const mb = (kb: number): string => (kb / 1024).toFixed(0);
+    const memory = [...serverProcesses].filter(([p]) => p !== 'bare-server').map(([p, child]) => `${p} ${mb(rssUnderLoadKb.get(p) ?? 0)}/${mb(memoryKb(child).hwm)}`);
+    process.stdout.write(`services run ${PRODUCTION ? 'from the production build (plain node)' : 'through tsx'}; RSS per process, MB (max sampled under the secure-path load / peak VmHWM): ${memory.join(', ')}\n`);
     process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     process.stdout.write(`core 0 taken by the idle mesh during the bare runs: ${meshShareDuringBare.map(x => `${(100 * x).toFixed(0)} %`).join(', ')}\n`);
     if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile\n`);

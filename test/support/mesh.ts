@@ -61,6 +61,8 @@ export interface TestMeshOptions {
   readonly extraEnv?: Record<string, string>;
   /** Run NATS as a cluster of this many secured nodes instead of one server (`mesh.cluster`). */
   readonly natsCluster?: number;
+  /** Each service's `METRICS_PORT` (unset: no metrics endpoint). */
+  readonly metricsPorts?: Partial<Record<MeshServiceName, number>>;
 }
 
 /**
@@ -100,7 +102,10 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
   if (options.edge) starts.push(['edge', options.edge, 'EDGE_ADDR']);
   const running = new Map<MeshServiceName, { port: number; stop(): Promise<void>; whenReady?: Promise<void> }>();
   const ports: Record<string, number> = {};
-  const envFor = (name: MeshServiceName): Record<string, string> => ({ ...env, PORT: String(ports[name] ?? 0) });
+  const envFor = (name: MeshServiceName): Record<string, string> => {
+    const metricsPort = options.metricsPorts?.[name];
+    return { ...env, PORT: String(ports[name] ?? 0), ...(metricsPort === undefined ? {} : { METRICS_PORT: String(metricsPort) }) };
+  };
   const startOne = async (name: MeshServiceName, start: Start, addrEnv: string, waitReady = true): Promise<void> => {
     const logger = createLogger({ service: name, level: 'debug', destination: sink });
     const svc = await start(envFor(name), logger);

@@ -28,6 +28,7 @@ import type { NetworkAdminClient } from './network-commands.js';
 import type { PolicyAdminClient, PolicyAdminOptions, PolicyCommandDeps } from './policy-commands.js';
 import type { AsRegistry, RegisteredAs, RevocationTarget } from './registry.js';
 import { auditCommand, auditTail, auditVerify, AUDIT_USAGE } from './audit-commands.js';
+import { BENCH_COMMANDS, BENCH_USAGE } from './bench-commands.js';
 import { keysCommand, keysList, keysRotate, KEYS_USAGE } from './keys-commands.js';
 import { CLI_SETTINGS, DEFAULT_EDGE_URL, existingPkiTrustDomain, loadCliConfig, resolveTrustDomain, tokenEndpointOf } from './settings.js';
 import type { CliConfig } from './settings.js';
@@ -81,6 +82,7 @@ ${GRANT_USAGE.trimEnd()}
 ${NETWORK_USAGE.trimEnd()}
 ${KEYS_USAGE.trimEnd()}
 ${AUDIT_USAGE.trimEnd()}
+${BENCH_USAGE.trimEnd()}
   ${CLI_NAME} help
 
 T8 scopes (one per API this SCEF serves):
@@ -94,6 +96,7 @@ Settings (environment):
   ${s.authenticationAddr.env.padEnd(25)} authentication service (default: localhost:${MESH_ENDPOINTS.authentication.port})
   ${s.authorizationAddr.env.padEnd(25)} authorization service (default: localhost:${MESH_ENDPOINTS.authorization.port})
   ${s.cryptoAddr.env.padEnd(25)} crypto service (default: localhost:${MESH_ENDPOINTS.crypto.port})
+  ${s.replayGuardAddr.env.padEnd(25)} replay-guard service, for bench (default: localhost:${MESH_ENDPOINTS['replay-guard'].port})
   ${s.capabilityExposureAddr.env.padEnd(25)} capability-exposure service (default: localhost:${MESH_ENDPOINTS['capability-exposure'].port})
   ${s.edgeUrl.env.padEnd(25)} where ASes reach the edge (default: ${DEFAULT_EDGE_URL})
   ${s.natsUrl.env.padEnd(25)} NATS, for the audit trail (no default: the running stack's)
@@ -386,6 +389,7 @@ const COMMANDS: Readonly<Record<string, Readonly<Record<string, Command>>>> = {
     withdraw: policyCommand(policyWithdraw),
   },
   network: { list: networkCommand },
+  bench: BENCH_COMMANDS,
 };
 
 /**

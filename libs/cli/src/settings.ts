@@ -24,6 +24,7 @@ export const CLI_SETTINGS = {
   authenticationAddr: optionalStr(COMMON_SETTINGS.addrAuthentication.env),
   authorizationAddr: optionalStr(COMMON_SETTINGS.addrAuthorization.env),
   cryptoAddr: optionalStr(COMMON_SETTINGS.addrCrypto.env),
+  replayGuardAddr: optionalStr(COMMON_SETTINGS.addrReplayGuard.env),
   capabilityExposureAddr: optionalStr(COMMON_SETTINGS.addrCapabilityExposure.env),
   /** Unset: the NATS of the stack running from the state folder. */
   natsUrl: optionalStr(COMMON_SETTINGS.natsUrl.env),
@@ -48,6 +49,7 @@ export function loadCliConfig(env: Env) {
     authenticationAddr: address(COMMON_SETTINGS.addrAuthentication),
     authorizationAddr: address(COMMON_SETTINGS.addrAuthorization),
     cryptoAddr: address(COMMON_SETTINGS.addrCrypto),
+    replayGuardAddr: address(COMMON_SETTINGS.addrReplayGuard),
     capabilityExposureAddr: address(COMMON_SETTINGS.addrCapabilityExposure),
     edgeUrl: raw.edgeUrl || stack?.edgeUrl || DEFAULT_EDGE_URL,
   };

@@ -44,6 +44,13 @@ export const DEFAULT_START_TIMEOUT_MS = 30_000;
 export const STOP_GRACE_MS = 10_000;
 /** The nats-server binary looked for on PATH when NATS must be started. */
 export const DEFAULT_NATS_SERVER_BIN = 'nats-server';
+/** Where `npm run build` writes the bundles plain node runs (`<dir>/<service>/main.mjs`). */
+export const DEFAULT_BUILD_DIR = join(REPO_ROOT, 'dist');
+
+/** The built entry of a service (`npm run build`). */
+export function builtServiceEntry(buildDir: string, service: MeshServiceName): string {
+  return join(buildDir, service, 'main.mjs');
+}
 
 /** The variable overriding a service's port, e.g. `REPLAY_GUARD_PORT`. */
 export function portEnvOf(service: MeshServiceName): string {
@@ -69,6 +76,8 @@ export const START_SETTINGS = {
   t8Hostnames: list('AESE_T8_HOSTNAMES', DEFAULT_T8_HOSTNAMES),
   natsServerBin: str('NATS_SERVER_BIN', DEFAULT_NATS_SERVER_BIN),
   startTimeoutMs: int('START_TIMEOUT_MS', DEFAULT_START_TIMEOUT_MS, 1_000, 600_000),
+  /** The production build `--production` runs; relative: to the repository. */
+  buildDir: str('AESE_BUILD_DIR', relative(REPO_ROOT, DEFAULT_BUILD_DIR)),
 } as const;
 
 /** One port setting per service (`CRYPTO_PORT`, ..., `EDGE_PORT`), defaulting to the standard ports. */
@@ -110,7 +119,7 @@ const TCP_LISTEN = '0A';
  * service never sees, so it logs no connection that closed before its TLS handshake. Undefined
  * where there is no such table.
  */
-function listensInKernelTable(port: number): boolean | undefined {
+export function listensInKernelTable(port: number): boolean | undefined {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
   let found: boolean | undefined;
   for (const file of PROC_NET_TCP) {
@@ -208,6 +217,16 @@ async function waitUntilListening(m: Managed, host: string, port: number, timeou
     if (Date.now() > until) throw new Error(`${m.name} did not listen on ${host}:${port} within ${timeoutMs} ms`);
     await new Promise(r => setTimeout(r, 100));
   }
+}
+
+/**
+ * The host to dial a local gRPC service by: a loopback address as `localhost`, because TLS sends
+ * the host as SNI and an IP address there is not allowed (node warns); the server's identity is
+ * checked by its SPIFFE ID, not by this name.
+ */
+function grpcHostOf(host: string): string {
+  if (host === '127.0.0.1' || host === '::1') return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The health status a mesh service reports once it decides requests. */
@@ -340,21 +359,37 @@ function nextSteps(opts: { edgeUrl: string; stateDir: string }): string[] {
   ];
 }
 
+/** How `npm start` runs the services. */
+export interface StackOptions {
+  /** Run the production build (`node <build>/<service>/main.mjs`) instead of the sources through tsx. */
+  readonly production?: boolean;
+  /** With `production`: makes the build in the given folder first. */
+  readonly build?: (buildDir: string) => Promise<unknown>;
+}
+
 /**
  * Runs the whole mesh on this machine until SIGINT or SIGTERM (see scripts/start.ts) and returns
  * the exit status: 0 after a requested stop, 1 when something failed or a service died.
  *
  * @throws Error for a problem found before anything was started (a missing service, a port in use).
  */
-export async function runStack(): Promise<number> {
+export async function runStack(options: StackOptions = {}): Promise<number> {
   const config = loadConfig(START_SETTINGS, process.env);
   const ports = loadConfig(PORT_SETTINGS, process.env);
   const stateDir = resolve(config.stateDir);
+  const buildDir = resolve(REPO_ROOT, config.buildDir);
   const host = probeHost(config.listenHost);
 
+  if (options.production && options.build) {
+    const t0 = Date.now();
+    await options.build(buildDir);
+    say(`built the services into ${buildDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const commandOf = (service: MeshServiceName): string[] =>
+    options.production ? [builtServiceEntry(buildDir, service)] : ['--import', 'tsx', join(REPO_ROOT, 'services', service, 'src', 'main.ts')];
   for (const service of START_ORDER) {
-    const main = join(REPO_ROOT, 'services', service, 'src', 'main.ts');
-    if (!existsSync(main)) throw new Error(`${relative(REPO_ROOT, main)} is missing`);
+    const main = commandOf(service).at(-1)!;
+    if (!existsSync(main)) throw new Error(`${relative(REPO_ROOT, main)} is missing${options.production ? ': run npm run build first' : ''}`);
   }
   const seen = new Map<number, MeshServiceName>();
   for (const service of START_ORDER) {
@@ -416,7 +451,7 @@ export async function runStack(): Promise<number> {
     for (const service of START_ORDER) {
       if (stack.stopping) break;
       const t0 = Date.now();
-      const child = spawn(process.execPath, ['--import', 'tsx', join('services', service, 'src', 'main.ts')], {
+      const child = spawn(process.execPath, commandOf(service), {
         cwd: REPO_ROOT,
         env: { ...baseEnv, PORT: String(ports[service]) },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -433,7 +468,7 @@ export async function runStack(): Promise<number> {
       await waitUntilListening(m, host, ports[service], config.startTimeoutMs);
       // The edge is the HTTPS front, with no gRPC server; every other service says when it serves.
       const grpc = service !== 'edge';
-      if (grpc) await waitUntilServing(m, `${host.includes(':') ? `[${host}]` : host}:${ports[service]}`, spiffeId(trustDomain, 'svc', service), operatorTls, t0 + config.startTimeoutMs);
+      if (grpc) await waitUntilServing(m, `${grpcHostOf(host)}:${ports[service]}`, spiffeId(trustDomain, 'svc', service), operatorTls, t0 + config.startTimeoutMs);
       say(`${service} ready on ${host}:${ports[service]} after ${((Date.now() - t0) / 1000).toFixed(1)} s${grpc ? ' (health: SERVING)' : ''}`);
     }
     if (!stack.stopping) {

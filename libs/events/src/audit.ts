@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { NatsConnection } from 'nats';
+import { activeTraceId } from '@aese/telemetry';
 import type { EventSigner } from './signing.js';
 import { ensureStream } from './streams.js';
 import { AUDIT_STREAM, AUDIT_SUBJECT_PREFIX } from './subjects.js';
@@ -138,8 +139,11 @@ export class AuditLog {
   }
 
   record(record: AuditRecord): void {
+    // An event recorded inside a traced request or message carries its trace unless told otherwise.
+    const traceId = record.traceId ?? activeTraceId();
     const base: Omit<AuditEvent, 'hash'> = {
       ...record,
+      ...(traceId === undefined ? {} : { traceId }),
       id: randomUUID(),
       service: this.service,
       chain: this.chain,

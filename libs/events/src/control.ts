@@ -1,5 +1,5 @@
 import { consumerOpts } from 'nats';
-import type { JetStreamManager, JsMsg, NatsConnection } from 'nats';
+import type { JetStreamManager, JsMsg, MsgHdrs, NatsConnection } from 'nats';
 import { retryJetStream } from '@aese/nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
@@ -7,6 +7,7 @@ import { SignedEvent } from '@aese/protos/events/v1';
 import type { AuditLog } from './audit.js';
 import { signedBytes, untilKeysAnswer } from './signing.js';
 import { ensureStream } from './streams.js';
+import { consumeTraced, publishTraced } from './trace-headers.js';
 import type { EventSigner, EventVerifier } from './signing.js';
 import { CONTROL_STREAM, CONTROL_SUBJECTS, controlStreamOf, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from './subjects.js';
 import type { ControlSubject } from './subjects.js';
@@ -88,7 +89,11 @@ export class ControlPublisher {
 
   private jsm: Promise<JetStreamManager> | undefined;
 
-  async publish(subject: ControlSubject, type: string, payload: Uint8Array, traceparent = ''): Promise<number> {
+  publish(subject: ControlSubject, type: string, payload: Uint8Array, traceparent = ''): Promise<number> {
+    return publishTraced(subject, headers => this.publishEvent(subject, type, payload, traceparent, headers));
+  }
+
+  private async publishEvent(subject: ControlSubject, type: string, payload: Uint8Array, traceparent: string, headers: MsgHdrs | undefined): Promise<number> {
     const { stream } = controlStreamOf(subject);
     // One manager for the publisher's life: creating one costs a round trip.
     this.jsm ??= this.nc.jetstreamManager();
@@ -104,7 +109,7 @@ export class ControlPublisher {
       const { kid, signature } = await this.signer.sign(controlSignedBytes(subject, type, version, prevPublishedAtMs, payload));
       const event = SignedEvent.encode({ payload: Buffer.from(payload), type, version, kid, signature: Buffer.from(signature), traceparent, prevPublishedAtMs }).finish();
       try {
-        await js.publish(subject, event, { expect: { lastSequence: lastSeq } });
+        await js.publish(subject, event, { expect: { lastSequence: lastSeq }, ...(headers ? { headers } : {}) });
         return version;
       } catch (err) {
         if (!String((err as Error).message).includes('wrong last sequence')) {
@@ -253,7 +258,7 @@ export class ControlConsumer implements ControlFeed {
     void (async () => {
       for await (const m of subscription) {
         if (this.stopped) break;
-        await this.handle(m);
+        await consumeTraced(this.options.subject, m.headers, () => this.handle(m));
         if (this.stopped) break;
         if (!this.caughtUp && (m.seq >= lastSeq || m.info.pending === 0)) {
           // The last event present is older than the stream's last sequence: its tail is gone.

@@ -4,6 +4,8 @@ export {
   CONTROL_STREAM,
   CONTROL_SUBJECTS,
   controlStreamOf,
+  NETWORK_EVENTS_STREAM,
+  NETWORK_EVENTS_SUBJECT_PREFIX,
   NOTIFICATION_OUTCOMES_STREAM,
   NOTIFICATION_OUTCOMES_SUBJECT_PREFIX,
   NOTIFICATIONS_STREAM,
@@ -65,3 +67,14 @@ export {
   signNotificationOutcome,
 } from './notifications.js';
 export type { NotificationRefusal } from './notifications.js';
+export { consumeTraced, publishTraced, TRACEPARENT_HEADER } from './trace-headers.js';
+export {
+  ensureNetworkEventStream,
+  NETWORK_EVENT_TYPE,
+  NETWORK_EVENTS_DUPLICATE_WINDOW_MS,
+  NETWORK_EVENTS_MAX_AGE_MS,
+  networkEventSubject,
+  openNetworkEvent,
+  signNetworkEvent,
+} from './network-events.js';
+export type { NetworkEventRefusal } from './network-events.js';

@@ -58,13 +58,13 @@ export const NOTIFICATION_OUTCOME_EVENT_TYPE = 'aese.events.v1.NotificationOutco
  * A signed envelope bound to its subject (so to the AS) and to a time as version: the signature
  * covers both, so the payload can be neither changed nor moved to another AS.
  */
-async function signBound(signer: EventSigner, subject: string, type: string, payload: Uint8Array, atMs: number): Promise<Uint8Array> {
+export async function signBound(signer: EventSigner, subject: string, type: string, payload: Uint8Array, atMs: number): Promise<Uint8Array> {
   const { kid, signature } = await signer.sign(signedBytes(subject, type, atMs, payload));
   return SignedEvent.encode({ payload: Buffer.from(payload), type, version: atMs, kid, signature: Buffer.from(signature), traceparent: '', prevPublishedAtMs: 0 }).finish();
 }
 
 /** Opens a {@link signBound} envelope of one type; throws the verifier's UNAVAILABLE (retry later). */
-async function openBound(verifier: EventVerifier, subject: string, type: string, data: Uint8Array): Promise<{ ok: true; event: SignedEvent } | { ok: false; reason: 'MALFORMED' | 'BAD_SIGNATURE' }> {
+export async function openBound(verifier: EventVerifier, subject: string, type: string, data: Uint8Array): Promise<{ ok: true; event: SignedEvent } | { ok: false; reason: 'MALFORMED' | 'BAD_SIGNATURE' }> {
   let event: SignedEvent;
   try {
     event = SignedEvent.decode(data);

@@ -45,3 +45,11 @@ export const NOTIFICATIONS_SUBJECT_PREFIX = 'aese.notifications.v1';
  */
 export const NOTIFICATION_OUTCOMES_STREAM = 'AESE_NOTIFICATION_OUTCOMES';
 export const NOTIFICATION_OUTCOMES_SUBJECT_PREFIX = 'aese.notification-outcomes.v1';
+
+/**
+ * JetStream stream of signed network events (UE moves, reachability, roaming, QoS) and of the
+ * simulated network's session changes: every capability-exposure replica mirrors the network from
+ * it, and one shared durable consumer hands each event to exactly one replica to notify.
+ */
+export const NETWORK_EVENTS_STREAM = 'AESE_NETWORK_EVENTS';
+export const NETWORK_EVENTS_SUBJECT_PREFIX = 'aese.network-events.v1';

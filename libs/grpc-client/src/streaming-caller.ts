@@ -1,6 +1,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js';
 import { AeseError, isErrorCode } from '@aese/errors';
+import { activeTraceparent } from '@aese/telemetry';
 import type { CallSettings, ClientCtor, MeshClientOptions } from './index.js';
 import { DEFAULT_CLIENT_DEADLINE_MS, DEFAULT_MAX_MESSAGE_BYTES, meshChannelCredentials } from './mesh-credentials.js';
 
@@ -21,6 +22,8 @@ interface RequestEnvelope<Req> {
   id: number;
   request: Req | undefined;
   timeoutMs: number;
+  /** The caller's trace context: a stream message has no metadata of its own. */
+  traceparent: string;
 }
 interface ResponseEnvelope<Res> {
   id: number;
@@ -147,7 +150,7 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
       const onAbort = (): void => this.settle(id)?.reject(new AeseError('UNAVAILABLE', 'call aborted'));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, { resolve, reject, timer, signal, onAbort });
-      stream.write({ id, request, timeoutMs });
+      stream.write({ id, request, timeoutMs, traceparent: activeTraceparent() });
     });
   }
 

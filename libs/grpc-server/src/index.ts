@@ -15,6 +15,8 @@ import { peerSpiffeId } from '@aese/pki';
 import { PROTO_ROOT } from '@aese/protos';
 import type { CallContext, UnaryHandler } from './call-context.js';
 import { adaptMultiplexedStream, DEFAULT_MAX_IN_FLIGHT_PER_STREAM } from './multiplexed-stream.js';
+import { callerContext, inServerSpan, serverSpanShape } from './server-span.js';
+import type { ServerSpanShape } from './server-span.js';
 import type { DrainableStream, StreamRequestEnvelope, StreamResponseEnvelope } from './multiplexed-stream.js';
 
 export type { CallContext, UnaryHandler } from './call-context.js';
@@ -127,7 +129,7 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
       if (!def.requestStream && !def.responseStream) {
         const handler = handlers[method];
         if (!handler) throw new TypeError(`no handler for ${def.path}`);
-        impl[method] = adaptUnary(def.path, handler, new Set(allowedCallers[method] ?? []), defaultDeadlineMs, options.logger);
+        impl[method] = adaptUnary(def.path, handler, new Set(allowedCallers[method] ?? []), defaultDeadlineMs, options.logger, serverSpanShape(options.name, def.path));
         continue;
       }
       const unary = streams[method];
@@ -139,6 +141,7 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
       impl[method] = adaptMultiplexedStream({
         path: def.path,
         unaryPath: unaryDef.path,
+        span: serverSpanShape(options.name, unaryDef.path, def.path),
         handler,
         allowed: new Set(allowedCallers[unary!] ?? []),
         defaultDeadlineMs,
@@ -207,6 +210,7 @@ function adaptUnary(
   allowed: ReadonlySet<string>,
   defaultDeadlineMs: number,
   logger: Logger,
+  span: ServerSpanShape,
 ) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const peer = call.getAuthContext().sslPeerCertificate;
@@ -242,7 +246,7 @@ function adaptUnary(
       signal: controller.signal,
       peerCertificateDer: peer?.raw,
     };
-    handler(call.request, ctx).then(
+    inServerSpan(span, caller, callerContext(call.metadata), () => handler(call.request, ctx)).then(
       res => finish(undefined, res),
       (err: unknown) => finish(err),
     );

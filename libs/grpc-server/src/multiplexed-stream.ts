@@ -4,6 +4,9 @@ import type { Logger } from '@aese/logger';
 import { peerSpiffeId } from '@aese/pki';
 import type { CallContext, UnaryHandler } from './call-context.js';
 import { toWireError } from './wire-error.js';
+import { inServerSpan } from './server-span.js';
+import type { ServerSpanShape } from './server-span.js';
+import { contextFromTraceparent } from '@aese/telemetry';
 
 /**
  * Calls in flight on one stream before further messages are refused with RESOURCE_EXHAUSTED:
@@ -17,6 +20,8 @@ export interface StreamRequestEnvelope<Req> {
   readonly request: Req | undefined;
   /** How long the caller waits for the answer; 0 means the server's default deadline. */
   readonly timeoutMs: number;
+  /** The caller's W3C `traceparent` for this call: a stream has no per-call metadata. */
+  readonly traceparent?: string;
 }
 
 /** One outbound message: the unary response, or a stable error code and a safe message. */
@@ -37,6 +42,8 @@ export interface MultiplexedStreamOptions {
   readonly path: string;
   /** The path of the unary method whose handler and allow-list the stream reuses. */
   readonly unaryPath: string;
+  /** The server span each call runs in. */
+  readonly span: ServerSpanShape;
   readonly handler: UnaryHandler<unknown, unknown>;
   readonly allowed: ReadonlySet<string>;
   readonly defaultDeadlineMs: number;
@@ -57,7 +64,7 @@ export interface MultiplexedStreamOptions {
  * most of a unary call's CPU cost on both sides.
  */
 export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
-  const { handler, allowed, defaultDeadlineMs, maxInFlight, logger, open, path, unaryPath } = options;
+  const { handler, allowed, defaultDeadlineMs, maxInFlight, logger, open, path, unaryPath, span } = options;
   return (call: ServerDuplexStream<StreamRequestEnvelope<unknown>, StreamResponseEnvelope<unknown>>): void => {
     const peer = call.getAuthContext().sslPeerCertificate;
     // Exactly one SPIFFE ID: a certificate naming several identities is ambiguous and refused.
@@ -99,7 +106,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
     };
     const ctxBase = { caller: caller ?? '', metadata: call.metadata, peerCertificateDer: peer?.raw };
 
-    const run = (id: number, request: unknown, timeoutMs: number): void => {
+    const run = (id: number, request: unknown, timeoutMs: number, traceparent: string): void => {
       inFlight += 1;
       const controller = new AbortController();
       controllers.add(controller);
@@ -122,7 +129,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
       const ctx: CallContext = { ...ctxBase, signal: controller.signal };
       let pending: Promise<unknown>;
       try {
-        pending = handler(request, ctx);
+        pending = inServerSpan(span, ctxBase.caller, contextFromTraceparent(traceparent), () => handler(request, ctx));
       } catch (err: unknown) {
         finish(err);
         return;
@@ -142,7 +149,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
       else if (draining) send(id, undefined, new AeseError('UNAVAILABLE', 'the server is shutting down'));
       else if (msg.request === undefined) send(id, undefined, new AeseError('INVALID_INPUT', 'stream message without a request'));
       else if (inFlight >= maxInFlight) send(id, undefined, new AeseError('RESOURCE_EXHAUSTED', `more than ${maxInFlight} calls in flight on one stream`));
-      else run(id, msg.request, msg.timeoutMs);
+      else run(id, msg.request, msg.timeoutMs, msg.traceparent ?? '');
     });
     call.on('end', () => {
       inputEnded = true;

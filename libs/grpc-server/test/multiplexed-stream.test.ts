@@ -31,7 +31,7 @@ function openStream(pki: TestPki, port: number, as: MeshServiceName) {
     order,
     status,
     send: (id: number, scsAsId: string, timeoutMs = 0, created = 2) =>
-      stream.write({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs }),
+      stream.write({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs, traceparent: '' }),
     sendRaw: (m: CheckAndRecordStreamRequest) => stream.write(m),
     end: () => stream.end(),
     async answer(id: number, timeoutMs = 5_000): Promise<Answer> {
@@ -163,7 +163,7 @@ describe('grpc-server multiplexed streams', function () {
     const { server, port, log } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');
     try {
-      s.sendRaw({ id: 9, request: undefined, timeoutMs: 0 });
+      s.sendRaw({ id: 9, request: undefined, timeoutMs: 0, traceparent: '' });
       expect((await s.answer(9)).errorCode).to.equal('INVALID_INPUT');
       expect(log.calls.length).to.equal(0);
       s.send(10, 'ok');

@@ -150,7 +150,7 @@ function rawTarget(context: HttpMessageView): RawTarget {
   } catch (err) {
     throw new SignatureError('COMPONENT_NOT_PRESENT', 'the target URI is not an absolute URI', { cause: err });
   }
-  return { url, path: parts![1] || '/', query: parts![2] ?? '' };
+  return { url, path: parts[1] || '/', query: parts[2] ?? '' };
 }
 
 /** Scheme and authority, case-folded as RFC 3986 section 6.2.2.1 allows, default port dropped. */

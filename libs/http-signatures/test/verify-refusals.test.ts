@@ -117,11 +117,11 @@ describe('http-signatures: refusals of AS request signatures', () => {
         ['/3gpp-monitoring-event/v1/as-1/%7e', '/3gpp-monitoring-event/v1/as-1/%7E'],
         [`${path}?a=%41`, `${path}?a=A`],
       ]) {
-        const signed = signAsRequest(at(signedTarget!), AS1);
+        const signed = signAsRequest(at(signedTarget), AS1);
         // Control: the spelling that was signed verifies, and its base carries it unchanged.
         await verifyMessageSignature(signed, options);
-        const base = createSignatureBase(at(signedTarget!), { components: ['@target-uri', '@path', '@request-target'], params: { created: NOW, keyid: AS1.kid } }).base;
-        const [targetPath, query = ''] = signedTarget!.split('?');
+        const base = createSignatureBase(at(signedTarget), { components: ['@target-uri', '@path', '@request-target'], params: { created: NOW, keyid: AS1.kid } }).base;
+        const [targetPath, query = ''] = signedTarget.split('?');
         expect(base.split('\n').slice(0, 3)).to.deep.equal([
           `"@target-uri": ${origin}${signedTarget}`,
           `"@path": ${targetPath}`,

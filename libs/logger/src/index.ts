@@ -1,3 +1,4 @@
+import { context, trace } from '@opentelemetry/api';
 import { pino } from 'pino';
 import type { Logger, DestinationStream, LoggerOptions } from 'pino';
 
@@ -77,11 +78,27 @@ export interface LoggerSettings {
   readonly destination?: DestinationStream;
 }
 
-/** The one way to make a logger: JSON lines, service name bound, sensitive data redacted. */
+/**
+ * The active trace's id, on every line written inside a span (a request's, a hop's, a consumed
+ * event's), so logs and traces join up. A line's own `traceId` field wins; the two agree
+ * wherever the code sets one from the active span.
+ */
+function traceMixin(): Record<string, string> {
+  const span = trace.getSpan(context.active());
+  if (!span) return {};
+  const ctx = span.spanContext();
+  return trace.isSpanContextValid(ctx) ? { traceId: ctx.traceId } : {};
+}
+
+/**
+ * The one way to make a logger: JSON lines, service name bound, sensitive data redacted, the
+ * active trace id added.
+ */
 export function createLogger(settings: LoggerSettings): Logger {
   const options: LoggerOptions = {
     level: settings.level ?? 'info',
     base: { service: settings.service },
+    mixin: traceMixin,
     formatters: { log: obj => redact(obj) as Record<string, unknown> },
     hooks: {
       logMethod(args, method) {

@@ -3,6 +3,8 @@ import {
   AUDIT_SUBJECT_PREFIX,
   CONTROL_STREAM,
   CONTROL_SUBJECTS,
+  NETWORK_EVENTS_STREAM,
+  NETWORK_EVENTS_SUBJECT_PREFIX,
   NOTIFICATION_OUTCOMES_STREAM,
   NOTIFICATION_OUTCOMES_SUBJECT_PREFIX,
   NOTIFICATIONS_STREAM,
@@ -46,7 +48,7 @@ export const DEPLOYMENT_BUCKET = KV_BUCKETS.deployment;
 /**
  * The NATS trust model: which identity may read, create and write what. Only crypto writes keys;
  * only authentication writes the registry and publishes revocations; only authorization writes
- * policies; only capability exposure writes subscriptions and requests notifications, which only
+ * policies; only capability exposure writes subscriptions, publishes network events and requests notifications, which only
  * the edge consumes; only the edge reports their outcomes, which only capability exposure reads; each service appends to its own audit chains; the operator CLI reads the
  * audit trail. No service may delete or purge anything: that takes the administrator.
  */
@@ -81,9 +83,24 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     publish: [kvWrite(KV_BUCKETS.replayNonces)],
   },
   'capability-exposure': {
-    read: [kvStream(KV_BUCKETS.subscriptions), kvStream(KV_BUCKETS.policies), kvStream(DEPLOYMENT_BUCKET), NOTIFICATIONS_STREAM, NOTIFICATION_OUTCOMES_STREAM],
-    create: [kvStream(KV_BUCKETS.subscriptions), NOTIFICATIONS_STREAM, NOTIFICATION_OUTCOMES_STREAM, AUDIT_STREAM],
-    publish: [kvWrite(KV_BUCKETS.subscriptions), `${NOTIFICATIONS_SUBJECT_PREFIX}.>`, auditOf('capability-exposure')],
+    // The network events and the simulated network's owner lease are its replicas' own business.
+    read: [
+      kvStream(KV_BUCKETS.subscriptions),
+      kvStream(KV_BUCKETS.policies),
+      kvStream(DEPLOYMENT_BUCKET),
+      NOTIFICATIONS_STREAM,
+      NOTIFICATION_OUTCOMES_STREAM,
+      NETWORK_EVENTS_STREAM,
+      kvStream(KV_BUCKETS.networkOwner),
+    ],
+    create: [kvStream(KV_BUCKETS.subscriptions), NOTIFICATIONS_STREAM, NOTIFICATION_OUTCOMES_STREAM, NETWORK_EVENTS_STREAM, kvStream(KV_BUCKETS.networkOwner), AUDIT_STREAM],
+    publish: [
+      kvWrite(KV_BUCKETS.subscriptions),
+      `${NOTIFICATIONS_SUBJECT_PREFIX}.>`,
+      `${NETWORK_EVENTS_SUBJECT_PREFIX}.>`,
+      kvWrite(KV_BUCKETS.networkOwner),
+      auditOf('capability-exposure'),
+    ],
   },
   edge: {
     read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, NOTIFICATIONS_STREAM],
@@ -114,6 +131,7 @@ export const SIGNED_PLACE_OWNERS: readonly (readonly [place: string, owner: Mesh
   [`kv.${KV_BUCKETS.policies}`, 'authorization'],
   [`kv.${KV_BUCKETS.subscriptions}`, 'capability-exposure'],
   [NOTIFICATIONS_SUBJECT_PREFIX, 'capability-exposure'],
+  [NETWORK_EVENTS_SUBJECT_PREFIX, 'capability-exposure'],
   [NOTIFICATION_OUTCOMES_SUBJECT_PREFIX, 'edge'],
   [CONTROL_SUBJECTS.keys, 'crypto'],
 ];

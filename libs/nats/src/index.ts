@@ -20,6 +20,8 @@ export const KV_BUCKETS = {
   subscriptions: 'aese_subscriptions',
   /** The deployment's identity (its mesh CA): a stack started against another deployment's NATS says so. */
   deployment: 'aese_deployment',
+  /** Which capability-exposure replica runs the simulated network: one key under a lease (the bucket's TTL). */
+  networkOwner: 'aese_network_owner',
 } as const;
 
 export interface NatsSettings {

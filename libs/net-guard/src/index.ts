@@ -67,16 +67,16 @@ export function parseAllowList(entries: readonly string[]): AllowEntry[] {
     const e = raw.trim().toLowerCase();
     const cidr = /^([0-9a-f:.]+)\/(\d{1,3})$/.exec(e);
     if (cidr) {
-      const family = isIP(cidr[1]!);
+      const family = isIP(cidr[1]);
       const prefix = Number(cidr[2]);
       if (family === 0 || prefix > (family === 4 ? 32 : 128)) throw new TypeError(`invalid CIDR in allow-list: ${raw}`);
       const list = new BlockList();
-      list.addSubnet(cidr[1]!, prefix, family === 4 ? 'ipv4' : 'ipv6');
+      list.addSubnet(cidr[1], prefix, family === 4 ? 'ipv4' : 'ipv6');
       return { kind: 'cidr', family: family === 4 ? 'ipv4' : 'ipv6', list };
     }
     const ep = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+):(\d{1,5})$/.exec(e);
     if (!ep) throw new TypeError(`allow-list entries are host:port or CIDR, got: ${raw}`);
-    return { kind: 'endpoint', host: ep[1]!.replace(/^\[|\]$/g, ''), port: ep[2]! };
+    return { kind: 'endpoint', host: ep[1].replace(/^\[|\]$/g, ''), port: ep[2] };
   });
 }
 
@@ -140,8 +140,8 @@ function mappedV4(address: string): string | undefined {
   if (m) return m[1];
   const h = /^::ffff:(?:0:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
   if (!h) return undefined;
-  const hi = parseInt(h[1]!, 16);
-  const lo = parseInt(h[2]!, 16);
+  const hi = parseInt(h[1], 16);
+  const lo = parseInt(h[2], 16);
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 

@@ -74,7 +74,7 @@ const EKU_OIDS: Readonly<Record<ExtendedKeyUsageName, string>> = {
 
 /** An ECDSA P-256 key pair from node's WebCrypto, extractable so the private key can be saved. */
 async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return (await nodeCrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  return nodeCrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify']);
 }
 
 function privateKeyToPem(key: webcrypto.CryptoKey): string {
@@ -88,7 +88,7 @@ function privateKeyToPem(key: webcrypto.CryptoKey): string {
  */
 function randomSerialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
+  bytes[0] = (bytes[0] & 0x7f) | 0x40;
   return bytes.toString('hex');
 }
 

@@ -138,7 +138,7 @@ async function generate(layout: PkiLayout, trustDomain: string, t8Hostnames: rea
       }),
     ),
   );
-  MESH_SERVICES.forEach((name, i) => writePair(layout.services[name], services[i]!));
+  MESH_SERVICES.forEach((name, i) => writePair(layout.services[name], services[i]));
 
   writePair(
     layout.operator,

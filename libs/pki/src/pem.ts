@@ -12,7 +12,7 @@ const PEM_BLOCK_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)---
 export function pemToDer(pem: string): Buffer {
   const match = typeof pem === 'string' ? PEM_BLOCK_RE.exec(pem) : null;
   if (!match) throw new TypeError('not a PEM document: no -----BEGIN ...----- block found');
-  const der = Buffer.from(match[2]!.replace(/\s+/g, ''), 'base64');
+  const der = Buffer.from(match[2].replace(/\s+/g, ''), 'base64');
   if (der.length === 0) throw new TypeError(`empty PEM block ${match[1]}`);
   return der;
 }

@@ -240,8 +240,8 @@ describe('@aese/pki', function () {
       expect(again.created).to.equal(false);
       expect(again.layout).to.deep.equal(layout);
       files.forEach((f, i) => {
-        expect(readFileSync(f, 'utf8'), f).to.equal(before[i]!.data);
-        expect(statSync(f).mtimeMs, f).to.equal(before[i]!.mtime);
+        expect(readFileSync(f, 'utf8'), f).to.equal(before[i].data);
+        expect(statSync(f).mtimeMs, f).to.equal(before[i].mtime);
       });
     });
 

@@ -37,10 +37,16 @@ export function encodeRevocation(r: Revocation, nowMs: number): Uint8Array {
 
 /** Decodes a verified revocation payload; undefined for a kind this version does not know. */
 export function decodeRevocation(payload: Uint8Array): Revocation | undefined {
+  return decodeRevocationEvent(payload)?.revocation;
+}
+
+/** A verified revocation payload with the time its publisher revoked (ms since the epoch), for the enforcement lag. */
+export function decodeRevocationEvent(payload: Uint8Array): { revocation: Revocation; revokedAtMs: number } | undefined {
   const r = PbRevocation.decode(payload);
-  if (r.kind === 'application-server' && r.scsAsId) return { kind: 'application-server', scsAsId: r.scsAsId };
-  if (r.kind === 'certificate' && r.certificateThumbprint) return { kind: 'certificate', certificateThumbprint: r.certificateThumbprint };
-  if (r.kind === 'token' && r.jti) return { kind: 'token', jti: r.jti, expiresAt: r.tokenExpiresAt };
+  const revokedAtMs = r.revokedAtMs;
+  if (r.kind === 'application-server' && r.scsAsId) return { revocation: { kind: 'application-server', scsAsId: r.scsAsId }, revokedAtMs };
+  if (r.kind === 'certificate' && r.certificateThumbprint) return { revocation: { kind: 'certificate', certificateThumbprint: r.certificateThumbprint }, revokedAtMs };
+  if (r.kind === 'token' && r.jti) return { revocation: { kind: 'token', jti: r.jti, expiresAt: r.tokenExpiresAt }, revokedAtMs };
   return undefined;
 }
 

@@ -3,7 +3,7 @@ import type { AuditLog, ControlFeed, ControlFeedStatus, ControlPublisher, Contro
 import type { Logger } from '@aese/logger';
 import type { NatsConnection } from '@aese/nats';
 import {
-  decodeRevocation,
+  decodeRevocationEvent,
   decodeTokenSnapshot,
   DEFAULT_TOKEN_REVOCATION_RETENTION_S,
   encodeTokenSnapshot,
@@ -24,8 +24,12 @@ export interface RevocationFeedOptions {
   readonly audit: AuditLog;
   /** Retention of the token-revocation stream (its max age); the same in every service. */
   readonly tokenRetentionS?: number;
-  /** Called after a verified revocation was added to the list (to drop caches, close connections). */
-  readonly onRevoked?: (r: Revocation) => void;
+  /**
+   * Called after a verified revocation was added to the list (to drop caches, close connections),
+   * with the time its publisher revoked (ms since the epoch) and whether the feed had caught up
+   * (false while it replays earlier events at start-up).
+   */
+  readonly onRevoked?: (r: Revocation, revokedAtMs: number, live: boolean) => void;
   /**
    * The revocation publisher (authentication): it also writes signed snapshots of the token
    * revocations in force every {@link TOKEN_SNAPSHOT_EVERY} of them, so that a start replays a
@@ -110,11 +114,12 @@ export function followRevocations(options: RevocationFeedOptions): { list: Revoc
             },
           }),
       apply: e => {
-        const r = decodeRevocation(e.payload);
+        const decoded = decodeRevocationEvent(e.payload);
         // A permanent revocation never rides the expiring stream: it would silently lapse.
-        if (!r || (r.kind !== 'token' && subject === TOKEN_REVOCATIONS_SUBJECT)) return;
+        if (!decoded || (decoded.revocation.kind !== 'token' && subject === TOKEN_REVOCATIONS_SUBJECT)) return;
+        const r = decoded.revocation;
         list.apply(r);
-        options.onRevoked?.(r);
+        options.onRevoked?.(r, decoded.revokedAtMs, (subject === TOKEN_REVOCATIONS_SUBJECT ? tokens : permanent).status === 'current');
         if (subject === TOKEN_REVOCATIONS_SUBJECT && ++sinceSnapshot >= every) setImmediate(writeSnapshot);
       },
       onRejected: (reason, e) => {

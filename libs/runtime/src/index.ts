@@ -5,12 +5,18 @@ import { int, loadConfig, optionalStr, str } from '@aese/config';
 import type { Env } from '@aese/config';
 import { createLogger } from '@aese/logger';
 import type { Logger } from '@aese/logger';
+import type { Tracing } from '@aese/telemetry';
 import { connectNats, DEFAULT_NATS_URL } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
 import { natsInboxPrefix } from '@aese/nats-trust';
 import { checkDeployment } from './deployment.js';
 export { checkDeployment } from './deployment.js';
 import { pkiLayout, spiffeId } from '@aese/pki';
+import { startTracing, TRACING_SETTINGS } from '@aese/telemetry';
+import { METRICS_SETTINGS, natsConnectionGauge, startServiceMetrics } from '@aese/telemetry';
+import type { ServiceMetrics } from '@aese/telemetry';
+import type { Meter } from '@opentelemetry/api';
+import { Events } from 'nats';
 
 /** The repository root; the default state folder lives below it. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -46,6 +52,8 @@ export const COMMON_SETTINGS = {
   addrReplayGuard: str('REPLAY_GUARD_ADDR', `localhost:${MESH_ENDPOINTS['replay-guard'].port}`),
   addrCrypto: str('CRYPTO_ADDR', `localhost:${MESH_ENDPOINTS.crypto.port}`),
   addrCapabilityExposure: str('CAPABILITY_EXPOSURE_ADDR', `localhost:${MESH_ENDPOINTS['capability-exposure'].port}`),
+  ...TRACING_SETTINGS,
+  ...METRICS_SETTINGS,
 } as const;
 
 export type CommonConfig = ReturnType<typeof loadCommonConfig>;
@@ -75,11 +83,17 @@ export function serviceTls(stateDir: string, service: MeshServiceName): MeshTls 
   };
 }
 
+/** Starts a service's own meter and Prometheus endpoint (`METRICS_PORT` on `LISTEN_HOST`). */
+export function startMeshServiceMetrics(common: CommonConfig, service: MeshServiceName): Promise<ServiceMetrics> {
+  return startServiceMetrics({ service, host: common.listenHost, port: common.metricsPort });
+}
+
 /**
  * Connects a mesh service to NATS as itself: TLS with its mesh certificate (NATS maps it to the
  * service's permissions), its own inbox prefix, and the credentials file when one is configured.
+ * With a meter, the connection's state is the `aese.nats.connected` gauge.
  */
-export async function connectServiceNats(common: CommonConfig, service: MeshServiceName, logger: Logger): Promise<NatsConnection> {
+export async function connectServiceNats(common: CommonConfig, service: MeshServiceName, logger: Logger, meter?: Meter): Promise<NatsConnection> {
   const tls = serviceTls(common.stateDir, service);
   const nc = await connectNats({
     servers: common.natsUrl,
@@ -96,7 +110,19 @@ export async function connectServiceNats(common: CommonConfig, service: MeshServ
     await nc.close();
     throw err;
   }
+  if (meter) followConnectionState(nc, natsConnectionGauge(meter));
   return nc;
+}
+
+/** Drives the gauge from the connection's status events: down on a disconnect, up on a reconnect, down once closed. */
+function followConnectionState(nc: NatsConnection, set: (connected: boolean) => void): void {
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === Events.Disconnect) set(false);
+      else if (s.type === Events.Reconnect) set(true);
+    }
+  })().catch(() => undefined);
+  void nc.closed().then(() => set(false));
 }
 
 /** The SPIFFE ID of a mesh service. */
@@ -120,6 +146,13 @@ export interface Stoppable {
  */
 export function runMain(service: MeshServiceName, start: (env: Env, logger: Logger) => Promise<Stoppable>): void {
   const logger = createLogger({ service, level: process.env['LOG_LEVEL'] ?? 'info' });
+  let tracing: Tracing;
+  try {
+    tracing = startTracing({ service, config: loadConfig(TRACING_SETTINGS, process.env) });
+  } catch (err) {
+    logger.fatal({ err }, 'start failed');
+    process.exit(1);
+  }
   start(process.env, logger).then(
     running => {
       let stopping = false;
@@ -127,13 +160,17 @@ export function runMain(service: MeshServiceName, start: (env: Env, logger: Logg
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping');
-        running.stop().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            logger.error({ err }, 'stop failed');
-            process.exit(1);
-          },
-        );
+        // Spans still buffered are exported before the process ends.
+        running
+          .stop()
+          .then(() => tracing.shutdown())
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              logger.error({ err }, 'stop failed');
+              process.exit(1);
+            },
+          );
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));

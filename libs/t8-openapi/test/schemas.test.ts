@@ -37,7 +37,7 @@ describe('t8-openapi schema validation', () => {
     expect(v({ ...SUB, scsAsId: 'other' })).to.equal(false);
     expect(v.violations()).to.deep.equal([{ param: '/scsAsId', reason: 'unknown member' }]);
     expect(v({ ...SUB, locationArea: { cellIds: ['c1'], extra: 1 } })).to.equal(false);
-    expect(v.violations()[0]!.param).to.equal('/locationArea/extra');
+    expect(v.violations()[0].param).to.equal('/locationArea/extra');
     expect(v({ ...SUB, locationArea: { cellIds: ['c1'] } })).to.equal(true);
   });
 

@@ -26,7 +26,7 @@ import { AuthenticationServiceService } from '@aese/protos/authentication/v1';
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { ApplicationServerChanged } from '@aese/protos/events/v1';
 import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
-import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
+import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { Registry } from './domain/registry.js';
 import type { ApplicationServerStore } from './domain/registry.js';
@@ -77,7 +77,8 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     tls,
     serverId: serviceId(td, 'crypto'),
   });
-  const nc = await connectServiceNats(common, 'authentication', logger);
+  const telemetry = await startMeshServiceMetrics(common, 'authentication');
+  const nc = await connectServiceNats(common, 'authentication', logger, telemetry.meter);
   await ensureControlStream(nc);
   await ensureAuditStream(nc);
   const audit = new AuditLog('authentication', new NatsAuditSink(nc), err => logger.error({ err }, 'audit write failed'), { signer: cryptoAuditSigner(crypto) });
@@ -233,6 +234,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
       await audit.flush();
       crypto.close();
       await nc.drain();
+      await telemetry.stop();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readAuditTrail } from '@aese/events';
 import type { SignedRecord } from '@aese/events';
-import { AeseError } from '@aese/errors';
+import type { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { KV_BUCKETS } from '@aese/nats';
@@ -18,7 +18,7 @@ describe('AS registry integrity in KV', function () {
   before(async () => {
     mesh = await startTestMesh();
     const opts = (identity: 'edge' | 'operator') => ({
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls(identity),
       serverId: mesh.id('authentication'),
     });

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { AeseError } from '@aese/errors';
+import type { AeseError } from '@aese/errors';
 import { CONTROL_SUBJECTS, ControlPublisher, readAuditTrail } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
+import { eventually } from '@aese/testing';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
 import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
@@ -48,7 +49,7 @@ describe('revocation across authentication replicas', function () {
   before(async () => {
     mesh = await startTestMesh({ extraEnv: { AESE_ISSUER: 'https://scef.test' } });
     operator = createMeshClient(AuthenticationServiceClient, {
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls('operator'),
       serverId: mesh.id('authentication'),
     });
@@ -62,7 +63,7 @@ describe('revocation across authentication replicas', function () {
 
   it('revoking an AS, a certificate and a token takes effect on two replicas', async () => {
     const second = await startReplica();
-    const a = edgeClient(mesh.ports['authentication']!);
+    const a = edgeClient(mesh.ports['authentication']);
     const b = edgeClient(second.port);
     const asRevoked = await onboardAs(mesh, 'rev-as', ['3gpp-monitoring-event']);
     const certRevoked = await onboardAs(mesh, 'rev-cert', ['3gpp-monitoring-event']);
@@ -78,7 +79,7 @@ describe('revocation across authentication replicas', function () {
         expect(await verifyCode(c, t, as)).to.equal('OK');
       }
     }
-    const jti = (JSON.parse(Buffer.from(t3.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (JSON.parse(Buffer.from(t3.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
     await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: 'rev-as', certificateThumbprint: '', jti: '', reason: 'compromised' });
     await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_CERTIFICATE, scsAsId: '', certificateThumbprint: certRevoked.thumbprint, jti: '', reason: 'key leaked' });
     await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, scsAsId: '', certificateThumbprint: '', jti, reason: 'token leaked' });
@@ -100,7 +101,7 @@ describe('revocation across authentication replicas', function () {
 
   it('a replica started after a revocation rejects the revoked identity from its first request', async () => {
     const as = await onboardAs(mesh, 'rev-late', ['3gpp-monitoring-event']);
-    const t = await token(edgeClient(mesh.ports['authentication']!), as);
+    const t = await token(edgeClient(mesh.ports['authentication']), as);
     await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: 'rev-late', certificateThumbprint: '', jti: '', reason: 'test' });
     const late = await startReplica();
     expect(await verifyCode(edgeClient(late.port), t, as)).to.equal('INVALID_TOKEN');
@@ -108,7 +109,7 @@ describe('revocation across authentication replicas', function () {
 
   it('a forged revocation changes nothing and is audited; an RFC 7009 self-revocation works', async () => {
     const as = await onboardAs(mesh, 'rev-forged', ['3gpp-monitoring-event']);
-    const c = edgeClient(mesh.ports['authentication']!);
+    const c = edgeClient(mesh.ports['authentication']);
     const t = await token(c, as);
     const nc = await mesh.natsConnect('authentication');
     try {
@@ -117,11 +118,14 @@ describe('revocation across authentication replicas', function () {
         sign: async data => ({ kid: 'event-signing-forged', signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }),
       });
       await forger.publish(CONTROL_SUBJECTS.revocations, REVOCATION_EVENT_TYPE, encodeRevocation({ kind: 'application-server', scsAsId: 'rev-forged' }, Date.now()));
-      await new Promise(r => setTimeout(r, 300));
-      expect(await verifyCode(c, t, as)).to.equal('OK');
+      // Once the refusal is audited the forged revocation has been handled: the token still verifies.
       const reader = await mesh.natsConnect('operator');
-      const trail = await readAuditTrail(reader).finally(() => reader.close());
-      expect(trail.filter(e => e.action === 'control.revocation' && e.reason === 'BAD_SIGNATURE').length).to.be.at.least(1);
+      try {
+        await eventually(async () => (await readAuditTrail(reader)).some(e => e.action === 'control.revocation' && e.reason === 'BAD_SIGNATURE'), 10_000, 'the forged revocation refused in the audit trail');
+      } finally {
+        await reader.close();
+      }
+      expect(await verifyCode(c, t, as)).to.equal('OK');
     } finally {
       await nc.close();
     }
@@ -142,6 +146,7 @@ describe('revocation across authentication replicas', function () {
     const t = await token(c, as);
     await mesh.nats.stop();
     try {
+      // The waits are the point: still served inside the staleness bound, refused once it has passed.
       await new Promise(res => setTimeout(res, 300));
       expect(await verifyCode(c, t, as)).to.equal('OK');
       await new Promise(res => setTimeout(res, 1500));

@@ -26,14 +26,14 @@ describe('access token verification (authentication gRPC API)', function () {
   before(async () => {
     mesh = await startTestMesh({ extraEnv: { AESE_ISSUER: ISSUER } });
     auth = createMeshClient(AuthenticationServiceClient, {
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls('edge'),
       serverId: mesh.id('authentication'),
     });
     // Signing through crypto with the authentication identity yields tokens with a genuine
     // signature and chosen claims: the strongest forgery an attacker inside the mesh could make.
     cryptoAsAuthentication = createMeshClient(CryptoServiceClient, {
-      address: mesh.env['CRYPTO_ADDR']!,
+      address: mesh.env['CRYPTO_ADDR'],
       tls: mesh.tls('authentication'),
       serverId: mesh.id('crypto'),
     });
@@ -91,7 +91,7 @@ describe('access token verification (authentication gRPC API)', function () {
     const pem = createPublicKey({ key: jwk as never, format: 'jwk' }).export({ format: 'pem', type: 'spki' }) as string;
     for (const secret of [pem, JSON.stringify(jwk)]) {
       const token = await new SignJWT(claimsOf())
-        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: jwk['kid']! })
+        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: jwk['kid'] })
         .sign(new TextEncoder().encode(secret));
       await rejected(token);
     }
@@ -105,7 +105,7 @@ describe('access token verification (authentication gRPC API)', function () {
 
   it('rejects jku, x5u, jwk and x5c headers even when the signature is genuine', async () => {
     const { keys } = await cryptoAsAuthentication.getJwks({});
-    const jwk = JSON.parse(keys[0]!.jwkJson) as Record<string, string>;
+    const jwk = JSON.parse(keys[0].jwkJson) as Record<string, string>;
     await rejected(await signed({ jku: 'https://attacker.example/jwks.json' }, claimsOf()));
     await rejected(await signed({ x5u: 'https://attacker.example/cert.pem' }, claimsOf()));
     await rejected(await signed({ jwk }, claimsOf()));
@@ -151,7 +151,7 @@ describe('access token verification (authentication gRPC API)', function () {
     const token = (await auth.issueToken({ certificateDer: asC.der, grantType: 'client_credentials', clientId: '', scope: '' })).accessToken;
     expect((await verify(token, asC.der)).scsAsId).to.equal('as-c');
     const admin = createMeshClient(AuthenticationServiceClient, {
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls('operator'),
       serverId: mesh.id('authentication'),
     });

@@ -83,10 +83,10 @@ export class KvPolicyStore implements PolicyStore {
     }
     // One key only: every stream sequence from the oldest kept to the last must be here.
     const revisions = out.map(e => e.revision);
-    const top = revisions.length > 0 ? revisions[revisions.length - 1]! : 0;
+    const top = revisions.length > 0 ? revisions[revisions.length - 1] : 0;
     if (top < last) throw this.tampered(`the newest policy version (stream sequence ${last}) was deleted`);
-    const gap = revisions.findIndex((r, i) => i > 0 && r !== revisions[i - 1]! + 1);
-    if (gap > 0) throw this.tampered(`the policy version at stream sequence ${revisions[gap - 1]! + 1} was deleted`);
+    const gap = revisions.findIndex((r, i) => i > 0 && r !== revisions[i - 1] + 1);
+    if (gap > 0) throw this.tampered(`the policy version at stream sequence ${revisions[gap - 1] + 1} was deleted`);
     return out.reverse();
   }
 

@@ -9,7 +9,8 @@ import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceService } from '@aese/protos/authorization/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
-import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
+import { cacheLookups, DecisionMetrics } from '@aese/telemetry';
 import type { Stoppable } from '@aese/runtime';
 import { readShippedDefaults, readShippedSchema } from './default-policies.js';
 import { CedarEvaluator } from './domain/cedar-evaluator.js';
@@ -49,15 +50,19 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
   const crypto = createMeshClient(CryptoServiceClient, { address: common.addrCrypto, tls, serverId: serviceId(td, 'crypto') });
   const signer = cryptoEventSigner(crypto);
   const verifier = cryptoEventVerifier(crypto);
+  const telemetry = await startMeshServiceMetrics(common, 'authorization');
   let nc: NatsConnection;
   try {
-    nc = await connectServiceNats(common, 'authorization', logger);
+    nc = await connectServiceNats(common, 'authorization', logger, telemetry.meter);
   } catch (err: unknown) {
     crypto.close();
     throw err;
   }
   const audit = new AuditLog('authorization', new NatsAuditSink(nc), err => logger.warn({ err }, 'audit event not written'), { signer: cryptoAuditSigner(crypto) });
-  const pdp = new PolicyDecisionPoint(new CedarEvaluator(schema), logger, audit, config.decisionCacheSize);
+  const pdp = new PolicyDecisionPoint(new CedarEvaluator(schema), logger, audit, config.decisionCacheSize, {
+    decisions: new DecisionMetrics(telemetry.meter),
+    cache: cacheLookups(telemetry.meter, 'authorization.decision'),
+  });
   let admin: PolicyAdministration;
   try {
     await ensureAuditStream(nc);
@@ -122,6 +127,7 @@ export async function startAuthorizationService(env: Env, logger: Logger): Promi
       await audit.flush();
       crypto.close();
       await nc.drain();
+      await telemetry.stop();
     },
   };
 }

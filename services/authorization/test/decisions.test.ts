@@ -242,8 +242,8 @@ forbid (principal in Aese::ApplicationGroup::"partners", action, resource)
 when { context.categories.contains("roaming") };
 `;
     const grants = structuredClone(TEST_GRANTS);
-    grants[1]!.tags!['3gpp-monitoring-event']!.categories.push('roaming');
-    grants[2]!.tags!['3gpp-monitoring-event']!.categories.push('roaming');
+    grants[1].tags!['3gpp-monitoring-event'].categories.push('roaming');
+    grants[2].tags!['3gpp-monitoring-event'].categories.push('roaming');
     const current = await operator.getPolicies({});
     const applied = await operator.applyPolicies({ policies: `${SHIPPED_POLICIES}${forbidPartnerRoaming}`, entitiesJson: JSON.stringify(grants), expectedVersion: current.version });
     // as-a is a partner: roaming is refused although its grant lists it.

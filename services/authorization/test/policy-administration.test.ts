@@ -96,13 +96,13 @@ describe('authorization policy administration (versions in JetStream KV, validat
     const bad: [string, string, string][] = [
       ['not JSON', '{', 'not valid JSON'],
       ['not an array', '{}', 'array'],
-      ['wrong attribute type', grantsWith(g => (g[1]!.attrs['rateLimitPerSecond'] = 'fast')), 'rateLimitPerSecond'],
+      ['wrong attribute type', grantsWith(g => (g[1].attrs['rateLimitPerSecond'] = 'fast')), 'rateLimitPerSecond'],
       ['undeclared entity type', JSON.stringify([{ uid: { type: 'Aese::Superuser', id: 'x' }, attrs: {}, parents: [] }]), 'Superuser'],
-      ['missing grant field', grantsWith(g => delete (g[1]!.tags!['3gpp-monitoring-event'] as Partial<GrantJson>).anyTarget), 'anyTarget'],
-      ['unknown operation', grantsWith(g => g[1]!.tags!['3gpp-monitoring-event']!.operations.push('execute')), 'operation'],
-      ['malformed msisdn', grantsWith(g => g[1]!.tags!['3gpp-monitoring-event']!.targets.push('msisdn:+4917')), 'msisdn'],
-      ['unknown granularity', grantsWith(g => (g[1]!.tags!['3gpp-monitoring-event']!.locationGranularity = 'street')), 'locationGranularity'],
-      ['misspelt API', grantsWith(g => (g[1]!.tags = { '3gpp-monitoring-events': g[1]!.tags!['3gpp-monitoring-event']! })), 'T8 API'],
+      ['missing grant field', grantsWith(g => delete (g[1].tags!['3gpp-monitoring-event'] as Partial<GrantJson>).anyTarget), 'anyTarget'],
+      ['unknown operation', grantsWith(g => g[1].tags!['3gpp-monitoring-event'].operations.push('execute')), 'operation'],
+      ['malformed msisdn', grantsWith(g => g[1].tags!['3gpp-monitoring-event'].targets.push('msisdn:+4917')), 'msisdn'],
+      ['unknown granularity', grantsWith(g => (g[1].tags!['3gpp-monitoring-event'].locationGranularity = 'street')), 'locationGranularity'],
+      ['misspelt API', grantsWith(g => (g[1].tags = { '3gpp-monitoring-events': g[1].tags!['3gpp-monitoring-event'] })), 'T8 API'],
       ['duplicate AS', JSON.stringify([TEST_GRANTS[1], TEST_GRANTS[1]]), 'duplicate'],
       ['bad scsAsId', JSON.stringify([{ uid: { type: 'Aese::Application', id: 'as a/..' }, attrs: {}, parents: [] }]), 'scsAsId'],
       ['action entity', JSON.stringify([{ uid: { type: 'Aese::Action', id: 'create' }, attrs: {}, parents: [] }]), 'Action'],
@@ -120,7 +120,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
     const v = await version();
     const bigPolicies = `${basePolicies}\n${'// padding\n'.repeat(7_000)}`;
     const many = Array.from({ length: 12_000 }, (_, i) => `msisdn:49170${String(i).padStart(8, '0')}`);
-    const bigGrants = grantsWith(g => g[1]!.tags!['3gpp-monitoring-event']!.targets.push(...many));
+    const bigGrants = grantsWith(g => g[1].tags!['3gpp-monitoring-event'].targets.push(...many));
     expect(Buffer.byteLength(bigPolicies)).to.be.above(64 * 1024);
     expect(Buffer.byteLength(bigGrants)).to.be.above(256 * 1024);
     const p = await failure(operator.applyPolicies({ policies: bigPolicies, entitiesJson: JSON.stringify(TEST_GRANTS), expectedVersion: v }));
@@ -155,7 +155,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
       // Grant the stranger UE on the first replica; the second must follow.
       const applied = await operator.applyPolicies({
         policies: basePolicies,
-        entitiesJson: grantsWith(g => g[1]!.tags!['3gpp-monitoring-event']!.targets.push(UE.stranger)),
+        entitiesJson: grantsWith(g => g[1].tags!['3gpp-monitoring-event'].targets.push(UE.stranger)),
         expectedVersion: v,
       });
       const started = Date.now();
@@ -182,7 +182,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
       kv = await nc.jetstream().views.kv('aese_policies');
       // Signing through crypto with the authorization identity: the strongest forgery an
       // attacker inside the mesh could make (a genuine signature over chosen content).
-      cryptoAsAuthorization = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('authorization'), serverId: mesh.id('crypto') });
+      cryptoAsAuthorization = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('authorization'), serverId: mesh.id('crypto') });
     });
     after(async () => {
       cryptoAsAuthorization?.close();

@@ -5,6 +5,7 @@ import type { MeshClient } from '@aese/grpc-client';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import type { DecideRequest } from '@aese/protos/authorization/v1';
 import type { MeshServiceName } from '@aese/runtime';
+import { eventually as pollUntil } from '@aese/testing';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 
 /** UE and group identifiers of the tests: distinctive, so a log scan finds any leak. */
@@ -100,7 +101,7 @@ export const TEST_GRANTS: GrantEntity[] = [
 export type AuthorizationClient = MeshClient<AuthorizationServiceClient>;
 
 /** A client of the authorization service under a mesh identity. */
-export function authorizationClient(mesh: TestMesh, identity: MeshServiceName | 'operator', address = mesh.env['AUTHORIZATION_ADDR']!): AuthorizationClient {
+export function authorizationClient(mesh: TestMesh, identity: MeshServiceName | 'operator', address = mesh.env['AUTHORIZATION_ADDR']): AuthorizationClient {
   return createMeshClient(AuthorizationServiceClient, { address, tls: mesh.tls(identity), serverId: mesh.id('authorization') });
 }
 
@@ -128,11 +129,6 @@ export async function failure(call: Promise<unknown>): Promise<AeseError> {
 }
 
 /** Polls until `check` holds or `timeoutMs` passes (then fails with `what`). */
-export async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
+export function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<void> {
+  return pollUntil(check, timeoutMs, what);
 }

@@ -11,7 +11,8 @@ import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
-import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
+import { cacheLookups } from '@aese/telemetry';
 import type { Stoppable } from '@aese/runtime';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import type { Decide } from './domain/decision.js';
@@ -29,9 +30,13 @@ import { ModuleRegistry } from './modules/registry.js';
 import type { ApiModule } from './modules/registry.js';
 import { NatsNotificationSink } from './nats-notification-sink.js';
 import { followNotificationOutcomes } from './nats-notification-outcomes.js';
+import { NatsNetworkFeed } from './network/nats-network-feed.js';
+import type { NetworkFeedStats } from './network/nats-network-feed.js';
 import type { NetworkAdapter } from './network/network-adapter.js';
 import { DEFAULT_SIM_GROUP_COUNT, DEFAULT_SIM_SEED, DEFAULT_SIM_UE_COUNT, SimulatedCore } from './network/simulated-core.js';
 
+/** Default lease of the replica that runs the simulated network; another takes over within about this. */
+export const DEFAULT_NETWORK_OWNER_LEASE_MS = 5_000;
 /** Default interval of the simulated network's tick. */
 export const DEFAULT_SIM_TICK_MS = 5_000;
 /** Deadline of one authorization decision; past it the request fails closed with 503. */
@@ -52,6 +57,12 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
   simGroupCount: int('SIM_GROUP_COUNT', DEFAULT_SIM_GROUP_COUNT, 0, 10_000),
   /** 0 turns the automatic tick off (the network then only changes through advance()). */
   simTickMs: int('SIM_TICK_MS', DEFAULT_SIM_TICK_MS, 0, 3_600_000),
+  /**
+   * `jetstream`: replicas share one network through NATS (each event notified by one replica);
+   * `in-process`: this replica's network is its own (one replica only, or tests).
+   */
+  networkEvents: oneOf('NETWORK_EVENTS', ['jetstream', 'in-process'] as const, 'jetstream'),
+  networkOwnerLeaseMs: int('NETWORK_OWNER_LEASE_MS', DEFAULT_NETWORK_OWNER_LEASE_MS, 300, 600_000),
 } as const;
 
 /** Replaceable dependencies; production passes none. */
@@ -68,6 +79,8 @@ export interface RunningCapabilityExposure extends Stoppable {
   /** The simulated core when NETWORK_ADAPTER=simulated (tests drive it with advance()). */
   readonly simulator: SimulatedCore | undefined;
   readonly registry: ModuleRegistry;
+  /** What this replica did with the shared network (NETWORK_EVENTS=jetstream), and whether it runs it. */
+  networkFeed(): (NetworkFeedStats & { readonly owner: boolean }) | undefined;
   /** Hits and Decide calls of the decision cache; undefined when decisions come from an override. */
   decisionCacheStats(): DecisionCacheStats | undefined;
 }
@@ -113,10 +126,11 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       return { allowed: res.allowed, obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: res.policyVersion, denyCause: res.denyCause };
     });
 
-  const nc = await connectServiceNats(common, 'capability-exposure', logger);
+  const telemetry = await startMeshServiceMetrics(common, 'capability-exposure');
+  const nc = await connectServiceNats(common, 'capability-exposure', logger, telemetry.meter);
   // Only for signing the audit chain's checkpoints.
   const crypto = createMeshClient(CryptoServiceClient, { address: common.addrCrypto, tls, serverId: serviceId(td, 'crypto') });
-  const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close(), () => crypto.close()];
+  const cleanup: (() => Promise<void> | void)[] = [async () => nc.drain(), () => authz?.close(), () => crypto.close(), () => telemetry.stop()];
   try {
     await ensureAuditStream(nc);
     const audit = new AuditLog('capability-exposure', new NatsAuditSink(nc), err => logger.error({ err }, 'audit event not written'), {
@@ -128,7 +142,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     if (remoteDecide && config.decisionCacheSize > 0) {
       const versions = await KvPolicyVersion.start(nc, () => cache?.clear(), logger, config.stalenessBoundMs);
       cleanup.unshift(() => versions.stop());
-      cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize);
+      cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
     }
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
     // Subscriptions are signed records: written signed by this service, checked as they load.
@@ -142,15 +156,30 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     cleanup.unshift(() => store.close());
     // Notification requests are signed through crypto: the edge delivers nothing else.
     const sink = await NatsNotificationSink.open(nc, cryptoEventSigner(crypto));
+    const shared = config.networkEvents === 'jetstream';
     const simulator = new SimulatedCore({
       seed: config.simSeed,
       ueCount: config.simUeCount,
       groupCount: config.simGroupCount,
-      tickMs: config.simTickMs,
-      onListenerError: err => logger.error({ err }, 'network event handling failed'),
+      // Shared: the feed ticks it while this replica owns the network.
+      tickMs: shared ? 0 : config.simTickMs,
+      onListenerError: err => logger.error({ err }, shared ? 'network event not published' : 'network event handling failed'),
     });
-    const network: NetworkAdapter = simulator;
-    cleanup.unshift(() => network.stop());
+    cleanup.unshift(() => simulator.stop());
+    const feed = shared
+      ? await NatsNetworkFeed.open({
+          nc,
+          core: simulator,
+          signer: cryptoEventSigner(crypto),
+          verifier: cryptoEventVerifier(crypto),
+          logger,
+          audit,
+          tickMs: config.simTickMs,
+          leaseMs: config.networkOwnerLeaseMs,
+        })
+      : undefined;
+    if (feed) cleanup.unshift(() => feed.stop());
+    const network: NetworkAdapter = feed ?? simulator;
     const meshEndpoints = [
       common.addrAuthentication,
       common.addrAuthorization,
@@ -257,8 +286,11 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       network,
       simulator,
       registry,
+      networkFeed: () => (feed ? { ...feed.stats(), owner: feed.owner() } : undefined),
       decisionCacheStats: () => cache?.stats(),
       stop: async () => {
+        // The network first: another replica runs it while this one drains its calls.
+        await feed?.stop();
         await server.shutdown();
         for (const c of cleanup) await c();
       },

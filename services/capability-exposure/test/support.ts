@@ -68,9 +68,12 @@ export function captureLogger(lines: string[], service = 'capability-exposure'):
   return createLogger({ service, level: 'debug', destination: sink });
 }
 
-/** Starts an instance of the service on the mesh's NATS and PKI, with the automatic tick off. */
+/**
+ * Starts an instance of the service on the mesh's NATS and PKI, with the automatic tick off and a
+ * network of its own (not a replica of the mesh's: its events are decided by its own `decide`).
+ */
 export async function startInstance(mesh: TestMesh, logs: string[], decide: Decide | undefined, extraEnv: Record<string, string> = {}): Promise<RunningCapabilityExposure> {
-  const svc = await startCapabilityExposureService({ ...mesh.env, PORT: '0', SIM_TICK_MS: '0', ...extraEnv }, captureLogger(logs), {
+  const svc = await startCapabilityExposureService({ ...mesh.env, PORT: '0', SIM_TICK_MS: '0', NETWORK_EVENTS: 'in-process', ...extraEnv }, captureLogger(logs), {
     ...(decide ? { decide } : {}),
     resolveHost: testResolver,
   });

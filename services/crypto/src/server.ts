@@ -10,7 +10,7 @@ import { spiffeId, OPERATOR_NAME } from '@aese/pki';
 import { SIGNED_PLACE_OWNERS } from '@aese/nats-trust';
 import { PROTO_FILES } from '@aese/protos';
 import { CryptoServiceService } from '@aese/protos/crypto/v1';
-import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
 import { KeyCustody, KEY_ALGORITHMS } from './domain/keys.js';
 import type { KeyAlgorithm, KeyPurpose } from './domain/keys.js';
@@ -58,7 +58,8 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
   const svc = (name: Parameters<typeof serviceId>[1]) => serviceId(td, name);
   const operator = spiffeId(td, 'operator', OPERATOR_NAME);
 
-  const nc = await connectServiceNats(common, 'crypto', logger);
+  const telemetry = await startMeshServiceMetrics(common, 'crypto');
+  const nc = await connectServiceNats(common, 'crypto', logger, telemetry.meter);
   const store = await KvKeyStore.open(nc);
   await ensureControlStream(nc);
   await ensureAuditStream(nc);
@@ -150,6 +151,7 @@ export async function startCryptoService(env: Env, logger: Logger): Promise<Runn
       unwatch();
       await audit.flush();
       await nc.drain();
+      await telemetry.stop();
     },
   };
 }

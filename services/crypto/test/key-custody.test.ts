@@ -61,7 +61,7 @@ describe('key custody (domain, frozen clock)', () => {
     expect((err as AeseError).code).to.equal('CALLER_NOT_ALLOWED');
     const ok = await custody.sign(signer, 'access-token', Buffer.from('x'));
     const flipped = Buffer.from(ok.signature);
-    flipped[10] = flipped[10]! ^ 1;
+    flipped[10] = flipped[10] ^ 1;
     expect(custody.verify(ok.kid, Buffer.from('x'), flipped)).to.equal(false);
     expect(custody.verify(ok.kid, Buffer.from('x'), Buffer.alloc(64))).to.equal(false);
     expect(custody.verify(ok.kid, Buffer.from('x'), ok.signature.subarray(0, 32))).to.equal(false);
@@ -119,18 +119,18 @@ describe('crypto service over the mesh', () => {
   it('a rotated key still verifies the tokens it signed; new tokens use the new key at once', async () => {
     const as = await onboardAs(mesh, 'rot-as', ['3gpp-monitoring-event']);
     const auth = createMeshClient(AuthenticationServiceClient, {
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls('edge'),
       serverId: mesh.id('authentication'),
     });
     const operator = createMeshClient(CryptoServiceClient, {
-      address: mesh.env['CRYPTO_ADDR']!,
+      address: mesh.env['CRYPTO_ADDR'],
       tls: mesh.tls('operator'),
       serverId: mesh.id('crypto'),
     });
     try {
       const issue = () => auth.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' });
-      const kidOf = (t: string) => (JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
+      const kidOf = (t: string) => (JSON.parse(Buffer.from(t.split('.')[0], 'base64url').toString()) as { kid: string }).kid;
       const before = (await issue()).accessToken;
       const rotated = await operator.rotateKey({ purpose: KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN, algorithm: 0 });
       expect(rotated.retiredKid).to.equal(kidOf(before));
@@ -144,7 +144,7 @@ describe('crypto service over the mesh', () => {
       expect(old.expiresAtMs).to.be.greaterThan(Date.now() + 10 * 60_000);
       // Only the operator may rotate.
       const asAuth = createMeshClient(CryptoServiceClient, {
-        address: mesh.env['CRYPTO_ADDR']!,
+        address: mesh.env['CRYPTO_ADDR'],
         tls: mesh.tls('authentication'),
         serverId: mesh.id('crypto'),
       });
@@ -164,7 +164,7 @@ describe('crypto service over the mesh', () => {
     const nc = await mesh.natsConnect('crypto');
     try {
       const kv = await nc.jetstream().views.kv(KV_BUCKETS.signingKeys);
-      const kek = Buffer.from(readFileSync(mesh.env['CRYPTO_KEK_FILE']!, 'utf8').trim(), 'base64');
+      const kek = Buffer.from(readFileSync(mesh.env['CRYPTO_KEK_FILE'], 'utf8').trim(), 'base64');
       let count = 0;
       for (const kid of await kvKeys(kv)) {
         const raw = Buffer.from((await kv.get(kid))!.value);

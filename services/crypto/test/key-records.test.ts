@@ -101,17 +101,17 @@ describe('key records: only records crypto wrote are applied (domain, frozen clo
     await custody.init();
     const [a, b] = store.revisions as KeyRecord[];
     const withMac = (r: Omit<KeyRecord, 'mac'>): KeyRecord => ({ ...r, mac: recordMac(kek, r) });
-    const { mac: _m, ...aRest } = a!;
+    const { mac: _m, ...aRest } = a;
     // b's sealed key under a's record: the sealing context binds kid, purpose and algorithm.
-    expect(custody.apply(withMac({ ...aRest, kid: 'moved', sealedPrivateKey: b!.sealedPrivateKey }))).to.equal(false);
+    expect(custody.apply(withMac({ ...aRest, kid: 'moved', sealedPrivateKey: b.sealedPrivateKey }))).to.equal(false);
     // a's sealed key with the attacker's public key.
-    expect(custody.apply(withMac({ ...aRest, publicJwk: ownKey(a!.kid).jwk }))).to.equal(false);
+    expect(custody.apply(withMac({ ...aRest, publicJwk: ownKey(a.kid).jwk }))).to.equal(false);
     expect(rejected).to.deep.equal([
       ['moved', 'SEALED_KEY_UNOPENABLE'],
-      [a!.kid, 'PUBLIC_KEY_MISMATCH'],
+      [a.kid, 'PUBLIC_KEY_MISMATCH'],
     ]);
     // The last good record of a stays in force.
-    expect(custody.published().find(k => k.kid === a!.kid)?.publicJwk).to.deep.equal(a!.publicJwk);
+    expect(custody.published().find(k => k.kid === a.kid)?.publicJwk).to.deep.equal(a.publicJwk);
   });
 
   it('a real record copied with another status or expiry changes nothing, at once or after a restart', async () => {

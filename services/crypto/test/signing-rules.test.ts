@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { AeseError } from '@aese/errors';
-import { checkpointSignedBytes, CONTROL_SUBJECTS, notificationOutcomeSubject, notificationSubject, signedBytes, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
+import { checkpointSignedBytes, CONTROL_SUBJECTS, networkEventSubject, notificationOutcomeSubject, notificationSubject, signedBytes, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { SIGNED_PLACE_OWNERS } from '@aese/nats-trust';
 import { KeyCustody } from '../src/domain/keys.ts';
@@ -45,6 +45,7 @@ describe('crypto signs only for the caller’s own places (content rules)', () =
     [`kv.${KV_BUCKETS.subscriptions}`, 'capability-exposure', 'a subscription'],
     [notificationSubject('some-as'), 'capability-exposure', 'a notification request'],
     [notificationOutcomeSubject('some-as'), 'edge', 'a notification delivery outcome'],
+    [networkEventSubject('event.location'), 'capability-exposure', 'a network event'],
     [CONTROL_SUBJECTS.keys, 'crypto', 'a key rotation'],
   ];
   for (const [place, owner, what] of CASES) {

@@ -35,7 +35,8 @@ import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { PublicKey } from '@aese/protos/crypto/v1';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
-import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, untilReady } from '@aese/runtime';
+import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
+import { cacheLookups, ReplayRefusalMetrics, RevocationLagMetrics, T8RequestMetrics } from '@aese/telemetry';
 import { readFileSync } from 'node:fs';
 import type { Stoppable } from '@aese/runtime';
 import { ApiDirectory, DEFAULT_API_REFRESH_MS } from './domain/api-catalogue.js';
@@ -242,9 +243,10 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const jwks = new JwksCache({ fetch: async () => (await crypto.getJwks({})).keys.map(toPublishedKey) });
 
   // The audit trail: every refused handshake, token request and T8 request is one event.
+  const telemetry = await startMeshServiceMetrics(common, 'edge');
   let nc: NatsConnection;
   try {
-    nc = await connectServiceNats(common, 'edge', logger);
+    nc = await connectServiceNats(common, 'edge', logger, telemetry.meter);
   } catch (err) {
     for (const c of clients) c.close();
     throw err;
@@ -293,14 +295,17 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const registeredKeys = new RegisteredKeyCache();
   // Assigned below, once the feeds exist; read only when a request arrives.
   let freshness: Freshness | undefined;
+  const revocationLag = new RevocationLagMetrics(telemetry.meter);
   const { list: revocations, consumer: revocationFeed } = followRevocations({
     nc,
     verifier: eventVerifier,
     logger,
     audit: auditLog,
     tokenRetentionS: config.tokenRevocationRetentionS,
-    onRevoked: r => {
+    onRevoked: (r, revokedAtMs, live) => {
       const closed = enforceRevocation(r, { connections, identities, tokens });
+      // Replayed at start-up, a revocation's age is not a lag.
+      if (live) revocationLag.enforced(r.kind, Date.now() - revokedAtMs);
       logger.info({ kind: r.kind, closed }, 'revocation enforced');
     },
   });
@@ -317,7 +322,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     () => (freshness?.isFresh() ?? false) && feedsCurrent(),
   );
   const tokens = new RevocationAwareTokens(
-    new TokenCache({ maxEntries: config.tokenCacheSize }),
+    new TokenCache({ maxEntries: config.tokenCacheSize, lookups: cacheLookups(telemetry.meter, 'edge.token') }),
     async (token, certificateDer) => {
       const out = await authentication.verifyToken({ token, certificateDer: Buffer.from(certificateDer) });
       return { scsAsId: out.scsAsId, scopes: out.scopes, jti: out.jti, expiresAt: out.expiresAt };
@@ -375,6 +380,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     bodyTimeoutMs: config.bodyTimeoutMs,
     windowS: config.signatureWindowS,
     skewS: config.signatureSkewS,
+    metrics: { requests: new T8RequestMetrics(telemetry.meter), replayRefusals: new ReplayRefusalMetrics(telemetry.meter) },
   });
   await apis.start();
   const layout = pkiLayout(common.stateDir);
@@ -385,6 +391,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     verifier: eventVerifier,
     outcomeSigner: cryptoEventSigner(crypto),
     maxAttempts: config.notificationMaxAttempts,
+    meter: telemetry.meter,
     deps: {
       destinations: notificationDestinationPolicy(config, Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`)),
       signingKey: () => signingKey.current(),
@@ -538,6 +545,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     for (const c of clients) c.close();
     await auditLog.flush();
     await nc.drain().catch(() => undefined);
+    await telemetry.stop();
   };
   let port: number;
   try {

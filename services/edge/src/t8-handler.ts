@@ -1,6 +1,10 @@
 import { AeseError } from '@aese/errors';
 import type { HttpMessageView } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
+import { activeTraceId, contextFromTraceparent, failSpan, inSpan } from '@aese/telemetry';
+import type { ReplayRefusalMetrics, T8Outcome, T8RequestMetrics } from '@aese/telemetry';
+import { SpanKind } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import type { ApiCatalogue } from './domain/api-catalogue.js';
 import type { ApplicationServer } from './domain/application-server.js';
 import { bearerToken } from './domain/bearer.js';
@@ -68,6 +72,8 @@ export interface T8Dependencies {
   readonly windowS: number;
   readonly skewS: number;
   readonly now?: () => number;
+  /** Request durations by API and outcome, and replay refusals by verdict. */
+  readonly metrics?: { readonly requests: T8RequestMetrics; readonly replayRefusals: ReplayRefusalMetrics };
 }
 
 /** One T8 request as the listener hands it over: the request, its certificate, its connection's AS. */
@@ -92,7 +98,19 @@ class Refused extends Error {
   constructor(readonly denial: Denial) {
     super(denial.reason);
   }
+
+  /** The stable reason, which a failed span records. */
+  get code(): string {
+    return this.denial.reason;
+  }
 }
+
+/** One step of the pipeline in a child span of the request's: a refusal ends the trace there. */
+function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  return inSpan(`t8.${name}`, fn);
+}
+
+const T8_SPAN = { kind: SpanKind.SERVER } as const;
 
 function refuse(kind: DenialKind, reason?: string, extra?: Parameters<typeof deny>[2]): never {
   throw new Refused(deny(kind, reason, extra));
@@ -173,13 +191,13 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
   const verifyCredentials = async (x: Exchange, request: T8Request, as: ApplicationServer, body: Buffer): Promise<{ token: VerifiedToken; nonce?: string; created?: number }> => {
     const bearer = bearerToken(x.fields['authorization']);
     if ('problem' in bearer) refuse(bearer.problem);
-    const tokenCheck = Promise.resolve(deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer));
+    const tokenCheck = step('token', () => Promise.resolve(deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer)));
     const req = request.req;
     const authority = singleHeader(req, ':authority') ?? singleHeader(req, 'host') ?? '';
     // The target as received: the one string the signature covers, the route matches and Invoke gets.
     const view = requestView(req.method ?? '', req.url ?? '', authority, x.fields);
     const signed = isSigned(x.fields);
-    const signatureCheck = (async () => {
+    const signatureCheck = step('signature', async () => {
       if (signed) {
         return verifyRequestSignature({ view, body, keys: as.signingKeys, nowS: Math.floor(now() / 1000), windowS: deps.windowS, skewS: deps.skewS });
       }
@@ -187,7 +205,7 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       // An unsigned request of a legacy AS: a digest it sends is still checked.
       if (x.hasBody && x.fields['content-digest'] !== undefined) checkDigest(view, body);
       return undefined;
-    })();
+    });
     const [token, signature] = await Promise.allSettled([tokenCheck, signatureCheck]);
     if (token.status === 'rejected') {
       const err = token.reason;
@@ -224,9 +242,12 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       verdict = await deps.checkReplay(as.scsAsId, nonce, created);
     } catch (err) {
       // The guard refuses malformed input; anything else means it could not decide: fail closed.
-      if (err instanceof AeseError && err.code === 'INVALID_INPUT') refuse('INVALID_SIGNATURE', 'REPLAY_INVALID_INPUT');
+      const invalid = err instanceof AeseError && err.code === 'INVALID_INPUT';
+      deps.metrics?.replayRefusals.refused(invalid ? 'invalid' : 'unavailable');
+      if (invalid) refuse('INVALID_SIGNATURE', 'REPLAY_INVALID_INPUT');
       throw new Refused(dependencyDenial(err, 'REPLAY_GUARD'));
     }
+    if (verdict !== 'accepted') deps.metrics?.replayRefusals.refused(verdict);
     if (verdict === 'replayed') refuse('REPLAYED_REQUEST', 'REPLAYED');
     if (verdict === 'stale') refuse('STALE_REQUEST', 'REPLAY_STALE');
     if (verdict === 'future') refuse('STALE_REQUEST', 'REPLAY_FUTURE');
@@ -284,17 +305,31 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     else logger.info(fields, 't8 request refused');
   };
 
-  return async request => {
-    const fields = fieldLinesOf(request.req);
-    const x: Exchange = { traceId: traceIdOf(fields['traceparent']), fields, hasBody: false, close: false, audited: false };
+  /** Every request is measured once, where its answer is known. */
+  const measured = (x: Exchange, startedMs: number, answer: T8Answer | undefined): T8Answer | undefined => {
+    if (deps.metrics) {
+      const status = answer?.response.status ?? 0;
+      const outcome: T8Outcome = !answer ? 'aborted' : !x.audited ? 'served' : status >= 500 ? 'unavailable' : 'refused';
+      deps.metrics.requests.record(x.api ?? 'unknown', outcome, status, (performance.now() - startedMs) / 1000);
+    }
+    return answer;
+  };
+
+  const handle = async (request: T8Request, fields: Record<string, string[]>, span: Span): Promise<T8Answer | undefined> => {
+    const startedMs = performance.now();
+    // The span's trace id is the AS's when it sent a valid traceparent; with tracing off, the header's.
+    const x: Exchange = { traceId: activeTraceId() ?? traceIdOf(fields['traceparent']), fields, hasBody: false, close: false, audited: false };
     let response: EdgeResponse;
     try {
-      const as = await authenticate(x, request);
-      const rate = deps.limiter.take(as.scsAsId);
-      if (!rate.allowed) refuse('RATE_LIMITED', 'RATE_LIMITED', { retryAfterS: rate.retryAfterS });
-      const body = await readT8Body(x, request.req);
+      const as = await step('authenticate', () => authenticate(x, request));
+      if (span.isRecording()) span.setAttribute('aese.scs_as_id', as.scsAsId);
+      await step('rate-limit', async () => {
+        const rate = deps.limiter.take(as.scsAsId);
+        if (!rate.allowed) refuse('RATE_LIMITED', 'RATE_LIMITED', { retryAfterS: rate.retryAfterS });
+      });
+      const body = await step('body', () => readT8Body(x, request.req));
       const { token, nonce, created } = await verifyCredentials(x, request, as, body);
-      await route(x, request.req, as, token);
+      await step('route', () => route(x, request.req, as, token));
       const wantsJose = acceptsJose(x.fields['accept']);
       if (wantsJose && !as.encryptionKey) refuse('ENCRYPTION_KEY_NOT_REGISTERED');
       // A response that could not be signed must not follow an executed request.
@@ -303,10 +338,10 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       } catch (err) {
         throw new Refused(dependencyDenial(err, 'SIGNING_KEY'));
       }
-      if (nonce !== undefined && created !== undefined) await checkReplay(as, nonce, created);
-      response = await execute(x, request.req, as, token, body, wantsJose);
+      if (nonce !== undefined && created !== undefined) await step('replay', () => checkReplay(as, nonce, created));
+      response = await step('invoke', () => execute(x, request.req, as, token, body, wantsJose));
     } catch (err) {
-      if (err instanceof BodyError && err.kind === 'aborted') return undefined;
+      if (err instanceof BodyError && err.kind === 'aborted') return measured(x, startedMs, undefined);
       let denial: Denial;
       if (err instanceof Refused) denial = err.denial;
       else {
@@ -314,16 +349,37 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
         denial = deny('INTERNAL', 'INTERNAL_ERROR');
       }
       refused(x, denial);
+      if (span.isRecording()) {
+        span.setAttribute('aese.reason', denial.reason);
+        if (denial.response.status >= 500) failSpan(span, err, denial.reason);
+      }
       response = { ...denial.response, headers: { ...denial.response.headers, 'cache-control': 'no-store' } };
     }
     // Answers before the AS is known are not signed: nothing authenticated asked for them.
-    if (!x.as) return { response, close: x.close };
+    if (!x.as) return measured(x, startedMs, { response, close: x.close });
     const key = deps.signingKey.usable() ?? (await deps.signingKey.current().catch(() => undefined));
     if (!key) {
       // No key to sign with (checked before Invoke, so this is a refusal in all but a freak race): 503, unsigned.
       refused(x, deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE'));
-      return { response: deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE').response, close: x.close };
+      return measured(x, startedMs, { response: deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE').response, close: x.close });
     }
-    return { response: signed(x, response, key), close: x.close };
+    return measured(x, startedMs, { response: await step('sign', async () => signed(x, response, key)), close: x.close });
+  };
+
+  return request => {
+    const fields = fieldLinesOf(request.req);
+    // Continues the AS's trace when it sent one well-formed traceparent.
+    const traceparent = fields['traceparent'];
+    const parent = contextFromTraceparent(traceparent?.length === 1 ? traceparent[0]! : '');
+    return inSpan(
+      `T8 ${request.req.method ?? ''}`,
+      async span => {
+        const answer = await handle(request, fields, span);
+        if (answer && span.isRecording()) span.setAttribute('http.response.status_code', answer.response.status);
+        return answer;
+      },
+      T8_SPAN,
+      parent,
+    );
   };
 }

@@ -5,7 +5,8 @@ import type { Logger } from '@aese/logger';
 import type { NatsConnection } from '@aese/nats';
 import { PROTO_FILES } from '@aese/protos';
 import { ReplayGuardServiceService } from '@aese/protos/replay-guard/v1';
-import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
+import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics } from '@aese/runtime';
+import { ReplayRefusalMetrics } from '@aese/telemetry';
 import type { Stoppable } from '@aese/runtime';
 import { nonceTtlMs, ReplayGuard } from './domain/replay-guard.js';
 import { replayGuardHandlers } from './handlers.js';
@@ -50,7 +51,8 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
   const now = options.now ?? Date.now;
   const tls = serviceTls(common.stateDir, 'replay-guard');
 
-  const nc = await connectServiceNats(common, 'replay-guard', logger);
+  const telemetry = await startMeshServiceMetrics(common, 'replay-guard');
+  const nc = await connectServiceNats(common, 'replay-guard', logger, telemetry.meter);
   let store: KvNonceStore;
   try {
     store = await KvNonceStore.open(nc, {
@@ -64,7 +66,7 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
     await nc.close();
     throw err;
   }
-  const guard = new ReplayGuard({ store, windowS: config.windowS, skewS: config.skewS, now });
+  const guard = new ReplayGuard({ store, windowS: config.windowS, skewS: config.skewS, now, refusals: new ReplayRefusalMetrics(telemetry.meter) });
 
   const server = createMeshServer({
     name: 'replay-guard',
@@ -100,6 +102,7 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
       await server.shutdown();
       store.close();
       await drainOrClose(nc);
+      await telemetry.stop();
     },
   };
 }

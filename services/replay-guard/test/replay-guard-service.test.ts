@@ -18,7 +18,7 @@ import { initPki, pkiLayout } from '@aese/pki';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { serviceId } from '@aese/runtime';
 import type { MeshTls } from '@aese/runtime';
-import { connectNatsAs, freePort, startNatsServer, tempDir } from '@aese/testing';
+import { connectNatsAs, eventually, freePort, startNatsServer, tempDir } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import { nonceKey } from '../src/domain/nonce-key.ts';
 import { nonceTtlMs } from '../src/domain/replay-guard.ts';
@@ -58,13 +58,9 @@ function grpcCode(err: AeseError): number | undefined {
   return (err.cause as ServiceError | undefined)?.code;
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe().catch(() => false)) return;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
+/** Polls `probe` (a failing probe counts as "not yet") until it holds or `timeoutMs` passes. */
+function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  return eventually(() => probe().catch(() => false), timeoutMs, what);
 }
 
 /** The state folder whose PKI the test NATS servers and the guards use. */

@@ -10,7 +10,7 @@ class MemoryStore implements NonceStore {
   readonly keys = new Map<string, number>();
   readonly calls: string[] = [];
   since: number | undefined;
-  failWith: unknown;
+  failWith: Error | undefined;
 
   async recordOnce(key: string, ttlMs: number): Promise<boolean> {
     this.calls.push(key);

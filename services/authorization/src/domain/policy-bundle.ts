@@ -233,7 +233,7 @@ function indexApplications(entities: readonly EntityJson[]): Map<string, Applica
       parents,
       grants: new Map(apis.map(api => [api, grantOf(uid.id, api, tags[api])])),
       ancestors: ancestorsOf(parents),
-      rateLimitPerSecond: rate as number | undefined,
+      rateLimitPerSecond: rate,
     });
   }
   return applications;

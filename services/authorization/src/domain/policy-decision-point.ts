@@ -6,6 +6,7 @@ import type { CedarEvaluator } from './cedar-evaluator.js';
 import { decisionKey, parseDecisionRequest } from './decision-request.js';
 import type { DecisionRequest, RawDecisionRequest } from './decision-request.js';
 import { LruCache } from './lru-cache.js';
+import type { CacheLookups } from '@aese/telemetry';
 import { obligationsOf } from './obligations.js';
 import type { Obligation } from './obligations.js';
 import { ENTITY_TYPES } from './policy-bundle.js';
@@ -74,6 +75,7 @@ export class PolicyDecisionPoint {
     private readonly logger: Logger,
     private readonly audit: AuditTrail,
     cacheSize: number = DEFAULT_DECISION_CACHE_SIZE,
+    private readonly metrics?: { readonly decisions: { decided(allowed: boolean, cause: string): void }; readonly cache: CacheLookups },
   ) {
     this.cache = new LruCache(cacheSize);
   }
@@ -101,9 +103,11 @@ export class PolicyDecisionPoint {
     const key = decisionKey(req);
     let decision = this.cache.get(key);
     if (!decision) {
+      this.metrics?.cache.miss();
       decision = this.evaluate(active, req);
       this.cache.set(key, decision);
-    }
+    } else this.metrics?.cache.hit();
+    this.metrics?.decisions.decided(decision.allowed, decision.denyCause);
     if (!decision.allowed) {
       // Every denied request is audited and logged, cached or not; never with its targets
       // (UE identifiers).

@@ -1,3 +1,4 @@
+import type { CacheLookups } from '@aese/telemetry';
 import type { Decide, Decision, DecisionRequest } from './decision.js';
 
 /** Decisions remembered for the current policy version (0 turns the cache off). */
@@ -37,6 +38,7 @@ export class DecisionCache {
     private readonly inner: Decide,
     private readonly versions: PolicyVersionSource,
     private readonly maxEntries = DEFAULT_DECISION_CACHE_SIZE,
+    private readonly lookups?: CacheLookups,
   ) {}
 
   /** A {@link Decide} that answers from the cache when it may. */
@@ -50,10 +52,12 @@ export class DecisionCache {
         this.entries.delete(key);
         this.entries.set(key, hit);
         this.hits += 1;
+        this.lookups?.hit();
         return hit;
       }
     }
     this.asked += 1;
+    this.lookups?.miss();
     const decision = await this.inner(request);
     // The version may have moved while the question was out: remember only a current answer.
     // Denials are not remembered: each one goes to the authorization service, which audits it.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { T8Schemas } from '@aese/t8-openapi';
 import type { ApiModule, PendingNotification } from '../modules/registry.js';
 import type { NetworkEvent } from '../network/network-adapter.js';
@@ -58,11 +59,22 @@ export class NotificationEngine {
     return this.ledger.settle(outcome.api, outcome.scsAsId, outcome.subscriptionId, outcome.notificationId, outcome.delivered);
   }
 
-  /** Handles one network event to the end (all its notifications published or dropped). */
+  /**
+   * Handles one network event to the end (all its notifications published or dropped). An event
+   * with an id gets notification ids derived from it: handled again (redelivered after a replica
+   * died mid-way), its notifications reuse their ids, which JetStream stores once.
+   */
   async handle(event: NetworkEvent): Promise<void> {
+    const seen = new Map<string, number>();
     for (const module of this.deps.modules()) {
       if (!module.onNetworkEvent) continue;
-      for (const pending of await module.onNetworkEvent(event)) await this.deliver(module, pending);
+      for (const pending of await module.onNetworkEvent(event)) {
+        const { api, scsAsId, id } = pending.record;
+        const key = `${api}\n${scsAsId}\n${id}`;
+        const nth = seen.get(key) ?? 0;
+        seen.set(key, nth + 1);
+        await this.deliver(module, pending, event.id === undefined ? this.deps.newId() : notificationIdOf(event.id, key, nth));
+      }
     }
   }
 
@@ -74,7 +86,7 @@ export class NotificationEngine {
     await this.publish(record, body, [], this.deps.newId());
   }
 
-  private async deliver(module: ApiModule, pending: PendingNotification): Promise<void> {
+  private async deliver(module: ApiModule, pending: PendingNotification, notificationId: string): Promise<void> {
     const { record } = pending;
     let allowed: boolean;
     let obligations;
@@ -103,7 +115,6 @@ export class NotificationEngine {
       this.deps.onDrop('notification body breaks its schema', record, new TypeError(JSON.stringify(validate.violations())));
       return;
     }
-    const notificationId = this.deps.newId();
     const counted = this.ledger.counts(record);
     if (counted) {
       let reserved: boolean;
@@ -142,4 +153,13 @@ export class NotificationEngine {
       createdAtMs: this.deps.now(),
     });
   }
+}
+
+/** A UUID-shaped id, the same for the same event, subscription and position. */
+function notificationIdOf(eventId: string, subscriptionKey: string, nth: number): string {
+  const h = createHash('sha256').update(`aese-notification-id/v1\n${eventId}\n${subscriptionKey}\n${nth}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x80;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -105,11 +105,17 @@ export interface QosSession {
   readonly guaranteed: boolean;
 }
 
-/** Something that changed in the network. */
-export type NetworkEvent =
+/** What changed in the network, by kind. */
+export type NetworkChange =
   | { readonly kind: 'location'; readonly ue: UeView; readonly location: UeLocation; readonly atMs: number }
   | { readonly kind: 'reachability'; readonly ue: UeView; readonly reachable: boolean; readonly atMs: number }
   | { readonly kind: 'roaming'; readonly ue: UeView; readonly roaming: UeRoaming; readonly atMs: number }
   | { readonly kind: 'qos'; readonly sessionId: string; readonly event: QosEvent; readonly appliedQosRef: string | undefined; readonly atMs: number };
+
+/**
+ * Something that changed in the network. `id` names the event once it travels between replicas:
+ * a copy handled again (redelivered after a replica died) yields the same notification ids.
+ */
+export type NetworkEvent = NetworkChange & { readonly id?: string };
 
 export type NetworkListener = (event: NetworkEvent) => Promise<void> | void;

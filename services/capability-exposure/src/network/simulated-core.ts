@@ -70,6 +70,16 @@ interface SimUe {
   locatedAtMs: number;
 }
 
+/**
+ * A QoS session created, changed or deleted through this simulator's adapter calls: what another
+ * replica's copy of the network needs to know so that its ticks (and queries) see the session.
+ */
+export type QosSessionChange =
+  | { readonly op: 'upsert'; readonly id: string; readonly ue: UeView; readonly candidates: readonly string[] }
+  | { readonly op: 'delete'; readonly id: string };
+
+export type QosSessionListener = (change: QosSessionChange) => Promise<void> | void;
+
 interface SimSession {
   readonly id: string;
   readonly ueHandle: string;
@@ -118,6 +128,7 @@ export class SimulatedCore implements NetworkAdapter {
   private readonly groups = new Map<string, SimUe[]>();
   private readonly sessions = new Map<string, SimSession>();
   private readonly listeners = new Set<NetworkListener>();
+  private readonly sessionListeners = new Set<QosSessionListener>();
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
@@ -316,6 +327,7 @@ export class SimulatedCore implements NetworkAdapter {
     const candidates = [request.qosReference, ...(request.altQosReferences ?? [])].filter((r): r is string => r !== undefined);
     const s: SimSession = { id: randomUUID(), ueHandle: ue.view.handle, appliedQosRef: candidates[0], candidates, guaranteed: true };
     this.sessions.set(s.id, s);
+    await this.sessionChanged({ op: 'upsert', id: s.id, ue: ue.view, candidates });
     return this.sessionView(s);
   }
 
@@ -325,11 +337,14 @@ export class SimulatedCore implements NetworkAdapter {
     s.candidates = [request.qosReference, ...(request.altQosReferences ?? [])].filter((r): r is string => r !== undefined);
     s.appliedQosRef = s.candidates[0];
     s.guaranteed = true;
+    await this.sessionChanged({ op: 'upsert', id, ue: this.ue(request.ue).view, candidates: s.candidates });
     return this.sessionView(s);
   }
 
   async deleteQosSession(id: string): Promise<boolean> {
-    return this.sessions.delete(id);
+    if (!this.sessions.delete(id)) return false;
+    await this.sessionChanged({ op: 'delete', id });
+    return true;
   }
 
   async restoreQosSession(id: string, request: QosSessionRequest): Promise<void> {
@@ -337,6 +352,55 @@ export class SimulatedCore implements NetworkAdapter {
     const ue = this.ue(request.ue);
     const candidates = [request.qosReference, ...(request.altQosReferences ?? [])].filter((r): r is string => r !== undefined);
     this.sessions.set(id, { id, ueHandle: ue.view.handle, appliedQosRef: candidates[0], candidates, guaranteed: true });
+  }
+
+  /** Calls back with every session change made through this adapter (not with mirrored ones). */
+  onSessionChange(listener: QosSessionListener): () => void {
+    this.sessionListeners.add(listener);
+    return () => this.sessionListeners.delete(listener);
+  }
+
+  private async sessionChanged(change: QosSessionChange): Promise<void> {
+    for (const l of [...this.sessionListeners]) await l(change);
+  }
+
+  /**
+   * Applies a change another replica's copy of this network made, without emitting it again:
+   * the state moves to what the event says (unknown UEs, cells and sessions are ignored).
+   */
+  mirror(event: NetworkEvent): void {
+    if (event.kind === 'qos') {
+      const s = this.sessions.get(event.sessionId);
+      if (!s || event.event === 'SESSION_TERMINATION') return;
+      s.guaranteed = event.event === 'QOS_GUARANTEED';
+      s.appliedQosRef = event.appliedQosRef;
+      return;
+    }
+    const ue = this.byHandle.get(event.ue.handle);
+    if (!ue) return;
+    if (event.kind === 'location') {
+      const cell = this.cells.findIndex(c => c.cellId === event.location.cellId && c.tac === event.location.tac);
+      if (cell < 0) return;
+      ue.cell = cell;
+      ue.locatedAtMs = event.location.observedAtMs;
+    } else if (event.kind === 'reachability') {
+      ue.reachable = event.reachable;
+      ue.reachabilityChangedAtMs = event.atMs;
+    } else {
+      ue.roaming = event.roaming.roaming;
+      ue.roamingChangedAtMs = event.roaming.changedAtMs;
+    }
+  }
+
+  /** Applies another replica's session change, without calling the session listeners. */
+  mirrorSession(change: QosSessionChange): void {
+    if (change.op === 'delete') {
+      this.sessions.delete(change.id);
+      return;
+    }
+    const ue = this.ue(change.ue);
+    const candidates = [...change.candidates];
+    this.sessions.set(change.id, { id: change.id, ueHandle: ue.view.handle, appliedQosRef: candidates[0], candidates, guaranteed: true });
   }
 
   private sessionView(s: SimSession): QosSession {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { CacheLookups } from '@aese/telemetry';
 
 /** Verified tokens remembered by default; one entry is a few hundred bytes. */
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000;
@@ -21,6 +22,8 @@ interface Entry {
 export interface TokenCacheOptions {
   readonly maxEntries?: number;
   readonly now?: () => number;
+  /** Counts hits and misses (the hit ratio). */
+  readonly lookups?: CacheLookups;
 }
 
 /**
@@ -38,10 +41,12 @@ export class TokenCache {
   private readonly entries = new Map<string, Entry>();
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly lookups: CacheLookups | undefined;
 
   constructor(options: TokenCacheOptions = {}) {
     this.maxEntries = options.maxEntries ?? DEFAULT_TOKEN_CACHE_SIZE;
     this.now = options.now ?? Date.now;
+    this.lookups = options.lookups;
   }
 
   /** The cache key of a token presented with a certificate. */
@@ -55,14 +60,19 @@ export class TokenCache {
 
   get(key: string): VerifiedToken | undefined {
     const e = this.entries.get(key);
-    if (!e) return undefined;
+    if (!e) {
+      this.lookups?.miss();
+      return undefined;
+    }
     if (e.untilMs <= this.now()) {
       this.entries.delete(key);
+      this.lookups?.miss();
       return undefined;
     }
     // Least recently used goes first: move this one to the end.
     this.entries.delete(key);
     this.entries.set(key, e);
+    this.lookups?.hit();
     return e.token;
   }
 

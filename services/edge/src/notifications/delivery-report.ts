@@ -3,10 +3,11 @@ import type { Counter, Meter } from '@opentelemetry/api';
 import type { AuditLog, EventSigner } from '@aese/events';
 import { NOTIFICATION_OUTCOMES, signNotificationOutcome } from '@aese/events';
 import type { Logger } from '@aese/logger';
+import { METRIC_NAMES } from '@aese/telemetry';
 import type { NotificationOutcome } from '@aese/protos/events/v1';
 
 /** The OpenTelemetry counter of delivery attempts, by outcome, reason and api. */
-export const DELIVERIES_METRIC = 'aese.notification.deliveries';
+export const DELIVERIES_METRIC = METRIC_NAMES.notificationDeliveries;
 /** Values of the counter's `outcome` attribute. */
 export const DELIVERY_METRIC_OUTCOMES = { delivered: 'delivered', retry: 'retry', dropped: 'dropped', refused: 'refused' } as const;
 /** Attempts to report an outcome to capability exposure, and the first back-off between them. */

@@ -36,6 +36,8 @@ export interface ReplayGuardOptions {
   readonly skewS: number;
   /** The clock, ms since the epoch; injected so tests can freeze it. */
   readonly now?: () => number;
+  /** Told of every refusal by verdict, and of every request it could not decide (`unavailable`). */
+  readonly refusals?: { refused(verdict: string): void };
 }
 
 /**
@@ -60,6 +62,7 @@ export class ReplayGuard {
   readonly ttlMs: number;
   private readonly store: NonceStore;
   private readonly now: () => number;
+  private readonly refusals: ReplayGuardOptions['refusals'];
 
   constructor(options: ReplayGuardOptions) {
     if (!Number.isInteger(options.windowS) || options.windowS < 1) throw new TypeError('windowS must be a positive integer');
@@ -69,11 +72,25 @@ export class ReplayGuard {
     this.skewS = options.skewS;
     this.ttlMs = nonceTtlMs(options.windowS, options.skewS);
     this.now = options.now ?? Date.now;
+    this.refusals = options.refusals;
   }
 
   /** Decides one request; see the class comment. Throws INVALID_INPUT for malformed input. */
   async check(input: ReplayCheck, signal?: AbortSignal): Promise<Verdict> {
     assertReplayCheck(input);
+    if (!this.refusals) return this.decide(input, signal);
+    let verdict: Verdict;
+    try {
+      verdict = await this.decide(input, signal);
+    } catch (err) {
+      if (err instanceof AeseError && err.code === 'UNAVAILABLE') this.refusals.refused('unavailable');
+      throw err;
+    }
+    if (verdict !== 'accepted') this.refusals.refused(verdict);
+    return verdict;
+  }
+
+  private async decide(input: ReplayCheck, signal: AbortSignal | undefined): Promise<Verdict> {
     const nowS = Math.floor(this.now() / 1000);
     if (input.created < nowS - this.windowS) return 'stale';
     if (input.created > nowS + this.skewS) return 'future';

@@ -108,6 +108,8 @@ export interface InvokeStreamRequest {
     | undefined;
   /** How long the caller waits for this answer; 0 means the server's default deadline. */
   timeoutMs: number;
+  /** The caller's W3C Trace Context `traceparent` for this call; empty when it traces nothing. */
+  traceparent: string;
 }
 
 /** The answer to one InvokeStreamRequest: the response, or an error. */
@@ -1290,7 +1292,7 @@ export const InvokeResponse_HeadersEntry: MessageFns<InvokeResponse_HeadersEntry
 };
 
 function createBaseInvokeStreamRequest(): InvokeStreamRequest {
-  return { id: 0, request: undefined, timeoutMs: 0 };
+  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
 }
 
 export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
@@ -1303,6 +1305,9 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(34).string(message.traceparent);
     }
     return writer;
   },
@@ -1344,6 +1349,14 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1365,6 +1378,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -1379,6 +1393,9 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
     return obj;
   },
 
@@ -1392,6 +1409,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
       ? InvokeRequest.fromPartial(object.request)
       : undefined;
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };

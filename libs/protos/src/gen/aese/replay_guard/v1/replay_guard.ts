@@ -103,6 +103,8 @@ export interface CheckAndRecordStreamRequest {
     | undefined;
   /** How long the caller waits for this answer; 0 means the server's default deadline. */
   timeoutMs: number;
+  /** The caller's W3C Trace Context `traceparent` for this call; empty when it traces nothing. */
+  traceparent: string;
 }
 
 /** The answer to one CheckAndRecordStreamRequest: the response, or an error. */
@@ -290,7 +292,7 @@ export const CheckAndRecordResponse: MessageFns<CheckAndRecordResponse> = {
 };
 
 function createBaseCheckAndRecordStreamRequest(): CheckAndRecordStreamRequest {
-  return { id: 0, request: undefined, timeoutMs: 0 };
+  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
 }
 
 export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest> = {
@@ -303,6 +305,9 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(24).uint32(message.timeoutMs);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(34).string(message.traceparent);
     }
     return writer;
   },
@@ -344,6 +349,14 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -365,6 +378,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -379,6 +393,9 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
     return obj;
   },
 
@@ -392,6 +409,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
       ? CheckAndRecordRequest.fromPartial(object.request)
       : undefined;
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };

@@ -1,0 +1,16 @@
+export { DEFAULT_TRACE_SAMPLE_RATIO, otlpTracesUrl, startTracing, TRACING_SETTINGS } from './tracing.js';
+export type { Tracing, TracingConfig, TracingOptions } from './tracing.js';
+export { activeTraceId, activeTraceparent, contextFromTraceparent, failSpan, inSpan, meshTracer } from './spans.js';
+export {
+  cacheLookups,
+  DecisionMetrics,
+  METRIC_NAMES,
+  METRICS_PATH,
+  METRICS_SETTINGS,
+  natsConnectionGauge,
+  ReplayRefusalMetrics,
+  RevocationLagMetrics,
+  startServiceMetrics,
+  T8RequestMetrics,
+} from './metrics.js';
+export type { CacheLookups, ServiceMetrics, ServiceMetricsOptions, T8Outcome } from './metrics.js';

@@ -1,0 +1,51 @@
+import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
+
+/** The mesh's tracer: one instrumentation scope for every span the code base makes. */
+export function meshTracer(): Tracer {
+  return trace.getTracer('aese');
+}
+
+/**
+ * Runs `fn` in a new active span that ends when `fn` settles; a throw marks the span failed with
+ * the error's stable code (never its message: it may name an AS or carry input). With tracing off
+ * this is the API's no-op span and one closure.
+ */
+export function inSpan<T>(name: string, fn: (span: Span) => Promise<T>, options: SpanOptions = {}, parent: Context = context.active()): Promise<T> {
+  return meshTracer().startActiveSpan(name, options, parent, async span => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** Marks a span failed with an error's stable code (`code` of an AeseError, else its name). */
+export function failSpan(span: Span, err: unknown, code?: string): void {
+  if (!span.isRecording()) return;
+  const stable = code ?? (err as { code?: unknown } | null)?.code;
+  span.setStatus({ code: SpanStatusCode.ERROR, message: typeof stable === 'string' ? stable : err instanceof Error ? err.name : 'error' });
+}
+
+/** The W3C `traceparent` of the active context ('' when there is none or tracing is off). */
+export function activeTraceparent(): string {
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier['traceparent'] ?? '';
+}
+
+/** The context a received `traceparent` continues ('' or a malformed one: a new trace). */
+export function contextFromTraceparent(traceparent: string): Context {
+  if (traceparent === '') return ROOT_CONTEXT;
+  return propagation.extract(ROOT_CONTEXT, { traceparent });
+}
+
+/** The trace id of the active span, if there is one (tracing on, or a context carried in). */
+export function activeTraceId(): string | undefined {
+  const ctx = trace.getSpan(context.active())?.spanContext();
+  return ctx && trace.isSpanContextValid(ctx) ? ctx.traceId : undefined;
+}
