@@ -43,7 +43,7 @@ const ASSET_URL = /new URL\((['"])([^'"]+)\1,\s*import\.meta\.url\)/g;
 /** The package name of a bare import (`@scope/name/sub` -> `@scope/name`). */
 function packageOf(specifier: string): string {
   const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
 /** The packages `npm ci --omit=dev` installs: the root's and every workspace's dependencies. */

@@ -25,10 +25,7 @@ async function probe(service: string | undefined): Promise<string> {
     throw new Error(`usage: health-probe <service>, one of ${[...Object.keys(MESH_ENDPOINTS), 'edge'].join(', ')}`);
   }
   const name = service as keyof typeof MESH_ENDPOINTS;
-  const config = loadConfig(
-    { stateDir: COMMON_SETTINGS.stateDir, trustDomain: COMMON_SETTINGS.trustDomain, port: portSetting(MESH_ENDPOINTS[name].port) },
-    process.env,
-  );
+  const config = loadConfig({ stateDir: COMMON_SETTINGS.stateDir, trustDomain: COMMON_SETTINGS.trustDomain, port: portSetting(MESH_ENDPOINTS[name].port) }, process.env);
   const health = createMeshHealthClient({
     address: `localhost:${config.port}`,
     tls: serviceTls(config.stateDir, name),

@@ -32,8 +32,8 @@ const GUIDE_RECEIVER_PORT = '9443';
 function journeyBlocks(markdown: string): Map<string, string> {
   const blocks = new Map<string, string>();
   for (const m of markdown.matchAll(/^```sh journey:([a-z-]+)\n([\s\S]*?)^```$/gm)) {
-    expect(blocks.has(m[1]!), `journey step ${m[1]} appears twice`).to.equal(false);
-    blocks.set(m[1]!, m[2]!);
+    expect(blocks.has(m[1]), `journey step ${m[1]} appears twice`).to.equal(false);
+    blocks.set(m[1], m[2]);
   }
   return blocks;
 }
@@ -42,7 +42,7 @@ function journeyBlocks(markdown: string): Map<string, string> {
 function guideCauses(markdown: string): string[] {
   const section = markdown.slice(markdown.indexOf('\n## Errors'));
   const table = section.slice(0, section.indexOf('\n## ', 4));
-  return [...table.matchAll(/^\| `([A-Za-z_]+)` \|/gm)].map(m => m[1]!);
+  return [...table.matchAll(/^\| `([A-Za-z_]+)` \|/gm)].map(m => m[1]);
 }
 
 /** The string values matched in a source file, within the text from `from` to the next `to`. */
@@ -51,14 +51,24 @@ function causesIn(file: string, from: string, to: string, pattern: RegExp): stri
   const start = text.indexOf(from);
   expect(start, `${file}: ${from}`).to.be.at.least(0);
   const part = text.slice(start, text.indexOf(to, start));
-  return [...part.matchAll(pattern)].map(m => m[1]!);
+  return [...part.matchAll(pattern)].map(m => m[1]);
 }
 
 /** POSTs to the example receiver with a client certificate; the status, or 'refused' for a failed handshake. */
 function postToReceiver(port: number, client: { cert: string; key: string }, caFile: string): Promise<number | 'refused'> {
   return new Promise(resolve => {
     const req = request(
-      { host: '127.0.0.1', port, path: '/notifications', method: 'POST', cert: readFileSync(client.cert), key: readFileSync(client.key), ca: readFileSync(caFile), headers: { 'content-type': 'application/json' }, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/notifications',
+        method: 'POST',
+        cert: readFileSync(client.cert),
+        key: readFileSync(client.key),
+        ca: readFileSync(caFile),
+        headers: { 'content-type': 'application/json' },
+        agent: false,
+      },
       res => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -93,7 +103,7 @@ class Terminal {
     try {
       await eventually(() => done() || this.exited !== undefined, timeoutMs, 'the block to finish');
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- block\n${block}\n--- stdout\n${this.out.slice(o)}\n--- stderr\n${this.err.slice(e)}`);
+      throw new Error(`${(err as Error).message}\n--- block\n${block}\n--- stdout\n${this.out.slice(o)}\n--- stderr\n${this.err.slice(e)}`, { cause: err });
     }
     const result = { stdout: this.out.slice(o).replace(`${marker}\n`, ''), stderr: this.err.slice(e).replace(`${marker}\n`, '') };
     if (!done()) throw new Error(`a command failed (shell exit ${this.exited})\n--- block\n${block}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`);
@@ -105,7 +115,7 @@ class Terminal {
   }
 }
 
-describe('AS developer journey: the guide\'s commands against a real mesh', function () {
+describe("AS developer journey: the guide's commands against a real mesh", function () {
   this.timeout(180_000);
   const work = tempDir('aese-journey');
   const blocks = journeyBlocks(GUIDE);
@@ -120,9 +130,7 @@ describe('AS developer journey: the guide\'s commands against a real mesh', func
   const substituted = (step: string): string => {
     const block = blocks.get(step);
     if (block === undefined) throw new Error(`the guide has no journey:${step} block`);
-    return block
-      .replaceAll('~/', `${work.path}/`)
-      .replaceAll(GUIDE_RECEIVER_PORT, String(receiverPort));
+    return block.replaceAll('~/', `${work.path}/`).replaceAll(GUIDE_RECEIVER_PORT, String(receiverPort));
   };
 
   after(async () => {
@@ -155,12 +163,12 @@ describe('AS developer journey: the guide\'s commands against a real mesh', func
       AESE_STATE_DIR: m.stateDir,
       AESE_TRUST_DOMAIN: m.trustDomain,
       AESE_EDGE_URL: edgeUrl,
-      NATS_URL: m.env['NATS_URL']!,
-      AUTHENTICATION_ADDR: m.env['AUTHENTICATION_ADDR']!,
-      AUTHORIZATION_ADDR: m.env['AUTHORIZATION_ADDR']!,
-      REPLAY_GUARD_ADDR: m.env['REPLAY_GUARD_ADDR']!,
-      CRYPTO_ADDR: m.env['CRYPTO_ADDR']!,
-      CAPABILITY_EXPOSURE_ADDR: m.env['CAPABILITY_EXPOSURE_ADDR']!,
+      NATS_URL: m.env['NATS_URL'],
+      AUTHENTICATION_ADDR: m.env['AUTHENTICATION_ADDR'],
+      AUTHORIZATION_ADDR: m.env['AUTHORIZATION_ADDR'],
+      REPLAY_GUARD_ADDR: m.env['REPLAY_GUARD_ADDR'],
+      CRYPTO_ADDR: m.env['CRYPTO_ADDR'],
+      CAPABILITY_EXPOSURE_ADDR: m.env['CAPABILITY_EXPOSURE_ADDR'],
     });
     // HOME: `aese as onboard` writes the bundle to ~/aese-bundles/<scsAsId> by default.
     const base = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^AESE_|_ADDR$|^NATS_|^NOTIFICATION_/.test(k))), HOME: work.path };
@@ -173,7 +181,12 @@ describe('AS developer journey: the guide\'s commands against a real mesh', func
     const start = substituted('start').trim();
     const startLine = /^((?:[A-Z_]+=\S+ )+)npm start$/m.exec(start);
     expect(startLine, start).to.not.equal(null);
-    const notificationEnv = Object.fromEntries(startLine![1]!.trim().split(' ').map(a => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
+    const notificationEnv = Object.fromEntries(
+      startLine![1]
+        .trim()
+        .split(' ')
+        .map(a => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+    );
     expect(Object.keys(notificationEnv).sort()).to.deep.equal(['NOTIFICATION_CA_FILE', 'NOTIFICATION_DESTINATION_ALLOWLIST']);
     expect(notificationEnv['NOTIFICATION_DESTINATION_ALLOWLIST']).to.equal(`127.0.0.1:${receiverPort}`);
     mesh = await startTestMesh({
@@ -221,12 +234,22 @@ describe('AS developer journey: the guide\'s commands against a real mesh', func
         .split('\n')
         .filter(l => l.startsWith('{'))
         .map(l => JSON.parse(l) as { verified: boolean; encrypted: boolean; path: string; body: Record<string, unknown> });
-    await eventually(() => notifications().some(n => n.encrypted && Array.isArray(n.body['monitoringEventReports'])) || receiver!.exitCode !== null, 30_000, 'a location notification');
+    await eventually(
+      () => notifications().some(n => n.encrypted && Array.isArray(n.body['monitoringEventReports'])) || receiver!.exitCode !== null,
+      30_000,
+      'a location notification',
+    );
     const seen = notifications();
-    expect(seen.find(n => n.path === '/notifications' && n.body['subscription'] === location && n.body['monitoringEventReports'] === undefined), receiverOut).to.include({ verified: true, encrypted: false });
+    expect(
+      seen.find(n => n.path === '/notifications' && n.body['subscription'] === location && n.body['monitoringEventReports'] === undefined),
+      receiverOut,
+    ).to.include({ verified: true, encrypted: false });
     const report = seen.find(n => n.encrypted)!;
     expect(report.body['subscription']).to.equal(location);
-    expect((report.body['monitoringEventReports'] as { externalId?: string; monitoringType: string }[])[0]).to.include({ externalId: 'ue1@scef.test', monitoringType: 'LOCATION_REPORTING' });
+    expect((report.body['monitoringEventReports'] as { externalId?: string; monitoringType: string }[])[0]).to.include({
+      externalId: 'ue1@scef.test',
+      monitoringType: 'LOCATION_REPORTING',
+    });
     // Nothing was refused: every notification came from the SCEF, fresh and once.
     expect(receiverErr).to.not.include('refused');
 

@@ -10,7 +10,8 @@ import { startEdgeService } from '@aese/edge-service';
 import { readAuditTrail, verifyAuditTrail } from '@aese/events';
 import type { AuditEvent } from '@aese/events';
 import type { MeshClient } from '@aese/grpc-client';
-import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
+import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
+import { RevocationKind } from '@aese/protos/authentication/v1';
 import { operatorAuthClient, t8CaPem } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
@@ -29,7 +30,10 @@ describe('audit: one event per denied decision (issue 4)', function () {
 
   before(async function () {
     this.timeout(90_000);
-    mesh = await startTestMesh({ edge: startEdgeService, extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', EDGE_RATE_LIMIT_PER_S: '5', EDGE_RATE_LIMIT_BURST: '5', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' } });
+    mesh = await startTestMesh({
+      edge: startEdgeService,
+      extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', EDGE_RATE_LIMIT_PER_S: '5', EDGE_RATE_LIMIT_BURST: '5', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' },
+    });
     nc = await mesh.natsConnect('operator');
     operator = operatorAuthClient(mesh);
     const as = await onboardT8As(mesh, operator, 'audited-as', { scopes: [MONITORING_EVENT] });
@@ -55,10 +59,13 @@ describe('audit: one event per denied decision (issue 4)', function () {
   };
   const list = `${ME}/audited-as/subscriptions`;
   const one = (events: AuditEvent[], service: string, reason: RegExp): void => {
-    expect(events.map(e => `${e.service}:${e.action}:${e.reason}`), 'exactly one audit event').to.have.length(1);
-    expect(events[0]!.service).to.equal(service);
-    expect(events[0]!.decision).to.equal('deny');
-    expect(events[0]!.reason).to.match(reason);
+    expect(
+      events.map(e => `${e.service}:${e.action}:${e.reason}`),
+      'exactly one audit event',
+    ).to.have.length(1);
+    expect(events[0].service).to.equal(service);
+    expect(events[0].decision).to.equal('deny');
+    expect(events[0].reason).to.match(reason);
   };
 
   it('a positive control leaves no deny event', async () => {
@@ -71,7 +78,7 @@ describe('audit: one event per denied decision (issue 4)', function () {
       await added(
         () =>
           new Promise<void>(resolve => {
-            const s = tlsConnect({ host: '127.0.0.1', port: mesh.ports['edge']!, servername: 'localhost', ca: t8CaPem(mesh), minVersion: 'TLSv1.3' });
+            const s = tlsConnect({ host: '127.0.0.1', port: mesh.ports['edge'], servername: 'localhost', ca: t8CaPem(mesh), minVersion: 'TLSv1.3' });
             s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n'));
             s.on('error', () => resolve());
             s.on('close', () => resolve());
@@ -99,7 +106,11 @@ describe('audit: one event per denied decision (issue 4)', function () {
 
   it('authorization: a UE outside the grants (decided and audited by the authorization service)', async () => {
     const body = { externalId: UE2.externalId, notificationDestination: 'https://127.0.0.1:9443/n', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 1 };
-    one(await added(async () => expect((await c.call({ method: 'POST', path: list, body })).reply.status).to.equal(403)), 'authorization', /TARGET_NOT_GRANTED|OPERATION_NOT_GRANTED/);
+    one(
+      await added(async () => expect((await c.call({ method: 'POST', path: list, body })).reply.status).to.equal(403)),
+      'authorization',
+      /TARGET_NOT_GRANTED|OPERATION_NOT_GRANTED/,
+    );
   });
 
   it('capability exposure: a notification destination refused for SSRF, and a smuggled scsAsId in the body', async () => {
@@ -121,9 +132,11 @@ describe('audit: one event per denied decision (issue 4)', function () {
   });
 
   it('revoked identity: one change event for the revocation, then one deny per refused request; the trail verifies', async () => {
-    const change = await added(() => operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: 'audited-as', certificateThumbprint: '', jti: '', reason: 'test' }));
+    const change = await added(() =>
+      operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: 'audited-as', certificateThumbprint: '', jti: '', reason: 'test' }),
+    );
     expect(change.map(e => `${e.service}:${e.action}:${e.decision}`)).to.deep.equal(['authentication:revoke.application-server:change']);
-    const fresh = new T8Client(c.as, mesh.ports['edge']!, t8CaPem(mesh));
+    const fresh = new T8Client(c.as, mesh.ports['edge'], t8CaPem(mesh));
     try {
       one(await added(() => fresh.call({ method: 'GET', path: list }).catch(() => undefined)), 'edge', /./);
     } finally {

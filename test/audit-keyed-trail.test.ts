@@ -1,15 +1,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { expect } from 'chai';
 import type { NatsConnection } from 'nats';
-import {
-  AUDIT_STREAM,
-  AuditLog,
-  NatsAuditSink,
-  auditHash,
-  checkpointSignedBytes,
-  cryptoAuditSigner,
-  readAuditStream,
-} from '@aese/events';
+import { AUDIT_STREAM, AuditLog, NatsAuditSink, auditHash, checkpointSignedBytes, cryptoAuditSigner, readAuditStream } from '@aese/events';
 import type { AuditCheckpoint, AuditEvent } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
@@ -88,11 +80,16 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
 
   async function writeChain(identity: 'edge' | 'capability-exposure', events: number): Promise<string> {
     const nc = await mesh.natsConnect(identity);
-    const crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls(identity), serverId: mesh.id('crypto') });
+    const crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls(identity), serverId: mesh.id('crypto') });
     writers.push({ nc, crypto });
-    const log = new AuditLog(identity, new NatsAuditSink(nc), err => {
-      throw err;
-    }, { signer: cryptoAuditSigner(crypto), checkpointDelayMs: 50 });
+    const log = new AuditLog(
+      identity,
+      new NatsAuditSink(nc),
+      err => {
+        throw err;
+      },
+      { signer: cryptoAuditSigner(crypto), checkpointDelayMs: 50 },
+    );
     for (let i = 1; i <= events; i++) {
       log.record({ actor: `as-${i}`, action: 't8.request', decision: 'deny', reason: 'TEST', detail: { i } });
       // Two checkpoints per chain: one mid-way, one at the head.
@@ -108,7 +105,7 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
     env = {
       AESE_STATE_DIR: mesh.stateDir,
       AESE_TRUST_DOMAIN: mesh.trustDomain,
-      CRYPTO_ADDR: mesh.env['CRYPTO_ADDR']!,
+      CRYPTO_ADDR: mesh.env['CRYPTO_ADDR'],
       NATS_URL: mesh.nats.url,
     };
     admin = await mesh.natsConnect('nats-admin');
@@ -120,7 +117,7 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
     chains.b = await writeChain('capability-exposure', 4);
     chains.c = await writeChain('edge', 4);
     // The services seal their chains by themselves (a moment after each burst).
-    await until('every chain (the services\' too) to be checkpointed up to its head', async () => {
+    await until("every chain (the services' too) to be checkpointed up to its head", async () => {
       const all = await readAll();
       const heads = new Map(all.filter(m => !isCheckpoint(m)).map(m => [event(m).chain, event(m).seq]));
       const services = new Set(all.filter(m => !isCheckpoint(m)).map(m => event(m).service));
@@ -184,7 +181,7 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
 
   it('two events swapped and re-hashed (rebuilt stream): detected and named', async () => {
     const a = pristine.filter(m => !isCheckpoint(m) && m.body['chain'] === chains.a);
-    const swapped = rehash([a[0]!, a[2]!, a[1]!, ...a.slice(3)].map(event));
+    const swapped = rehash([a[0], a[2], a[1], ...a.slice(3)].map(event));
     const tampered = pristine.map(m => (a.includes(m) ? { subject: m.subject, body: swapped[a.indexOf(m)] as unknown as Record<string, unknown> } : m));
     await rebuild(tampered);
     const res = await verify();
@@ -196,8 +193,8 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
   it('two events reordered in place (deleted and published again the other way round): detected and named', async () => {
     const [p2, p3] = await positionsOf(m => !isCheckpoint(m) && m.body['chain'] === chains.a && [2, 3].includes(Number(m.body['seq'])));
     const a = pristine.filter(m => !isCheckpoint(m) && m.body['chain'] === chains.a);
-    await deleteAt([p2!, p3!]);
-    for (const m of [a[2]!, a[1]!]) await admin.jetstream().publish(m.subject, Buffer.from(JSON.stringify(m.body)));
+    await deleteAt([p2, p3]);
+    for (const m of [a[2], a[1]]) await admin.jetstream().publish(m.subject, Buffer.from(JSON.stringify(m.body)));
     const res = await verify();
     expect(res.code, res.stdout).to.equal(1);
     expect(res.stdout).to.include(`chain ${chains.a}: OUT_OF_ORDER`);
@@ -256,9 +253,7 @@ describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audi
   });
 
   it('a chain no checkpoint covers: tolerated within the grace period, UNSEALED after it', async () => {
-    const fake = rehash(
-      [1, 2].map(i => ({ ...event(pristine.find(m => !isCheckpoint(m) && m.body['chain'] === chains.a)!), id: `fake-${i}`, chain: 'fake-chain' })),
-    );
+    const fake = rehash([1, 2].map(i => ({ ...event(pristine.find(m => !isCheckpoint(m) && m.body['chain'] === chains.a)!), id: `fake-${i}`, chain: 'fake-chain' })));
     for (const e of fake) await admin.jetstream().publish('aese.audit.v1.edge.fake-chain', Buffer.from(JSON.stringify(e)));
     const within = await verify();
     expect(within.code, within.stdout).to.equal(0);

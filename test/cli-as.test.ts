@@ -44,8 +44,8 @@ describe('aese as (CLI binary against a running mesh)', function () {
     env = {
       AESE_STATE_DIR: mesh.stateDir,
       AESE_TRUST_DOMAIN: mesh.trustDomain,
-      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR']!,
-      AUTHORIZATION_ADDR: mesh.env['AUTHORIZATION_ADDR']!,
+      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR'],
+      AUTHORIZATION_ADDR: mesh.env['AUTHORIZATION_ADDR'],
       AESE_EDGE_URL: 'https://scef.example.test:9443',
     };
   });
@@ -58,18 +58,13 @@ describe('aese as (CLI binary against a running mesh)', function () {
     const bundle = (): string => join(out.path, 'as-1');
     let onboarded: CliResult;
     before(async () => {
-      onboarded = await aese(
-        ['as', 'onboard', 'as-1', '--scope', '3gpp-monitoring-event', '--scope', '3gpp-as-session-with-qos', '--out', bundle()],
-        env,
-      );
+      onboarded = await aese(['as', 'onboard', 'as-1', '--scope', '3gpp-monitoring-event', '--scope', '3gpp-as-session-with-qos', '--out', bundle()], env);
     });
 
     it('writes the six bundle files, private ones 0600 in a 0700 folder', () => {
       expect(onboarded.code, onboarded.stderr).to.equal(0);
       expect(onboarded.stderr).to.equal('');
-      expect(readdirSync(bundle()).sort()).to.deep.equal(
-        ['as.json', 'ca.crt', 'client.crt', 'client.key', 'encryption.jwk', 'signing.jwk'].sort(),
-      );
+      expect(readdirSync(bundle()).sort()).to.deep.equal(['as.json', 'ca.crt', 'client.crt', 'client.key', 'encryption.jwk', 'signing.jwk'].sort());
       expect(mode(bundle())).to.equal(0o700);
       for (const f of ['client.key', 'signing.jwk', 'encryption.jwk']) expect(mode(join(bundle(), f)), f).to.equal(0o600);
       for (const f of ['client.crt', 'ca.crt', 'as.json']) expect(mode(join(bundle(), f)), f).to.equal(0o644);
@@ -156,10 +151,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
   });
 
   it('registers the optional signature profile when asked', async () => {
-    const res = await aese(
-      ['as', 'onboard', 'legacy-as', '--scope', '3gpp-as-session-with-qos', '--out', join(out.path, 'legacy'), '--signature-profile', 'optional'],
-      env,
-    );
+    const res = await aese(['as', 'onboard', 'legacy-as', '--scope', '3gpp-as-session-with-qos', '--out', join(out.path, 'legacy'), '--signature-profile', 'optional'], env);
     expect(res.code, res.stderr).to.equal(0);
     expect((await list()).find(a => a.scsAsId === 'legacy-as')?.signatureProfile).to.equal('optional');
   });
@@ -200,7 +192,7 @@ describe('aese as (CLI binary against a running mesh)', function () {
     it('refuses every admin RPC to a mesh service certificate (PERMISSION_DENIED)', async () => {
       for (const service of ['edge', 'crypto', 'authorization'] as const) {
         const client = createMeshClient(AuthenticationServiceClient, {
-          address: mesh.env['AUTHENTICATION_ADDR']!,
+          address: mesh.env['AUTHENTICATION_ADDR'],
           tls: mesh.tls(service),
           serverId: mesh.id('authentication'),
         });

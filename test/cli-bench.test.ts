@@ -66,7 +66,7 @@ describe('aese bench (CLI binary against a running mesh)', function () {
   };
 
   const policyVersion = async (): Promise<{ version: number; entitiesJson: string }> => {
-    const admin = createMeshClient(AuthorizationServiceClient, { address: mesh.env['AUTHORIZATION_ADDR']!, tls: mesh.tls('operator'), serverId: mesh.id('authorization') });
+    const admin = createMeshClient(AuthorizationServiceClient, { address: mesh.env['AUTHORIZATION_ADDR'], tls: mesh.tls('operator'), serverId: mesh.id('authorization') });
     try {
       return await admin.getPolicies({});
     } finally {
@@ -91,7 +91,9 @@ describe('aese bench (CLI binary against a running mesh)', function () {
 
     const r = reportOf(await aese(['bench', 'authorization', '--as', 'bench-az', '--grant', '--json', ...SHORT], env));
     expect(r.identity).to.equal(mesh.id('capability-exposure'));
-    expect(r.notes.join('\n')).to.match(/granted bench-az 3gpp-monitoring-event .*for the run/).and.match(/withdrew the grant/);
+    expect(r.notes.join('\n'))
+      .to.match(/granted bench-az 3gpp-monitoring-event .*for the run/)
+      .and.match(/withdrew the grant/);
     const v2 = await policyVersion();
     expect(v2.version).to.equal(v0.version + 2);
     const entity = (JSON.parse(v2.entitiesJson) as { uid: { id: string }; tags?: Record<string, unknown> }[]).find(e => e.uid.id === 'bench-az');
@@ -108,9 +110,14 @@ describe('aese bench (CLI binary against a running mesh)', function () {
     // Granted again, the AS finds no subscription: the bench's one was deleted, no other made.
     const granted = await aese(['policy', 'grant', 'bench-ce', '--api', '3gpp-monitoring-event', '--category', 'location', '--any-target'], env);
     expect(granted.code, granted.stderr).to.equal(0);
-    const edge = createMeshClient(CapabilityExposureServiceClient, { address: mesh.env['CAPABILITY_EXPOSURE_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('capability-exposure') });
+    const edge = createMeshClient(CapabilityExposureServiceClient, {
+      address: mesh.env['CAPABILITY_EXPOSURE_ADDR'],
+      tls: mesh.tls('edge'),
+      serverId: mesh.id('capability-exposure'),
+    });
     try {
-      const get = (path: string) => edge.invoke({ scsAsId: 'bench-ce', method: 'GET', path, contentType: '', body: Buffer.alloc(0), scopes: ['3gpp-monitoring-event'], apiRoot: 'https://localhost:8443' });
+      const get = (path: string) =>
+        edge.invoke({ scsAsId: 'bench-ce', method: 'GET', path, contentType: '', body: Buffer.alloc(0), scopes: ['3gpp-monitoring-event'], apiRoot: 'https://localhost:8443' });
       const collection = '/3gpp-monitoring-event/v1/bench-ce/subscriptions';
       const list = await get(collection);
       expect(list.status).to.equal(200);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { AeseError } from '@aese/errors';
+import type { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
@@ -54,13 +54,13 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
     env = {
       AESE_STATE_DIR: mesh.stateDir,
       AESE_TRUST_DOMAIN: mesh.trustDomain,
-      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR']!,
-      AUTHORIZATION_ADDR: mesh.env['AUTHORIZATION_ADDR']!,
-      CAPABILITY_EXPOSURE_ADDR: mesh.env['CAPABILITY_EXPOSURE_ADDR']!,
+      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR'],
+      AUTHORIZATION_ADDR: mesh.env['AUTHORIZATION_ADDR'],
+      CAPABILITY_EXPOSURE_ADDR: mesh.env['CAPABILITY_EXPOSURE_ADDR'],
       AESE_EDGE_URL: 'https://scef.example.test:9443',
     };
     decider = createMeshClient(AuthorizationServiceClient, {
-      address: mesh.env['AUTHORIZATION_ADDR']!,
+      address: mesh.env['AUTHORIZATION_ADDR'],
       tls: mesh.tls('capability-exposure'),
       serverId: mesh.id('authorization'),
     });
@@ -77,7 +77,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
       expect([...SERVED_T8_APIS].sort()).to.deep.equal(modules);
       expect([...T8_SCOPES].sort()).to.deep.equal(modules);
       const ce = createMeshClient(CapabilityExposureServiceClient, {
-        address: mesh.env['CAPABILITY_EXPOSURE_ADDR']!,
+        address: mesh.env['CAPABILITY_EXPOSURE_ADDR'],
         tls: mesh.tls('operator'),
         serverId: mesh.id('capability-exposure'),
       });
@@ -91,13 +91,20 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
 
     it('the authentication service refuses to register an unserved scope, and accepts a served one', async () => {
       const admin = createMeshClient(AuthenticationServiceClient, {
-        address: mesh.env['AUTHENTICATION_ADDR']!,
+        address: mesh.env['AUTHENTICATION_ADDR'],
         tls: mesh.tls('operator'),
         serverId: mesh.id('authentication'),
       });
       try {
         const reg = (scopes: string[]) =>
-          admin.registerApplicationServer({ scsAsId: 'scope-as', certificateThumbprints: ['A'.repeat(43)], scopes, signingKeysJson: [], encryptionKeyJson: '', signatureProfile: 0 });
+          admin.registerApplicationServer({
+            scsAsId: 'scope-as',
+            certificateThumbprints: ['A'.repeat(43)],
+            scopes,
+            signingKeysJson: [],
+            encryptionKeyJson: '',
+            signatureProfile: 0,
+          });
         const err = await errorOf(reg(['3gpp-nidd']));
         expect(err?.code).to.equal('INVALID_INPUT');
         expect(err?.message).to.include(`scope 3gpp-nidd is not a T8 API this SCEF serves (served: ${T8_SCOPES.join(', ')})`);
@@ -110,7 +117,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
 
     it('the token endpoint answers an unserved scope with invalid_scope, a served one with a token', async () => {
       const as = await onboardAs(mesh, 'token-scope-as', ['3gpp-monitoring-event']);
-      const edge = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
+      const edge = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
       try {
         const issue = (scope: string) => edge.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: 'token-scope-as', scope });
         const err = await errorOf(issue('3gpp-nidd'));
@@ -140,7 +147,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
     it('ListNetworkIdentities is for the operator only', async () => {
       for (const identity of ['edge', 'authorization', 'authentication'] as const) {
         const client = createMeshClient(CapabilityExposureServiceClient, {
-          address: mesh.env['CAPABILITY_EXPOSURE_ADDR']!,
+          address: mesh.env['CAPABILITY_EXPOSURE_ADDR'],
           tls: mesh.tls(identity),
           serverId: mesh.id('capability-exposure'),
         });
@@ -154,10 +161,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
 
     it('the shipped example grants name UEs and groups the simulated network has', async () => {
       const listed = await network();
-      const known = new Set([
-        ...listed.ues.flatMap(u => [`externalId:${u.externalId}`, `msisdn:${u.msisdn}`]),
-        ...listed.groups.map(g => `externalGroupId:${g.externalGroupId}`),
-      ]);
+      const known = new Set([...listed.ues.flatMap(u => [`externalId:${u.externalId}`, `msisdn:${u.msisdn}`]), ...listed.groups.map(g => `externalGroupId:${g.externalGroupId}`)]);
       const grants = JSON.parse(readFileSync(join(REPO_ROOT, 'services', 'authorization', 'policies', 'example-grants.json'), 'utf8')) as {
         tags?: Record<string, { targets: string[] }>;
       }[];
@@ -168,7 +172,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
   });
 
   describe('granting an onboarded AS', () => {
-    it('onboarding says there is no grant yet and gives the command, with the API\'s categories', async () => {
+    it("onboarding says there is no grant yet and gives the command, with the API's categories", async () => {
       const res = await aese(['as', 'onboard', 'grant-as', '--scope', '3gpp-monitoring-event', '--out', join(out.path, 'grant-as')], env);
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout).to.include('grant-as has no grant yet: every T8 request it makes is refused');
@@ -181,7 +185,25 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
     it('grants one API with targets and obligations; the decision follows; onboarding then shows it', async () => {
       const before = await version();
       const res = await aese(
-        ['policy', 'grant', 'grant-as', '--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'externalId:ue1@scef.test', '--target', 'externalGroupId:group2@scef.test', '--encrypt', 'location', '--location-granularity', 'ta', '--rate-limit', '7'],
+        [
+          'policy',
+          'grant',
+          'grant-as',
+          '--api',
+          '3gpp-monitoring-event',
+          '--category',
+          'location',
+          '--target',
+          'externalId:ue1@scef.test',
+          '--target',
+          'externalGroupId:group2@scef.test',
+          '--encrypt',
+          'location',
+          '--location-granularity',
+          'ta',
+          '--rate-limit',
+          '7',
+        ],
         env,
       );
       expect(res.code, res.stderr).to.equal(0);
@@ -191,7 +213,12 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
       expect(res.stdout).not.to.match(/note:/);
       const allowed = await decide('grant-as', ['externalId:ue1@scef.test']);
       expect(allowed.allowed).to.equal(true);
-      expect(allowed.obligations.map(o => `${o.type}:${JSON.stringify(o.parameters)}`).sort().join(' ')).to.match(/coarsen-location.*"ta".*encrypt-response.*rate-limit/);
+      expect(
+        allowed.obligations
+          .map(o => `${o.type}:${JSON.stringify(o.parameters)}`)
+          .sort()
+          .join(' '),
+      ).to.match(/coarsen-location.*"ta".*encrypt-response.*rate-limit/);
       expect((await decide('grant-as', ['externalId:ue2@scef.test'])).denyCause).to.equal('TARGET_NOT_GRANTED');
       expect((await decide('grant-as', ['externalId:ue1@scef.test'], ['roaming'])).denyCause).to.equal('CATEGORY_NOT_GRANTED');
 
@@ -203,7 +230,10 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
 
     it('refuses a change based on an older version, and changes nothing', async () => {
       const current = await version();
-      const res = await aese(['policy', 'grant', 'grant-as', '--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--expected-version', String(current - 1)], env);
+      const res = await aese(
+        ['policy', 'grant', 'grant-as', '--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--expected-version', String(current - 1)],
+        env,
+      );
       expectOneLineError(res, 1, /FAILED_PRECONDITION/);
       expect(await version()).to.equal(current);
       expect((await decide('grant-as', ['externalId:ue3@scef.test'])).allowed).to.equal(false);
@@ -217,7 +247,10 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
     });
 
     it('says when the AS is not registered for the API it was granted', async () => {
-      const res = await aese(['policy', 'grant', 'grant-as', '--api', '3gpp-as-session-with-qos', '--category', 'qos', '--target', 'msisdn:33610000005', '--operation', 'create', '--operation', 'read'], env);
+      const res = await aese(
+        ['policy', 'grant', 'grant-as', '--api', '3gpp-as-session-with-qos', '--category', 'qos', '--target', 'msisdn:33610000005', '--operation', 'create', '--operation', 'read'],
+        env,
+      );
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout).to.match(/^grant-as\s+3gpp-as-session-with-qos\s+create,read\s+qos\s+1\s/m);
       expect(res.stdout).to.include('note: grant-as is registered for 3gpp-monitoring-event, not 3gpp-as-session-with-qos');
@@ -230,7 +263,11 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
       expect(one.stdout).to.match(/^grant-as\s+3gpp-monitoring-event\s/m);
       expect(one.stdout).not.to.match(/^grant-as\s+3gpp-as-session-with-qos/m);
       const current = await version();
-      expectOneLineError(await aese(['policy', 'withdraw', 'grant-as', '--api', '3gpp-as-session-with-qos'], env), 1, /grant-as has no grant for 3gpp-as-session-with-qos; nothing changed \(NOT_FOUND\)/);
+      expectOneLineError(
+        await aese(['policy', 'withdraw', 'grant-as', '--api', '3gpp-as-session-with-qos'], env),
+        1,
+        /grant-as has no grant for 3gpp-as-session-with-qos; nothing changed \(NOT_FOUND\)/,
+      );
       expect(await version()).to.equal(current);
       const all = await aese(['policy', 'withdraw', 'grant-as'], env);
       expect(all.code, all.stderr).to.equal(0);

@@ -20,15 +20,15 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
   before(async () => {
     mesh = await startTestMesh({ extraEnv: { AESE_ISSUER: 'https://scef.test' } });
     auth = createMeshClient(AuthenticationServiceClient, {
-      address: mesh.env['AUTHENTICATION_ADDR']!,
+      address: mesh.env['AUTHENTICATION_ADDR'],
       tls: mesh.tls('edge'),
       serverId: mesh.id('authentication'),
     });
     env = {
       AESE_STATE_DIR: mesh.stateDir,
       AESE_TRUST_DOMAIN: mesh.trustDomain,
-      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR']!,
-      CRYPTO_ADDR: mesh.env['CRYPTO_ADDR']!,
+      AUTHENTICATION_ADDR: mesh.env['AUTHENTICATION_ADDR'],
+      CRYPTO_ADDR: mesh.env['CRYPTO_ADDR'],
       NATS_URL: mesh.nats.url,
     };
   });
@@ -37,8 +37,7 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
     await mesh?.stop();
   });
 
-  const token = async (as: TestAs) =>
-    (await auth.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' })).accessToken;
+  const token = async (as: TestAs) => (await auth.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' })).accessToken;
   const verify = (t: string, as: TestAs) =>
     auth.verifyToken({ token: t, certificateDer: as.der }).then(
       () => 'OK',
@@ -50,7 +49,7 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
     const c = await onboardAs(mesh, 'cli-rev-cert', ['3gpp-monitoring-event']);
     const t = await onboardAs(mesh, 'cli-rev-tok', ['3gpp-monitoring-event']);
     const [ta, tc, tt, tt2] = [await token(a), await token(c), await token(t), await token(t)];
-    const jti = (JSON.parse(Buffer.from(tt.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (JSON.parse(Buffer.from(tt.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
     for (const [args, pattern] of [
       [['as', 'revoke', 'cli-rev-as', '--reason', 'compromised'], /revoked SCS\/AS cli-rev-as/],
       [['cert', 'revoke', c.thumbprint], /revoked certificate/],
@@ -99,7 +98,12 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       for (const e of trail) counts.set(e.chain, (counts.get(e.chain) ?? 0) + 1);
       const chain = [...counts].find(([, n]) => n >= 3)![0];
       // Its stream position (signed checkpoints sit between the events).
-      const victim = (await readAuditStream(nc)).messages.find(m => (m.body as { chain?: string; seq?: number; kind?: string }).kind !== 'checkpoint' && (m.body as { chain?: string }).chain === chain && (m.body as { seq?: number }).seq === 2)!;
+      const victim = (await readAuditStream(nc)).messages.find(
+        m =>
+          (m.body as { chain?: string; seq?: number; kind?: string }).kind !== 'checkpoint' &&
+          (m.body as { chain?: string }).chain === chain &&
+          (m.body as { seq?: number }).seq === 2,
+      )!;
       await jsm.streams.deleteMessage(AUDIT_STREAM, victim.position);
       const removed = await aese(['audit', 'verify'], env);
       expect(removed.code).to.equal(1);
@@ -132,7 +136,7 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       await nc.close();
     }
   });
-  it('audit tail and verify refuse a NATS that holds another deployment\'s state, saying what to do', async () => {
+  it("audit tail and verify refuse a NATS that holds another deployment's state, saying what to do", async () => {
     // crypto is the one identity that records the deployment; here it records another one's mesh CA.
     const nc = await mesh.natsConnect('crypto');
     try {
@@ -143,7 +147,10 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       expect((await aese(['audit', 'tail', '-n', '1'], env)).code).to.equal(0);
       await kv.put('deployment', Buffer.from(JSON.stringify({ ...record, meshCa: 'A'.repeat(43), createdAt: new Date(0).toISOString() })));
       try {
-        for (const args of [['audit', 'tail'], ['audit', 'verify']]) {
+        for (const args of [
+          ['audit', 'tail'],
+          ['audit', 'verify'],
+        ]) {
           const res = await aese(args, env);
           expect(res.stdout, args.join(' ')).to.equal('');
           expectOneLineError(res, 1, /holds the state of another deployment.*point NATS_URL at this deployment's NATS/);

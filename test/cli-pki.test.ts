@@ -146,7 +146,7 @@ describe('aese command line (CLI binary)', function () {
   });
   usageErrors.forEach(([args, pattern], i) => {
     it(`exits 2 with one line for: aese ${args.join(' ')}`, () => {
-      expectOneLineError(usageResults[i]!, 2, pattern);
+      expectOneLineError(usageResults[i], 2, pattern);
     });
   });
 

@@ -44,7 +44,7 @@ const UE1 = simulatedUe(1);
 const GRANT = { operations: ['read'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false };
 
 const health = (mesh: TestMesh, service: 'authentication') =>
-  healthCheck(mesh.env[`${service.toUpperCase()}_ADDR`]!, meshCredentials(mesh.tls('edge'))).catch((e: Error) => `error: ${e.message}`);
+  healthCheck(mesh.env[`${service.toUpperCase()}_ADDR`], meshCredentials(mesh.tls('edge'))).catch((e: Error) => `error: ${e.message}`);
 
 /** A signer as capability exposure has it: crypto's Sign with the event-signing key, over mTLS as capability exposure. */
 function capabilityExposureSigner(crypto: MeshClient<CryptoServiceClient>): EventSigner {
@@ -107,7 +107,7 @@ describe('control events through a running mesh (issue 7)', function () {
       receiverPort = (receiver.address() as AddressInfo).port;
       operator = operatorAuthClient(mesh);
       audit = await AuditReader.open(mesh);
-      capexCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('capability-exposure'), serverId: mesh.id('crypto') });
+      capexCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('capability-exposure'), serverId: mesh.id('crypto') });
     });
     after(async function () {
       this.timeout(30_000);
@@ -161,7 +161,7 @@ describe('control events through a running mesh (issue 7)', function () {
         await js.publish(notificationSubject(victim), bare.payload, { msgID: bare.notificationId });
         // 2. Signed with the attacker's own P-256 key under the real event-signing kid.
         const jwks = eventSigningJwks((await capexCrypto.getJwks({})).keys);
-        const kid = jwks[0]!.kid!;
+        const kid = jwks[0].kid!;
         const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         const ownKey: EventSigner = { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) };
         const own = request(victim, '/forged-own-key');
@@ -245,10 +245,14 @@ describe('control events through a running mesh (issue 7)', function () {
         await mesh.restart('authentication');
         await mesh.restart('edge');
         await eventually(async () => (await health(mesh, 'authentication')) === 'SERVING', 30_000, 'authentication SERVING after the restart');
-        await eventually(async () => {
-          const res = await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'ctl-revoker', scope: MONITORING_EVENT });
-          return res.status === 200;
-        }, 20_000, 'a new token after the restart');
+        await eventually(
+          async () => {
+            const res = await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'ctl-revoker', scope: MONITORING_EVENT });
+            return res.status === 200;
+          },
+          20_000,
+          'a new token after the restart',
+        );
         expect(mesh.logs.filter(l => l.includes('was tampered with'))).to.deep.equal([]);
       } finally {
         await admin.close();
@@ -283,8 +287,7 @@ describe('control events through a running mesh (issue 7)', function () {
       clients.push(c);
       return c;
     };
-    const tokenStatus = async (c: T8Client) =>
-      (await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: c.as.scsAsId, scope: MONITORING_EVENT })).status;
+    const tokenStatus = async (c: T8Client) => (await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: c.as.scsAsId, scope: MONITORING_EVENT })).status;
     const restartAll = async () => {
       await mesh.restart('authentication');
       await mesh.restart('edge');
@@ -292,11 +295,12 @@ describe('control events through a running mesh (issue 7)', function () {
     const tamperLines = () => mesh.logs.filter(l => l.includes('was tampered with'));
     /** A token straight from authentication (as the edge asks for one), bypassing the edge's own state. */
     const directToken = async (c: T8Client): Promise<string> => {
-      const auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
+      const auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
       try {
-        return await auth
-          .issueToken({ certificateDer: new X509Certificate(c.as.certPem).raw, grantType: 'client_credentials', clientId: '', scope: '' })
-          .then(() => 'OK', (e: AeseError) => e.code);
+        return await auth.issueToken({ certificateDer: new X509Certificate(c.as.certPem).raw, grantType: 'client_credentials', clientId: '', scope: '' }).then(
+          () => 'OK',
+          (e: AeseError) => e.code,
+        );
       } finally {
         auth.close();
       }
@@ -305,7 +309,13 @@ describe('control events through a running mesh (issue 7)', function () {
     /** Revokes `revoked`, checks the positive control (restart: still refused, `other` served), returns the revocation's sequence. */
     const revokeAndControl = async (revoked: T8Client, other: T8Client): Promise<number> => {
       expect(await tokenStatus(revoked)).to.equal(200);
-      const { version } = await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: revoked.as.scsAsId, certificateThumbprint: '', jti: '', reason: 'test' });
+      const { version } = await operator.revoke({
+        kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER,
+        scsAsId: revoked.as.scsAsId,
+        certificateThumbprint: '',
+        jti: '',
+        reason: 'test',
+      });
       await eventually(async () => (await tokenStatus(revoked)) !== 200, 5_000, 'the revoked AS refused');
       // Positive control: with the stream intact, a restart keeps the revocation and serves the others.
       await restartAll();

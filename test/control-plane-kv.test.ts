@@ -68,7 +68,7 @@ describe('signed control-plane KV buckets through a running mesh', function () {
     let mesh: TestMesh;
     let edge: MeshClient<AuthenticationServiceClient>;
     let operator: MeshClient<AuthenticationServiceClient>;
-    const authAddress = (): string => mesh.env['AUTHENTICATION_ADDR']!;
+    const authAddress = (): string => mesh.env['AUTHENTICATION_ADDR'];
     const clients = (): void => {
       edge?.close();
       operator?.close();
@@ -108,9 +108,9 @@ describe('signed control-plane KV buckets through a running mesh', function () {
         const older: Uint8Array[] = [];
         for await (const e of await kv.history({ key: 'victim' })) if (e.operation === 'PUT') older.push(e.value);
         expect(older.length).to.be.greaterThan(1);
-        const active = JSON.parse(Buffer.from(older[0]!).toString()) as SignedRecord;
+        const active = JSON.parse(Buffer.from(older[0]).toString()) as SignedRecord;
         expect((JSON.parse(active.payloadJson) as { value: { status: string } }).value.status).to.equal('active');
-        await kv.put('victim', older[0]!);
+        await kv.put('victim', older[0]);
 
         expect(await healthBecomes(mesh, 'authentication', authAddress, 'NOT_SERVING')).to.equal('NOT_SERVING');
         expect(await resolve(victim.der)).to.equal('UNAVAILABLE');
@@ -237,7 +237,7 @@ describe('signed control-plane KV buckets through a running mesh', function () {
 
     it('deleting the newest policy version: after a restart authorization is NOT_SERVING, never the older version', async () => {
       mesh = await startTestMesh();
-      const address = (): string => mesh.env['AUTHORIZATION_ADDR']!;
+      const address = (): string => mesh.env['AUTHORIZATION_ADDR'];
       const client = (identity: 'operator' | 'capability-exposure') =>
         createMeshClient(AuthorizationServiceClient, { address: address(), tls: mesh.tls(identity), serverId: mesh.id('authorization') });
       const restart = async (waitReady: boolean): Promise<void> => {
@@ -391,13 +391,13 @@ describe('signed control-plane KV buckets through a running mesh', function () {
           body: { externalId: UE1.externalId, notificationDestination: AS_DESTINATION, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 1000 },
         });
         expect(a.status, a.text).to.equal(201);
-        const id = a.headers['location']!.split('/').pop()!;
+        const id = a.headers['location'].split('/').pop()!;
         // Positive control: the victim's reports are published while the bucket is intact.
         expect(await healthBecomes(mesh, 'capability-exposure', address, 'SERVING')).to.equal('SERVING');
         await until('a report for the victim', async () => {
           await svc.simulator!.advance();
           await watcherNc.flush();
-          return published['victim']! > 0 ? true : undefined;
+          return published['victim'] > 0 ? true : undefined;
         });
 
         const kv = await nc.jetstream().views.kv(KV_BUCKETS.subscriptions);
@@ -410,7 +410,7 @@ describe('signed control-plane KV buckets through a running mesh', function () {
         await kv.put(`3gpp-monitoring-event.attacker.${id}`, Buffer.from(JSON.stringify({ ...genuine, payloadJson: JSON.stringify(copy) })));
 
         expect(await healthBecomes(mesh, 'capability-exposure', address, 'NOT_SERVING')).to.equal('NOT_SERVING');
-        const before = published['attacker']!;
+        const before = published['attacker'];
         for (let i = 0; i < 20; i++) await svc.simulator!.advance();
         await watcherNc.flush();
         expect(published['attacker']).to.equal(before).and.to.equal(0);

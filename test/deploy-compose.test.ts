@@ -55,11 +55,10 @@ const serviceDirs = readdirSync(join(REPO_ROOT, 'services'), { withFileTypes: tr
 const INFRASTRUCTURE = ['nats', 'otel-collector', 'jaeger', 'prometheus'];
 const appServices = Object.keys(compose.services).filter(name => !INFRASTRUCTURE.includes(name));
 
-
 function envOf(svc: ComposeService): Record<string, string> {
   const env = svc.environment ?? {};
   if (Array.isArray(env)) {
-    return Object.fromEntries(env.map(e => [e.split('=')[0]!, e.slice(e.indexOf('=') + 1)]));
+    return Object.fromEntries(env.map(e => [e.split('=')[0], e.slice(e.indexOf('=') + 1)]));
   }
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
@@ -94,10 +93,7 @@ function isSettings(value: unknown): value is Record<string, SettingLike> {
 
 /** Every setting a service reads: the common ones, its port, and each `*_SETTINGS` its server exports. */
 async function settingsOf(service: string): Promise<SettingLike[]> {
-  const mod = (await import(pathToFileURL(join(REPO_ROOT, 'services', service, 'src', 'server.ts')).href)) as Record<
-    string,
-    unknown
-  >;
+  const mod = (await import(pathToFileURL(join(REPO_ROOT, 'services', service, 'src', 'server.ts')).href)) as Record<string, unknown>;
   const own = Object.entries(mod)
     .filter(([name, value]) => name.endsWith('_SETTINGS') && isSettings(value))
     .flatMap(([, value]) => Object.values(value as Record<string, SettingLike>));
@@ -112,10 +108,7 @@ function interpolateDefaults(value: string): string {
 type StartFn = (env: Record<string, string>, logger: Logger) => Promise<{ port: number; stop(): Promise<void> }>;
 
 async function startFunctionOf(service: string): Promise<StartFn> {
-  const mod = (await import(pathToFileURL(join(REPO_ROOT, 'services', service, 'src', 'server.ts')).href)) as Record<
-    string,
-    unknown
-  >;
+  const mod = (await import(pathToFileURL(join(REPO_ROOT, 'services', service, 'src', 'server.ts')).href)) as Record<string, unknown>;
   const entry = Object.entries(mod).find(([name, value]) => /^start[A-Za-z]*Service$/.test(name) && typeof value === 'function');
   if (!entry) throw new Error(`services/${service}/src/server.ts exports no start*Service function`);
   return entry[1] as StartFn;
@@ -138,21 +131,21 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     expect(validate(parse(composeText, { merge: true })), ajv.errorsText(validate.errors)).to.equal(true);
     // Positive control for the negative one: the schema refuses an unknown service key.
     const broken = parse(composeText, { merge: true }) as ComposeFile & { services: Record<string, Record<string, unknown>> };
-    broken.services['crypto']!['helthcheck'] = {};
+    broken.services['crypto']['helthcheck'] = {};
     expect(validate(broken)).to.equal(false);
   });
 
   it('checks the health of every service with the gRPC health probe of its image, NATS with its monitoring endpoint', () => {
     for (const name of appServices) {
-      expect(compose.services[name]!.healthcheck?.test, name).to.deep.equal(['CMD', 'node', 'dist/health-probe.mjs', name]);
+      expect(compose.services[name].healthcheck?.test, name).to.deep.equal(['CMD', 'node', 'dist/health-probe.mjs', name]);
     }
     for (const name of ['nats', 'otel-collector', 'jaeger', 'prometheus']) expect(compose.services, name).to.have.property(name);
-    expect(JSON.stringify(compose.services['nats']!.healthcheck)).to.include('/healthz');
+    expect(JSON.stringify(compose.services['nats'].healthcheck)).to.include('/healthz');
   });
 
   it('starts each service once NATS and every service it calls are healthy, and no later', () => {
     for (const name of appServices) {
-      const depends = compose.services[name]!.depends_on ?? {};
+      const depends = compose.services[name].depends_on ?? {};
       expect(Object.keys(depends).sort(), name).to.deep.equal(['nats', ...meshCallsOf(name)].sort());
       for (const [dep, d] of Object.entries(depends)) expect(d.condition, `${name} on ${dep}`).to.equal('service_healthy');
     }
@@ -171,14 +164,14 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     const otlpPort = collector.receivers.otlp.protocols.http.endpoint.split(':')[1];
     const pipeline = collector.service.pipelines.traces;
     expect(pipeline.receivers).to.include('otlp');
-    expect(pipeline.exporters.map(e => collector.exporters[e]!.endpoint)).to.deep.equal(['jaeger:4317']);
+    expect(pipeline.exporters.map(e => collector.exporters[e].endpoint)).to.deep.equal(['jaeger:4317']);
     expect(compose.services).to.have.property('jaeger');
     const prometheus = parse(readFileSync(join(REPO_ROOT, 'deploy', 'prometheus.yml'), 'utf8')) as {
       scrape_configs: { metrics_path: string; static_configs: { targets: string[] }[] }[];
     };
     const targets = prometheus.scrape_configs.flatMap(c => c.static_configs.flatMap(s => s.targets));
     for (const name of appServices) {
-      const env = envOf(compose.services[name]!);
+      const env = envOf(compose.services[name]);
       expect(env['OTEL_EXPORTER_OTLP_ENDPOINT'], name).to.equal(`http://otel-collector:${otlpPort}`);
       expect(targets, name).to.include(`${name}:${env['METRICS_PORT']}`);
     }
@@ -191,7 +184,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     // Multi-stage: the build stage has the dev dependencies and runs the build; the image gets
     // production dependencies and the service's bundle only, run by plain node as `node`.
     const stages = dockerfile.split(/^FROM /m).slice(1);
-    const stage = (name: string): string => stages.find(st => st.split('\n')[0]!.endsWith(` AS ${name}`)) ?? '';
+    const stage = (name: string): string => stages.find(st => st.split('\n')[0].endsWith(` AS ${name}`)) ?? '';
     expect(stage('build')).to.match(/npm ci --no-audit/);
     expect(stage('build')).to.match(/npm run build/);
     expect(stage('deps')).to.match(/npm ci --omit=dev/);
@@ -206,7 +199,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
     // What the image copies is what the build writes.
     expect(BUILD_ENTRIES.map(e => e.out)).to.include.members([...MESH_SERVICES.map(s => `${s}/main.mjs`), 'health-probe/main.mjs']);
     for (const name of appServices) {
-      const build = compose.services[name]!.build;
+      const build = compose.services[name].build;
       expect(build, name).to.deep.include({ context: '.', dockerfile: 'deploy/Dockerfile' });
       expect(build?.args?.['SERVICE'], name).to.equal(name);
       expect(existsSync(join(REPO_ROOT, 'services', name, 'src', 'main.ts')), `services/${name}/src/main.ts`).to.equal(true);
@@ -227,9 +220,9 @@ describe('deployment: docker-compose.yml and deploy/', () => {
 
   it('addresses each service by its compose name on the port it listens on', () => {
     for (const name of appServices) {
-      const env = envOf(compose.services[name]!);
+      const env = envOf(compose.services[name]);
       for (const [target, endpoint] of Object.entries(MESH_ENDPOINTS)) {
-        const port = envOf(compose.services[target]!)['PORT'];
+        const port = envOf(compose.services[target])['PORT'];
         expect(env[endpoint.addressEnv], `${name} ${endpoint.addressEnv}`).to.equal(`${target}:${port}`);
       }
       expect(env['NATS_URL'], name).to.equal('tls://nats:4222');
@@ -238,25 +231,28 @@ describe('deployment: docker-compose.yml and deploy/', () => {
   });
 
   it('gives the edge and authentication the same issuer', () => {
-    const edge = envOf(compose.services['edge']!)['AESE_ISSUER'];
+    const edge = envOf(compose.services['edge'])['AESE_ISSUER'];
     expect(edge).to.be.a('string').and.not.equal('');
-    expect(envOf(compose.services['authentication']!)['AESE_ISSUER']).to.equal(edge);
+    expect(envOf(compose.services['authentication'])['AESE_ISSUER']).to.equal(edge);
   });
 
   it('publishes no port but the edge T8 port, and the observability UIs on this host only', () => {
     for (const [name, svc] of Object.entries(compose.services)) {
       if (name === 'edge') continue;
-      for (const port of svc.ports ?? []) expect(port, `${name} publishes a port`).to.be.a('string').and.match(/^127\.0\.0\.1:/);
+      for (const port of svc.ports ?? [])
+        expect(port, `${name} publishes a port`)
+          .to.be.a('string')
+          .and.match(/^127\.0\.0\.1:/);
       if (!['jaeger', 'prometheus'].includes(name)) expect(svc.ports ?? [], `${name} publishes a port`).to.deep.equal([]);
     }
-    const edgePort = envOf(compose.services['edge']!)['PORT'];
-    expect(compose.services['edge']!.ports).to.deep.equal([`${edgePort}:${edgePort}`]);
+    const edgePort = envOf(compose.services['edge'])['PORT'];
+    expect(compose.services['edge'].ports).to.deep.equal([`${edgePort}:${edgePort}`]);
   });
 
   it('mounts each container its own certificate and key read-only, no CA key, and the KEK into crypto only', () => {
     const layout = pkiLayout('/state');
     for (const name of MESH_SERVICES) {
-      const svc = compose.services[name]!;
+      const svc = compose.services[name];
       expect(envOf(svc)['AESE_STATE_DIR'], name).to.equal(layout.stateDir);
       const mounts = mountsOf(svc);
       const stateMounts = mounts.filter(m => m.source.startsWith('./.state'));
@@ -273,16 +269,16 @@ describe('deployment: docker-compose.yml and deploy/', () => {
       expect([...targets], name).to.have.members(needed);
     }
     for (const name of appServices) {
-      const secrets = (compose.services[name]!.secrets ?? []).map(s => (typeof s === 'string' ? s : s.source));
+      const secrets = (compose.services[name].secrets ?? []).map(s => (typeof s === 'string' ? s : s.source));
       expect(secrets, name).to.deep.equal(name === 'crypto' ? ['crypto-kek'] : []);
     }
     expect(compose.secrets?.['crypto-kek']?.file).to.equal('./.state/crypto-kek');
-    expect(envOf(compose.services['crypto']!)['CRYPTO_KEK_FILE']).to.equal('/run/secrets/crypto-kek');
+    expect(envOf(compose.services['crypto'])['CRYPTO_KEK_FILE']).to.equal('/run/secrets/crypto-kek');
   });
 
   it('runs every service as a non-root user on a read-only file system without capabilities', () => {
     for (const name of appServices) {
-      const svc = compose.services[name]!;
+      const svc = compose.services[name];
       expect(svc.user, name).to.be.a('string');
       expect(svc.user!.split(':')[0], name).not.to.match(/^(0|root)$/);
       expect(svc.read_only, name).to.equal(true);
@@ -291,7 +287,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
   });
 
   it('runs NATS from the configuration pki init writes: JetStream, TLS with the mesh CA, certificate identities, no anonymous user, a health check', async () => {
-    const nats = compose.services['nats']!;
+    const nats = compose.services['nats'];
     const command = Array.isArray(nats.command) ? nats.command.join(' ') : (nats.command ?? '');
     const conf = command.match(/(?:-c|--config)\s+(\S+)/)?.[1];
     expect(conf, 'nats command names no config file').to.be.a('string');
@@ -345,7 +341,7 @@ describe('deployment: docker-compose.yml and deploy/', () => {
       nats = await startNatsServer({ secured: { stateDir: hostState, trustDomain: 'scef.local' } });
       const ports: Record<string, number> = {};
       for (const name of START_ORDER) {
-        const svc = compose.services[name]!;
+        const svc = compose.services[name];
         // The container's file system: only the mounts and secrets compose gives it.
         const root = join(work.path, 'containers', name);
         const inContainer = (target: string): string => join(root, target);

@@ -30,12 +30,7 @@ function isSettings(value: unknown): value is Record<string, SettingLike> {
 }
 
 async function codeSettings(): Promise<SettingLike[]> {
-  const out: SettingLike[] = [
-    ...Object.values(COMMON_SETTINGS),
-    ...Object.values(CLI_SETTINGS),
-    ...Object.values(START_SETTINGS),
-    ...Object.values(PORT_SETTINGS),
-  ];
+  const out: SettingLike[] = [...Object.values(COMMON_SETTINGS), ...Object.values(CLI_SETTINGS), ...Object.values(START_SETTINGS), ...Object.values(PORT_SETTINGS)];
   const services = readdirSync(join(REPO_ROOT, 'services')).filter(d => existsSync(join(REPO_ROOT, 'services', d, 'src', 'server.ts')));
   for (const service of services) {
     const mod = (await import(pathToFileURL(join(REPO_ROOT, 'services', service, 'src', 'server.ts')).href)) as Record<string, unknown>;
@@ -58,7 +53,7 @@ function documented(): Map<string, Documented> {
   for (const line of section.split('\n')) {
     if (!line.startsWith('| `')) continue;
     const cells = line.split('|').map(c => c.trim());
-    const names = [...cells[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map(m => m[1]!);
+    const names = [...cells[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map(m => m[1]);
     for (const name of names) out.set(name, { defaultCell: cells[2] ?? '' });
   }
   return out;
@@ -72,7 +67,7 @@ function expectedText(setting: SettingLike): string | undefined {
   if (d === DEFAULT_STATE_DIR) return '.state';
   if (Array.isArray(d)) return d.length === 0 ? 'empty' : d.join(',');
   if (Buffer.isBuffer(d)) return undefined;
-  return String(d);
+  return typeof d === 'string' || typeof d === 'number' || typeof d === 'boolean' ? String(d) : JSON.stringify(d);
 }
 
 describe('deployment: the README configuration reference', () => {
@@ -90,7 +85,10 @@ describe('deployment: the README configuration reference', () => {
 
   it('documents no variable the code does not read', () => {
     const read = new Set(settings.map(s => s.env));
-    expect([...docs.keys()].filter(env => !read.has(env)), 'in README.md but read by nothing').to.deep.equal([]);
+    expect(
+      [...docs.keys()].filter(env => !read.has(env)),
+      'in README.md but read by nothing',
+    ).to.deep.equal([]);
   });
 
   it("gives each variable the code's default", () => {

@@ -95,11 +95,11 @@ const named = (kind: string, name: string): Doc => {
   expect(found, `${kind} ${name}`).to.not.equal(undefined);
   return found!;
 };
-const containerOf = (kind: string, name: string): Container => named(kind, name).spec.template!.spec.containers[0]!;
+const containerOf = (kind: string, name: string): Container => named(kind, name).spec.template!.spec.containers[0];
 const envMap = (c: Container): Record<string, string> => Object.fromEntries((c.env ?? []).map(e => [e.name, e.value ?? '']));
 /** Compose's `${VAR:-default}` with nothing set: the default. */
 const composeEnv = (name: string): Record<string, string> =>
-  Object.fromEntries(Object.entries(compose.services[name]!.environment).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')]));
+  Object.fromEntries(Object.entries(compose.services[name].environment).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z0-9_]+:-([^}]*)\}/g, '$1')]));
 
 /** The services scaled by a HorizontalPodAutoscaler: every one but crypto (README, "Deploy on Kubernetes"). */
 const SCALED = MESH_SERVICES.filter(s => s !== 'crypto');
@@ -135,7 +135,7 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
     }
     // Negative control: a misspelt probe field, in a Deployment that validates as written.
     const broken = structuredClone(named('Deployment', 'crypto')) as unknown as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } };
-    broken.spec.template.spec.containers[0]!['readinesProbe'] = broken.spec.template.spec.containers[0]!['readinessProbe'];
+    broken.spec.template.spec.containers[0]['readinesProbe'] = broken.spec.template.spec.containers[0]['readinessProbe'];
     expect(validators.get('Deployment')!(broken)).to.equal(false);
   });
 
@@ -148,7 +148,7 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
   for (const name of MESH_SERVICES) {
     it(`runs ${name} as compose does: its image, its settings, its port, its PKI`, () => {
       const c = containerOf('Deployment', name);
-      expect(c.image, name).to.equal(compose.services[name]!.image);
+      expect(c.image, name).to.equal(compose.services[name].image);
       // Only NATS differs: a three-node cluster, streams with three replicas. Traces go to the
       // platform's collector when OTEL_EXPORTER_OTLP_ENDPOINT is added by an overlay.
       const expected = { ...composeEnv(name), NATS_REPLICAS: '3' };
@@ -156,7 +156,7 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
       expect(envMap(c)).to.deep.equal(expected);
       const port = Number(envMap(c)['PORT']);
       expect(c.ports?.map(p => p.containerPort)).to.have.members([port, Number(envMap(c)['METRICS_PORT'])]);
-      expect(named('Service', name).spec.ports).to.deep.include.members([{ ...named('Service', name).spec.ports![0]!, port, targetPort: port }]);
+      expect(named('Service', name).spec.ports).to.deep.include.members([{ ...named('Service', name).spec.ports![0], port, targetPort: port }]);
       expect(named('Service', name).spec.ports).to.have.length(1);
       // The PKI files land where compose mounts them (under AESE_STATE_DIR=/state), from Secrets.
       const pki = named('Deployment', name).spec.template!.spec.volumes!.find(v => v.name === 'pki')!;
@@ -169,7 +169,7 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
   it('probes each service with the health probe compose uses: gRPC health over mTLS with its own certificate', () => {
     for (const name of MESH_SERVICES) {
       const c = containerOf('Deployment', name);
-      const command = compose.services[name]!.healthcheck.test.slice(1);
+      const command = compose.services[name].healthcheck.test.slice(1);
       expect(command).to.deep.equal(['node', 'dist/health-probe.mjs', name]);
       for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) expect(probe?.exec?.command, name).to.deep.equal(command);
     }
@@ -209,7 +209,10 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
         for (const peer of rule.from ?? []) {
           const from = nameOf(peer);
           if (!from) continue;
-          expect(rule.ports?.map(p => p.port), `${from} -> ${self}`).to.deep.equal([port(self)]);
+          expect(
+            rule.ports?.map(p => p.port),
+            `${from} -> ${self}`,
+          ).to.deep.equal([port(self)]);
           ingress.add(`${from} -> ${self}`);
         }
       }
@@ -217,7 +220,10 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
         for (const peer of rule.to ?? []) {
           const to = nameOf(peer);
           if (!to || to === 'nats') continue;
-          expect(rule.ports?.map(p => p.port), `${self} -> ${to}`).to.deep.equal([port(to)]);
+          expect(
+            rule.ports?.map(p => p.port),
+            `${self} -> ${to}`,
+          ).to.deep.equal([port(to)]);
           egress.add(`${self} -> ${to}`);
         }
       }
@@ -241,7 +247,7 @@ describe('deployment: the Kubernetes manifests (deploy/k8s)', () => {
   it('runs NATS as three nodes from the configurations pki init writes, with JetStream replicas 3 in every service', () => {
     const nats = named('StatefulSet', 'nats');
     expect(nats.spec.replicas).to.equal(CLUSTER_NODES.length);
-    const c = nats.spec.template!.spec.containers[0]!;
+    const c = nats.spec.template!.spec.containers[0];
     expect(c.args).to.deep.equal(['-c', '/etc/nats/config/$(POD_NAME).conf']);
     expect(nats.spec.template!.spec.volumes!.find(v => v.name === 'config')?.configMap?.name).to.equal('nats-config');
     // The routes in each node's configuration name nats-<n>: each is a Service of its own.

@@ -27,7 +27,7 @@ describe('deployment: the three-node NATS cluster configurations', function () {
       const clientPorts = await Promise.all(CLUSTER_NODES.map(() => freePort()));
       const routePorts = await Promise.all(CLUSTER_NODES.map(() => freePort()));
       CLUSTER_NODES.forEach((node, i) => {
-        let conf = readFileSync(natsStatePaths(work.path).clusterConfigs[i]!, 'utf8');
+        let conf = readFileSync(natsStatePaths(work.path).clusterConfigs[i], 'utf8');
         conf = conf
           .replaceAll(COMPOSE_NATS_TLS.certFile, layout.natsServer.cert)
           .replaceAll(COMPOSE_NATS_TLS.keyFile, layout.natsServer.key)
@@ -121,7 +121,7 @@ describe('deployment: the three-node NATS cluster configurations', function () {
       }
     } finally {
       for (const c of children) c.kill('SIGTERM');
-      await Promise.all(children.map(c => (c.exitCode === null ? new Promise(r => c.once('exit', r)) : undefined)));
+      await Promise.all(children.map(c => (c.exitCode === null ? new Promise(r => c.once('exit', r)) : Promise.resolve())));
       work.remove();
     }
   });

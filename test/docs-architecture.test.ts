@@ -42,11 +42,11 @@ function checkedTable(name: string): Row[] {
       .split('|')
       .map(c => c.trim().replace(/`/g, ''));
   expect(table.length, `the "${name}" table has a header, a separator and rows`).to.be.greaterThan(2);
-  const header = cells(table[0]!);
+  const header = cells(table[0]);
   return table.slice(2).map(line => {
     const values = cells(line);
     expect(values, `a row of the "${name}" table: ${line}`).to.have.length(header.length);
-    return Object.fromEntries(header.map((h, i) => [h, values[i]!]));
+    return Object.fromEntries(header.map((h, i) => [h, values[i]]));
   });
 }
 
@@ -112,8 +112,8 @@ function propertyName(name: ts.PropertyName): string {
 function declaration(w: Wiring, name: string): ts.Expression {
   const found = nodes(w.file).filter((n): n is ts.VariableDeclaration => ts.isVariableDeclaration(n) && ts.isIdentifier(n.name) && n.name.text === name);
   const inits = sorted(found.map(d => d.initializer?.getText() ?? ''));
-  if (found.length === 0 || inits.length !== 1 || !found[0]!.initializer) throw new Error(`${w.path}: cannot resolve ${name} (update this test to read it)`);
-  return found[0]!.initializer;
+  if (found.length === 0 || inits.length !== 1 || !found[0].initializer) throw new Error(`${w.path}: cannot resolve ${name} (update this test to read it)`);
+  return found[0].initializer;
 }
 
 /** A string literal argument, or a clear failure naming what could not be read. */
@@ -202,7 +202,7 @@ async function mounts(w: Wiring): Promise<Mounted[]> {
       grpcService = service!;
       const unary = d.requestStream || d.responseStream ? streams.get(method) : method;
       // No entry: nobody may call it (the server refuses every caller).
-      allowed.set(rpc!, unary === undefined ? [] : (byMethod.get(unary) ?? []));
+      allowed.set(rpc, unary === undefined ? [] : (byMethod.get(unary) ?? []));
     }
     out.push({ grpcService, allowed });
   }
@@ -265,7 +265,7 @@ function streamSubjects(): Map<string, (subject: string) => boolean> {
 function streamOf(streams: Map<string, (subject: string) => boolean>, subject: string): string {
   const found = [...streams].filter(([, lands]) => lands(subject)).map(([stream]) => stream);
   if (found.length !== 1) throw new Error(`NATS_TRUST_MODEL publishes ${subject}, which lands in ${found.length} known streams (update this test)`);
-  return found[0]!;
+  return found[0];
 }
 
 interface PlaceAccess {
@@ -310,22 +310,27 @@ describe('docs/architecture.md matches the code', function () {
 
   it('lists every service with its listener, default port, address variable and gRPC service', async () => {
     const rows = checkedTable('services');
-    expect(sorted(rows.map(r => r['service']!)), 'services in the table').to.deep.equal(sorted(services));
+    expect(sorted(rows.map(r => r['service'])), 'services in the table').to.deep.equal(sorted(services));
     expect(sorted(services), 'service folders are the PKI mesh services').to.deep.equal(sorted(MESH_SERVICES));
     for (const row of rows) {
-      const name = row['service']!;
+      const name = row['service'];
       const w = wirings.get(name)!;
       const grpc = callsCreateMeshServer(w);
       expect(row['gRPC health and reflection'], `${name}: gRPC health and reflection`).to.equal(grpc ? 'yes' : 'no');
-      expect(row['listens on']!.includes('gRPC'), `${name}: listens on "${row['listens on']}"`).to.equal(grpc);
+      expect(row['listens on'].includes('gRPC'), `${name}: listens on "${row['listens on']}"`).to.equal(grpc);
       const endpoint = (MESH_ENDPOINTS as Record<string, { port: number; addressEnv: string }>)[name];
       expect(row['default port'], `${name}: default port`).to.equal(String(endpoint?.port ?? DEFAULT_EDGE_PORT));
       expect(row['address variable'], `${name}: address variable`).to.equal(endpoint?.addressEnv ?? 'none');
       expect(endpoint !== undefined, `${name}: a mesh endpoint exactly when it serves gRPC`).to.equal(grpc);
       // The port the service really defaults to: its settings' PORT default.
       const mod = (await import(pathToFileURL(w.path).href)) as Record<string, unknown>;
-      const settings = Object.entries(mod).filter(([k]) => k.endsWith('_SETTINGS')).map(([, v]) => v as { port?: { default?: unknown } });
-      expect(settings.map(s => s.port?.default), `${name}: the PORT default of its settings`).to.deep.equal([Number(row['default port'])]);
+      const settings = Object.entries(mod)
+        .filter(([k]) => k.endsWith('_SETTINGS'))
+        .map(([, v]) => v as { port?: { default?: unknown } });
+      expect(
+        settings.map(s => s.port?.default),
+        `${name}: the PORT default of its settings`,
+      ).to.deep.equal([Number(row['default port'])]);
       const mounted = await mounts(w);
       expect(row['gRPC service'], `${name}: gRPC service`).to.equal(mounted.map(m => m.grpcService).join(', ') || 'none');
     }
@@ -336,7 +341,7 @@ describe('docs/architecture.md matches the code', function () {
     for (const row of checkedTable('allow-lists')) {
       const key = `${row['service']} ${row['RPC']}`;
       expect(documented.has(key), `one row per RPC: ${key}`).to.equal(false);
-      documented.set(key, listCell(row['callers']!));
+      documented.set(key, listCell(row['callers']));
     }
     const code = new Map<string, string[]>();
     for (const [service, w] of wirings) {
@@ -352,18 +357,18 @@ describe('docs/architecture.md matches the code', function () {
     const signers = purposeMap(w, property(options, 'signers'));
     const delegates = purposeMap(w, property(options, 'delegates'));
     const rows = checkedTable('key-purposes');
-    expect(sorted(rows.map(r => r['key purpose']!)), 'key purposes').to.deep.equal(sorted(signers.keys()));
+    expect(sorted(rows.map(r => r['key purpose'])), 'key purposes').to.deep.equal(sorted(signers.keys()));
     for (const row of rows) {
-      const purpose = row['key purpose']!;
-      expect(listCell(row['Sign for']!), `signers of ${purpose}`).to.deep.equal(signers.get(purpose));
-      expect(listCell(row['delegated to']!), `delegates of ${purpose}`).to.deep.equal(delegates.get(purpose) ?? []);
+      const purpose = row['key purpose'];
+      expect(listCell(row['Sign for']), `signers of ${purpose}`).to.deep.equal(signers.get(purpose));
+      expect(listCell(row['delegated to']), `delegates of ${purpose}`).to.deep.equal(delegates.get(purpose) ?? []);
     }
   });
 
   it('names every NATS identity with the SPIFFE ID NATS maps it from', () => {
     const rows = checkedTable('identities');
     const natsRows = rows.filter(r => r['NATS user'] === 'yes');
-    const identityOf = (r: Row): string => r['identity']!.split(' ')[0]!;
+    const identityOf = (r: Row): string => r['identity'].split(' ')[0];
     expect(sorted(natsRows.map(identityOf)), 'identities marked NATS user').to.deep.equal(sorted(NATS_IDENTITIES));
     for (const row of natsRows) {
       const id = identityOf(row) as NatsIdentity;
@@ -377,14 +382,14 @@ describe('docs/architecture.md matches the code', function () {
   it('states who writes and reads every KV bucket and stream, as NATS_TRUST_MODEL grants it', () => {
     const access = natsAccess();
     const rows = checkedTable('nats-state');
-    const placeOf = (r: Row): string => r['NATS place']!.split(' ')[0]!;
+    const placeOf = (r: Row): string => r['NATS place'].split(' ')[0];
     expect(sorted(rows.map(placeOf)), 'NATS places').to.deep.equal(sorted(access.keys()));
     for (const row of rows) {
       const place = placeOf(row);
       const kind = (Object.values(KV_BUCKETS) as string[]).includes(place) ? '(KV)' : '(stream)';
       expect(row['NATS place'], `${place} is marked as a ${kind}`).to.equal(`${place} ${kind}`);
-      expect(listCell(row['may write']!), `writers of ${place}`).to.deep.equal(sorted(access.get(place)!.writers));
-      expect(listCell(row['may read']!), `readers of ${place}`).to.deep.equal(sorted(access.get(place)!.readers));
+      expect(listCell(row['may write']), `writers of ${place}`).to.deep.equal(sorted(access.get(place)!.writers));
+      expect(listCell(row['may read']), `readers of ${place}`).to.deep.equal(sorted(access.get(place)!.readers));
     }
   });
 });

@@ -51,8 +51,8 @@ describe('OAuth endpoints: per-AS rate limit (429 + Retry-After, audited)', func
     operator = operatorAuthClient(mesh);
     audit = await AuditReader.open(mesh);
     const [a, b] = await Promise.all(['as-oauth-rate-a', 'as-oauth-rate-b'].map(id => onboardT8As(mesh, operator, id, { scopes: [MONITORING_EVENT] })));
-    ca = T8Client.forMesh(mesh, a!);
-    cb = T8Client.forMesh(mesh, b!);
+    ca = T8Client.forMesh(mesh, a);
+    cb = T8Client.forMesh(mesh, b);
   });
 
   after(async function () {
@@ -88,7 +88,7 @@ describe('OAuth endpoints: per-AS rate limit (429 + Retry-After, audited)', func
     expect(await rateLimitedEvents('as-oauth-rate-b', 'oauth.token', 0)).to.equal(0);
 
     // After the Retry-After the limited AS gets a token again.
-    await sleep(Number(limited[0]!.headers['retry-after']) * 1000);
+    await sleep(Number(limited[0].headers['retry-after']) * 1000);
     const again = await ca.postForm(TOKEN, tokenForm(ca));
     expect(again.status, again.text).to.equal(200);
     expect(JSON.parse(again.text)).to.have.property('access_token');

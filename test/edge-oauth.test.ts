@@ -18,16 +18,7 @@ import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { T8_SCOPES } from '@aese/t8-catalog';
-import {
-  asDispatcher,
-  asFetch,
-  EDGE_HOSTNAME,
-  edgeRequest,
-  edgeRequestH2,
-  onboardAs,
-  operatorAuthClient,
-  t8CaPem,
-} from './support/as-client.js';
+import { asDispatcher, asFetch, EDGE_HOSTNAME, edgeRequest, edgeRequestH2, onboardAs, operatorAuthClient, t8CaPem } from './support/as-client.js';
 import type { AsIdentity, EdgeAnswer, EdgeRequestOptions } from './support/as-client.js';
 import { startTestMesh } from './support/mesh.js';
 import type { TestMesh } from './support/mesh.js';
@@ -114,9 +105,8 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
   const rawExchange = (bytes: string, toPort = port): Promise<string> =>
     new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
-      const socket = tlsConnect(
-        { host: '127.0.0.1', port: toPort, servername: EDGE_HOSTNAME, ca, cert: alpha.certPem, key: alpha.keyPem, ALPNProtocols: ['http/1.1'] },
-        () => socket.write(bytes),
+      const socket = tlsConnect({ host: '127.0.0.1', port: toPort, servername: EDGE_HOSTNAME, ca, cert: alpha.certPem, key: alpha.keyPem, ALPNProtocols: ['http/1.1'] }, () =>
+        socket.write(bytes),
       );
       socket.setTimeout(5_000, () => socket.destroy(new Error('timed out')));
       socket.on('data', (c: Buffer) => chunks.push(c));
@@ -169,10 +159,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
     it('discovers the edge, gets a certificate-bound at+jwt token and verifies it against the published JWKS', async () => {
       const customFetch = asFetch(dispatcher);
       const issuer = new URL(ISSUER);
-      const as = await oauth.processDiscoveryResponse(
-        issuer,
-        await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.customFetch]: customFetch }),
-      );
+      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.customFetch]: customFetch }));
       expect(as.issuer).to.equal(ISSUER);
       expect(as.token_endpoint).to.equal(`${ISSUER}${TOKEN_PATH}`);
       expect(as.jwks_uri).to.equal(`${ISSUER}${JWKS_PATH}`);
@@ -248,15 +235,13 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
         expect(k).not.to.have.any.keys('d', 'p', 'q', 'dp', 'dq', 'qi', 'k');
       }
       const crypto = createMeshClient(CryptoServiceClient, {
-        address: mesh.env['CRYPTO_ADDR']!,
+        address: mesh.env['CRYPTO_ADDR'],
         tls: mesh.tls('operator'),
         serverId: mesh.id('crypto'),
       });
       try {
         const published = (await crypto.getJwks({})).keys;
-        const outward = published.filter(
-          k => k.purpose === KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN || k.purpose === KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING,
-        );
+        const outward = published.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN || k.purpose === KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING);
         const internal = published.filter(k => k.purpose === KeyPurpose.KEY_PURPOSE_EVENT_SIGNING);
         expect(keys.map(k => k['kid']).sort()).to.deep.equal(outward.map(k => k.kid).sort());
         for (const k of internal) expect(keys.map(j => j['kid'])).not.to.include(k.kid);
@@ -348,9 +333,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       it(`HTTP/1.1: refuses ${name}; a valid certificate succeeds`, async () => {
         const c = await make();
         if (c.client) privateKeys.push(c.client.keyPem);
-        const err = await expectNoResponse(
-          req({ ...(c.client ? { client: c.client } : {}), ...(c.maxVersion ? { maxVersion: c.maxVersion } : {}), path: JWKS_PATH }),
-        );
+        const err = await expectNoResponse(req({ ...(c.client ? { client: c.client } : {}), ...(c.maxVersion ? { maxVersion: c.maxVersion } : {}), path: JWKS_PATH }));
         if (c.expect) expect(err.message).to.match(c.expect);
         const ok = await req({ client: alpha, path: JWKS_PATH });
         expect(ok.status).to.equal(200);
@@ -364,7 +347,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
         'a CA certificate (CA:TRUE) issued by the AS CA used as a leaf',
         'a serverAuth-only EKU',
       ]) {
-        const c = await cases[name]!();
+        const c = await cases[name]();
         await expectNoResponse(reqH2({ ...(c.client ? { client: c.client } : {}), path: JWKS_PATH }));
       }
       const ok = await reqH2({ client: alpha, path: JWKS_PATH });
@@ -497,14 +480,32 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       });
       expectProblem(json, 415);
       expectProblem(await req({ client: alpha, method: 'POST', path: TOKEN_PATH, body: grant(alpha.scsAsId) }), 415);
-      expectProblem(await req({ client: alpha, method: 'POST', path: TOKEN_PATH, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=latin1' }, body: grant(alpha.scsAsId) }), 415);
+      expectProblem(
+        await req({
+          client: alpha,
+          method: 'POST',
+          path: TOKEN_PATH,
+          headers: { 'content-type': 'application/x-www-form-urlencoded; charset=latin1' },
+          body: grant(alpha.scsAsId),
+        }),
+        415,
+      );
       await expectToken(alpha, grant(alpha.scsAsId));
     });
 
     it('a body over 4 KiB gets 413 (declared or chunked, HTTP/1.1 and HTTP/2); a small one succeeds', async () => {
       const big = `${grant(alpha.scsAsId)}&pad=${'a'.repeat(64 * 1024)}`;
       expectProblem(await tokenRequest(alpha, big), 413);
-      expectProblem(await req({ client: alpha, method: 'POST', path: TOKEN_PATH, headers: { ...FORM, 'transfer-encoding': 'chunked' }, body: `${grant(alpha.scsAsId)}&pad=${'a'.repeat(8 * 1024)}` }), 413);
+      expectProblem(
+        await req({
+          client: alpha,
+          method: 'POST',
+          path: TOKEN_PATH,
+          headers: { ...FORM, 'transfer-encoding': 'chunked' },
+          body: `${grant(alpha.scsAsId)}&pad=${'a'.repeat(8 * 1024)}`,
+        }),
+        413,
+      );
       expectProblem(await tokenRequest(alpha, big, true), 413);
       await expectToken(alpha, grant(alpha.scsAsId));
       await expectToken(alpha, grant(alpha.scsAsId), true);
@@ -581,10 +582,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
           },
         }),
       });
-      second = await startEdgeService(
-        { ...mesh.env, PORT: '0', EDGE_HEADERS_TIMEOUT_MS: '300', EDGE_REQUEST_TIMEOUT_MS: '1000', EDGE_BODY_TIMEOUT_MS: '300' },
-        logger,
-      );
+      second = await startEdgeService({ ...mesh.env, PORT: '0', EDGE_HEADERS_TIMEOUT_MS: '300', EDGE_REQUEST_TIMEOUT_MS: '1000', EDGE_BODY_TIMEOUT_MS: '300' }, logger);
       await second.whenReady;
     });
 
@@ -660,8 +658,8 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       for (const token of issuedTokens) {
         const [, payload, signature] = token.split('.');
         expect(logs).not.to.include(token);
-        expect(logs).not.to.include(payload!);
-        expect(logs).not.to.include(signature!);
+        expect(logs).not.to.include(payload);
+        expect(logs).not.to.include(signature);
       }
       expect(logs).not.to.include('PRIVATE KEY');
       for (const pem of privateKeys) {

@@ -10,8 +10,8 @@ import { startEdgeService } from '@aese/edge-service';
 import { readAuditTrail } from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
-import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
-import type { RevokeRequest } from '@aese/protos/authentication/v1';
+import { RevocationKind } from '@aese/protos/authentication/v1';
+import type { RevokeRequest, AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { KeyPurpose } from '@aese/protos/common/v1';
 import { CryptoServiceClient, KeyStatus } from '@aese/protos/crypto/v1';
 import type { MeshServiceName } from '@aese/runtime';
@@ -44,7 +44,7 @@ describe('event-signing key rotation: what the old key signed stays in force (is
       extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', CRYPTO_KEY_RETIREMENT_S: String(RETIREMENT_S) },
     });
     operator = operatorAuthClient(mesh);
-    operatorCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
+    operatorCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
     policies = authorizationClient(mesh, 'operator');
     pdp = authorizationClient(mesh, 'capability-exposure');
     natsOperator = await mesh.natsConnect('operator');
@@ -66,7 +66,11 @@ describe('event-signing key rotation: what the old key signed stays in force (is
     return c;
   };
   const list = (c: T8Client) => c.call({ method: 'GET', path: `${ME}/${c.as.scsAsId}/subscriptions` }).then(r => r.reply.status);
-  const tokenOutcome = (c: T8Client) => c.token().then(() => 'issued', (e: Error) => `refused: ${e.message}`);
+  const tokenOutcome = (c: T8Client) =>
+    c.token().then(
+      () => 'issued',
+      (e: Error) => `refused: ${e.message}`,
+    );
   const revoke = (r: Partial<RevokeRequest>) =>
     operator.revoke({ kind: RevocationKind.REVOCATION_KIND_UNSPECIFIED, scsAsId: '', certificateThumbprint: '', jti: '', reason: 'test', ...r });
   const keySet = async () => (await operatorCrypto.getJwks({})).keys;
@@ -85,7 +89,7 @@ describe('event-signing key rotation: what the old key signed stays in force (is
     const c = Object.fromEntries(names.map(n => [n, client(as[n])])) as Record<(typeof names)[number], T8Client>;
     for (const n of names) expect(await list(c[n]), n).to.equal(200);
     const revokedToken = await c['rot-token'].token();
-    const jti = (JSON.parse(Buffer.from(revokedToken.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (JSON.parse(Buffer.from(revokedToken.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
     await revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: 'rot-revoked' });
     await revoke({ kind: RevocationKind.REVOCATION_KIND_CERTIFICATE, certificateThumbprint: as['rot-cert'].thumbprint });
     await revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, jti });

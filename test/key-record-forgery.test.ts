@@ -42,7 +42,7 @@ describe('forged key records in the signing-keys bucket', function () {
 
   before(async () => {
     mesh = await startTestMesh({ extraEnv: { AESE_ISSUER: 'https://scef.test' } });
-    operatorCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
+    operatorCrypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
     operatorPolicies = authorizationClient(mesh, 'operator');
     pdp = authorizationClient(mesh, 'capability-exposure');
     const current = await operatorPolicies.getPolicies({});
@@ -68,7 +68,7 @@ describe('forged key records in the signing-keys bucket', function () {
     await keys.put(kid, new TextEncoder().encode(JSON.stringify(value)));
   };
 
-  it('a record with the insider\'s own P-256 key (retired, unexpired) is never applied or published, verifies nothing, and a policy version signed with it decides nothing', async () => {
+  it("a record with the insider's own P-256 key (retired, unexpired) is never applied or published, verifies nothing, and a policy version signed with it decides nothing", async () => {
     const real = await storedRecord(await activeKid(KeyPurpose.KEY_PURPOSE_EVENT_SIGNING));
     const kid = `event-signing-${new Date().toISOString().slice(0, 10)}-${randomUUID().slice(0, 8)}`;
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -92,7 +92,7 @@ describe('forged key records in the signing-keys bucket', function () {
     const forgedSignature = sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
     expect((await operatorCrypto.verify({ kid, data, signature: forgedSignature })).valid).to.equal(false);
     // Positive control: a signature by a real key verifies through the same RPC.
-    const cryptoAsAuthorization = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('authorization'), serverId: mesh.id('crypto') });
+    const cryptoAsAuthorization = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('authorization'), serverId: mesh.id('crypto') });
     try {
       const genuine = await cryptoAsAuthorization.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data });
       expect((await operatorCrypto.verify({ kid: genuine.kid, data, signature: genuine.signature })).valid).to.equal(true);
@@ -136,7 +136,7 @@ describe('forged key records in the signing-keys bucket', function () {
 
   it('a real record copied with another status or expiry changes nothing, before or after a restart', async () => {
     const as = await onboardAs(mesh, 'forgery-as', ['3gpp-monitoring-event']);
-    const auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
+    const auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
     try {
       const tokenKid = await activeKid(KeyPurpose.KEY_PURPOSE_ACCESS_TOKEN);
       const eventKid = await activeKid(KeyPurpose.KEY_PURPOSE_EVENT_SIGNING);
@@ -156,7 +156,7 @@ describe('forged key records in the signing-keys bucket', function () {
         expect(token?.expiresAtMs).to.equal(0);
         expect(event?.status).to.equal(KeyStatus.KEY_STATUS_ACTIVE);
         const issued = await auth.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' });
-        const header = JSON.parse(Buffer.from(issued.accessToken.split('.')[0]!, 'base64url').toString()) as { kid: string };
+        const header = JSON.parse(Buffer.from(issued.accessToken.split('.')[0], 'base64url').toString()) as { kid: string };
         expect(header.kid).to.equal(tokenKid);
         expect((await auth.verifyToken({ token: issued.accessToken, certificateDer: as.der })).scsAsId).to.equal('forgery-as');
       };

@@ -43,14 +43,14 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
     const second = await startAuthenticationService({ ...mesh.env, PORT: '0' }, silent);
     await second.whenReady;
     stops.push(() => second.stop());
-    const operator = client(mesh.ports['authentication']!, 'operator');
-    const replicas = [client(mesh.ports['authentication']!, 'edge'), client(second.port, 'edge')];
+    const operator = client(mesh.ports['authentication'], 'operator');
+    const replicas = [client(mesh.ports['authentication'], 'edge'), client(second.port, 'edge')];
     const ases: TestAs[] = [];
     const tokens: string[] = [];
     for (let i = 0; i < REVOCATIONS + 1; i++) {
       const as = await onboardAs(mesh, `cl-${i}`, ['3gpp-monitoring-event']);
       ases.push(as);
-      tokens.push((await replicas[0]!.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' })).accessToken);
+      tokens.push((await replicas[0].issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: '', scope: '' })).accessToken);
     }
     // An operator retries a revocation until it is acknowledged; only acknowledged ones count.
     const revoke = async (scsAsId: string): Promise<number> => {
@@ -65,12 +65,12 @@ describe('revocation on a three-node NATS cluster that loses a node', function (
     };
     const versions: number[] = [];
     for (let i = 0; i < REVOCATIONS; i++) {
-      if (i === REVOCATIONS / 2) await cluster.nodes[0]!.stop();
-      versions.push(await revoke(ases[i]!.scsAsId));
+      if (i === REVOCATIONS / 2) await cluster.nodes[0].stop();
+      versions.push(await revoke(ases[i].scsAsId));
     }
     expect(new Set(versions).size).to.equal(REVOCATIONS);
     const code = (c: MeshClient<AuthenticationServiceClient>, i: number) =>
-      c.verifyToken({ token: tokens[i]!, certificateDer: ases[i]!.der }).then(
+      c.verifyToken({ token: tokens[i], certificateDer: ases[i].der }).then(
         () => 'OK',
         (e: AeseError) => e.code,
       );

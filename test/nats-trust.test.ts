@@ -1,7 +1,18 @@
 import { expect } from 'chai';
 import { AckPolicy, connect, DeliverPolicy } from 'nats';
 import type { NatsConnection } from 'nats';
-import { AUDIT_STREAM, CONTROL_STREAM, CONTROL_SUBJECTS, NETWORK_EVENTS_STREAM, networkEventSubject, NOTIFICATION_OUTCOMES_STREAM, NOTIFICATIONS_STREAM, notificationOutcomeSubject, TOKEN_REVOCATIONS_STREAM, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
+import {
+  AUDIT_STREAM,
+  CONTROL_STREAM,
+  CONTROL_SUBJECTS,
+  NETWORK_EVENTS_STREAM,
+  networkEventSubject,
+  NOTIFICATION_OUTCOMES_STREAM,
+  NOTIFICATIONS_STREAM,
+  notificationOutcomeSubject,
+  TOKEN_REVOCATIONS_STREAM,
+  TOKEN_REVOCATIONS_SUBJECT,
+} from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { NATS_IDENTITIES } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
@@ -29,15 +40,39 @@ async function refused(nc: NatsConnection, probe: Probe): Promise<boolean> {
   }
 }
 
-const putKv = (bucket: string): Probe => nc => nc.jetstream().publish(`$KV.${bucket}.probe`, Buffer.from('{}'));
-const publish = (subject: string): Probe => nc => nc.jetstream().publish(subject, Buffer.from('probe'));
-const readStream = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.info(stream);
+const putKv =
+  (bucket: string): Probe =>
+  nc =>
+    nc.jetstream().publish(`$KV.${bucket}.probe`, Buffer.from('{}'));
+const publish =
+  (subject: string): Probe =>
+  nc =>
+    nc.jetstream().publish(subject, Buffer.from('probe'));
+const readStream =
+  (stream: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).streams.info(stream);
 /** Reading a stream's messages takes a consumer on it. */
-const consumeStream = (stream: string): Probe => async nc => (await nc.jetstreamManager()).consumers.add(stream, { name: `probe-${Math.random().toString(36).slice(2)}`, inactive_threshold: 1e9 });
-const directGet = (bucket: string): Probe => async nc => (await nc.jetstreamManager()).streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.probe` });
-const deleteMessage = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.deleteMessage(stream, 1);
-const purge = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.purge(stream);
-const shortenRetention = (stream: string): Probe => async nc => (await nc.jetstreamManager()).streams.update(stream, { max_msgs: 1_000_000 });
+const consumeStream =
+  (stream: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).consumers.add(stream, { name: `probe-${Math.random().toString(36).slice(2)}`, inactive_threshold: 1e9 });
+const directGet =
+  (bucket: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.probe` });
+const deleteMessage =
+  (stream: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).streams.deleteMessage(stream, 1);
+const purge =
+  (stream: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).streams.purge(stream);
+const shortenRetention =
+  (stream: string): Probe =>
+  async nc =>
+    (await nc.jetstreamManager()).streams.update(stream, { max_msgs: 1_000_000 });
 const listStreams: Probe = async nc => (await nc.jetstreamManager()).streams.list().next();
 /** A raw subscription: violations close it, and its iterator then throws the server's error. */
 const subscribe =
@@ -100,9 +135,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     const asCert = await issueAsClientCertificate(dir.path, TEST_TRUST_DOMAIN, 'some-as');
     expect(await attempt({ tls: { ca, cert: asCert.certPem, key: asCert.keyPem } })).to.match(/^refused/);
     // Positive control: the operator's mesh certificate connects (and still may not list streams).
-    expect(await attempt({ tls: { ca, cert: readPem(layout.operator.cert), key: readPem(layout.operator.key) } })).to.match(
-      /^connected: .*Permissions Violation/,
-    );
+    expect(await attempt({ tls: { ca, cert: readPem(layout.operator.cert), key: readPem(layout.operator.key) } })).to.match(/^connected: .*Permissions Violation/);
   });
 
   /** [what, probe, the identities allowed; every other identity must be refused]. */
@@ -148,7 +181,9 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     const registry = `KV_${KV_BUCKETS.applicationServers}`;
     const before = (await (await admin.jetstreamManager()).streams.info(registry)).state.last_seq;
     // The edge may create consumers on the notification stream; it aims one at the registry.
-    await (await conns.get('edge')!.jetstreamManager()).consumers.add(NOTIFICATIONS_STREAM, {
+    await (
+      await conns.get('edge')!.jetstreamManager()
+    ).consumers.add(NOTIFICATIONS_STREAM, {
       durable_name: 'redirect',
       deliver_subject: `$KV.${KV_BUCKETS.applicationServers}.victim`,
       ack_policy: AckPolicy.None,

@@ -9,6 +9,7 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -83,13 +84,21 @@ describe('notification obligations: pacing lanes, obligation plan and report led
     const clock = fakeClock();
     const lanes = new NotificationLanes({ now: clock.now, sleep: clock.sleep });
     const starts: [string, number][] = [];
-    const task = (name: string) => async () => void starts.push([name, clock.now()]);
-    await Promise.all([1, 2, 3, 4].map(i => lanes.run('paced', 4, task(`p${i}`))));
-    expect(starts).to.deep.equal([['p1', 1_000], ['p2', 1_250], ['p3', 1_500], ['p4', 1_750]]);
+    const task = (name: string) => async (): Promise<void> => void starts.push([name, clock.now()]);
+    await Promise.all([1, 2, 3, 4].map(i => lanes.run('paced', 4, task(`p${i}`)) ?? Promise.resolve(LANES_CLOSED)));
+    expect(starts).to.deep.equal([
+      ['p1', 1_000],
+      ['p2', 1_250],
+      ['p3', 1_500],
+      ['p4', 1_750],
+    ]);
     // Another AS without a rate limit goes at once; the paced one waits for its next slot.
     starts.length = 0;
     await Promise.all([lanes.run('free', undefined, task('f1')), lanes.run('free', undefined, task('f2'))]);
-    expect(starts).to.deep.equal([['f1', 1_750], ['f2', 1_750]]);
+    expect(starts).to.deep.equal([
+      ['f1', 1_750],
+      ['f2', 1_750],
+    ]);
     await lanes.run('paced', 4, task('p5'));
     expect(starts[2]).to.deep.equal(['p5', 2_000]);
   });
@@ -111,8 +120,18 @@ describe('notification obligations: pacing lanes, obligation plan and report led
   });
 
   it('every obligation authorization states is planned; an unknown or malformed one fails closed', () => {
-    expect(planObligations([{ type: 'encrypt-response', parameters: {} }, { type: 'rate-limit', parameters: { perSecond: '50' } }])).to.deep.equal({ ok: true, encrypt: true, perSecond: 50 });
-    expect(planObligations([{ type: 'rate-limit', parameters: { perSecond: '0.5' } }, { type: 'rate-limit', parameters: { perSecond: '20' } }])).to.deep.equal({ ok: true, encrypt: false, perSecond: 0.5 });
+    expect(
+      planObligations([
+        { type: 'encrypt-response', parameters: {} },
+        { type: 'rate-limit', parameters: { perSecond: '50' } },
+      ]),
+    ).to.deep.equal({ ok: true, encrypt: true, perSecond: 50 });
+    expect(
+      planObligations([
+        { type: 'rate-limit', parameters: { perSecond: '0.5' } },
+        { type: 'rate-limit', parameters: { perSecond: '20' } },
+      ]),
+    ).to.deep.equal({ ok: true, encrypt: false, perSecond: 0.5 });
     expect(planObligations([])).to.deep.equal({ ok: true, encrypt: false, perSecond: undefined });
     expect(planObligations([{ type: 'watermark', parameters: {} }])).to.deep.equal({ ok: false, reason: 'UNKNOWN_OBLIGATION' });
     for (const perSecond of [undefined, '', 'fast', '0', '-1', 'Infinity', '1e9']) {
@@ -125,7 +144,17 @@ describe('notification obligations: pacing lanes, obligation plan and report led
     const store = new MemoryResourceStore();
     let now = 0;
     const ledger = new ReportLedger({ store, now: () => now, reservationLifetimeMs: 1_000, limitOf: r => r.resource['maximumNumberOfReports'] as number | undefined });
-    const record: StoredResource = { api: 'api', scsAsId: 'as', id: 's1', resource: { maximumNumberOfReports: 2 }, targets: [], dataCategories: [], createdAtMs: 0, updatedAtMs: 0, state: {} };
+    const record: StoredResource = {
+      api: 'api',
+      scsAsId: 'as',
+      id: 's1',
+      resource: { maximumNumberOfReports: 2 },
+      targets: [],
+      dataCategories: [],
+      createdAtMs: 0,
+      updatedAtMs: 0,
+      state: {},
+    };
     await store.put(record);
     expect(await ledger.reserve(record, 'n1')).to.equal(true);
     expect(await ledger.reserve(record, 'n2')).to.equal(true);
@@ -166,7 +195,7 @@ describe('notification obligations end to end: the example grant, refusing and u
   const answers = new Map<string, number[]>();
   let receiverOptions: { cert: string; key: string; ca: string; requestCert: true; rejectUnauthorized: true };
 
-  const listener = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -208,7 +237,7 @@ describe('notification obligations end to end: the example grant, refusing and u
   };
   const fleetTarget = (): string => {
     const grants = JSON.parse(readFileSync(EXAMPLE_GRANTS, 'utf8')) as Entity[];
-    const fleetGrant = grants.find(e => e.uid.id === FLEET)!.tags![MONITORING_EVENT]!;
+    const fleetGrant = grants.find(e => e.uid.id === FLEET)!.tags![MONITORING_EVENT];
     return fleetGrant.targets.find(t => t.startsWith('externalId:'))!.slice('externalId:'.length);
   };
 
@@ -252,7 +281,7 @@ describe('notification obligations end to end: the example grant, refusing and u
   });
 
   it('the policy in force is the shipped example grant, as version 1 of a fresh store', async () => {
-    const authz = createMeshClient(AuthorizationServiceClient, { address: mesh.env['AUTHORIZATION_ADDR']!, tls: mesh.tls('operator'), serverId: mesh.id('authorization') });
+    const authz = createMeshClient(AuthorizationServiceClient, { address: mesh.env['AUTHORIZATION_ADDR'], tls: mesh.tls('operator'), serverId: mesh.id('authorization') });
     try {
       const current = await authz.getPolicies({});
       expect(current.version).to.equal(1);
@@ -281,13 +310,16 @@ describe('notification obligations end to end: the example grant, refusing and u
       expect(r.headers['content-type']).to.equal('application/jose');
       expect(r.body.toString()).not.to.include(ue);
       const { plaintext } = await compactDecrypt(r.body.toString(), fleet.decryption!.privateKey);
-      const json = JSON.parse(Buffer.from(plaintext).toString()) as { subscription: string; monitoringEventReports: { externalId: string; locationInfo: Record<string, unknown> }[] };
+      const json = JSON.parse(Buffer.from(plaintext).toString()) as {
+        subscription: string;
+        monitoringEventReports: { externalId: string; locationInfo: Record<string, unknown> }[];
+      };
       expect(valid(json), JSON.stringify(valid.violations())).to.equal(true);
       expect(json.subscription).to.equal(location);
-      expect(json.monitoringEventReports[0]!.externalId).to.equal(ue);
+      expect(json.monitoringEventReports[0].externalId).to.equal(ue);
       // Coarsened to the cell by capability exposure: no geographic point.
-      expect(json.monitoringEventReports[0]!.locationInfo).to.have.property('cellId');
-      expect(json.monitoringEventReports[0]!.locationInfo).not.to.have.property('geographicArea');
+      expect(json.monitoringEventReports[0].locationInfo).to.have.property('cellId');
+      expect(json.monitoringEventReports[0].locationInfo).not.to.have.property('geographicArea');
     }
     expect(await delivered(MONITORING_EVENT, 'delivered')).to.be.at.least(N);
     expect(await delivered(MONITORING_EVENT, 'dropped', 'UNKNOWN_OBLIGATION')).to.equal(0);
@@ -339,7 +371,15 @@ describe('notification obligations end to end: the example grant, refusing and u
     await grantAccess(mesh, {
       [scsAsId]: {
         rateLimitPerSecond: perSecond,
-        apis: { [MONITORING_EVENT]: { operations: ['create', 'read', 'delete', 'notify'], categories: ['location'], targets: [`externalGroupId:${group}`], anyTarget: false, locationGranularity: 'cell' } },
+        apis: {
+          [MONITORING_EVENT]: {
+            operations: ['create', 'read', 'delete', 'notify'],
+            categories: ['location'],
+            targets: [`externalGroupId:${group}`],
+            anyTarget: false,
+            locationGranularity: 'cell',
+          },
+        },
       },
     });
     const c = T8Client.forMesh(mesh, paced);
@@ -355,7 +395,7 @@ describe('notification obligations end to end: the example grant, refusing and u
       // Each POST starts 1/perSecond after the previous one and after it was answered, so the
       // first and last arrivals lie more than N-2 intervals apart however fast the network is;
       // unpaced, the burst would arrive within a few milliseconds.
-      expect(got[N - 1]!.atMs - got[0]!.atMs).to.be.above(((N - 2) * 1000) / perSecond);
+      expect(got[N - 1].atMs - got[0].atMs).to.be.above(((N - 2) * 1000) / perSecond);
     } finally {
       await c.close();
     }
@@ -364,8 +404,25 @@ describe('notification obligations end to end: the example grant, refusing and u
   it('an outcome the edge did not sign changes no count and is audited', async () => {
     const admin = await mesh.natsConnect('nats-admin');
     try {
-      const outcome = NotificationOutcome.encode({ notificationId: 'forged', scsAsId: FLEET, api: MONITORING_EVENT, subscriptionId: 'x', outcome: 'dropped', reason: 'HTTP_404', attempts: 1, decidedAtMs: Date.now() }).finish();
-      const forged = SignedEvent.encode({ payload: Buffer.from(outcome), type: 'aese.events.v1.NotificationOutcome', version: Date.now(), kid: 'nobody', signature: Buffer.alloc(64, 1), traceparent: '', prevPublishedAtMs: 0 }).finish();
+      const outcome = NotificationOutcome.encode({
+        notificationId: 'forged',
+        scsAsId: FLEET,
+        api: MONITORING_EVENT,
+        subscriptionId: 'x',
+        outcome: 'dropped',
+        reason: 'HTTP_404',
+        attempts: 1,
+        decidedAtMs: Date.now(),
+      }).finish();
+      const forged = SignedEvent.encode({
+        payload: Buffer.from(outcome),
+        type: 'aese.events.v1.NotificationOutcome',
+        version: Date.now(),
+        kid: 'nobody',
+        signature: Buffer.alloc(64, 1),
+        traceparent: '',
+        prevPublishedAtMs: 0,
+      }).finish();
       await admin.jetstream().publish(notificationOutcomeSubject(FLEET), forged);
       const refused = await audit.waitFor(e => e.service === 'capability-exposure' && e.action === 'notification.outcome' && e.reason === 'BAD_SIGNATURE', 1, 10_000);
       expect(refused).to.have.length(1);

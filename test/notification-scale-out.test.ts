@@ -94,7 +94,13 @@ describe('notifications with two capability-exposure replicas: one per network e
     await grantAccess(mesh, {
       [SCS_AS]: {
         apis: {
-          [MONITORING_EVENT]: { operations: ['create', 'read', 'delete', 'notify'], categories: ['location'], targets: [`externalId:${UE.externalId}`], anyTarget: false, locationGranularity: 'cell' },
+          [MONITORING_EVENT]: {
+            operations: ['create', 'read', 'delete', 'notify'],
+            categories: ['location'],
+            targets: [`externalId:${UE.externalId}`],
+            anyTarget: false,
+            locationGranularity: 'cell',
+          },
         },
       },
     });
@@ -142,7 +148,13 @@ describe('notifications with two capability-exposure replicas: one per network e
   async function reportsOf(path: string, during?: (got: () => number) => Promise<void>): Promise<{ reports: Report[]; ids: string[]; bodies: string[] }> {
     const c = T8Client.forMesh(mesh, as);
     try {
-      const body = { externalId: UE.externalId, notificationDestination: `https://127.0.0.1:${port}${path}`, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: REPORTS, repPeriod: 1 };
+      const body = {
+        externalId: UE.externalId,
+        notificationDestination: `https://127.0.0.1:${port}${path}`,
+        monitoringType: 'LOCATION_REPORTING',
+        maximumNumberOfReports: REPORTS,
+        repPeriod: 1,
+      };
       const created = await c.call({ method: 'POST', path: `${ME}/${SCS_AS}/subscriptions`, body });
       expect(created.reply.status, created.reply.text).to.equal(201);
       const location = String(created.reply.headers['location']);
@@ -182,8 +194,25 @@ describe('notifications with two capability-exposure replicas: one per network e
       const got = await reportsOf('/two-replicas', async () => {
         // A location event for the subscribed UE as someone with publish rights but no signing key writes it.
         const atMs = Date.now();
-        const record = { origin: 'forger', event: { id: 'forged-1', kind: 'location', atMs, ue: { externalId: UE.externalId }, location: { plmn: { mcc: '001', mnc: '01' }, rat: 'EUTRA', tac: '0001', cellId: FORGED_CELL, latitude: 1, longitude: 1, observedAtMs: atMs } } };
-        const forged = SignedEvent.encode({ payload: Buffer.from(JSON.stringify(record)), type: 'aese.events.v1.NetworkEvent', version: atMs, kid: 'forged', signature: Buffer.alloc(64, 1), traceparent: '', prevPublishedAtMs: 0 }).finish();
+        const record = {
+          origin: 'forger',
+          event: {
+            id: 'forged-1',
+            kind: 'location',
+            atMs,
+            ue: { externalId: UE.externalId },
+            location: { plmn: { mcc: '001', mnc: '01' }, rat: 'EUTRA', tac: '0001', cellId: FORGED_CELL, latitude: 1, longitude: 1, observedAtMs: atMs },
+          },
+        };
+        const forged = SignedEvent.encode({
+          payload: Buffer.from(JSON.stringify(record)),
+          type: 'aese.events.v1.NetworkEvent',
+          version: atMs,
+          kid: 'forged',
+          signature: Buffer.alloc(64, 1),
+          traceparent: '',
+          prevPublishedAtMs: 0,
+        }).finish();
         await admin.jetstream().publish(`${NETWORK_EVENTS_SUBJECT_PREFIX}.event.location`, forged);
         await until('the forged event to be refused', () => ([...mesh.logs, ...secondLogs].some(l => l.includes('network event refused')) ? true : undefined));
       });
@@ -191,7 +220,7 @@ describe('notifications with two capability-exposure replicas: one per network e
       expect(got.reports.map(r => r.cellId)).not.to.include(FORGED_CELL);
       expect(second.networkFeed()!.handled, 'the second replica handled events too').to.be.above(handledBefore);
       // Both replicas were up throughout and still serve.
-      expect(await serving(mesh.ports['capability-exposure']!)).to.equal('SERVING');
+      expect(await serving(mesh.ports['capability-exposure'])).to.equal('SERVING');
       expect(await serving(second.port)).to.equal('SERVING');
     } finally {
       await admin.close();

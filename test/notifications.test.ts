@@ -4,10 +4,21 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { NatsConnection } from 'nats';
 import { compactDecrypt, importJWK } from 'jose';
 import { createVerifier, httpbis } from 'http-message-signatures';
-import { AuditLog, cryptoEventSigner, eventSigningJwks, JwksEventVerifier, NatsAuditSink, ensureNotificationStream, notificationSubject, readAuditTrail, signNotification } from '@aese/events';
+import {
+  AuditLog,
+  cryptoEventSigner,
+  eventSigningJwks,
+  JwksEventVerifier,
+  NatsAuditSink,
+  ensureNotificationStream,
+  notificationSubject,
+  readAuditTrail,
+  signNotification,
+} from '@aese/events';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
@@ -62,8 +73,14 @@ describe('notification delivery by the edge to the AS receiver', function () {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
-          const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
-          received.push({ method: req.method!, url: `https://${String(req.headers.host)}${req.url}`, headers: req.headers as Record<string, string>, body: Buffer.concat(chunks), clientCertSubject: String(peer.subject?.CN ?? '') });
+          const peer = (req.socket as TLSSocket).getPeerCertificate();
+          received.push({
+            method: req.method!,
+            url: `https://${String(req.headers.host)}${req.url}`,
+            headers: req.headers as Record<string, string>,
+            body: Buffer.concat(chunks),
+            clientCertSubject: String(peer.subject?.CN ?? ''),
+          });
           res.statusCode = answers.shift() ?? 204;
           res.end();
         });
@@ -71,10 +88,10 @@ describe('notification delivery by the edge to the AS receiver', function () {
     );
     await new Promise<void>(r => receiver.listen(0, '127.0.0.1', r));
     port = (receiver.address() as AddressInfo).port;
-    crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('crypto') });
+    crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('crypto') });
     // Notification requests are signed by capability exposure through crypto, as in the mesh.
-    cryptoAsCapex = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('capability-exposure'), serverId: mesh.id('crypto') });
-    auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
+    cryptoAsCapex = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('capability-exposure'), serverId: mesh.id('crypto') });
+    auth = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
     const key = new DelegatedSigningKey({
       fetch: async () => {
         const g = await crypto.delegateSigningKey({ purpose: KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING });
@@ -149,7 +166,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
     const n0 = received.length;
     await publish(`https://127.0.0.1:${port}/callbacks/me`, { subscription: 'x', monitoringType: 'LOCATION_REPORTING' });
     await until(() => received.length > n0);
-    const r = received[n0]!;
+    const r = received[n0];
     expect(r.method).to.equal('POST');
     expect(r.clientCertSubject).to.match(/^notifications\./);
     expect(JSON.parse(r.body.toString())).to.deep.equal({ subscription: 'x', monitoringType: 'LOCATION_REPORTING' });
@@ -176,7 +193,7 @@ describe('notification delivery by the edge to the AS receiver', function () {
     const n0 = received.length;
     await publish(`https://127.0.0.1:${port}/cb`, { locationInfo: { cellId: 'c1' } }, ['encrypt-response']);
     await until(() => received.length > n0);
-    const r = received[n0]!;
+    const r = received[n0];
     expect(r.headers['content-type']).to.equal('application/jose');
     expect(r.body.toString()).not.to.include('cellId');
     const { plaintext, protectedHeader } = await compactDecrypt(r.body.toString(), await importJWK(as.encryptionPrivateJwk as never, 'ECDH-ES+A256KW'));

@@ -28,8 +28,8 @@ function parseExposition(text: string): Sample[] {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2]!;
+    out.push({ name: m[1], labels, value: Number(m[3]) });
   }
   return out;
 }
@@ -55,7 +55,11 @@ describe('observability: each service serves its own metrics for Prometheus', fu
   before(async function () {
     this.timeout(90_000);
     for (const s of SERVICES) metricsPorts[s] = await freePort();
-    mesh = await startTestMesh({ edge: startEdgeService, extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' }, metricsPorts });
+    mesh = await startTestMesh({
+      edge: startEdgeService,
+      extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' },
+      metricsPorts,
+    });
     operator = operatorAuthClient(mesh);
     const as = await onboardT8As(mesh, operator, AS, { scopes: [MONITORING_EVENT] });
     await grantAccess(mesh, {
@@ -82,7 +86,12 @@ describe('observability: each service serves its own metrics for Prometheus', fu
   });
 
   it('counts T8 requests, decisions, replay refusals, cache lookups and revocation lag as they happened', async () => {
-    const subscription = (ue: number) => ({ externalId: simulatedUe(ue).externalId, notificationDestination: 'https://127.0.0.1:9443/n', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 2 });
+    const subscription = (ue: number) => ({
+      externalId: simulatedUe(ue).externalId,
+      notificationDestination: 'https://127.0.0.1:9443/n',
+      monitoringType: 'LOCATION_REPORTING',
+      maximumNumberOfReports: 2,
+    });
     // Served: a subscription created, then read twice.
     const created = await client.call({ method: 'POST', path: `${ME}/${AS}/subscriptions`, body: subscription(1) });
     expect(created.reply.status, created.reply.text).to.equal(201);
@@ -129,7 +138,7 @@ describe('observability: each service serves its own metrics for Prometheus', fu
 
     // A revoked token: its revocation is enforced at the edge (the lag recorded once), then refused.
     const token = await client.token();
-    const jti = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
     expect(total(edge, 'aese_revocation_lag_count')).to.equal(0);
     await operator.revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, scsAsId: '', certificateThumbprint: '', jti, reason: 'test' });
     let lagged: Sample[] = [];

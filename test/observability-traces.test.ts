@@ -77,7 +77,7 @@ describe('observability: one trace per T8 request across the mesh', function () 
   const one = (spans: readonly ReadableSpan[], name: string): ReadableSpan => {
     const found = named(spans, name);
     expect(found, `${name} in ${spans.map(s => s.name).join(', ')}`).to.have.length(1);
-    return found[0]!;
+    return found[0];
   };
   /** Spans end asynchronously after the answer: wait for the request's server span to be exported. */
   const untilEnded = async (traceId: string, name: string): Promise<void> => {
@@ -115,20 +115,28 @@ describe('observability: one trace per T8 request across the mesh', function () 
     expect(decide.attributes['aese.service']).to.equal('authorization');
     expect(decide.attributes['aese.caller']).to.equal(mesh.id('capability-exposure'));
     expect(decide.parentSpanContext?.spanId).to.equal(invoke.spanContext().spanId);
-    expect(spans.every(s => s.status.code !== SpanStatusCode.ERROR), 'no span failed').to.equal(true);
+    expect(
+      spans.every(s => s.status.code !== SpanStatusCode.ERROR),
+      'no span failed',
+    ).to.equal(true);
 
     // Exactly one trace for the request: no span of these names in any other trace.
     const hopNames = new Set([...EDGE_CHECKS, 'T8 POST', REPLAY, INVOKE, DECIDE]);
-    const traces = new Set(exporter.getFinishedSpans().filter(s => hopNames.has(s.name)).map(s => s.spanContext().traceId));
+    const traces = new Set(
+      exporter
+        .getFinishedSpans()
+        .filter(s => hopNames.has(s.name))
+        .map(s => s.spanContext().traceId),
+    );
     expect([...traces]).to.deep.equal([traceId]);
 
     // capability-exposure's log line of the call carries the trace id from the active span.
     const invokeLines = mesh.logs.filter(l => l.includes('"t8 invoke"') && l.includes('"scsAsId":"as-traced"'));
     expect(invokeLines).to.have.length(1);
-    expect(JSON.parse(invokeLines[0]!)).to.include({ traceId, service: 'capability-exposure' });
+    expect(JSON.parse(invokeLines[0])).to.include({ traceId, service: 'capability-exposure' });
   });
 
-  it('stops a refused request\'s trace at the refusing check; its log line and audit event carry the trace id the edge made', async () => {
+  it("stops a refused request's trace at the refusing check; its log line and audit event carry the trace id the edge made", async () => {
     exporter.reset();
     // No traceparent: the edge starts the trace, and the audit trail must record that trace.
     const prepared = await client.prepare({ method: 'GET', path: `${ME}/as-other/subscriptions` });
@@ -155,6 +163,6 @@ describe('observability: one trace per T8 request across the mesh', function () 
     expect(event).to.deep.include({ service: 'edge', action: 't8.request', reason: 'SCS_AS_ID_MISMATCH', traceId, actor: 'as-traced' });
     const refusedLines = mesh.logs.filter(l => l.includes('"t8 request refused"') && l.includes('SCS_AS_ID_MISMATCH'));
     expect(refusedLines).to.have.length(1);
-    expect(JSON.parse(refusedLines[0]!)).to.include({ traceId });
+    expect(JSON.parse(refusedLines[0])).to.include({ traceId });
   });
 });

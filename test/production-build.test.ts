@@ -15,9 +15,7 @@ const portEnv = (s: Service): string => `${s.toUpperCase().replace(/-/g, '_')}_P
 /** The test's environment without AESE settings, ports or node options that could leak in from a shell. */
 function cleanEnv(): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(process.env).filter(
-      (e): e is [string, string] => e[1] !== undefined && !/^(AESE_|NATS_URL$|LISTEN_HOST$|PORT$|NODE_OPTIONS$)|_ADDR$|_PORT$/.test(e[0]),
-    ),
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !/^(AESE_|NATS_URL$|LISTEN_HOST$|PORT$|NODE_OPTIONS$)|_ADDR$|_PORT$/.test(e[0])),
   );
 }
 
@@ -53,7 +51,7 @@ describe('production build: npm start -- --production runs the bundles with plai
   const dir = tempDir('aese-production');
   let start: ChildProcess | undefined;
   let output = '';
-  const pids = (): Map<string, number> => new Map([...output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1]!, Number(m[2])]));
+  const pids = (): Map<string, number> => new Map([...output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1], Number(m[2])]));
 
   after(async () => {
     if (start && start.exitCode === null) {
@@ -82,7 +80,14 @@ describe('production build: npm start -- --production runs the bundles with plai
     // `npm start -- --production` without npm in between, so the signal reaches the script itself.
     start = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', '--production'], {
       cwd: REPO_ROOT,
-      env: { ...cleanEnv(), AESE_STATE_DIR: stateDir, AESE_BUILD_DIR: buildDir, LOG_LEVEL: 'warn', START_TIMEOUT_MS: '120000', ...Object.fromEntries(SERVICES.map(s => [portEnv(s), String(ports[s])])) },
+      env: {
+        ...cleanEnv(),
+        AESE_STATE_DIR: stateDir,
+        AESE_BUILD_DIR: buildDir,
+        LOG_LEVEL: 'warn',
+        START_TIMEOUT_MS: '120000',
+        ...Object.fromEntries(SERVICES.map(s => [portEnv(s), String(ports[s])])),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     start.stdout!.on('data', (b: Buffer) => (output += b.toString('utf8')));
@@ -124,12 +129,22 @@ describe('production build: npm start -- --production runs the bundles with plai
 
     // The built CLI onboards an AS against the running stack; the edge issues it a token.
     const bundle = join(dir.path, 'as-prod');
-    const onboard = await runBuilt(join(buildDir, 'cli', 'main.mjs'), ['as', 'onboard', 'as-prod', '--scope', '3gpp-monitoring-event', '--out', bundle], { AESE_STATE_DIR: stateDir });
+    const onboard = await runBuilt(join(buildDir, 'cli', 'main.mjs'), ['as', 'onboard', 'as-prod', '--scope', '3gpp-monitoring-event', '--out', bundle], {
+      AESE_STATE_DIR: stateDir,
+    });
     expect(onboard.code, onboard.stderr).to.equal(0);
     const client = { certPem: readFileSync(join(bundle, 'client.crt'), 'utf8'), keyPem: readFileSync(join(bundle, 'client.key'), 'utf8') };
     const ca = readFileSync(join(bundle, 'ca.crt'), 'utf8');
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: 'as-prod', scope: '3gpp-monitoring-event' }).toString();
-    const token = await edgeRequest({ port: ports.edge, ca, client, method: 'POST', path: '/oauth2/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+    const token = await edgeRequest({
+      port: ports.edge,
+      ca,
+      client,
+      method: 'POST',
+      path: '/oauth2/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form,
+    });
     expect(token.status, token.body).to.equal(200);
     expect((JSON.parse(token.body) as { access_token?: unknown }).access_token).to.be.a('string');
     // The same request without the AS certificate gets no token.

@@ -12,8 +12,8 @@ import { startAuthenticationService } from '@aese/authentication-service';
 import { startEdgeService } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
-import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
-import type { RevokeRequest } from '@aese/protos/authentication/v1';
+import { RevocationKind } from '@aese/protos/authentication/v1';
+import type { RevokeRequest, AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { operatorAuthClient, t8CaPem } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
@@ -37,7 +37,12 @@ describe('revocation at every edge replica (issue 4)', function () {
       level: 'debug',
       destination: new Writable({
         write(chunk: Buffer, _e, cb) {
-          mesh.logs.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+          mesh.logs.push(
+            ...chunk
+              .toString('utf8')
+              .split('\n')
+              .filter(l => l.length > 0),
+          );
           cb();
         },
       }),
@@ -59,7 +64,7 @@ describe('revocation at every edge replica (issue 4)', function () {
     await auth2.whenReady;
     stops.push(() => auth2.stop());
     const edge2 = await startEdge({ AUTHENTICATION_ADDR: `localhost:${auth2.port}` });
-    edgePorts.push(mesh.ports['edge']!, edge2.port);
+    edgePorts.push(mesh.ports['edge'], edge2.port);
   });
   after(async function () {
     this.timeout(30_000);
@@ -122,7 +127,7 @@ describe('revocation at every edge replica (issue 4)', function () {
     for (const c of [...clients, ...bystander.clients]) expect(await list(c)).to.equal(200);
     const sessions = await Promise.all(edgePorts.map(p => openSession(as, p)));
     for (const [i, s] of sessions.entries()) {
-      expect(await sendOn(s, await clients[i]!.prepare({ method: 'GET', path: `${ME}/${as.scsAsId}/subscriptions` }))).to.equal(200);
+      expect(await sendOn(s, await clients[i].prepare({ method: 'GET', path: `${ME}/${as.scsAsId}/subscriptions` }))).to.equal(200);
     }
     const t0 = Date.now();
     await revoke({ kind: RevocationKind.REVOCATION_KIND_APPLICATION_SERVER, scsAsId: as.scsAsId });
@@ -142,17 +147,17 @@ describe('revocation at every edge replica (issue 4)', function () {
 
     const tok = await onboard('rev-edge-token');
     for (const c of tok.clients) expect(await list(c)).to.equal(200);
-    const token = await tok.clients[0]!.token();
+    const token = await tok.clients[0].token();
     // Both edges use the same token (the second client adopts the first's).
     (tok.clients[1] as unknown as { tokens: Map<string, string> }).tokens.set(MONITORING_EVENT, token);
     for (const c of tok.clients) expect(await list(c)).to.equal(200);
-    const jti = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    const jti = (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
     t0 = Date.now();
     await revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, jti });
     await refusedEverywhere(tok.clients, t0, [401]);
     // A new token of the same AS works: only that token was revoked.
     (tok.clients[0] as unknown as { tokens: Map<string, string> }).tokens.clear();
-    expect(await list(tok.clients[0]!)).to.equal(200);
+    expect(await list(tok.clients[0])).to.equal(200);
   });
 
   it('an edge started after a revocation refuses the revoked AS from its first request', async () => {
@@ -161,28 +166,29 @@ describe('revocation at every edge replica (issue 4)', function () {
     const late = await startEdge();
     const c = T8Client.forMesh(mesh, as, late.port);
     stops.push(() => c.close());
-    const status = await c
-      .token()
-      .then(() => 'token issued', (e: Error) => e.message);
+    const status = await c.token().then(
+      () => 'token issued',
+      (e: Error) => e.message,
+    );
     expect(status).not.to.equal('token issued');
   });
 
   it('RFC 7009: an AS revokes its own token at /oauth2/revoke; both edges refuse it', async () => {
     const { clients } = await onboard('rev-edge-7009');
-    const token = await clients[0]!.token();
+    const token = await clients[0].token();
     (clients[1] as unknown as { tokens: Map<string, string> }).tokens.set(MONITORING_EVENT, token);
     for (const c of clients) expect(await list(c)).to.equal(200);
     const t0 = Date.now();
-    const res = await clients[0]!.postForm('/oauth2/revoke', { token, token_type_hint: 'access_token' });
+    const res = await clients[0].postForm('/oauth2/revoke', { token, token_type_hint: 'access_token' });
     expect(res.status).to.equal(200);
     await refusedEverywhere(clients, t0, [401]);
     // Revoking garbage is answered 200 too (RFC 7009 section 2.2) and changes nothing.
-    expect((await clients[0]!.postForm('/oauth2/revoke', { token: 'not-a-token' })).status).to.equal(200);
+    expect((await clients[0].postForm('/oauth2/revoke', { token: 'not-a-token' })).status).to.equal(200);
   });
 
   it('NATS down: tokens are still issued within the staleness bound, then 503; T8 requests fail closed; all recovers by itself', async () => {
     const { clients } = await onboard('rev-edge-outage');
-    const c = clients[0]!;
+    const c = clients[0];
     expect(await list(c)).to.equal(200);
     const tokenStatus = async () => (await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'rev-edge-outage', scope: MONITORING_EVENT })).status;
     await mesh.nats.stop();

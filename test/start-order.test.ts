@@ -9,7 +9,8 @@ import type { NatsConnection } from 'nats';
 import { startEdgeService } from '@aese/edge-service';
 import { readAuditTrail } from '@aese/events';
 import type { MeshClient } from '@aese/grpc-client';
-import { AuthenticationServiceClient, RevocationKind } from '@aese/protos/authentication/v1';
+import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
+import { RevocationKind } from '@aese/protos/authentication/v1';
 import type { MeshServiceName } from '@aese/runtime';
 import { authorizationClient, eventually, request } from '../services/authorization/test/support.ts';
 import type { AuthorizationClient } from '../services/authorization/test/support.ts';
@@ -57,8 +58,7 @@ describe('start order converges: crypto started 10 s after the others (issue 7, 
     await mesh?.stop();
   });
 
-  const health = (addrVar: string) =>
-    healthCheck(mesh.env[addrVar]!, meshCredentials(mesh.tls('operator'))).catch((e: Error) => `unreachable: ${e.message}`);
+  const health = (addrVar: string) => healthCheck(mesh.env[addrVar], meshCredentials(mesh.tls('operator'))).catch((e: Error) => `unreachable: ${e.message}`);
   const client = (as: T8As): T8Client => {
     const c = T8Client.forMesh(mesh, as);
     clients.push(c);
@@ -66,8 +66,7 @@ describe('start order converges: crypto started 10 s after the others (issue 7, 
   };
   const list = (c: T8Client) => c.call({ method: 'GET', path: `${ME}/${c.as.scsAsId}/subscriptions` }).then(r => r.reply.status);
   /** The token endpoint's status for a client-credentials request (503 while the edge is not ready). */
-  const tokenStatus = async (c: T8Client) =>
-    (await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: c.as.scsAsId, scope: MONITORING_EVENT })).status;
+  const tokenStatus = async (c: T8Client) => (await c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: c.as.scsAsId, scope: MONITORING_EVENT })).status;
 
   it('services listen NOT_SERVING until crypto is up, then serve the full registry and policy with no BAD_SIGNATURE event', async () => {
     // State signed through crypto: two ASes, their grants, one revoked.
@@ -115,7 +114,10 @@ describe('start order converges: crypto started 10 s after the others (issue 7, 
     for (const n of ['order-a', 'order-b'] as const) expect(await list(client(as[n])), n).to.equal(200);
     const revoked = await client(as['order-revoked'])
       .token()
-      .then(() => 'issued', (e: Error) => `refused: ${e.message}`);
+      .then(
+        () => 'issued',
+        (e: Error) => `refused: ${e.message}`,
+      );
     expect(revoked).to.match(/^refused/);
     expect((await policies.getPolicies({})).version).to.equal(policyVersion);
     const decision = await pdp.decide(request({ scsAsId: 'order-b', pathScsAsId: 'order-b', operation: 'read', targets: [`externalId:${UE1.externalId}`] }));

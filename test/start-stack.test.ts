@@ -21,9 +21,7 @@ const PORT_ENV: Record<(typeof SERVICES)[number], string> = {
 /** The environment of the test process without any AESE setting that could leak in from a shell. */
 function cleanEnv(): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(process.env).filter(
-      (e): e is [string, string] => e[1] !== undefined && !/^(AESE_|NATS_URL$|LISTEN_HOST$|PORT$)|_ADDR$|_PORT$/.test(e[0]),
-    ),
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !/^(AESE_|NATS_URL$|LISTEN_HOST$|PORT$)|_ADDR$|_PORT$/.test(e[0])),
   );
 }
 
@@ -58,7 +56,7 @@ class StartProcess {
 
   /** The pid of every service the script reported starting. */
   pids(): Map<string, number> {
-    return new Map([...this.output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1]!, Number(m[2])]));
+    return new Map([...this.output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1], Number(m[2])]));
   }
 }
 
@@ -93,13 +91,7 @@ interface TlsFiles {
 }
 
 /** One HTTPS request to the edge as an AS would make it: SNI and Host are the edge's name. */
-function edgeRequest(
-  port: number,
-  tls: TlsFiles,
-  method: string,
-  path: string,
-  form?: Record<string, string>,
-): Promise<{ status: number; json: Record<string, unknown> }> {
+function edgeRequest(port: number, tls: TlsFiles, method: string, path: string, form?: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> {
   const body = form ? new URLSearchParams(form).toString() : undefined;
   return new Promise((resolve, reject) => {
     const req = request(
@@ -211,7 +203,7 @@ describe('npm start (scripts/start.ts)', function () {
     expect((JSON.parse(readFileSync(join(bundle, 'as.json'), 'utf8')) as { edgeUrl: string }).edgeUrl).to.equal(edgeUrl);
     const network = await aese(['network', 'list', '--json'], stateOnly);
     expect(network.code, network.stderr).to.equal(0);
-    const ue = (JSON.parse(network.stdout) as { ues: { externalId: string }[] }).ues[0]!.externalId;
+    const ue = (JSON.parse(network.stdout) as { ues: { externalId: string }[] }).ues[0].externalId;
     const grant = await aese(['policy', 'grant', 'as-start', '--api', '3gpp-monitoring-event', '--category', 'location', '--target', `externalId:${ue}`], stateOnly);
     expect(grant.code, grant.stderr).to.equal(0);
     expect(grant.stdout).to.match(/^as-start\s+3gpp-monitoring-event\s+create,read,update,delete,notify\s+location\s+1\s/m);

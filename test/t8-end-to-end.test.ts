@@ -186,7 +186,11 @@ describe('T8 end to end: MonitoringEvent through the edge with independent AS li
     const [event] = await audit.byTrace(asked.prepared.traceId);
     expect(event).to.deep.include({ service: 'edge', actor: 'as-e2e-keyless', action: 't8.request', decision: 'deny', reason: 'ENCRYPTION_KEY_NOT_REGISTERED' });
 
-    const obligedReply = await exchange(keylessClient, { method: 'POST', path: `${ME}/as-e2e-keyless/subscriptions`, body: subscription({ externalId: UE2.externalId, maximumNumberOfReports: 1 }) });
+    const obligedReply = await exchange(keylessClient, {
+      method: 'POST',
+      path: `${ME}/as-e2e-keyless/subscriptions`,
+      body: subscription({ externalId: UE2.externalId, maximumNumberOfReports: 1 }),
+    });
     expect(obligedReply.reply.status).to.equal(403);
     expect(obligedReply.reply.headers['content-type']).to.equal('application/problem+json');
     expect(obligedReply.reply.text).not.to.include('locationInfo');
@@ -204,7 +208,7 @@ describe('T8 end to end: MonitoringEvent through the edge with independent AS li
     const jwk = published.find(k => k.kid === kid);
     expect(jwk).to.include({ use: 'sig', alg: 'ES256', kty: 'EC', crv: 'P-256' });
     expect(jwk).not.to.have.property('d');
-    const crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR']!, tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
+    const crypto = createMeshClient(CryptoServiceClient, { address: mesh.env['CRYPTO_ADDR'], tls: mesh.tls('operator'), serverId: mesh.id('crypto') });
     try {
       const keys = (await crypto.getJwks({})).keys;
       expect(keys.find(k => k.kid === kid)?.purpose).to.equal(KeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING);
@@ -228,10 +232,24 @@ describe('T8 end to end: MonitoringEvent through the edge with independent AS li
     const prepared = await client.prepare({ method: 'POST', path: `${ME}/as-e2e/subscriptions`, body: subscription() });
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(prepared.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    const answer = await edgeRequestH2({ port: mesh.ports['edge']!, ca: t8CaPem(mesh), client: alpha, method: 'POST', path: new URL(prepared.url).pathname, headers: { ...headers, ':authority': 'localhost' }, body: prepared.body! });
+    const answer = await edgeRequestH2({
+      port: mesh.ports['edge'],
+      ca: t8CaPem(mesh),
+      client: alpha,
+      method: 'POST',
+      path: new URL(prepared.url).pathname,
+      headers: { ...headers, ':authority': 'localhost' },
+      body: prepared.body!,
+    });
     expect(answer.status, answer.body).to.equal(201);
     expect(answer.alpn).to.equal('h2');
-    const reply: T8Reply = { status: answer.status, headers: answer.headers as Record<string, string>, body: Buffer.from(answer.body), text: answer.body, json: <T>() => JSON.parse(answer.body) as T };
+    const reply: T8Reply = {
+      status: answer.status,
+      headers: answer.headers as Record<string, string>,
+      body: Buffer.from(answer.body),
+      text: answer.body,
+      json: <T>() => JSON.parse(answer.body) as T,
+    };
     await client.verifyResponse(reply, prepared);
     valid('monitoring-event', 'MonitoringEventSubscription', reply.json(), 'response');
   });
@@ -256,7 +274,7 @@ describe('T8 end to end: MonitoringEvent through the edge with independent AS li
     expect(logs).to.include('"t8 invoke"');
     for (const t of tokens) {
       expect(logs).not.to.include(t);
-      expect(logs).not.to.include(t.split('.')[2]!);
+      expect(logs).not.to.include(t.split('.')[2]);
     }
     for (const n of nonces) expect(logs).not.to.include(n);
     for (const ue of [UE1.externalId, UE1.msisdn, UE2.externalId]) expect(logs).not.to.include(ue);

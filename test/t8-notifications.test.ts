@@ -59,19 +59,21 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
       },
     });
     // The AS's receiver: its own server certificate; it authenticates the SCEF by the T8 CA.
-    receiver = createServer(
-      { cert: tls.certPem, key: tls.keyPem, ca: readFileSync(mesh.layout.t8Ca.cert, 'utf8'), requestCert: true, rejectUnauthorized: true },
-      (req, res) => {
-        const peer = (req.socket as TLSSocket).getPeerCertificate();
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          received.push({ url: `https://${String(req.headers.host)}${req.url}`, headers: req.headers as Record<string, string>, body: Buffer.concat(chunks), peerSubject: String(peer.subject?.CN ?? '') });
-          res.statusCode = 204;
-          res.end();
+    receiver = createServer({ cert: tls.certPem, key: tls.keyPem, ca: readFileSync(mesh.layout.t8Ca.cert, 'utf8'), requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({
+          url: `https://${String(req.headers.host)}${req.url}`,
+          headers: req.headers as Record<string, string>,
+          body: Buffer.concat(chunks),
+          peerSubject: String(peer.subject?.CN ?? ''),
         });
-      },
-    );
+        res.statusCode = 204;
+        res.end();
+      });
+    });
     await new Promise<void>(r => receiver.listen(0, '127.0.0.1', r));
     port = (receiver.address() as AddressInfo).port;
     operator = operatorAuthClient(mesh);
@@ -104,7 +106,13 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
       const c = T8Client.forMesh(mesh, as);
       try {
         const path = `/${scsAsId}/${encrypted ? 'enc' : 'plain'}`;
-        const body = { externalId: UE.externalId, notificationDestination: `https://127.0.0.1:${port}${path}`, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 5, repPeriod: 1 };
+        const body = {
+          externalId: UE.externalId,
+          notificationDestination: `https://127.0.0.1:${port}${path}`,
+          monitoringType: 'LOCATION_REPORTING',
+          maximumNumberOfReports: 5,
+          repPeriod: 1,
+        };
         const created = await c.call({ method: 'POST', path: `${ME}/${scsAsId}/subscriptions`, body });
         expect(created.reply.status, created.reply.text).to.equal(201);
         const until = Date.now() + 15_000;
@@ -137,4 +145,3 @@ describe('T8 end to end: signed (and encrypted) notifications at the AS receiver
     });
   }
 });
-

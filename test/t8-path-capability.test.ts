@@ -151,7 +151,7 @@ describe('T8 capability-exposure path: decide first, no existence oracle, identi
   });
 
   describe('authorization before effects', () => {
-    it('an ungranted UE with a destination host of the AS\'s choosing gets 403 and the host is never resolved; a granted UE gets the 400 (the name was resolved)', async () => {
+    it("an ungranted UE with a destination host of the AS's choosing gets 403 and the host is never resolved; a granted UE gets the 400 (the name was resolved)", async () => {
       const before = await count(ca, ME);
       const destination = `https://${PROBE_HOST}/notify`;
       const denied = await create(ca, ME, sub({ externalId: UE3.externalId, notificationDestination: destination }));
@@ -185,8 +185,14 @@ describe('T8 capability-exposure path: decide first, no existence oracle, identi
       const before = await count(ca, ME);
       const pairs: [Record<string, unknown>, Record<string, unknown>][] = [
         [{ externalId: 'stranger@scef.test' }, { externalId: UE3.externalId }],
-        [{ externalId: undefined, msisdn: '33699999999' }, { externalId: undefined, msisdn: UE3.msisdn }],
-        [{ externalId: undefined, externalGroupId: 'nogroup@scef.test' }, { externalId: undefined, externalGroupId: GROUP2 }],
+        [
+          { externalId: undefined, msisdn: '33699999999' },
+          { externalId: undefined, msisdn: UE3.msisdn },
+        ],
+        [
+          { externalId: undefined, externalGroupId: 'nogroup@scef.test' },
+          { externalId: undefined, externalGroupId: GROUP2 },
+        ],
         [{ addedExternalIds: ['stranger@scef.test'] }, { addedExternalIds: [UE3.externalId] }],
       ];
       for (const [unknown, ungranted] of pairs) {
@@ -223,9 +229,18 @@ describe('T8 capability-exposure path: decide first, no existence oracle, identi
       const before = await count(ca, QOS);
       for (const [free, ungranted] of [
         [{ ueIpv4Addr: FREE_IPV4 }, { ueIpv4Addr: UE3.ipv4Addr }],
-        [{ ueIpv4Addr: undefined, ueIpv6Addr: FREE_IPV6 }, { ueIpv4Addr: undefined, ueIpv6Addr: UE3.ipv6Addr }],
-        [{ ueIpv4Addr: undefined, gpsi: 'extid-stranger@scef.test' }, { ueIpv4Addr: undefined, gpsi: `extid-${UE3.externalId}` }],
-        [{ ueIpv4Addr: undefined, gpsi: 'msisdn-33699999999' }, { ueIpv4Addr: undefined, gpsi: `msisdn-${UE3.msisdn}` }],
+        [
+          { ueIpv4Addr: undefined, ueIpv6Addr: FREE_IPV6 },
+          { ueIpv4Addr: undefined, ueIpv6Addr: UE3.ipv6Addr },
+        ],
+        [
+          { ueIpv4Addr: undefined, gpsi: 'extid-stranger@scef.test' },
+          { ueIpv4Addr: undefined, gpsi: `extid-${UE3.externalId}` },
+        ],
+        [
+          { ueIpv4Addr: undefined, gpsi: 'msisdn-33699999999' },
+          { ueIpv4Addr: undefined, gpsi: `msisdn-${UE3.msisdn}` },
+        ],
       ] as const) {
         const f = await create(ca, QOS, session(free));
         const g = await create(ca, QOS, session(ungranted));
@@ -268,7 +283,7 @@ describe('T8 capability-exposure path: decide first, no existence oracle, identi
         const reply = await create(ca, base, body);
         const p = problem(reply, 400, 'INVALID_PARAMETER');
         expect(p['invalidParams'], reply.text).to.have.length(1);
-        expect((p['invalidParams'] as { param: string }[])[0]!.param).to.equal(member);
+        expect((p['invalidParams'] as { param: string }[])[0].param).to.equal(member);
         for (const v of Object.values(body)) if (typeof v === 'string' && /ue|\+|group|extid|msisdn/.test(v)) expect(reply.text).not.to.include(v);
       }
       expect(decisions(), 'no decision was asked for a malformed identifier').to.equal(decided);
@@ -282,7 +297,7 @@ describe('T8 capability-exposure path: decide first, no existence oracle, identi
   });
 
   describe('destination ports', () => {
-    it('only the operator\'s ports (here 443, 8443) and an allow-listed host:port pass; a refused port is never resolved', async () => {
+    it("only the operator's ports (here 443, 8443) and an allow-listed host:port pass; a refused port is never resolved", async () => {
       const before = await count(ca, ME);
       for (const destination of [`https://${PUBLIC_ADDRESS}:6379/n`, 'https://redis-6379.example.com:6379/n', 'https://other.example.com:9443/n']) {
         const reply = await create(ca, ME, sub({ notificationDestination: destination }));

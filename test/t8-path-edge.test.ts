@@ -91,10 +91,22 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
   };
   /** Sends a prepared request over HTTP/1.1 with `path` as the request-target, byte for byte. */
   const sendHttp1 = async (p: PreparedRequest, path: string): Promise<T8Reply> =>
-    asReply(await edgeRequest({ port, ca: t8CaPem(mesh), client: as, method: p.method, path, headers: { ...flatHeaders(p), host: EDGE_HOSTNAME }, ...(p.body ? { body: p.body } : {}) }));
+    asReply(
+      await edgeRequest({ port, ca: t8CaPem(mesh), client: as, method: p.method, path, headers: { ...flatHeaders(p), host: EDGE_HOSTNAME }, ...(p.body ? { body: p.body } : {}) }),
+    );
   /** Sends a prepared request over HTTP/2 with `path` as `:path`, byte for byte. */
   const sendHttp2 = async (p: PreparedRequest, path: string, extra: Record<string, string> = {}): Promise<T8Reply> =>
-    asReply(await edgeRequestH2({ port, ca: t8CaPem(mesh), client: as, method: p.method, path, headers: { ...flatHeaders(p), ':authority': EDGE_HOSTNAME, ...extra }, ...(p.body ? { body: p.body } : {}) }));
+    asReply(
+      await edgeRequestH2({
+        port,
+        ca: t8CaPem(mesh),
+        client: as,
+        method: p.method,
+        path,
+        headers: { ...flatHeaders(p), ':authority': EDGE_HOSTNAME, ...extra },
+        ...(p.body ? { body: p.body } : {}),
+      }),
+    );
 
   /**
    * One HTTP/1.1 request written by hand over mTLS (node's clients send one Host line and an
@@ -102,7 +114,16 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
    */
   const rawHttp1 = (head: string, body: Buffer | undefined): Promise<RawAnswer> =>
     new Promise((resolve, reject) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port, servername: EDGE_HOSTNAME, ca: t8CaPem(mesh), cert: as.certPem, key: as.keyPem, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.3' });
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        servername: EDGE_HOSTNAME,
+        ca: t8CaPem(mesh),
+        cert: as.certPem,
+        key: as.keyPem,
+        ALPNProtocols: ['http/1.1'],
+        minVersion: 'TLSv1.3',
+      });
       const chunks: Buffer[] = [];
       socket.setTimeout(5_000, () => socket.destroy(new Error('no answer in time')));
       // Written, not ended: the server closes after its answer (`connection: close`).
@@ -116,7 +137,7 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
         const [statusLine, ...lines] = text.slice(0, split).split('\r\n');
         const headers: Record<string, string> = {};
         for (const line of lines) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
-        resolve({ status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)?.[1]), headers, body: text.slice(split + 4) });
+        resolve({ status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine)?.[1]), headers, body: text.slice(split + 4) });
       });
     });
   /** The request line and fields of a prepared request, with the given Host lines. */
@@ -152,11 +173,13 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
     });
     port = mesh.ports['edge']!;
     operator = operatorAuthClient(mesh);
-    replayGuard = createMeshClient(ReplayGuardServiceClient, { address: mesh.env['REPLAY_GUARD_ADDR']!, tls: mesh.tls('edge'), serverId: mesh.id('replay-guard') });
+    replayGuard = createMeshClient(ReplayGuardServiceClient, { address: mesh.env['REPLAY_GUARD_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('replay-guard') });
     audit = await AuditReader.open(mesh);
     as = await onboardT8As(mesh, operator, AS_ID, { scopes: [MONITORING_EVENT] });
     await grantAccess(mesh, {
-      [AS_ID]: { apis: { [MONITORING_EVENT]: { operations: ['create', 'read', 'delete'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } } },
+      [AS_ID]: {
+        apis: { [MONITORING_EVENT]: { operations: ['create', 'read', 'delete'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } },
+      },
     });
     client = T8Client.forMesh(mesh, as);
     await client.token();
@@ -251,7 +274,11 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
   describe('one authority: exactly one Host, agreeing with :authority and the target (400 otherwise)', () => {
     it('HTTP/1.1 with two Host lines (equal or not) gets 400, unsigned and audited, nothing runs; one Host line succeeds', async () => {
       const original = await client.prepare({ method: 'POST', path: COLLECTION, body: sub() });
-      for (const hosts of [[EDGE_HOSTNAME, EDGE_HOSTNAME], [EDGE_HOSTNAME, 'other.example'], ['other.example', EDGE_HOSTNAME]]) {
+      for (const hosts of [
+        [EDGE_HOSTNAME, EDGE_HOSTNAME],
+        [EDGE_HOSTNAME, 'other.example'],
+        ['other.example', EDGE_HOSTNAME],
+      ]) {
         const copy = retraced(original);
         const subscriptions = await count();
         const invoked = invokeCount(mesh, AS_ID);
@@ -278,7 +305,12 @@ describe('T8 request edges: nonce form, @target-uri as sent, one authority', fun
       // An absolute target is no T8 path (the edge serves origin-form only), hence `http.request`.
       await expectAuthorityRefusal(await rawHttp1(rawHead(other, `https://other.example${COLLECTION}`, [EDGE_HOSTNAME]), undefined), other, 'HOST_TARGET_CONFLICT', 'http.request');
       const fronted = retraced(p);
-      await expectAuthorityRefusal(await rawHttp1(rawHead(fronted, `https://${EDGE_HOSTNAME}${COLLECTION}`, ['other.example']), undefined), fronted, 'HOST_TARGET_CONFLICT', 'http.request');
+      await expectAuthorityRefusal(
+        await rawHttp1(rawHead(fronted, `https://${EDGE_HOSTNAME}${COLLECTION}`, ['other.example']), undefined),
+        fronted,
+        'HOST_TARGET_CONFLICT',
+        'http.request',
+      );
       expect(invokeCount(mesh, AS_ID)).to.equal(invoked);
       expect(await nonceWasNew(p.nonce!), 'a refused request spent its nonce').to.equal(true);
     });

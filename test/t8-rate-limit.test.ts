@@ -37,14 +37,20 @@ describe('T8 security catalogue: per-AS rate limit (SECURITY-TESTS 8, 53)', func
   const flood = async (c: T8Client, n: number): Promise<{ prepared: PreparedRequest; reply: T8Reply }[]> => {
     const prepared = await Promise.all(Array.from({ length: n }, () => c.prepare(get(c))));
     const replies = await Promise.all(prepared.map(p => c.send(p)));
-    return prepared.map((p, i) => ({ prepared: p, reply: replies[i]! }));
+    return prepared.map((p, i) => ({ prepared: p, reply: replies[i] }));
   };
 
   before(async function () {
     this.timeout(90_000);
     mesh = await startTestMesh({
       edge: startEdgeService,
-      extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', EDGE_RATE_LIMIT_PER_S: String(RATE), EDGE_RATE_LIMIT_BURST: String(BURST), NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' },
+      extraEnv: {
+        AESE_ISSUER: T8_ISSUER,
+        SIM_TICK_MS: '0',
+        EDGE_RATE_LIMIT_PER_S: String(RATE),
+        EDGE_RATE_LIMIT_BURST: String(BURST),
+        NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443',
+      },
     });
     operator = operatorAuthClient(mesh);
     audit = await AuditReader.open(mesh);
@@ -54,9 +60,9 @@ describe('T8 security catalogue: per-AS rate limit (SECURITY-TESTS 8, 53)', func
     });
     const [a, b, c] = await Promise.all(['as-rate-a', 'as-rate-b', 'as-rate-c'].map(id => onboardT8As(mesh, operator, id, { scopes: [MONITORING_EVENT] })));
     await grantAccess(mesh, { 'as-rate-a': grant(), 'as-rate-b': grant(), 'as-rate-c': grant(1) });
-    ca = T8Client.forMesh(mesh, a!);
-    cb = T8Client.forMesh(mesh, b!);
-    cc = T8Client.forMesh(mesh, c!);
+    ca = T8Client.forMesh(mesh, a);
+    cb = T8Client.forMesh(mesh, b);
+    cc = T8Client.forMesh(mesh, c);
     for (const client of [ca, cb, cc]) await client.token();
   });
 
@@ -85,8 +91,8 @@ describe('T8 security catalogue: per-AS rate limit (SECURITY-TESTS 8, 53)', func
     const other = await cb.call(get(cb));
     expect(other.reply.status).to.equal(200);
     // Control: after Retry-After, a limited request itself (its nonce unused) is served.
-    await sleep(Number(limited[0]!.reply.headers['retry-after']) * 1000);
-    const again = await ca.send(retraced(limited[0]!.prepared));
+    await sleep(Number(limited[0].reply.headers['retry-after']) * 1000);
+    const again = await ca.send(retraced(limited[0].prepared));
     expect(again.status, again.text).to.equal(200);
   });
 
@@ -100,7 +106,10 @@ describe('T8 security catalogue: per-AS rate limit (SECURITY-TESTS 8, 53)', func
     expect(results.length - served).to.be.at.least(60 - BURST - 1);
     expect(otherReply.reply.status, 'the other AS is unaffected').to.equal(200);
     expect(invokeCount(mesh, 'as-rate-a') - invoked).to.equal(served);
-    const limitedEvents = await audit.waitFor(e => e.service === 'edge' && e.actor === 'as-rate-a' && e.reason === 'RATE_LIMITED' && results.some(r => r.prepared.traceId === e.traceId), 60 - served);
+    const limitedEvents = await audit.waitFor(
+      e => e.service === 'edge' && e.actor === 'as-rate-a' && e.reason === 'RATE_LIMITED' && results.some(r => r.prepared.traceId === e.traceId),
+      60 - served,
+    );
     expect(limitedEvents.length).to.equal(60 - served);
     // No eviction: the nonce accepted before the flood is still known to the guard.
     await refill();

@@ -54,7 +54,12 @@ describe('T8 security catalogue: replay (SECURITY-TESTS 47, 48, 50, 51, 52, 55)'
       level: 'debug',
       destination: new Writable({
         write(chunk: Buffer, _enc, cb) {
-          mesh.logs.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+          mesh.logs.push(
+            ...chunk
+              .toString('utf8')
+              .split('\n')
+              .filter(l => l.length > 0),
+          );
           cb();
         },
       }),
@@ -75,7 +80,9 @@ describe('T8 security catalogue: replay (SECURITY-TESTS 47, 48, 50, 51, 52, 55)'
     audit = await AuditReader.open(mesh);
     a = await onboardT8As(mesh, operator, 'as-replay-a', { scopes: [MONITORING_EVENT] });
     b = await onboardT8As(mesh, operator, 'as-replay-b', { scopes: [MONITORING_EVENT] });
-    const grant = { apis: { [MONITORING_EVENT]: { operations: ['create', 'read', 'delete'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } } };
+    const grant = {
+      apis: { [MONITORING_EVENT]: { operations: ['create', 'read', 'delete'], categories: ['location'], targets: [`externalId:${UE1.externalId}`], anyTarget: false } },
+    };
     await grantAccess(mesh, { 'as-replay-a': grant, 'as-replay-b': grant });
     ca = T8Client.forMesh(mesh, a);
     cb = T8Client.forMesh(mesh, b);

@@ -12,7 +12,19 @@ import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1
 import { edgeRequest, operatorAuthClient, t8CaPem } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
-import { AuditReader, contentDigest, expectEdgeDenial, retraced, grantAccess, invokeCount, MONITORING_EVENT, onboardT8As, simulatedUe, T8_ISSUER, T8Client } from './support/t8-client.ts';
+import {
+  AuditReader,
+  contentDigest,
+  expectEdgeDenial,
+  retraced,
+  grantAccess,
+  invokeCount,
+  MONITORING_EVENT,
+  onboardT8As,
+  simulatedUe,
+  T8_ISSUER,
+  T8Client,
+} from './support/t8-client.ts';
 import type { PreparedRequest, T8As } from './support/t8-client.ts';
 
 const ME = '/3gpp-monitoring-event/v1';
@@ -28,7 +40,7 @@ function base64url(json: unknown): string {
 function withSignatureBytes(p: PreparedRequest, change: (sig: Buffer) => Buffer): PreparedRequest {
   const name = Object.keys(p.headers).find(k => k.toLowerCase() === 'signature')!;
   const value = p.headers[name] as string;
-  const bytes = Buffer.from(/^sig1=:([^:]*):$/.exec(value)![1]!, 'base64');
+  const bytes = Buffer.from(/^sig1=:([^:]*):$/.exec(value)![1], 'base64');
   return { ...p, headers: { ...p.headers, [name]: `sig1=:${change(bytes).toString('base64')}:` } };
 }
 
@@ -144,7 +156,11 @@ describe('T8 security catalogue: tampering (SECURITY-TESTS 37-43)', function () 
   }
 
   it('39. a valid signature that omits a required component (content-digest on POST, authorization) gets 401; the full set succeeds', async () => {
-    await refused(await client.prepare({ method: 'POST', path: COLLECTION, body: sub(), sign: { components: ['@method', '@target-uri', 'authorization', 'content-type'] } }), 'SIGNATURE_COMPONENT_MISSING', true);
+    await refused(
+      await client.prepare({ method: 'POST', path: COLLECTION, body: sub(), sign: { components: ['@method', '@target-uri', 'authorization', 'content-type'] } }),
+      'SIGNATURE_COMPONENT_MISSING',
+      true,
+    );
     await refused(await client.prepare({ method: 'GET', path: COLLECTION, sign: { components: ['@method', '@target-uri'] } }), 'SIGNATURE_COMPONENT_MISSING', true);
     await refused(await client.prepare({ method: 'GET', path: COLLECTION, sign: { components: ['@method', '@path', 'authorization'] } }), 'SIGNATURE_COMPONENT_MISSING', true);
     await created(await client.prepare({ method: 'POST', path: COLLECTION, body: sub() }));
@@ -152,11 +168,7 @@ describe('T8 security catalogue: tampering (SECURITY-TESTS 37-43)', function () 
 
   it('40. a weak digest (md5, sha, crc32c) in Content-Digest, signed, gets 401; sha-512 and sha-256 succeed', async () => {
     const body = Buffer.from(JSON.stringify(sub()));
-    for (const weak of [
-      `md5=:${Buffer.alloc(16).toString('base64')}:`,
-      `sha=:${Buffer.alloc(20).toString('base64')}:`,
-      'crc32c=:AAAAAA==:',
-    ]) {
+    for (const weak of [`md5=:${Buffer.alloc(16).toString('base64')}:`, `sha=:${Buffer.alloc(20).toString('base64')}:`, 'crc32c=:AAAAAA==:']) {
       await refused(await client.prepare({ method: 'POST', path: COLLECTION, rawBody: body, digest: { value: weak } }), 'DIGEST_ALGORITHM_NOT_ALLOWED', true);
     }
     await created(await client.prepare({ method: 'POST', path: COLLECTION, rawBody: body, digest: 'sha-512' }));
@@ -165,10 +177,26 @@ describe('T8 security catalogue: tampering (SECURITY-TESTS 37-43)', function () 
 
   it('41. a truncated, bit-flipped or zero (r = s = 0) ECDSA signature gets 401; the intact one succeeds', async () => {
     const p = await client.prepare({ method: 'POST', path: COLLECTION, body: sub() });
-    await refused(withSignatureBytes(p, s => s.subarray(0, 63)), 'SIGNATURE_SIGNATURE_INVALID');
-    await refused(withSignatureBytes(p, s => Buffer.concat([s, Buffer.from([0])])), 'SIGNATURE_SIGNATURE_INVALID');
-    await refused(withSignatureBytes(p, s => { const c = Buffer.from(s); c[10] = c[10]! ^ 0x01; return c; }), 'SIGNATURE_SIGNATURE_INVALID');
-    await refused(withSignatureBytes(p, () => Buffer.alloc(64)), 'SIGNATURE_SIGNATURE_INVALID');
+    await refused(
+      withSignatureBytes(p, s => s.subarray(0, 63)),
+      'SIGNATURE_SIGNATURE_INVALID',
+    );
+    await refused(
+      withSignatureBytes(p, s => Buffer.concat([s, Buffer.from([0])])),
+      'SIGNATURE_SIGNATURE_INVALID',
+    );
+    await refused(
+      withSignatureBytes(p, s => {
+        const c = Buffer.from(s);
+        c[10] = c[10] ^ 0x01;
+        return c;
+      }),
+      'SIGNATURE_SIGNATURE_INVALID',
+    );
+    await refused(
+      withSignatureBytes(p, () => Buffer.alloc(64)),
+      'SIGNATURE_SIGNATURE_INVALID',
+    );
     await created(p);
   });
 
@@ -176,9 +204,21 @@ describe('T8 security catalogue: tampering (SECURITY-TESTS 37-43)', function () 
     const [header, payload] = token.split('.') as [string, string, string];
     const h = JSON.parse(Buffer.from(header, 'base64url').toString()) as Record<string, unknown>;
     // An attacker's own P-256 key signs the altered header: only the header parameters differ in intent.
-    const attacker = createPrivateKey({ key: { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', d: 'jpsQnnGQmL-YBIffH1136cLNMhFGvvcUq-UpMyYZ9Xk' }, format: 'jwk' });
+    const attacker = createPrivateKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+        y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+        d: 'jpsQnnGQmL-YBIffH1136cLNMhFGvvcUq-UpMyYZ9Xk',
+      },
+      format: 'jwk',
+    });
     const { sign } = await import('node:crypto');
-    for (const extra of [{ crit: ['exp'], exp: 1 }, { b64: false, crit: ['b64'] }]) {
+    for (const extra of [
+      { crit: ['exp'], exp: 1 },
+      { b64: false, crit: ['b64'] },
+    ]) {
       const forgedHeader = base64url({ ...h, ...extra });
       const signature = sign('sha256', Buffer.from(`${forgedHeader}.${payload}`), { key: attacker, dsaEncoding: 'ieee-p1363' }).toString('base64url');
       const forged = `${forgedHeader}.${payload}.${signature}`;
@@ -198,14 +238,14 @@ describe('T8 security catalogue: tampering (SECURITY-TESTS 37-43)', function () 
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(p.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     const invoked = invokeCount(mesh, 'as-tamper');
-    const fronted = await edgeRequest({ port: mesh.ports['edge']!, ca: t8CaPem(mesh), client: as, path: COLLECTION, headers: { ...headers, host: 'other.example' } });
+    const fronted = await edgeRequest({ port: mesh.ports['edge'], ca: t8CaPem(mesh), client: as, path: COLLECTION, headers: { ...headers, host: 'other.example' } });
     expect(fronted.status).to.equal(421);
     expect(JSON.parse(fronted.body)).to.include({ status: 421 });
     expect(invokeCount(mesh, 'as-tamper')).to.equal(invoked);
     const events = (await audit.byTrace(p.traceId)).filter(e => e.service === 'edge');
     expect(events).to.have.length(1);
     expect(events[0]).to.deep.include({ action: 't8.request', decision: 'deny', reason: 'AUTHORITY_MISMATCH' });
-    const ok = await edgeRequest({ port: mesh.ports['edge']!, ca: t8CaPem(mesh), client: as, path: COLLECTION, headers: { ...headers, host: 'localhost' } });
+    const ok = await edgeRequest({ port: mesh.ports['edge'], ca: t8CaPem(mesh), client: as, path: COLLECTION, headers: { ...headers, host: 'localhost' } });
     expect(ok.status, ok.body).to.equal(200);
   });
 });

@@ -16,7 +16,7 @@ interface BareConfig {
   readonly body: string;
 }
 
-const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as BareConfig;
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8')) as BareConfig;
 const body = Buffer.from(config.body);
 const server = createServer(
   {

@@ -59,7 +59,7 @@ function feedOptions(nc: NatsConnection) {
   return {
     nc,
     // A cold key cache, as in a starting service (one fetch, then local verification).
-    verifier: new JwksEventVerifier(async () => [jwk as never]),
+    verifier: new JwksEventVerifier(async () => [jwk]),
     logger: createLogger({ service: 'bench', level: 'silent' }),
     audit: new AuditLog('bench', { write: async () => undefined }),
     tokenRetentionS: RETENTION_S,
@@ -88,7 +88,7 @@ async function snapshotTail(nc: NatsConnection): Promise<number> {
   return last - covered;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function scenario(
   name: string,

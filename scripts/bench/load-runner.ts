@@ -26,7 +26,7 @@ interface RunnerConfig {
   readonly signing?: { readonly token: string; readonly kid: string; readonly alg: SignatureAlgorithm; readonly pkcs8Pem: string };
 }
 
-const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as RunnerConfig;
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8')) as RunnerConfig;
 const authority = `localhost:${config.port}`;
 const key = config.signing ? createPrivateKey(config.signing.pkcs8Pem) : undefined;
 

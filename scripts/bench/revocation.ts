@@ -25,13 +25,13 @@ const ME = '/3gpp-monitoring-event/v1';
 const quiet = () => createLogger({ service: 'bench', level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 function summary(name: string, samples: number[]): string {
   const s = [...samples].sort((a, b) => a - b);
   const f = (x: number) => `${x.toFixed(1)} ms`;
-  return `${name.padEnd(10)} n=${s.length}  p50 ${f(percentile(s, 50))}  p90 ${f(percentile(s, 90))}  p99 ${f(percentile(s, 99))}  max ${f(s[s.length - 1]!)}`;
+  return `${name.padEnd(10)} n=${s.length}  p50 ${f(percentile(s, 50))}  p90 ${f(percentile(s, 90))}  p99 ${f(percentile(s, 99))}  max ${f(s[s.length - 1])}`;
 }
 
 async function main(): Promise<void> {
@@ -61,9 +61,11 @@ async function main(): Promise<void> {
     stops.push(async () => operator.close());
     const as = await onboardT8As(mesh, operator, 'bench-revocation', { scopes: [MONITORING_EVENT] });
     await grantAccess(mesh, {
-      'bench-revocation': { apis: { [MONITORING_EVENT]: { operations: ['read'], categories: ['location'], targets: [`externalId:${simulatedUe(1).externalId}`], anyTarget: false } } },
+      'bench-revocation': {
+        apis: { [MONITORING_EVENT]: { operations: ['read'], categories: ['location'], targets: [`externalId:${simulatedUe(1).externalId}`], anyTarget: false } },
+      },
     });
-    const clients = [mesh.ports['edge']!, edge2.port].map(p => T8Client.forMesh(mesh, as, p));
+    const clients = [mesh.ports['edge'], edge2.port].map(p => T8Client.forMesh(mesh, as, p));
     stops.push(async () => {
       for (const c of clients) await c.close();
     });
@@ -72,11 +74,11 @@ async function main(): Promise<void> {
     const perEdge: number[][] = [[], []];
     for (let i = 0; i < COUNT; i++) {
       const tokens = clients.map(c => (c as unknown as { tokens: Map<string, string> }).tokens);
-      tokens[0]!.clear();
-      const token = await clients[0]!.token();
-      tokens[1]!.set(MONITORING_EVENT, token);
+      tokens[0].clear();
+      const token = await clients[0].token();
+      tokens[1].set(MONITORING_EVENT, token);
       for (const c of clients) if ((await status(c)) !== 200) throw new Error('a fresh token was refused before its revocation');
-      const jti = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+      const jti = (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { jti: string }).jti;
       const t0 = performance.now();
       const revoked = operator.revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, scsAsId: '', certificateThumbprint: '', jti, reason: 'bench' });
       await Promise.all(
@@ -87,16 +89,16 @@ async function main(): Promise<void> {
             if (s !== 200) throw new Error(`unexpected status ${s}`);
             if (performance.now() - t0 > POLL_LIMIT_MS) throw new Error('revocation not enforced within 5 s');
           }
-          perEdge[e]!.push(performance.now() - t0);
+          perEdge[e].push(performance.now() - t0);
         }),
       );
       await revoked;
     }
     const lines = [
       `revocation to refusal, ${COUNT} token revocations, 2 edges (each behind its own authentication replica):`,
-      summary('edge 1', perEdge[0]!),
-      summary('edge 2', perEdge[1]!),
-      summary('all edges', [...perEdge[0]!, ...perEdge[1]!]),
+      summary('edge 1', perEdge[0]),
+      summary('edge 2', perEdge[1]),
+      summary('all edges', [...perEdge[0], ...perEdge[1]]),
       `(resolution: one signed T8 request round trip; total run ${((Date.now() - started) / 1000).toFixed(0)} s)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

@@ -100,7 +100,18 @@ function asRequest(
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port, servername: 'localhost', ca: caPem, cert: as.certPem, key: as.keyPem, method, path, headers: { host: `localhost:${port}`, ...headers }, agent: false },
+      {
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: caPem,
+        cert: as.certPem,
+        key: as.keyPem,
+        method,
+        path,
+        headers: { host: `localhost:${port}`, ...headers },
+        agent: false,
+      },
       res => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -165,7 +176,7 @@ async function load(configPath: string): Promise<RunResult> {
   return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
 }
 
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs: readonly number[]): string => {
   const m = median(xs);
   return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} (±${((100 * (Math.max(...xs) - Math.min(...xs))) / 2 / m).toFixed(1)} %)`;
@@ -240,8 +251,16 @@ async function main(): Promise<void> {
     const signing = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const kid = `${SCS_AS_ID}-sig-1`;
     const operatorTls = { caPem: readFileSync(layout.meshCa.cert, 'utf8'), certPem: readFileSync(layout.operator.cert, 'utf8'), keyPem: readFileSync(layout.operator.key, 'utf8') };
-    const auth = createMeshClient(AuthenticationServiceClient, { address: `localhost:${ports.authentication}`, tls: operatorTls, serverId: serviceId(TRUST_DOMAIN, 'authentication') });
-    const authz = createMeshClient(AuthorizationServiceClient, { address: `localhost:${ports.authorization}`, tls: operatorTls, serverId: serviceId(TRUST_DOMAIN, 'authorization') });
+    const auth = createMeshClient(AuthenticationServiceClient, {
+      address: `localhost:${ports.authentication}`,
+      tls: operatorTls,
+      serverId: serviceId(TRUST_DOMAIN, 'authentication'),
+    });
+    const authz = createMeshClient(AuthorizationServiceClient, {
+      address: `localhost:${ports.authorization}`,
+      tls: operatorTls,
+      serverId: serviceId(TRUST_DOMAIN, 'authorization'),
+    });
     try {
       await auth.registerApplicationServer({
         scsAsId: SCS_AS_ID,
@@ -258,7 +277,9 @@ async function main(): Promise<void> {
           uid: { type: 'Aese::Application', id: SCS_AS_ID },
           attrs: {},
           parents: [],
-          tags: { '3gpp-monitoring-event': { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE}`], anyTarget: false, locationGranularity: 'exact' } },
+          tags: {
+            '3gpp-monitoring-event': { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE}`], anyTarget: false, locationGranularity: 'exact' },
+          },
         },
       ];
       await authz.applyPolicies({ policies: current.policies, entitiesJson: JSON.stringify(entities), expectedVersion: current.version });
@@ -293,7 +314,9 @@ async function main(): Promise<void> {
       return { ...headers, 'signature-input': out.signatureInput, signature: out.signature };
     };
     const collection = `/3gpp-monitoring-event/v1/${SCS_AS_ID}/subscriptions`;
-    const subscription = Buffer.from(JSON.stringify({ externalId: UE, notificationDestination: 'https://127.0.0.1:9443/notify', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 100 }));
+    const subscription = Buffer.from(
+      JSON.stringify({ externalId: UE, notificationDestination: 'https://127.0.0.1:9443/notify', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 100 }),
+    );
     const created = await asRequest(ports.edge, as, caPem, 'POST', collection, signed('POST', collection, subscription), subscription);
     if (created.status !== 201) throw new Error(`creating the subscription failed: ${created.status} ${created.body}`);
     const itemPath = `${collection}/${(JSON.parse(created.body) as { self: string }).self.split('/').pop()}`;
@@ -336,13 +359,18 @@ async function main(): Promise<void> {
     // pass before the rounds, so round 1 measures the same steady state as the others.
     await load(runnerConfig('mesh-warmup', ports.edge, true, 1, INITIAL_WARMUP_S));
 
-    say(`setup and mesh warm-up done in ${((Date.now() - started) / 1000).toFixed(1)} s; ${ROUNDS} rounds of ${WARMUP_S} s warm-up + ${DURATION_S} s, ${CONNECTIONS} connections, servers on core ${SERVER_CORE}, load on core ${LOAD_CORE}`);
+    say(
+      `setup and mesh warm-up done in ${((Date.now() - started) / 1000).toFixed(1)} s; ${ROUNDS} rounds of ${WARMUP_S} s warm-up + ${DURATION_S} s, ${CONNECTIONS} connections, servers on core ${SERVER_CORE}, load on core ${LOAD_CORE}`,
+    );
     const results: { bare: RunResult[]; secure: RunResult[] } = { bare: [], secure: [] };
     const cpuPerRequest = new Map<string, number[]>();
     /** CPU share of core 0 the (idle) mesh took while the bare server was measured. */
     const meshShareDuringBare: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const [name, config] of [['bare', bareRunner], ['secure', secureRunner]] as const) {
+      for (const [name, config] of [
+        ['bare', bareRunner],
+        ['secure', secureRunner],
+      ] as const) {
         const before = cpuSnapshot();
         const sampler = name === 'secure' ? setInterval(sampleRss, RSS_SAMPLE_MS) : undefined;
         const r = await load(config).finally(() => clearInterval(sampler));
@@ -358,22 +386,30 @@ async function main(): Promise<void> {
           cpuPerRequest.set(proc, [...(cpuPerRequest.get(proc) ?? []), ((ms - before.get(proc)!) * share * 1000) / r.total]);
         }
         results[name].push(r);
-        say(`round ${round} ${name.padEnd(6)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors)`);
+        say(
+          `round ${round} ${name.padEnd(6)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors)`,
+        );
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors: the run does not measure what it says`);
       }
     }
     const row = (name: string, rs: RunResult[]): string =>
-      `${name.padEnd(12)} ${Math.round(median(rs.map(r => r.rps))).toString().padStart(7)} req/s  spread ${spread(rs.map(r => r.rps))}  p50 ${median(rs.map(r => r.p50))} ms  p99 ${median(rs.map(r => r.p99))} ms`;
+      `${name.padEnd(12)} ${Math.round(median(rs.map(r => r.rps)))
+        .toString()
+        .padStart(7)} req/s  spread ${spread(rs.map(r => r.rps))}  p50 ${median(rs.map(r => r.p50))} ms  p99 ${median(rs.map(r => r.p99))} ms`;
     const ratio = median(results.secure.map(r => r.rps)) / median(results.bare.map(r => r.rps));
     process.stdout.write('\n');
     process.stdout.write(`medians of ${ROUNDS} runs (${DURATION_S} s each, ${CONNECTIONS} connections, keep-alive)\n`);
     process.stdout.write(`${row('bare HTTPS', results.bare)}\n`);
     process.stdout.write(`${row('secure path', results.secure)}\n`);
     process.stdout.write(`ratio secure/bare: ${(100 * ratio).toFixed(1)} % (target >= 10 %)\n`);
-    process.stdout.write(`server-core CPU per request (median, approximate; bare-server for the baseline, the rest for the secure path): ${[...cpuPerRequest].map(([p, us]) => `${p} ${Math.round(median(us))} us`).join(', ')}\n`);
+    process.stdout.write(
+      `server-core CPU per request (median, approximate; bare-server for the baseline, the rest for the secure path): ${[...cpuPerRequest].map(([p, us]) => `${p} ${Math.round(median(us))} us`).join(', ')}\n`,
+    );
     const mb = (kb: number): string => (kb / 1024).toFixed(0);
     const memory = [...serverProcesses].filter(([p]) => p !== 'bare-server').map(([p, child]) => `${p} ${mb(rssUnderLoadKb.get(p) ?? 0)}/${mb(memoryKb(child).hwm)}`);
-    process.stdout.write(`services run ${PRODUCTION ? 'from the production build (plain node)' : 'through tsx'}; RSS per process, MB (max sampled under the secure-path load / peak VmHWM): ${memory.join(', ')}\n`);
+    process.stdout.write(
+      `services run ${PRODUCTION ? 'from the production build (plain node)' : 'through tsx'}; RSS per process, MB (max sampled under the secure-path load / peak VmHWM): ${memory.join(', ')}\n`,
+    );
     process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     process.stdout.write(`core 0 taken by the idle mesh during the bare runs: ${meshShareDuringBare.map(x => `${(100 * x).toFixed(0)} %`).join(', ')}\n`);
     if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile\n`);

@@ -24,7 +24,7 @@ export interface AsIdentity extends KeyPairPem {
 /** The operator's admin client of the authentication service; close it after use. */
 export function operatorAuthClient(mesh: TestMesh): MeshClient<AuthenticationServiceClient> {
   return createMeshClient(AuthenticationServiceClient, {
-    address: mesh.env['AUTHENTICATION_ADDR']!,
+    address: mesh.env['AUTHENTICATION_ADDR'],
     tls: mesh.tls('operator'),
     serverId: mesh.id('authentication'),
   });
@@ -34,12 +34,7 @@ export function operatorAuthClient(mesh: TestMesh): MeshClient<AuthenticationSer
  * Onboards an AS the way an operator does: a client certificate from the AS CA, and a
  * registration of its thumbprint and granted scopes through the admin RPC.
  */
-export async function onboardAs(
-  mesh: TestMesh,
-  operator: MeshClient<AuthenticationServiceClient>,
-  scsAsId: string,
-  scopes: readonly string[],
-): Promise<AsIdentity> {
+export async function onboardAs(mesh: TestMesh, operator: MeshClient<AuthenticationServiceClient>, scsAsId: string, scopes: readonly string[]): Promise<AsIdentity> {
   const cert = await issueAsClientCertificate(mesh.stateDir, mesh.trustDomain, scsAsId);
   await operator.registerApplicationServer({
     scsAsId,
@@ -72,7 +67,7 @@ export function asDispatcher(edgePort: number, as: KeyPairPem, caPem: string): A
 
 /** A fetch that goes through {@link asDispatcher}; fits oauth4webapi's and jose's `customFetch`. */
 export function asFetch(dispatcher: Agent): (url: string, init?: RequestInit) => Promise<Response> {
-  return async (url, init) => (await undiciFetch(url, { ...(init as object), dispatcher })) as unknown as Response;
+  return async (url, init) => await undiciFetch(url, { ...(init as object), dispatcher });
 }
 
 /** A plain answer from the edge. */
@@ -182,7 +177,7 @@ export function edgeRequestH2(o: EdgeRequestOptions): Promise<EdgeAnswer> {
         session.close();
         resolve({
           status: Number(headers[h2.HTTP2_HEADER_STATUS]),
-          headers: headers as IncomingHttpHeaders,
+          headers: headers,
           body: Buffer.concat(chunks).toString('utf8'),
           alpn,
         });

@@ -32,4 +32,3 @@ export function expectOneLineError(res: CliResult, code: number, pattern: RegExp
   expect(res.stderr).to.match(pattern);
   expect(res.stderr).not.to.match(/\bat .+:\d+:\d+/);
 }
-

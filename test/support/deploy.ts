@@ -10,7 +10,7 @@ export function meshCallsOf(service: string): string[] {
   const source = readFileSync(join(REPO_ROOT, 'services', service, 'src', 'server.ts'), 'utf8');
   const envOfKey: Record<string, string> = Object.fromEntries(Object.entries(COMMON_SETTINGS).map(([key, setting]) => [key, setting.env]));
   const serviceOfEnv: Record<string, string> = Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, name]));
-  return [...new Set([...source.matchAll(/address: common\.(addr[A-Za-z]+)/g)].map(m => serviceOfEnv[envOfKey[m[1]!]!]!))].sort();
+  return [...new Set([...source.matchAll(/address: common\.(addr[A-Za-z]+)/g)].map(m => serviceOfEnv[envOfKey[m[1]]]))].sort();
 }
 
 /** The callers of each RPC in docs/architecture.md's allow-list table, as caller -> callee pairs. */
@@ -20,8 +20,11 @@ export function allowListPairs(): Set<string> {
   const pairs = new Set<string>();
   for (const line of lines.slice(at + 3)) {
     if (!line.startsWith('|')) break;
-    const [service, , callers] = line.split('|').slice(1, 4).map(c => c.trim().replace(/`/g, ''));
-    for (const caller of callers!.split(',').map(c => c.trim())) pairs.add(`${caller} -> ${service}`);
+    const [service, , callers] = line
+      .split('|')
+      .slice(1, 4)
+      .map(c => c.trim().replace(/`/g, ''));
+    for (const caller of callers.split(',').map(c => c.trim())) pairs.add(`${caller} -> ${service}`);
   }
   return pairs;
 }

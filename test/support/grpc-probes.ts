@@ -7,10 +7,7 @@ import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
 import type { MeshTls } from '@aese/runtime';
 
 const require = createRequire(import.meta.url);
-const REFLECTION_PROTO = join(
-  dirname(require.resolve('@grpc/reflection/package.json')),
-  'build/proto/grpc/reflection/v1/reflection.proto',
-);
+const REFLECTION_PROTO = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
 
 type AnyClient = Client & Record<string, (...args: unknown[]) => unknown>;
 type Ctor = new (address: string, creds: ChannelCredentials) => AnyClient;

@@ -80,7 +80,12 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+      logs.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter(l => l.length > 0),
+      );
       cb();
     },
   });

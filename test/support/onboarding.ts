@@ -26,7 +26,7 @@ export async function onboardAs(mesh: TestMesh, scsAsId: string, scopes: string[
   const encryptionPublic = { ...(await exportJWK(enc.publicKey)), kid: `${scsAsId}-enc-1` };
   const encryptionPrivateJwk = { ...(await exportJWK(enc.privateKey)), kid: `${scsAsId}-enc-1` };
   const admin = createMeshClient(AuthenticationServiceClient, {
-    address: mesh.env['AUTHENTICATION_ADDR']!,
+    address: mesh.env['AUTHENTICATION_ADDR'],
     tls: mesh.tls('operator'),
     serverId: mesh.id('authentication'),
   });

@@ -65,12 +65,7 @@ export interface OnboardOptions {
 }
 
 /** Onboards an AS the way an operator does, with a request-signing key and (optionally) an encryption key. */
-export async function onboardT8As(
-  mesh: TestMesh,
-  operator: MeshClient<AuthenticationServiceClient>,
-  scsAsId: string,
-  options: OnboardOptions,
-): Promise<T8As> {
+export async function onboardT8As(mesh: TestMesh, operator: MeshClient<AuthenticationServiceClient>, scsAsId: string, options: OnboardOptions): Promise<T8As> {
   const cert = await issueAsClientCertificate(mesh.stateDir, mesh.trustDomain, scsAsId);
   const signing = newSigningKey(`${scsAsId}-sig-1`, options.alg);
   let decryption: T8As['decryption'];
@@ -114,15 +109,13 @@ export interface AsGrants {
  */
 export async function grantAccess(mesh: TestMesh, grants: Readonly<Record<string, AsGrants>>): Promise<number> {
   const client = createMeshClient(AuthorizationServiceClient, {
-    address: mesh.env['AUTHORIZATION_ADDR']!,
+    address: mesh.env['AUTHORIZATION_ADDR'],
     tls: mesh.tls('operator'),
     serverId: mesh.id('authorization'),
   });
   try {
     const current = await client.getPolicies({});
-    const entities = (JSON.parse(current.entitiesJson || '[]') as { uid: { type: string; id: string } }[]).filter(
-      e => !(e.uid.type === 'Aese::Application' && e.uid.id in grants),
-    );
+    const entities = (JSON.parse(current.entitiesJson || '[]') as { uid: { type: string; id: string } }[]).filter(e => !(e.uid.type === 'Aese::Application' && e.uid.id in grants));
     for (const [scsAsId, g] of Object.entries(grants)) {
       entities.push({
         uid: { type: 'Aese::Application', id: scsAsId },
@@ -204,7 +197,9 @@ function header(reply: { headers: Record<string, string | string[]> }, name: str
 
 /** The `Content-Digest` value of a body, computed here with node:crypto (RFC 9530). */
 export function contentDigest(body: Buffer, alg: 'sha-256' | 'sha-512' = 'sha-256'): string {
-  return `${alg}=:${createHash(alg === 'sha-256' ? 'sha256' : 'sha512').update(body).digest('base64')}:`;
+  return `${alg}=:${createHash(alg === 'sha-256' ? 'sha256' : 'sha512')
+    .update(body)
+    .digest('base64')}:`;
 }
 
 const SCEF_ALGS: Readonly<Record<string, string>> = { ES256: 'ecdsa-p256-sha256', EdDSA: 'ed25519' };
@@ -225,7 +220,7 @@ export class T8Client {
     this.fetch = asFetch(this.dispatcher);
   }
 
-  static forMesh(mesh: TestMesh, as: T8As, edgePort = mesh.ports['edge']!): T8Client {
+  static forMesh(mesh: TestMesh, as: T8As, edgePort = mesh.ports['edge']): T8Client {
     return new T8Client(as, edgePort, t8CaPem(mesh));
   }
 
@@ -246,8 +241,7 @@ export class T8Client {
   /** Builds (and by default signs) a request; send it with {@link send}, as often as a test likes. */
   async prepare(spec: RequestSpec): Promise<PreparedRequest> {
     const url = `${T8_ISSUER}${spec.path}`;
-    const body =
-      spec.rawBody !== undefined ? Buffer.from(spec.rawBody) : spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
+    const body = spec.rawBody !== undefined ? Buffer.from(spec.rawBody) : spec.body === undefined ? undefined : Buffer.from(JSON.stringify(spec.body));
     const traceId = randomBytes(16).toString('hex');
     const headers: Record<string, string | string[]> = { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` };
     const token = spec.token === undefined ? await this.token() : spec.token;
@@ -268,8 +262,15 @@ export class T8Client {
     const key = sign.key ?? this.as.signing;
     const nonce = sign.nonce ?? randomBytes(16).toString('base64url');
     const created = sign.created ?? Math.floor(Date.now() / 1000);
-    const components = sign.components ?? (body === undefined ? ['@method', '@target-uri', 'authorization'] : ['@method', '@target-uri', 'authorization', 'content-digest', 'content-type']);
-    const params = [...(sign.params ?? ['created', 'nonce', 'keyid']), ...(sign.alg ? ['alg'] : []), ...(sign.tag ? ['tag'] : []), ...(sign.expires ? ['expires'] : []), ...Object.keys(sign.extra ?? {})];
+    const components =
+      sign.components ?? (body === undefined ? ['@method', '@target-uri', 'authorization'] : ['@method', '@target-uri', 'authorization', 'content-digest', 'content-type']);
+    const params = [
+      ...(sign.params ?? ['created', 'nonce', 'keyid']),
+      ...(sign.alg ? ['alg'] : []),
+      ...(sign.tag ? ['tag'] : []),
+      ...(sign.expires ? ['expires'] : []),
+      ...Object.keys(sign.extra ?? {}),
+    ];
     const signed = await httpbis.signMessage(
       {
         key: createSigner(key.privateKey, key.alg, key.kid),
@@ -336,7 +337,7 @@ export class T8Client {
     let jwk = (await this.publishedKeys()).find(k => k.kid === keyid);
     if (!jwk) jwk = (await this.publishedKeys(true)).find(k => k.kid === keyid);
     if (!jwk || !jwk.alg || !SCEF_ALGS[jwk.alg]) throw new Error(`keyid ${keyid} is not in the published JWKS`);
-    const alg = SCEF_ALGS[jwk.alg]!;
+    const alg = SCEF_ALGS[jwk.alg];
     const key = createPublicKey({ key: jwk as never, format: 'jwk' });
     const signedRequest = request.headers['signature'] !== undefined || request.headers['Signature'] !== undefined;
     const bound = options.bound ?? (signedRequest && reply.status < 400);
@@ -360,7 +361,7 @@ export class T8Client {
   async decrypt(reply: T8Reply): Promise<{ json: unknown; header: Record<string, unknown> }> {
     if (!this.as.decryption) throw new Error('this AS registered no encryption key');
     const { plaintext, protectedHeader } = await compactDecrypt(reply.text, this.as.decryption.privateKey);
-    return { json: JSON.parse(Buffer.from(plaintext).toString('utf8')), header: protectedHeader as Record<string, unknown> };
+    return { json: JSON.parse(Buffer.from(plaintext).toString('utf8')), header: protectedHeader };
   }
 
   /** POSTs a form (the OAuth endpoints) over the AS's mTLS connection pool. */
@@ -449,12 +450,7 @@ export interface ExpectedDenial {
  * response signature that verifies against the JWKS (the AS was authenticated), and exactly one
  * audit event of the edge for this request's trace id with the reason.
  */
-export async function expectEdgeDenial(
-  client: T8Client,
-  audit: AuditReader,
-  out: { prepared: PreparedRequest; reply: T8Reply },
-  expected: ExpectedDenial,
-): Promise<void> {
+export async function expectEdgeDenial(client: T8Client, audit: AuditReader, out: { prepared: PreparedRequest; reply: T8Reply }, expected: ExpectedDenial): Promise<void> {
   const { reply, prepared } = out;
   if (reply.status !== expected.status) throw new Error(`expected ${expected.status}, got ${reply.status}: ${reply.text}`);
   if (reply.headers['content-type'] !== 'application/problem+json') throw new Error(`not ProblemDetails: ${String(reply.headers['content-type'])}`);
@@ -464,12 +460,14 @@ export async function expectEdgeDenial(
   }
   if (/\n\s+at |node:internal|\.ts:\d+/.test(reply.text)) throw new Error('stack trace in an error body');
   await client.verifyResponse(reply, prepared);
-  let events = await audit.byTrace(prepared.traceId);
+  await audit.byTrace(prepared.traceId);
+  // Exactly one: a second event of the same request would follow the first at once; this wait
+  // is the window in which it must not appear.
   await new Promise(r => setTimeout(r, 100));
-  events = (await audit.byTrace(prepared.traceId)).filter(e => e.service === 'edge');
+  const events = (await audit.byTrace(prepared.traceId)).filter(e => e.service === 'edge');
   const actor = expected.actor ?? client.as.scsAsId;
   if (events.length !== 1) throw new Error(`expected one edge audit event for the request, found ${events.length}: ${JSON.stringify(events)}`);
-  const e = events[0]!;
+  const e = events[0];
   if (e.action !== 't8.request' || e.decision !== 'deny' || e.reason !== expected.reason || e.actor !== actor) {
     throw new Error(`unexpected audit event ${JSON.stringify(e)} (wanted reason ${expected.reason}, actor ${actor})`);
   }

@@ -108,7 +108,9 @@ const commands = {
     withScef(options, async (bundle, scef) => {
       const t = await scef.token(options.scope ?? bundle.scopes);
       const claims = decodeJwt(t.access_token);
-      process.stdout.write(`${JSON.stringify({ token_type: t.token_type, expires_in: t.expires_in, scope: t.scope, claims: { iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, cnf: claims.cnf } }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ token_type: t.token_type, expires_in: t.expires_in, scope: t.scope, claims: { iss: claims.iss, sub: claims.sub, aud: claims.aud, exp: claims.exp, cnf: claims.cnf } }, null, 2)}\n`,
+      );
       return 0;
     }),
 

@@ -35,7 +35,10 @@ const STATUS = { signature: 401, digest: 400, stale: 401, replay: 409, 'media-ty
  * the SPIFFE ID and the clientAuth usage keep that one (and anything else) out.
  */
 function isScefNotifier(cert, trustDomain) {
-  const uris = (cert.subjectaltname ?? '').split(', ').filter(s => s.startsWith('URI:')).map(s => s.slice(4));
+  const uris = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter(s => s.startsWith('URI:'))
+    .map(s => s.slice(4));
   return uris.includes(`spiffe://${trustDomain}/svc/edge`) && (cert.ext_key_usage ?? []).includes(CLIENT_AUTH_OID);
 }
 

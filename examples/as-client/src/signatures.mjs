@@ -29,7 +29,9 @@ export function digestMatches(field, bytes) {
   for (const member of field.split(',')) {
     const m = /^\s*(sha-256|sha-512)=:([A-Za-z0-9+/=]+):\s*$/.exec(member);
     if (!m) continue;
-    const mine = createHash(m[1] === 'sha-256' ? 'sha256' : 'sha512').update(bytes).digest('base64');
+    const mine = createHash(m[1] === 'sha-256' ? 'sha256' : 'sha512')
+      .update(bytes)
+      .digest('base64');
     if (mine !== m[2]) return false;
     matched = true;
   }

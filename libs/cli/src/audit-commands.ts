@@ -51,7 +51,6 @@ export function auditCommand(run: (args: readonly string[], nc: NatsConnection, 
   };
 }
 
-
 function row(e: AuditEvent): string[] {
   return [e.at, e.service, e.decision, e.action, e.actor, e.reason];
 }

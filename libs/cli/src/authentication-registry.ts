@@ -1,12 +1,7 @@
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
-import {
-  ApplicationServerStatus,
-  AuthenticationServiceClient,
-  RevocationKind,
-  SignatureProfile,
-} from '@aese/protos/authentication/v1';
+import { ApplicationServerStatus, AuthenticationServiceClient, RevocationKind, SignatureProfile } from '@aese/protos/authentication/v1';
 import type { ApplicationServer } from '@aese/protos/authentication/v1';
 import type { AsRegistry, PublicJwkObject, RegisteredAs } from './registry.js';
 
@@ -85,10 +80,7 @@ export function connectAuthenticationRegistry(options: AuthenticationRegistryOpt
           scopes: [...reg.scopes],
           signingKeysJson: reg.signingKeys.map(k => JSON.stringify(k)),
           encryptionKeyJson: reg.encryptionKey ? JSON.stringify(reg.encryptionKey) : '',
-          signatureProfile:
-            reg.signatureProfile === 'optional'
-              ? SignatureProfile.SIGNATURE_PROFILE_OPTIONAL
-              : SignatureProfile.SIGNATURE_PROFILE_REQUIRED,
+          signatureProfile: reg.signatureProfile === 'optional' ? SignatureProfile.SIGNATURE_PROFILE_OPTIONAL : SignatureProfile.SIGNATURE_PROFILE_REQUIRED,
         }),
       );
       return fromPb(required(res.applicationServer));

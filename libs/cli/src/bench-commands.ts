@@ -497,7 +497,10 @@ function reportOf(service: string, w: Workload, o: BenchOptions, t: Tally): Benc
 
 function formatReport(r: BenchReport): string {
   const l = r.latencyMs;
-  const failures = Object.entries(r.failures).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+  const failures =
+    Object.entries(r.failures)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || 'none';
   return (
     `bench ${r.service}: ${r.rpc} at ${r.address} as ${r.identity}\n` +
     r.notes.map(n => `  ${n}\n`).join('') +

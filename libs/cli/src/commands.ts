@@ -120,13 +120,11 @@ function wrap(words: readonly string[], indent: number, width: number): string {
   return lines.map(l => `${' '.repeat(indent)}${l}`).join('\n');
 }
 
-
 function oneScsAsId(positionals: readonly string[], command: string): string {
   if (positionals.length === 0) throw new UsageError(`${command} needs an scsAsId`);
   if (positionals.length > 1) throw new UsageError(`${command} takes one scsAsId, got ${positionals.length} arguments`);
-  return positionals[0]!;
+  return positionals[0];
 }
-
 
 async function pkiInit(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, {
@@ -157,19 +155,11 @@ async function pkiInit(args: readonly string[], io: CliIo): Promise<number> {
       io.stdout(`note: --hostname applies only when the PKI is created; its T8 certificate is for ${t8}\n`);
     }
   }
-  io.stdout(
-    state.kekCreated
-      ? `created the key-encryption key ${state.kekPath}\n`
-      : `the key-encryption key ${state.kekPath} exists; kept\n`,
-  );
+  io.stdout(state.kekCreated ? `created the key-encryption key ${state.kekPath}\n` : `the key-encryption key ${state.kekPath} exists; kept\n`);
   return EXIT_OK;
 }
 
-async function withRegistry<T>(
-  config: CliConfig,
-  deps: CliDeps,
-  run: (registry: AsRegistry, trustDomain: string) => Promise<T>,
-): Promise<T> {
+async function withRegistry<T>(config: CliConfig, deps: CliDeps, run: (registry: AsRegistry, trustDomain: string) => Promise<T>): Promise<T> {
   const trustDomain = existingPkiTrustDomain(config);
   const connect = deps.connectRegistry ?? connectAuthenticationRegistry;
   const registry = connect({ address: config.authenticationAddr, stateDir: config.stateDir, trustDomain });
@@ -289,14 +279,7 @@ function listRows(list: readonly RegisteredAs[]): string {
   if (list.length === 0) return 'no SCS/AS is onboarded\n';
   return formatTable(
     ['SCS_AS_ID', 'STATUS', 'SIGNATURES', 'SCOPES', 'CERTIFICATES', 'UPDATED'],
-    list.map(as => [
-      as.scsAsId,
-      as.status,
-      as.signatureProfile,
-      as.scopes.join(','),
-      String(as.certificateThumbprints.length),
-      as.updatedAt,
-    ]),
+    list.map(as => [as.scsAsId, as.status, as.signatureProfile, as.scopes.join(','), String(as.certificateThumbprints.length), as.updatedAt]),
   );
 }
 
@@ -329,7 +312,7 @@ function revokeCommand(kind: RevocationTarget['kind']) {
     const { values, positionals } = parseCommandArgs(args, { reason: { type: 'string' } });
     const what = { as: 'an scsAsId', cert: 'a certificate thumbprint (x5t#S256, base64url)', token: 'a token jti' }[kind];
     if (positionals.length !== 1) throw new UsageError(`${kind} revoke needs ${what}`);
-    const value = positionals[0]!;
+    const value = positionals[0];
     let target: RevocationTarget;
     if (kind === 'as') {
       if (!isValidIdentityName(value)) throw new UsageError(`invalid scsAsId ${JSON.stringify(value)}`);

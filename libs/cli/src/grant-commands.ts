@@ -39,7 +39,7 @@ export type GrantCommandDeps = PolicyCommandDeps & GrantCheckDeps;
 
 function scsAsIdOf(positionals: readonly string[], command: string): string {
   if (positionals.length !== 1) throw new UsageError(`${command} needs one scsAsId`);
-  const id = positionals[0]!;
+  const id = positionals[0];
   if (!isValidIdentityName(id)) throw new UsageError(`invalid scsAsId ${JSON.stringify(id)}: expected 1-64 characters of [A-Za-z0-9._-]`);
   return id;
 }
@@ -120,7 +120,7 @@ export async function policyGrant(args: readonly string[], deps: GrantCommandDep
   if (categories.length === 0) throw new UsageError('policy grant needs at least one --category');
   const anyTarget = values['any-target'] === true;
   const targets = targetsOf(values.target ?? []);
-  if (anyTarget === (targets.length > 0)) throw new UsageError('policy grant needs --target <kind:value>... or --any-target (not both)');
+  if (anyTarget === targets.length > 0) throw new UsageError('policy grant needs --target <kind:value>... or --any-target (not both)');
   const operations = [...new Set(values.operation ?? OPERATIONS)];
   for (const op of operations) {
     if (!(OPERATIONS as readonly string[]).includes(op)) throw new UsageError(`--operation must be one of ${OPERATIONS.join(', ')}`);

@@ -33,8 +33,7 @@ function parseEntities(entitiesJson: string): Entity[] {
   return value as Entity[];
 }
 
-const isApplication = (e: Entity, scsAsId?: string): boolean =>
-  e.uid?.type === APPLICATION_TYPE && (scsAsId === undefined || e.uid?.id === scsAsId);
+const isApplication = (e: Entity, scsAsId?: string): boolean => e.uid?.type === APPLICATION_TYPE && (scsAsId === undefined || e.uid?.id === scsAsId);
 
 const serialize = (entities: readonly Entity[]): string => `${JSON.stringify(entities, null, 2)}\n`;
 
@@ -71,7 +70,9 @@ export function withdrawGrants(entitiesJson: string, scsAsId: string, api?: stri
   const entities = parseEntities(entitiesJson);
   const app = entities.find(e => isApplication(e, scsAsId));
   const tags = app?.tags ?? {};
-  const removed = Object.keys(tags).filter(a => api === undefined || a === api).sort();
+  const removed = Object.keys(tags)
+    .filter(a => api === undefined || a === api)
+    .sort();
   if (app && removed.length > 0) app.tags = Object.fromEntries(Object.entries(tags).filter(([a]) => !removed.includes(a)));
   return { entitiesJson: serialize(entities), removed };
 }
@@ -113,7 +114,7 @@ export function grantRows(entitiesJson: string, scsAsId?: string): GrantRow[] {
       const duties = [
         list(g['encryptCategories']).length > 0 ? `encrypt:${list(g['encryptCategories']).join('+')}` : '',
         `location:${typeof g['locationGranularity'] === 'string' ? g['locationGranularity'] : DEFAULT_LOCATION_GRANULARITY}`,
-        rate !== undefined ? `rate:${String(rate)}/s` : '',
+        typeof rate === 'number' ? `rate:${rate}/s` : '',
       ].filter(Boolean);
       rows.push({
         scsAsId: id,

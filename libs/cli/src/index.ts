@@ -30,7 +30,19 @@ export type { NatsStatePaths, StackRecord } from './nats-endpoint.js';
 export type { AsRegistration, AsRegistry, AsStatusName, RegisteredAs, SignatureProfileName } from './registry.js';
 export { CLI_SETTINGS, DEFAULT_EDGE_URL, loadCliConfig, optionalStr, resolveTrustDomain, tokenEndpointOf } from './settings.js';
 export type { CliConfig } from './settings.js';
-export { builtServiceEntry, DEFAULT_BUILD_DIR, DEFAULT_NATS_SERVER_BIN, DEFAULT_START_TIMEOUT_MS, listensInKernelTable, PORT_SETTINGS, portEnvOf, runStack, START_ORDER, START_SETTINGS, STOP_GRACE_MS } from './stack.js';
+export {
+  builtServiceEntry,
+  DEFAULT_BUILD_DIR,
+  DEFAULT_NATS_SERVER_BIN,
+  DEFAULT_START_TIMEOUT_MS,
+  listensInKernelTable,
+  PORT_SETTINGS,
+  portEnvOf,
+  runStack,
+  START_ORDER,
+  START_SETTINGS,
+  STOP_GRACE_MS,
+} from './stack.js';
 export type { StackOptions } from './stack.js';
 export { ensureKek, KEK_BYTES, KEK_FILE_NAME, kekPath, prepareState } from './state.js';
 export type { PreparedState, PrepareStateOptions } from './state.js';

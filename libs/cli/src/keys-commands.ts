@@ -61,7 +61,6 @@ export function keysCommand(run: (args: readonly string[], client: KeyAdminClien
   };
 }
 
-
 export async function keysRotate(args: readonly string[], client: KeyAdminClient, stdout: (t: string) => void): Promise<number> {
   const { values, positionals } = parseCommandArgs(args, { purpose: { type: 'string' }, alg: { type: 'string' } });
   noPositionals(positionals, 'keys rotate');

@@ -97,7 +97,7 @@ export function writeDeploymentNatsConfigs(layout: PkiLayout, trustDomain: strin
   mkdirSync(join(paths.dir, 'cluster'), { recursive: true, mode: PRIVATE_DIR_MODE });
   CLUSTER_NODES.forEach((node, i) => {
     writeFileSync(
-      paths.clusterConfigs[i]!,
+      paths.clusterConfigs[i],
       renderNatsServerConfig({
         trustDomain,
         serverName: node,

@@ -33,7 +33,10 @@ function table(ids: ListNetworkIdentitiesResponse): string {
     ['EXTERNAL_ID', 'MSISDN', 'IPV4', 'IPV6', 'GROUPS'],
     ids.ues.map(u => [u.externalId, u.msisdn, u.ipv4Addr, u.ipv6Addr, u.groups.join(',') || '-']),
   );
-  const groups = formatTable(['EXTERNAL_GROUP_ID', 'MEMBERS'], ids.groups.map(g => [g.externalGroupId, String(g.memberCount)]));
+  const groups = formatTable(
+    ['EXTERNAL_GROUP_ID', 'MEMBERS'],
+    ids.groups.map(g => [g.externalGroupId, String(g.memberCount)]),
+  );
   return `${ids.ues.length} UEs\n${ues}\n${ids.groups.length} groups\n${groups}`;
 }
 

@@ -26,11 +26,7 @@ export const BUNDLE_FILES = {
 } as const;
 
 /** Bundle files holding private keys: written 0600, never overwritten. */
-const PRIVATE_BUNDLE_FILES: ReadonlySet<string> = new Set([
-  BUNDLE_FILES.clientKey,
-  BUNDLE_FILES.signingKey,
-  BUNDLE_FILES.encryptionKey,
-]);
+const PRIVATE_BUNDLE_FILES: ReadonlySet<string> = new Set([BUNDLE_FILES.clientKey, BUNDLE_FILES.signingKey, BUNDLE_FILES.encryptionKey]);
 
 /** What the operator asked for. */
 export interface OnboardRequest {
@@ -115,7 +111,7 @@ async function keyPair(alg: typeof SIGNING_KEY_ALG | typeof ENCRYPTION_KEY_ALG, 
   const jwk = await exportJWK(privateKey);
   // RFC 7638 thumbprint of the public key: unique per key, so a new key never reuses a kid.
   const kid = await calculateJwkThumbprint(publicJwkOf(jwk));
-  return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, d: jwk.d, kid, alg, use } as JWK;
+  return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, d: jwk.d, kid, alg, use };
 }
 
 /** The public half of a JWK: every member but the private ones. */
@@ -179,12 +175,7 @@ function writeNewFile(path: string, data: string, mode: number): void {
  *
  * @returns the paths written, in order.
  */
-export function writeBundle(
-  outDir: string,
-  stateDir: string,
-  credentials: AsCredentials,
-  config: AsConfigFile,
-): string[] {
+export function writeBundle(outDir: string, stateDir: string, credentials: AsCredentials, config: AsConfigFile): string[] {
   // A folder made here is owner-only; an existing one (the operator's choice) keeps its mode,
   // the private files in it are 0600 either way.
   if (!existsSync(outDir)) {

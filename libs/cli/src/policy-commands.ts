@@ -4,12 +4,7 @@ import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import { OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
-import type {
-  ApplyPoliciesRequest,
-  ApplyPoliciesResponse,
-  GetPoliciesRequest,
-  GetPoliciesResponse,
-} from '@aese/protos/authorization/v1';
+import type { ApplyPoliciesRequest, ApplyPoliciesResponse, GetPoliciesRequest, GetPoliciesResponse } from '@aese/protos/authorization/v1';
 import { parseCommandArgs } from './args.js';
 import { EXIT_OK, UsageError } from './errors.js';
 import { formatTable } from './output.js';
@@ -69,7 +64,6 @@ export function connectPolicyAdmin(options: PolicyAdminOptions): PolicyAdminClie
     ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
   });
 }
-
 
 function readBounded(path: string): string {
   let size: number;
@@ -175,7 +169,7 @@ export async function policyShow(args: readonly string[], deps: PolicyCommandDep
   const withNewline = (s: string): string => (s.endsWith('\n') ? s : `${s}\n`);
   switch (chosen[0]) {
     case 'json': {
-      let entities: unknown = [];
+      let entities: unknown;
       try {
         entities = JSON.parse(p.entitiesJson) as unknown;
       } catch {
@@ -195,13 +189,7 @@ export async function policyShow(args: readonly string[], deps: PolicyCommandDep
       break;
     default: {
       const rows = grantRows(p.entitiesJson);
-      const table =
-        rows.length === 0
-          ? 'no SCS/AS has a grant\n'
-          : formatTable(
-              GRANT_COLUMNS,
-              rows.map(grantCells),
-            );
+      const table = rows.length === 0 ? 'no SCS/AS has a grant\n' : formatTable(GRANT_COLUMNS, rows.map(grantCells));
       const header = p.version === 0 ? 'no policy version is in force: every decision is refused\n' : `policy version ${p.version}, applied ${appliedAt}\n`;
       deps.stdout(`${header}${table}`);
     }

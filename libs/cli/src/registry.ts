@@ -46,6 +46,4 @@ export interface AsRegistry {
 
 /** What an operator can revoke. */
 export type RevocationTarget =
-  | { readonly kind: 'as'; readonly scsAsId: string }
-  | { readonly kind: 'cert'; readonly thumbprint: string }
-  | { readonly kind: 'token'; readonly jti: string };
+  { readonly kind: 'as'; readonly scsAsId: string } | { readonly kind: 'cert'; readonly thumbprint: string } | { readonly kind: 'token'; readonly jti: string };

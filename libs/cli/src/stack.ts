@@ -29,14 +29,7 @@ import { removeStackRecord, writePrivateNatsConfig, writeStackRecord } from './n
 import type { PkiLayout } from '@aese/pki';
 
 /** The services in start order: each one's dependencies come before it. */
-export const START_ORDER: readonly MeshServiceName[] = [
-  'crypto',
-  'authentication',
-  'authorization',
-  'replay-guard',
-  'capability-exposure',
-  'edge',
-];
+export const START_ORDER: readonly MeshServiceName[] = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'];
 
 /** How long one service may take to open its port. */
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -81,9 +74,7 @@ export const START_SETTINGS = {
 } as const;
 
 /** One port setting per service (`CRYPTO_PORT`, ..., `EDGE_PORT`), defaulting to the standard ports. */
-export const PORT_SETTINGS = Object.fromEntries(
-  START_ORDER.map(s => [s, int(portEnvOf(s), defaultPortOf(s), 1, 65535)]),
-) as Readonly<Record<MeshServiceName, Setting<number>>>;
+export const PORT_SETTINGS = Object.fromEntries(START_ORDER.map(s => [s, int(portEnvOf(s), defaultPortOf(s), 1, 65535)])) as Readonly<Record<MeshServiceName, Setting<number>>>;
 
 const LABEL_WIDTH = Math.max(...START_ORDER.map(s => s.length));
 /** A line of this script's own, labelled like the children's. */
@@ -240,7 +231,7 @@ const SERVING = 'SERVING';
  */
 async function waitUntilServing(m: Managed, address: string, serverId: string, tls: ReturnType<typeof readMeshTlsMaterial>, until: number): Promise<void> {
   const health = createMeshHealthClient({ address, tls, serverId, deadlineMs: 1_000 });
-  let last = 'no answer';
+  let last: string;
   try {
     for (;;) {
       if (!isRunning(m)) {
@@ -296,12 +287,9 @@ function freeLoopbackPort(): Promise<number> {
  * nats-server started here with the deployment's NATS configuration (TLS, one identity per
  * service, least-privilege permissions) and its store under the state folder.
  */
-async function ensureNats(
-  stack: Stack,
-  opts: { natsUrl: string | undefined; bin: string; layout: PkiLayout; trustDomain: string; privatePort: number },
-): Promise<string> {
+async function ensureNats(stack: Stack, opts: { natsUrl: string | undefined; bin: string; layout: PkiLayout; trustDomain: string; privatePort: number }): Promise<string> {
   if (opts.natsUrl) {
-    const first = opts.natsUrl.split(',')[0]!.trim();
+    const first = opts.natsUrl.split(',')[0].trim();
     let url: URL;
     try {
       url = new URL(first);
@@ -336,9 +324,7 @@ async function ensureNats(
     await stopProcess(nats);
     stack.nats = undefined;
     const missing = (failed as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new Error(
-      missing ? `${opts.bin} is not on PATH: install it (apt-get install nats-server) or set NATS_URL` : `cannot start ${opts.bin}: ${failed.message}`,
-    );
+    throw new Error(missing ? `${opts.bin} is not on PATH: install it (apt-get install nats-server) or set NATS_URL` : `cannot start ${opts.bin}: ${failed.message}`);
   }
   return `tls://127.0.0.1:${port}`;
 }
@@ -433,9 +419,7 @@ export async function runStack(options: StackOptions = {}): Promise<number> {
       privatePort: config.natsPrivatePort,
     });
     const edgeUrl = config.issuer ?? `https://localhost:${ports.edge}`;
-    const addresses = Object.fromEntries(
-      Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`]),
-    );
+    const addresses = Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`]));
     // The CLI finds this stack's NATS, services and edge here (and only while the stack runs).
     writeStackRecord(stateDir, { natsUrl, pid: process.pid, startedAt: new Date().toISOString(), addresses, edgeUrl });
     process.on('exit', () => removeStackRecord(stateDir));
@@ -482,4 +466,3 @@ export async function runStack(options: StackOptions = {}): Promise<number> {
   say(exitCode === 0 ? 'stopped' : 'stopped after a failure');
   return exitCode;
 }
-

@@ -57,13 +57,17 @@ async function run(argv: string[], env: Record<string, string>, registry: AsRegi
     },
     close: () => undefined,
   };
-  const code = await runCli(argv, { stdout: t => (stdout += t), stderr: t => (stderr += t), env }, {
-    connectRegistry: () => registry,
-    connectPolicyAdmin: () => policyAdmin,
-    connectCapabilityExposure: () => {
-      throw new AeseError('UNAVAILABLE', 'no capability-exposure in these tests');
+  const code = await runCli(
+    argv,
+    { stdout: t => (stdout += t), stderr: t => (stderr += t), env },
+    {
+      connectRegistry: () => registry,
+      connectPolicyAdmin: () => policyAdmin,
+      connectCapabilityExposure: () => {
+        throw new AeseError('UNAVAILABLE', 'no capability-exposure in these tests');
+      },
     },
-  });
+  );
   return { code, stdout, stderr };
 }
 
@@ -89,12 +93,12 @@ describe('@aese/cli (in process)', () => {
     expect(res.code, res.stderr).to.equal(0);
     expect(registry.closed).to.equal(1);
     const [reg] = registry.registered;
-    expect(reg!.certificateThumbprints[0]).to.match(/^[A-Za-z0-9_-]{43}$/);
-    expect(reg!.signingKeys[0]).to.not.have.property('d');
-    expect(reg!.encryptionKey).to.not.have.property('d');
-    expect(reg!.signingKeys[0]).to.include({ alg: 'ES256', use: 'sig' });
-    expect(reg!.encryptionKey).to.include({ alg: 'ECDH-ES+A256KW', use: 'enc' });
-    expect(reg!.signatureProfile).to.equal('required');
+    expect(reg.certificateThumbprints[0]).to.match(/^[A-Za-z0-9_-]{43}$/);
+    expect(reg.signingKeys[0]).to.not.have.property('d');
+    expect(reg.encryptionKey).to.not.have.property('d');
+    expect(reg.signingKeys[0]).to.include({ alg: 'ES256', use: 'sig' });
+    expect(reg.encryptionKey).to.include({ alg: 'ECDH-ES+A256KW', use: 'enc' });
+    expect(reg.signatureProfile).to.equal('required');
   });
 
   it('writes nothing when the registry refuses, and reports its code on one line', async () => {
@@ -119,7 +123,7 @@ describe('@aese/cli (in process)', () => {
 
   it('offers only the served T8 APIs as scopes and refuses the others by name', async () => {
     const help = await run(['--help'], {}, fakeRegistry());
-    const scopes = help.stdout.slice(help.stdout.indexOf('T8 scopes')).split('\n')[1]!.trim().split(/\s+/);
+    const scopes = help.stdout.slice(help.stdout.indexOf('T8 scopes')).split('\n')[1].trim().split(/\s+/);
     expect(scopes).to.deep.equal([...T8_SCOPES]);
     expect(help.stdout).not.to.include('3gpp-nidd');
     const registry = fakeRegistry();
@@ -152,14 +156,35 @@ describe('@aese/cli (in process)', () => {
   });
 
   it('edits grants: adds or replaces one API, withdraws one or all, keeps everything else', () => {
-    const other = { uid: { type: 'Aese::Application', id: 'other' }, attrs: {}, parents: [], tags: { '3gpp-as-session-with-qos': { operations: ['read'], categories: ['qos'], targets: [], anyTarget: true } } };
+    const other = {
+      uid: { type: 'Aese::Application', id: 'other' },
+      attrs: {},
+      parents: [],
+      tags: { '3gpp-as-session-with-qos': { operations: ['read'], categories: ['qos'], targets: [], anyTarget: true } },
+    };
     const start = JSON.stringify([other]);
-    const grant = { operations: ['read'], categories: ['location'], targets: ['msisdn:33610000001'], anyTarget: false, encryptCategories: ['location'], locationGranularity: 'ta' as const };
+    const grant = {
+      operations: ['read'],
+      categories: ['location'],
+      targets: ['msisdn:33610000001'],
+      anyTarget: false,
+      encryptCategories: ['location'],
+      locationGranularity: 'ta' as const,
+    };
     const one = setGrant(start, 'as-9', '3gpp-monitoring-event', grant, 5);
     const parsed = JSON.parse(one) as { uid: { id: string }; attrs: Record<string, unknown>; tags: Record<string, unknown> }[];
     expect(parsed[0]).to.deep.equal(other);
-    expect(parsed[1]!.attrs).to.deep.equal({ rateLimitPerSecond: 5 });
-    expect(parsed[1]!.tags).to.deep.equal({ '3gpp-monitoring-event': { operations: ['read'], categories: ['location'], targets: ['msisdn:33610000001'], anyTarget: false, encryptCategories: ['location'], locationGranularity: 'ta' } });
+    expect(parsed[1].attrs).to.deep.equal({ rateLimitPerSecond: 5 });
+    expect(parsed[1].tags).to.deep.equal({
+      '3gpp-monitoring-event': {
+        operations: ['read'],
+        categories: ['location'],
+        targets: ['msisdn:33610000001'],
+        anyTarget: false,
+        encryptCategories: ['location'],
+        locationGranularity: 'ta',
+      },
+    });
     const two = setGrant(one, 'as-9', '3gpp-as-session-with-qos', { operations: ['create'], categories: ['qos'], targets: [], anyTarget: true });
     const replaced = setGrant(two, 'as-9', '3gpp-monitoring-event', { ...grant, operations: ['create'] });
     expect(grantRows(replaced, 'as-9').map(r => `${r.api}:${r.operations}`)).to.deep.equal(['3gpp-as-session-with-qos:create', '3gpp-monitoring-event:create']);
@@ -187,6 +212,14 @@ describe('@aese/cli (in process)', () => {
   });
 
   it('formats tables with aligned columns and no trailing spaces', () => {
-    expect(formatTable(['A', 'LONGER'], [['x', ''], ['yyyy', 'z']])).to.equal('A     LONGER\nx\nyyyy  z\n');
+    expect(
+      formatTable(
+        ['A', 'LONGER'],
+        [
+          ['x', ''],
+          ['yyyy', 'z'],
+        ],
+      ),
+    ).to.equal('A     LONGER\nx\nyyyy  z\n');
   });
 });

@@ -153,7 +153,8 @@ export function verifyKeyedAuditTrail(stream: AuditStreamContents, keys: Readonl
   for (const [chain, list] of chains) {
     for (const f of chainFaults(list.map(e => e.value))) {
       if (f.problem === 'OUT_OF_ORDER') breaks.push({ chain, problem: AUDIT_PROBLEMS.outOfOrder, detail: `event ${f.seq} after event ${f.after}` });
-      else if (f.problem === 'MISSING') breaks.push({ chain, problem: AUDIT_PROBLEMS.missing, detail: f.seq === f.through ? `event ${f.seq} is missing` : `events ${range(f.seq, f.through!)} are missing` });
+      else if (f.problem === 'MISSING')
+        breaks.push({ chain, problem: AUDIT_PROBLEMS.missing, detail: f.seq === f.through ? `event ${f.seq} is missing` : `events ${range(f.seq, f.through!)} are missing` });
       else if (f.problem === 'ALTERED') breaks.push({ chain, problem: AUDIT_PROBLEMS.altered, detail: `event ${f.seq} does not match its hash chain` });
     }
   }
@@ -163,7 +164,7 @@ export function verifyKeyedAuditTrail(stream: AuditStreamContents, keys: Readonl
   for (const [chain, list] of checkpoints) {
     const chainEvents = chains.get(chain);
     if (!chainEvents) {
-      const last = list[list.length - 1]!.value;
+      const last = list[list.length - 1].value;
       breaks.push({ chain, problem: AUDIT_PROBLEMS.chainMissing, detail: `${last.service} chain signed up to event ${last.seq} has no events left` });
       continue;
     }
@@ -172,7 +173,11 @@ export function verifyKeyedAuditTrail(stream: AuditStreamContents, keys: Readonl
       const at = byPosition.get(c.position);
       if (c.seq < sealed) breaks.push({ chain, problem: AUDIT_PROBLEMS.outOfOrder, detail: `checkpoint at message ${position} (event ${c.seq}) after one for event ${sealed}` });
       if (c.position >= position || !at || at.chain !== c.chain || at.service !== c.service || at.seq !== c.seq || at.hash !== c.hash) {
-        breaks.push({ chain, problem: AUDIT_PROBLEMS.checkpointMismatch, detail: `event ${c.seq} signed at message ${c.position} is not there as signed (removed, re-hashed or moved)` });
+        breaks.push({
+          chain,
+          problem: AUDIT_PROBLEMS.checkpointMismatch,
+          detail: `event ${c.seq} signed at message ${c.position} is not there as signed (removed, re-hashed or moved)`,
+        });
       }
       sealed = Math.max(sealed, c.seq);
     }
@@ -182,7 +187,7 @@ export function verifyKeyedAuditTrail(stream: AuditStreamContents, keys: Readonl
   }
   for (const [chain, list] of chains) {
     if (checkpoints.has(chain)) continue;
-    const first = list[0]!;
+    const first = list[0];
     const lastSeq = Math.max(...list.map(e => e.value.seq));
     if (options.nowMs - first.storedAtMs > options.graceMs) {
       breaks.push({ chain, problem: AUDIT_PROBLEMS.unsealed, detail: `${first.value.service} chain of ${list.length} events has no valid checkpoint` });

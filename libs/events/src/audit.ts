@@ -316,7 +316,5 @@ export function isCheckpoint(body: unknown): boolean {
 /** Reads every audit event currently in the stream, in stream order (checkpoints left out). */
 export async function readAuditTrail(nc: NatsConnection, limit = 1_000_000): Promise<AuditEvent[]> {
   const { messages } = await readAuditStream(nc, limit);
-  return messages
-    .filter(m => !isCheckpoint(m.body))
-    .map(m => (m.body === undefined ? ({ chain: 'malformed', seq: Number.NaN } as unknown as AuditEvent) : (m.body as AuditEvent)));
+  return messages.filter(m => !isCheckpoint(m.body)).map(m => (m.body === undefined ? ({ chain: 'malformed', seq: Number.NaN } as unknown as AuditEvent) : (m.body as AuditEvent)));
 }

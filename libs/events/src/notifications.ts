@@ -64,7 +64,12 @@ export async function signBound(signer: EventSigner, subject: string, type: stri
 }
 
 /** Opens a {@link signBound} envelope of one type; throws the verifier's UNAVAILABLE (retry later). */
-export async function openBound(verifier: EventVerifier, subject: string, type: string, data: Uint8Array): Promise<{ ok: true; event: SignedEvent } | { ok: false; reason: 'MALFORMED' | 'BAD_SIGNATURE' }> {
+export async function openBound(
+  verifier: EventVerifier,
+  subject: string,
+  type: string,
+  data: Uint8Array,
+): Promise<{ ok: true; event: SignedEvent } | { ok: false; reason: 'MALFORMED' | 'BAD_SIGNATURE' }> {
   let event: SignedEvent;
   try {
     event = SignedEvent.decode(data);

@@ -426,7 +426,11 @@ export class SignedKvStore<T> {
         if ((e.delta ?? 0) > 0) continue;
         if (!(await this.checkTail(newest))) continue;
         // The head is a digest: which key lost its record cannot be told, only that one did.
-        this.tamper(undefined, KV_TAMPER_REASONS.missing, `the keys and revisions held do not match the head signed by the newest record (revision ${e.revision}, key ${e.key}): a record was deleted or rolled back`);
+        this.tamper(
+          undefined,
+          KV_TAMPER_REASONS.missing,
+          `the keys and revisions held do not match the head signed by the newest record (revision ${e.revision}, key ${e.key}): a record was deleted or rolled back`,
+        );
         break;
       }
     } finally {

@@ -15,9 +15,7 @@ export async function ensureStream(nc: NatsConnection, config: Partial<StreamCon
   );
   if (exists) return;
   try {
-    await retryJetStream(() =>
-      jsm.streams.add({ retention: RetentionPolicy.Limits, storage: StorageType.File, num_replicas: streamReplicas(nc), ...config }),
-    );
+    await retryJetStream(() => jsm.streams.add({ retention: RetentionPolicy.Limits, storage: StorageType.File, num_replicas: streamReplicas(nc), ...config }));
   } catch (err) {
     // Another service may have created it in the meantime.
     await jsm.streams.info(config.name).catch(() => {

@@ -19,10 +19,7 @@ export const TOKEN_REVOCATIONS_SUBJECT = 'aese.token-revocations.v1.revoked';
 export const TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT = 'aese.token-revocations.v1.snapshot';
 
 /** Every subject that carries signed control events, in either control stream. */
-export type ControlSubject =
-  | (typeof CONTROL_SUBJECTS)[keyof typeof CONTROL_SUBJECTS]
-  | typeof TOKEN_REVOCATIONS_SUBJECT
-  | typeof TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT;
+export type ControlSubject = (typeof CONTROL_SUBJECTS)[keyof typeof CONTROL_SUBJECTS] | typeof TOKEN_REVOCATIONS_SUBJECT | typeof TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT;
 
 /** The stream a control subject is stored in, and the wildcard that covers the whole stream. */
 export function controlStreamOf(subject: ControlSubject): { stream: string; filter: string } {

@@ -28,5 +28,10 @@ export function publishTraced<T>(destination: string, publish: (headers: MsgHdrs
 /** Processes a received message in a consumer span that continues its publisher's trace. */
 export function consumeTraced<T>(destination: string, headers: MsgHdrs | undefined, process: () => Promise<T>): Promise<T> {
   const traceparent = headers?.get(TRACEPARENT_HEADER) ?? '';
-  return inSpan(`process ${destination}`, process, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': destination } }, contextFromTraceparent(traceparent));
+  return inSpan(
+    `process ${destination}`,
+    process,
+    { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': destination } },
+    contextFromTraceparent(traceparent),
+  );
 }

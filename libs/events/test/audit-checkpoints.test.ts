@@ -1,5 +1,4 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
-import type { JsonWebKey } from 'node:crypto';
 import { expect } from 'chai';
 import { AeseError } from '@aese/errors';
 import { AuditLog, verifyKeyedAuditTrail } from '../src/index.ts';
@@ -33,7 +32,7 @@ function p256(kid: string): { signer: { sign(d: Uint8Array): Promise<{ kid: stri
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return {
     signer: { sign: async data => ({ kid, signature: sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) }) },
-    key: { kid, alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) as JsonWebKey },
+    key: { kid, alg: 'ES256', jwk: publicKey.export({ format: 'jwk' }) },
   };
 }
 
@@ -44,9 +43,14 @@ describe('audit checkpoints (AuditLog with a signer, verifyKeyedAuditTrail)', ()
   it('one checkpoint per burst, signed over the head and its position; the trail verifies with the key and not without it', async () => {
     const sink = new MemorySink();
     const { signer, key } = p256('audit-1');
-    const log = new AuditLog('edge', sink, err => {
-      throw err;
-    }, { signer, checkpointDelayMs: 60_000 });
+    const log = new AuditLog(
+      'edge',
+      sink,
+      err => {
+        throw err;
+      },
+      { signer, checkpointDelayMs: 60_000 },
+    );
     for (let i = 0; i < 20; i++) log.record(record);
     await log.flush();
     const [cp, ...more] = sink.checkpoints();
@@ -78,7 +82,9 @@ describe('audit checkpoints (AuditLog with a signer, verifyKeyedAuditTrail)', ()
     expect(errors.map(e => (e as AeseError).code)).to.deep.equal(['UNAVAILABLE']);
     // Not yet sealed: within the grace period a note, beyond it a break.
     expect(verifyKeyedAuditTrail(sink.contents(), new Map([[key.kid, key]]), opts).unsealed).to.have.length(1);
-    expect(verifyKeyedAuditTrail(sink.contents(), new Map([[key.kid, key]]), { nowMs: Date.now() + 120_000, graceMs: 60_000 }).breaks.map(b => b.problem)).to.deep.equal(['UNSEALED']);
+    expect(verifyKeyedAuditTrail(sink.contents(), new Map([[key.kid, key]]), { nowMs: Date.now() + 120_000, graceMs: 60_000 }).breaks.map(b => b.problem)).to.deep.equal([
+      'UNSEALED',
+    ]);
     down = false;
     await log.flush();
     expect(sink.checkpoints().map(c => c.seq)).to.deep.equal([5]);

@@ -57,7 +57,12 @@ describe('control stream integrity: gaps are tampering unless retention explains
       level: 'info',
       destination: new Writable({
         write(chunk: Buffer, _e, cb) {
-          lines.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+          lines.push(
+            ...chunk
+              .toString('utf8')
+              .split('\n')
+              .filter(l => l.length > 0),
+          );
           cb();
         },
       }),
@@ -108,7 +113,7 @@ describe('control stream integrity: gaps are tampering unless retention explains
     const audits = [...a.audited, ...b.audited].filter(e => e.reason === 'TAMPERED');
     expect(audits).to.have.length(1);
     expect(audits[0]).to.include({ action: 'control.integrity', decision: 'deny' });
-    expect(audits[0]!.detail).to.include({ stream: CONTROL_STREAM, firstMissing: 2, lastMissing: 2 });
+    expect(audits[0].detail).to.include({ stream: CONTROL_STREAM, firstMissing: 2, lastMissing: 2 });
     // Later events never take effect on a tampered stream.
     await publishAll(CONTROL_SUBJECTS.revocations, ['as-4']);
     await new Promise(r => setTimeout(r, 300));

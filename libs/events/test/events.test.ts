@@ -88,9 +88,7 @@ describe('signed control events over JetStream', () => {
 
   it('concurrent publishers never share a version', async () => {
     const pubs = [new ControlPublisher(nc, trusted.signer), new ControlPublisher(nc, trusted.signer)];
-    const versions = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => pubs[i % 2]!.publish(CONTROL_SUBJECTS.policies, 'test.Policy', Buffer.from(String(i)))),
-    );
+    const versions = await Promise.all(Array.from({ length: 10 }, (_, i) => pubs[i % 2].publish(CONTROL_SUBJECTS.policies, 'test.Policy', Buffer.from(String(i)))));
     expect(new Set(versions).size).to.equal(10);
   });
 });
@@ -126,6 +124,6 @@ describe('hash-chained audit trail', () => {
 
     const altered: AuditEvent[] = trail.map((e, i) => (i === 3 ? { ...e, decision: 'allow' as const } : e));
     const t = verifyAuditTrail(altered);
-    expect(t.breaks).to.deep.include({ chain: trail[3]!.chain, seq: trail[3]!.seq, problem: 'ALTERED' });
+    expect(t.breaks).to.deep.include({ chain: trail[3].chain, seq: trail[3].seq, problem: 'ALTERED' });
   });
 });

@@ -2,8 +2,8 @@ import { loadPackageDefinition } from '@grpc/grpc-js';
 import type { Client } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
-import { createMeshClient } from './index.js';
-import type { ClientCtor, MeshClientOptions } from './index.js';
+import { createMeshClient } from './mesh-client.js';
+import type { ClientCtor, MeshClientOptions } from './mesh-client.js';
 
 /** A grpc.health.v1 client over the mesh's pinned mTLS, to see whether a mesh service is SERVING. */
 export interface MeshHealthClient {

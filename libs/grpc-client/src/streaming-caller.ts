@@ -2,7 +2,7 @@ import { Metadata } from '@grpc/grpc-js';
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js';
 import { AeseError, isErrorCode } from '@aese/errors';
 import { activeTraceparent } from '@aese/telemetry';
-import type { CallSettings, ClientCtor, MeshClientOptions } from './index.js';
+import type { CallSettings, ClientCtor, MeshClientOptions } from './mesh-client.js';
 import { DEFAULT_CLIENT_DEADLINE_MS, DEFAULT_MAX_MESSAGE_BYTES, meshChannelCredentials } from './mesh-credentials.js';
 
 /** First wait before reopening a broken stream; doubles per failed attempt up to the maximum. */
@@ -37,11 +37,7 @@ type DuplexFn = (...args: any[]) => ClientDuplexStream<any, any>;
 
 /** The bidi methods of a generated client whose messages are multiplexing envelopes. */
 export type StreamMethodsOf<C> = {
-  [K in keyof C]: C[K] extends DuplexFn
-    ? ReturnType<C[K]> extends ClientDuplexStream<RequestEnvelope<infer _Req>, ResponseEnvelope<infer _Res>>
-      ? K
-      : never
-    : never;
+  [K in keyof C]: C[K] extends DuplexFn ? (ReturnType<C[K]> extends ClientDuplexStream<RequestEnvelope<infer _Req>, ResponseEnvelope<infer _Res>> ? K : never) : never;
 }[keyof C] &
   string;
 
@@ -165,7 +161,7 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
   private openStream(): ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>> | undefined {
     if (this.stream) return this.stream;
     if (Date.now() < this.retryAt) return undefined;
-    const open = (this.client as unknown as Record<string, (md: Metadata) => ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>>>)[this.method]!;
+    const open = (this.client as unknown as Record<string, (md: Metadata) => ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>>>)[this.method];
     const stream = open.call(this.client, new Metadata());
     stream.on('data', (m: ResponseEnvelope<Res>) => this.answer(m));
     // 'error' comes with a non-OK status, 'status' with every end: both break the stream.

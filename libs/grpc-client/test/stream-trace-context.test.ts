@@ -50,13 +50,13 @@ describe('grpc-client streaming caller: trace context per message', function () 
       for (const c of callers) {
         const child = servers.filter((s: ReadableSpan) => s.spanContext().traceId === c.traceId);
         expect(child, `server span of ${c.traceId}`).to.have.length(1);
-        expect(child[0]!.parentSpanContext?.spanId).to.equal(c.spanId);
-        expect(child[0]!.kind).to.equal(SpanKind.SERVER);
-        expect(child[0]!.attributes).to.include({ 'aese.service': 'stream-test', 'aese.caller': pki.id('edge') });
+        expect(child[0].parentSpanContext?.spanId).to.equal(c.spanId);
+        expect(child[0].kind).to.equal(SpanKind.SERVER);
+        expect(child[0].attributes).to.include({ 'aese.service': 'stream-test', 'aese.caller': pki.id('edge') });
       }
       const orphan = servers.filter(s => !callers.some(c => c.traceId === s.spanContext().traceId));
       expect(orphan).to.have.length(1);
-      expect(orphan[0]!.parentSpanContext).to.equal(undefined);
+      expect(orphan[0].parentSpanContext).to.equal(undefined);
     } finally {
       stream.close();
       await server.shutdown();

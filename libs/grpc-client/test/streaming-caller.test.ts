@@ -57,7 +57,7 @@ describe('grpc-client streaming caller', function () {
     }
   });
 
-  it('fails one call with the handler\'s stable code and keeps the stream for the next', async () => {
+  it("fails one call with the handler's stable code and keeps the stream for the next", async () => {
     const { server, port, log } = await startTestServer(pki);
     const stream = caller(port);
     try {
@@ -82,7 +82,9 @@ describe('grpc-client streaming caller', function () {
     try {
       for (const r of await Promise.allSettled([bad.call(req('ok')), bad.call(req('ok')), bad.call(req('ok'))])) {
         expect(r.status).to.equal('rejected');
-        expect((r as PromiseRejectedResult).reason).to.be.instanceOf(AeseError).with.property('code', 'CALLER_NOT_ALLOWED');
+        expect((r as PromiseRejectedResult).reason)
+          .to.be.instanceOf(AeseError)
+          .with.property('code', 'CALLER_NOT_ALLOWED');
       }
       expect(await good.call(req('ok'))).to.deep.equal({ verdict: Verdict.VERDICT_ACCEPTED });
       expect(log.calls.map(c => c.caller)).to.deep.equal([pki.id('edge')]);

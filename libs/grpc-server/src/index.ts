@@ -1,10 +1,5 @@
 import { Server, ServerCredentials, status as GrpcStatus } from '@grpc/grpc-js';
-import type {
-  ServerUnaryCall,
-  sendUnaryData,
-  ServiceDefinition,
-  UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import type { ServerUnaryCall, sendUnaryData, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO_PATH } from 'grpc-health-check';
@@ -76,7 +71,7 @@ export interface ServiceMount<D extends ServiceDefinition = ServiceDefinition> {
 
 /** Helper that keeps the handler and allow-list types tied to the service definition. */
 export function mount<D extends ServiceDefinition>(m: ServiceMount<D>): ServiceMount {
-  return m as unknown as ServiceMount;
+  return m;
 }
 
 export interface MeshServerOptions {
@@ -143,7 +138,7 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
         unaryPath: unaryDef.path,
         span: serverSpanShape(options.name, unaryDef.path, def.path),
         handler,
-        allowed: new Set(allowedCallers[unary!] ?? []),
+        allowed: new Set(allowedCallers[unary] ?? []),
         defaultDeadlineMs,
         maxInFlight: options.maxInFlightPerStream ?? DEFAULT_MAX_IN_FLIGHT_PER_STREAM,
         logger: options.logger,
@@ -204,14 +199,7 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
   };
 }
 
-function adaptUnary(
-  path: string,
-  handler: UnaryHandler<unknown, unknown>,
-  allowed: ReadonlySet<string>,
-  defaultDeadlineMs: number,
-  logger: Logger,
-  span: ServerSpanShape,
-) {
+function adaptUnary(path: string, handler: UnaryHandler<unknown, unknown>, allowed: ReadonlySet<string>, defaultDeadlineMs: number, logger: Logger, span: ServerSpanShape) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const peer = call.getAuthContext().sslPeerCertificate;
     // Exactly one SPIFFE ID: a certificate naming several identities is ambiguous and refused.

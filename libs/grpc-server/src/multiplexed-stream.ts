@@ -110,10 +110,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
       inFlight += 1;
       const controller = new AbortController();
       controllers.add(controller);
-      const timer = setTimeout(
-        () => controller.abort(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')),
-        timeoutMs > 0 ? timeoutMs : defaultDeadlineMs,
-      );
+      const timer = setTimeout(() => controller.abort(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')), timeoutMs > 0 ? timeoutMs : defaultDeadlineMs);
       let done = false;
       const finish = (err: unknown, res?: unknown): void => {
         if (done) return;

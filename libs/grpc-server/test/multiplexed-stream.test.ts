@@ -30,8 +30,7 @@ function openStream(pki: TestPki, port: number, as: MeshServiceName) {
     answers,
     order,
     status,
-    send: (id: number, scsAsId: string, timeoutMs = 0, created = 2) =>
-      stream.write({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs, traceparent: '' }),
+    send: (id: number, scsAsId: string, timeoutMs = 0, created = 2) => stream.write({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs, traceparent: '' }),
     sendRaw: (m: CheckAndRecordStreamRequest) => stream.write(m),
     end: () => stream.end(),
     async answer(id: number, timeoutMs = 5_000): Promise<Answer> {
@@ -94,7 +93,10 @@ describe('grpc-server multiplexed streams', function () {
         expect(a.response).to.equal(undefined);
       }
       expect((await good.answer(1)).response).to.deep.equal({ verdict: Verdict.VERDICT_ACCEPTED });
-      expect(log.calls.map(c => c.caller), 'the handler ran for the edge only').to.deep.equal([pki.id('edge')]);
+      expect(
+        log.calls.map(c => c.caller),
+        'the handler ran for the edge only',
+      ).to.deep.equal([pki.id('edge')]);
       expect(logs.filter(l => l.includes('caller not allowed')).length, 'logged once per stream').to.equal(1);
     } finally {
       bad.close();
@@ -113,7 +115,10 @@ describe('grpc-server multiplexed streams', function () {
       const a2 = await s.answer(2);
       expect(a1).to.deep.include({ errorCode: 'NOT_FOUND', errorMessage: 'no such thing', response: undefined });
       expect(a2).to.deep.include({ errorCode: 'INTERNAL', errorMessage: 'internal error', response: undefined });
-      expect(logs.some(l => l.includes('secret internal detail')), 'the bug is in the server log').to.equal(true);
+      expect(
+        logs.some(l => l.includes('secret internal detail')),
+        'the bug is in the server log',
+      ).to.equal(true);
       s.send(3, 'ok');
       expect((await s.answer(3)).response, 'the stream survived').to.deep.equal({ verdict: Verdict.VERDICT_ACCEPTED });
       expect(log.calls.length).to.equal(3);
@@ -196,9 +201,7 @@ describe('grpc-server multiplexed streams', function () {
     const { server, port, log } = await startTestServer(pki);
     const client = new ReplayGuardServiceClient(`localhost:${port}`, meshChannelCredentials({ tls: pki.tls('edge'), serverId: pki.id('replay-guard') }));
     try {
-      const res = await new Promise((resolve, reject) =>
-        client.checkAndRecord({ scsAsId: 'ok', nonce: 'n', created: 2 }, (err, r) => (err ? reject(err) : resolve(r))),
-      );
+      const res = await new Promise((resolve, reject) => client.checkAndRecord({ scsAsId: 'ok', nonce: 'n', created: 2 }, (err, r) => (err ? reject(err) : resolve(r))));
       expect(res).to.deep.equal({ verdict: Verdict.VERDICT_ACCEPTED });
       expect(log.calls.length).to.equal(1);
     } finally {

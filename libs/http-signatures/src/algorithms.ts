@@ -6,12 +6,7 @@ import type { KeyObject } from 'node:crypto';
  * {@link DEFAULT_ALLOWED_ALGORITHMS} are accepted unless a caller widens the set explicitly
  * (the RFC's Appendix B vectors use rsa-pss-sha512 and hmac-sha256).
  */
-export const SIGNATURE_ALGORITHMS = [
-  'ecdsa-p256-sha256',
-  'ed25519',
-  'rsa-pss-sha512',
-  'hmac-sha256',
-] as const;
+export const SIGNATURE_ALGORITHMS = ['ecdsa-p256-sha256', 'ed25519', 'rsa-pss-sha512', 'hmac-sha256'] as const;
 
 /** One of {@link SIGNATURE_ALGORITHMS}. */
 export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
@@ -20,10 +15,7 @@ export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
  * The T8 profile: AS request signatures and SCEF response/notification signatures use only
  * asymmetric, modern curves. HMAC would need a shared secret per AS, RSA brings padding choices.
  */
-export const DEFAULT_ALLOWED_ALGORITHMS: readonly SignatureAlgorithm[] = Object.freeze([
-  'ecdsa-p256-sha256',
-  'ed25519',
-]);
+export const DEFAULT_ALLOWED_ALGORITHMS: readonly SignatureAlgorithm[] = Object.freeze(['ecdsa-p256-sha256', 'ed25519']);
 
 /** True for a string naming one of {@link SIGNATURE_ALGORITHMS}. */
 export function isSignatureAlgorithm(value: unknown): value is SignatureAlgorithm {
@@ -38,11 +30,7 @@ const RSA_PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 } as 
  * (public or secret). A P-384 key for ecdsa-p256-sha256 or a private key handed to a verifier is a
  * configuration mistake that must not verify anything.
  */
-export function keyFitsAlgorithm(
-  alg: SignatureAlgorithm,
-  key: KeyObject,
-  use: 'sign' | 'verify',
-): boolean {
+export function keyFitsAlgorithm(alg: SignatureAlgorithm, key: KeyObject, use: 'sign' | 'verify'): boolean {
   if (alg === 'hmac-sha256') return key.type === 'secret' && (key.symmetricKeySize ?? 0) >= 32;
   if (key.type !== (use === 'sign' ? 'private' : 'public')) return false;
   switch (alg) {
@@ -51,10 +39,7 @@ export function keyFitsAlgorithm(
     case 'ed25519':
       return key.asymmetricKeyType === 'ed25519';
     case 'rsa-pss-sha512':
-      return (
-        (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') &&
-        (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048
-      );
+      return (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048;
   }
 }
 
@@ -81,12 +66,7 @@ function isZero(bytes: Buffer): boolean {
  * parse is simply not valid. ECDSA signatures must be the 64-byte r||s form of RFC 9421 section
  * 3.3.4 (a DER signature is refused, not converted) and r = 0 or s = 0 is refused outright.
  */
-export function verifyBytes(
-  alg: SignatureAlgorithm,
-  key: KeyObject,
-  data: Buffer,
-  signature: Buffer,
-): boolean {
+export function verifyBytes(alg: SignatureAlgorithm, key: KeyObject, data: Buffer, signature: Buffer): boolean {
   try {
     switch (alg) {
       case 'ecdsa-p256-sha256':

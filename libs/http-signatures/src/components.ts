@@ -1,11 +1,4 @@
-import {
-  isInnerList,
-  parseItem,
-  serializeInnerList,
-  serializeItem,
-  serializeParameters,
-  serializeString,
-} from 'structured-headers';
+import { isInnerList, parseItem, serializeInnerList, serializeItem, serializeParameters, serializeString } from 'structured-headers';
 import type { Item, Parameters } from 'structured-headers';
 import { SignatureError } from './errors.js';
 import { combinedFieldValue, isResponse } from './message.js';
@@ -16,17 +9,7 @@ import { parseDictionaryStrict } from './structured-fields.js';
  * Derived components of RFC 9421 section 2.2 that this library computes. `@signature-params`
  * is not here: it may never be covered (section 2.3).
  */
-export const DERIVED_COMPONENTS = [
-  '@method',
-  '@target-uri',
-  '@authority',
-  '@scheme',
-  '@request-target',
-  '@path',
-  '@query',
-  '@query-param',
-  '@status',
-] as const;
+export const DERIVED_COMPONENTS = ['@method', '@target-uri', '@authority', '@scheme', '@request-target', '@path', '@query', '@query-param', '@status'] as const;
 
 /** A covered component: a name (derived `@...` or a lower-case field name) and its parameters. */
 export interface ComponentIdentifier {
@@ -92,10 +75,7 @@ export function componentFromItem(item: Item): ComponentIdentifier {
 export function parseComponentSpec(spec: string): ComponentIdentifier {
   try {
     const semicolon = spec.indexOf(';');
-    const text = spec.startsWith('"')
-      ? spec
-      : serializeString(semicolon < 0 ? spec : spec.slice(0, semicolon)) +
-        (semicolon < 0 ? '' : spec.slice(semicolon));
+    const text = spec.startsWith('"') ? spec : serializeString(semicolon < 0 ? spec : spec.slice(0, semicolon)) + (semicolon < 0 ? '' : spec.slice(semicolon));
     return componentFromItem(parseItem(text));
   } catch (err) {
     throw new TypeError(`invalid component identifier ${JSON.stringify(spec)}`, { cause: err });
@@ -212,9 +192,7 @@ function derivedValues(name: string, params: Parameters, context: HttpMessageVie
       return [rawTarget(context).query || '?'];
     case '@query-param': {
       const wanted = params.get('name');
-      const values = [...new URLSearchParams(rawTarget(context).query)]
-        .filter(([key]) => formEncode(key) === wanted)
-        .map(([, value]) => formEncode(value));
+      const values = [...new URLSearchParams(rawTarget(context).query)].filter(([key]) => formEncode(key) === wanted).map(([, value]) => formEncode(value));
       if (values.length === 0) throw absent('"@query-param"');
       return values;
     }
@@ -245,11 +223,7 @@ function fieldValue(name: string, params: Parameters, context: HttpMessageView):
  * value; `@query-param` has one per occurrence of the parameter.
  * @throws SignatureError COMPONENT_NOT_PRESENT, COMPONENT_INVALID or SIGNATURE_MALFORMED
  */
-export function componentValues(
-  component: ComponentIdentifier,
-  message: HttpMessageView,
-  request: HttpMessageView | undefined,
-): string[] {
+export function componentValues(component: ComponentIdentifier, message: HttpMessageView, request: HttpMessageView | undefined): string[] {
   const { name, params } = component;
   let context = message;
   if (params.has('req')) {
@@ -257,9 +231,7 @@ export function componentValues(
     if (request === undefined || isResponse(request)) throw absent(`"${name}";req (no request)`);
     context = request;
   }
-  const values = name.startsWith('@')
-    ? derivedValues(name, params, context)
-    : [fieldValue(name, params, context)];
+  const values = name.startsWith('@') ? derivedValues(name, params, context) : [fieldValue(name, params, context)];
   for (const value of values) {
     if (!BASE_SAFE.test(value)) {
       const what = `covered component "${name}" has bytes a signature base cannot hold`;

@@ -29,10 +29,7 @@ function digest(body: Uint8Array, alg: ContentDigestAlgorithm): Buffer {
  * The `Content-Digest` field value for `body`, e.g. `sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:`.
  * Serialized by structured-headers so the value is exactly what RFC 9530 and RFC 8941 print.
  */
-export function computeContentDigest(
-  body: Uint8Array,
-  alg: ContentDigestAlgorithm = 'sha-256',
-): string {
+export function computeContentDigest(body: Uint8Array, alg: ContentDigestAlgorithm = 'sha-256'): string {
   if (!isAllowed(alg)) throw new TypeError(`unsupported content digest algorithm ${String(alg)}`);
   return serializeDictionary(new Map([[alg, [digest(body, alg), new Map()]]]));
 }
@@ -70,9 +67,7 @@ export function verifyContentDigest(
   try {
     members = parseDictionaryStrict(value);
   } catch (err) {
-    const what = err instanceof DictionaryParseError && err.problem === 'duplicate-key'
-      ? 'Content-Digest repeats an algorithm'
-      : 'Content-Digest is not a structured dictionary';
+    const what = err instanceof DictionaryParseError && err.problem === 'duplicate-key' ? 'Content-Digest repeats an algorithm' : 'Content-Digest is not a structured dictionary';
     throw new ContentDigestError('DIGEST_MALFORMED', what, { cause: err });
   }
   const strong: [ContentDigestAlgorithm, Buffer][] = [];
@@ -84,10 +79,7 @@ export function verifyContentDigest(
     if (isAllowed(key)) strong.push([key, Buffer.from(bytes)]);
   }
   if (strong.length === 0) {
-    throw new ContentDigestError(
-      'DIGEST_ALGORITHM_NOT_ALLOWED',
-      `Content-Digest must use ${CONTENT_DIGEST_ALGORITHMS.join(' or ')}`,
-    );
+    throw new ContentDigestError('DIGEST_ALGORITHM_NOT_ALLOWED', `Content-Digest must use ${CONTENT_DIGEST_ALGORITHMS.join(' or ')}`);
   }
   for (const [alg, received] of strong) {
     const expected = digest(body, alg);

@@ -80,10 +80,7 @@ function toSfParameters(input: SignatureParamsInput): Parameters {
  * without signing. For tests against printed vectors and for debugging a peer's failures.
  * @throws TypeError for a bad option or a covered component the message does not have
  */
-export function createSignatureBase(
-  message: HttpMessageView,
-  options: Pick<SignMessageOptions, 'components' | 'params' | 'request'>,
-): SignatureBase {
+export function createSignatureBase(message: HttpMessageView, options: Pick<SignMessageOptions, 'components' | 'params' | 'request'>): SignatureBase {
   const components = options.components.map(parseComponentSpec);
   try {
     return buildSignatureBase(message, components, toSfParameters(options.params), options.request);

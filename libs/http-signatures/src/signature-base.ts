@@ -37,12 +37,7 @@ export function assertNoDuplicateComponents(components: readonly ComponentIdenti
  * @param request the request a response answers, for components with `;req`
  * @throws SignatureError DUPLICATE_COMPONENT, COMPONENT_NOT_PRESENT, COMPONENT_INVALID, ...
  */
-export function buildSignatureBase(
-  message: HttpMessageView,
-  components: readonly ComponentIdentifier[],
-  params: Parameters,
-  request?: HttpMessageView,
-): SignatureBase {
+export function buildSignatureBase(message: HttpMessageView, components: readonly ComponentIdentifier[], params: Parameters, request?: HttpMessageView): SignatureBase {
   assertNoDuplicateComponents(components);
   const lines: string[] = [];
   for (const component of components) {
@@ -51,10 +46,7 @@ export function buildSignatureBase(
       lines.push(`${identifier}: ${value}`);
     }
   }
-  const signatureParams = serializeInnerList([
-    components.map(({ name, params: componentParams }) => [name, componentParams]),
-    params,
-  ]);
+  const signatureParams = serializeInnerList([components.map(({ name, params: componentParams }) => [name, componentParams]), params]);
   lines.push(`"@signature-params": ${signatureParams}`);
   return { base: lines.join('\n'), signatureParams };
 }

@@ -1,12 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { Token } from 'structured-headers';
 import type { Dictionary, Parameters } from 'structured-headers';
-import {
-  DEFAULT_ALLOWED_ALGORITHMS,
-  isSignatureAlgorithm,
-  keyFitsAlgorithm,
-  verifyBytes,
-} from './algorithms.js';
+import { DEFAULT_ALLOWED_ALGORITHMS, isSignatureAlgorithm, keyFitsAlgorithm, verifyBytes } from './algorithms.js';
 import type { SignatureAlgorithm } from './algorithms.js';
 import { componentFromItem, componentKey, componentSpec, parseComponentSpec } from './components.js';
 import type { ComponentIdentifier } from './components.js';
@@ -139,11 +134,7 @@ function plainParams(params: Parameters): Record<string, string | number | boole
   return out;
 }
 
-function checkTimes(
-  created: number | undefined,
-  expires: number | undefined,
-  validity: NonNullable<VerifyMessageSignatureOptions['validity']>,
-): void {
+function checkTimes(created: number | undefined, expires: number | undefined, validity: NonNullable<VerifyMessageSignatureOptions['validity']>): void {
   const { nowSeconds, maxAgeSeconds, maxFutureSeconds } = validity;
   if (created === undefined) throw new SignatureError('PARAM_MISSING', 'signature parameter created is required');
   if (created < nowSeconds - maxAgeSeconds) {
@@ -158,10 +149,7 @@ function checkTimes(
 }
 
 /** The labelled signature's covered components, parameters and bytes, checked for shape only. */
-function readSignature(
-  message: HttpMessageView,
-  options: VerifyMessageSignatureOptions,
-): { covered: ComponentIdentifier[]; params: Parameters; bytes: Buffer } {
+function readSignature(message: HttpMessageView, options: VerifyMessageSignatureOptions): { covered: ComponentIdentifier[]; params: Parameters; bytes: Buffer } {
   const maxBytes = options.maxSignatureInputBytes ?? DEFAULT_MAX_SIGNATURE_HEADER_BYTES;
   const input = readField(message, 'signature-input', maxBytes);
   const signature = readField(message, 'signature', maxBytes);
@@ -184,10 +172,7 @@ function readSignature(
 }
 
 /** Applies the allow-list, required parameters, expected tag and time window. */
-function checkParams(
-  plain: Record<string, string | number | boolean>,
-  options: VerifyMessageSignatureOptions,
-): Record<string, string | number | boolean> {
+function checkParams(plain: Record<string, string | number | boolean>, options: VerifyMessageSignatureOptions): Record<string, string | number | boolean> {
   const { allowedParams, expectedTag, validity } = options;
   if (allowedParams !== undefined && Object.keys(plain).some(name => !allowedParams.includes(name))) {
     throw new SignatureError('PARAM_NOT_ALLOWED', 'the signature has a parameter this endpoint does not accept');
@@ -222,10 +207,7 @@ function checkParams(
  *
  * @throws SignatureError (code UNAUTHENTICATED) with a stable `reason`
  */
-export async function verifyMessageSignature(
-  message: HttpMessageView,
-  options: VerifyMessageSignatureOptions,
-): Promise<VerifiedSignature> {
+export async function verifyMessageSignature(message: HttpMessageView, options: VerifyMessageSignatureOptions): Promise<VerifiedSignature> {
   assertDictionaryKey(options.label);
   const requiredComponents = options.requiredComponents.map(parseComponentSpec);
   const allowedAlgorithms = options.allowedAlgorithms ?? DEFAULT_ALLOWED_ALGORITHMS;

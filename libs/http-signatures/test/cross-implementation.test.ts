@@ -5,14 +5,7 @@
 import { expect } from 'chai';
 import { createSigner, createVerifier, httpbis } from 'http-message-signatures';
 import type { Request as TheirRequest, Response as TheirResponse } from 'http-message-signatures';
-import {
-  computeContentDigest,
-  createNonce,
-  SignatureError,
-  signMessage,
-  verifyContentDigest,
-  verifyMessageSignature,
-} from '../src/index.js';
+import { computeContentDigest, createNonce, SignatureError, signMessage, verifyContentDigest, verifyMessageSignature } from '../src/index.js';
 import type { HttpMessageView } from '../src/index.js';
 import { asKey, edgeOptions, keyStoreOf, signAsRequest, T8_REQUEST_COMPONENTS, t8Request, withHeaders } from './t8-fixtures.js';
 import type { AsKey } from './t8-fixtures.js';

@@ -1,20 +1,8 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { expect } from 'chai';
-import {
-  computeContentDigest,
-  createSignatureBase,
-  SignatureError,
-  signMessage,
-  verifyContentDigest,
-  verifyMessageSignature,
-} from '../src/index.js';
-import type {
-  HttpMessageView,
-  SignatureAlgorithm,
-  SignatureErrorReason,
-  VerifyMessageSignatureOptions,
-} from '../src/index.js';
+import { computeContentDigest, createSignatureBase, SignatureError, signMessage, verifyContentDigest, verifyMessageSignature } from '../src/index.js';
+import type { HttpMessageView, SignatureAlgorithm, SignatureErrorReason, VerifyMessageSignatureOptions } from '../src/index.js';
 import {
   PUBLISHED_SIGNATURES,
   RFC_CREATED,
@@ -42,11 +30,7 @@ const RFC_KEYS: Record<string, { alg: SignatureAlgorithm; key: KeyObject }> = {
   'test-shared-secret': { alg: 'hmac-sha256', key: TEST_SHARED_SECRET },
 };
 
-function rfcOptions(
-  label: string,
-  requiredComponents: string[],
-  extra: Partial<VerifyMessageSignatureOptions> = {},
-): VerifyMessageSignatureOptions {
+function rfcOptions(label: string, requiredComponents: string[], extra: Partial<VerifyMessageSignatureOptions> = {}): VerifyMessageSignatureOptions {
   return {
     label,
     requiredComponents,
@@ -75,12 +59,8 @@ async function refusal(promise: Promise<unknown>): Promise<SignatureErrorReason>
 
 describe('http-signatures: RFC 9421 Appendix B vectors', () => {
   it('B.1.3 and B.1.4: the private test keys are the halves of the published public keys', () => {
-    expect(createPublicKey(TEST_KEY_ECC_P256_PRIVATE).export({ type: 'spki', format: 'pem' })).to.equal(
-      TEST_KEY_ECC_P256_PUBLIC_PEM,
-    );
-    expect(createPublicKey(TEST_KEY_ED25519_PRIVATE).export({ type: 'spki', format: 'pem' })).to.equal(
-      TEST_KEY_ED25519_PUBLIC_PEM,
-    );
+    expect(createPublicKey(TEST_KEY_ECC_P256_PRIVATE).export({ type: 'spki', format: 'pem' })).to.equal(TEST_KEY_ECC_P256_PUBLIC_PEM);
+    expect(createPublicKey(TEST_KEY_ED25519_PRIVATE).export({ type: 'spki', format: 'pem' })).to.equal(TEST_KEY_ED25519_PUBLIC_PEM);
   });
 
   it('B.2: the test messages carry the RFC 9530 digests of their content', () => {
@@ -102,10 +82,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
 
     it('verifies the published signature only when rsa-pss-sha512 is explicitly allowed', async () => {
       const message = signed(testRequest(), 'sig-b21', input, PUBLISHED_SIGNATURES.b21);
-      const ok = await verifyMessageSignature(
-        message,
-        rfcOptions('sig-b21', [], { requiredParams: ['created', 'keyid', 'nonce'], allowedAlgorithms: ['rsa-pss-sha512'] }),
-      );
+      const ok = await verifyMessageSignature(message, rfcOptions('sig-b21', [], { requiredParams: ['created', 'keyid', 'nonce'], allowedAlgorithms: ['rsa-pss-sha512'] }));
       expect(ok).to.include({ keyid: 'test-key-rsa-pss', alg: 'rsa-pss-sha512', nonce: 'b3k2pp5k7z-50gnwp.yemd' });
       expect(ok.coveredComponents).to.deep.equal([]);
       expect(await refusal(verifyMessageSignature(message, rfcOptions('sig-b21', [])))).to.equal('ALGORITHM_NOT_ALLOWED');
@@ -113,8 +90,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
   });
 
   describe('B.2.2 selective covered components using rsa-pss-sha512', () => {
-    const input =
-      '("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example"';
+    const input = '("@authority" "content-digest" "@query-param";name="Pet");created=1618884473;keyid="test-key-rsa-pss";tag="header-example"';
 
     it('builds the printed signature base byte for byte (with @query-param)', () => {
       const { base, signatureParams } = createSignatureBase(testRequest(), {
@@ -123,12 +99,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
       });
       expect(signatureParams).to.equal(input);
       expect(base).to.equal(
-        [
-          '"@authority": example.com',
-          `"content-digest": ${TEST_REQUEST_DIGEST}`,
-          '"@query-param";name="Pet": dog',
-          `"@signature-params": ${input}`,
-        ].join('\n'),
+        ['"@authority": example.com', `"content-digest": ${TEST_REQUEST_DIGEST}`, '"@query-param";name="Pet": dog', `"@signature-params": ${input}`].join('\n'),
       );
     });
 
@@ -145,8 +116,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
 
   describe('B.2.3 full coverage using rsa-pss-sha512', () => {
     const components = ['date', '@method', '@path', '@query', '@authority', 'content-type', 'content-digest', 'content-length'];
-    const input =
-      '("date" "@method" "@path" "@query" "@authority" "content-type" "content-digest" "content-length");created=1618884473;keyid="test-key-rsa-pss"';
+    const input = '("date" "@method" "@path" "@query" "@authority" "content-type" "content-digest" "content-length");created=1618884473;keyid="test-key-rsa-pss"';
 
     it('builds the printed signature base byte for byte', () => {
       const { base } = createSignatureBase(testRequest(), {
@@ -185,13 +155,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
         params: { created: RFC_CREATED, keyid: 'test-key-ecc-p256' },
       });
       expect(base).to.equal(
-        [
-          '"@status": 200',
-          '"content-type": application/json',
-          `"content-digest": ${TEST_RESPONSE_DIGEST}`,
-          '"content-length": 23',
-          `"@signature-params": ${input}`,
-        ].join('\n'),
+        ['"@status": 200', '"content-type": application/json', `"content-digest": ${TEST_RESPONSE_DIGEST}`, '"content-length": 23', `"@signature-params": ${input}`].join('\n'),
       );
     });
 
@@ -231,12 +195,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
     it('reproduces the published signature when hmac-sha256 is explicitly allowed, and is refused by default', () => {
       const out = signMessage(testRequest(), { ...options, allowedAlgorithms: ['hmac-sha256'] });
       expect(out.signatureBase).to.equal(
-        [
-          '"date": Tue, 20 Apr 2021 02:07:55 GMT',
-          '"@authority": example.com',
-          '"content-type": application/json',
-          `"@signature-params": ${input}`,
-        ].join('\n'),
+        ['"date": Tue, 20 Apr 2021 02:07:55 GMT', '"@authority": example.com', '"content-type": application/json', `"@signature-params": ${input}`].join('\n'),
       );
       expect(out.signature).to.equal(`sig-b25=:${PUBLISHED_SIGNATURES.b25}:`);
       expect(() => signMessage(testRequest(), options)).to.throw(TypeError, /not allowed/);
@@ -252,8 +211,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
 
   describe('B.2.6 signing a request using ed25519', () => {
     const components = ['date', '@method', '@path', '@authority', 'content-type', 'content-length'];
-    const input =
-      '("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"';
+    const input = '("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"';
 
     it('signMessage reproduces the printed signature base, Signature-Input and signature bytes exactly', () => {
       const out = signMessage(testRequest(), {
@@ -283,9 +241,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
       const ok = await verifyMessageSignature(message, rfcOptions('sig-b26', ['@method', '@path', '@authority']));
       expect(ok).to.include({ alg: 'ed25519', keyid: 'test-key-ed25519' });
       const { publicKey: stranger } = generateKeyPairSync('ed25519');
-      const reason = await refusal(
-        verifyMessageSignature(message, rfcOptions('sig-b26', [], { resolveKey: async () => ({ alg: 'ed25519', key: stranger }) })),
-      );
+      const reason = await refusal(verifyMessageSignature(message, rfcOptions('sig-b26', [], { resolveKey: async () => ({ alg: 'ed25519', key: stranger }) })));
       expect(reason).to.equal('SIGNATURE_INVALID');
     });
   });
@@ -293,10 +249,8 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
   describe('Section 2.4: a response signature covering its request with ;req (ecdsa-p256-sha256)', () => {
     const requestDigest = TEST_REQUEST_DIGEST;
     const responseBody = Buffer.from('{"busy": true, "message": "Your call is very important to us"}');
-    const responseDigest =
-      'sha-512=:0Y6iCBzGg5rZtoXS95Ijz03mslf6KAMCloESHObfwnHJDbkkWWQz6PhhU9kxsTbARtY2PTBOzq24uJFpHsMuAg==:';
-    const input =
-      '("@status" "content-digest" "content-type" "@authority";req "@method";req "@path";req "content-digest";req);created=1618884479;keyid="test-key-ecc-p256"';
+    const responseDigest = 'sha-512=:0Y6iCBzGg5rZtoXS95Ijz03mslf6KAMCloESHObfwnHJDbkkWWQz6PhhU9kxsTbARtY2PTBOzq24uJFpHsMuAg==:';
+    const input = '("@status" "content-digest" "content-type" "@authority";req "@method";req "@path";req "content-digest";req);created=1618884479;keyid="test-key-ecc-p256"';
     const published = 'dMT/A/76ehrdBTD/2Xx8QuKV6FoyzEP/I9hdzKN8LQJLNgzU4W767HK05rx1i8meNQQgQPgQp8wq2ive3tV5Ag==';
     const response: HttpMessageView = {
       status: 503,
@@ -335,12 +289,8 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
       const ok = await verifyMessageSignature(message, rfcOptions('reqres', components, { request: testRequest() }));
       expect(ok.coveredComponents).to.deep.equal(components);
       const otherRequest = { ...testRequest(), targetUri: 'https://example.com/bar?param=Value&Pet=dog' };
-      expect(
-        await refusal(verifyMessageSignature(message, rfcOptions('reqres', components, { request: otherRequest }))),
-      ).to.equal('SIGNATURE_INVALID');
-      expect(await refusal(verifyMessageSignature(message, rfcOptions('reqres', components)))).to.equal(
-        'COMPONENT_NOT_PRESENT',
-      );
+      expect(await refusal(verifyMessageSignature(message, rfcOptions('reqres', components, { request: otherRequest })))).to.equal('SIGNATURE_INVALID');
+      expect(await refusal(verifyMessageSignature(message, rfcOptions('reqres', components)))).to.equal('COMPONENT_NOT_PRESENT');
     });
   });
 
@@ -382,8 +332,7 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
       headers: { Host: 'example.org', Date: 'Fri, 15 Jul 2022 14:24:55 GMT', Accept: ['application/json', '*/*'] },
     };
     const required = ['@method', '@path', '@authority', 'accept'];
-    const verifyB4 = (message: HttpMessageView) =>
-      verifyMessageSignature(signed(message, 'transform', input, published), rfcOptions('transform', required));
+    const verifyB4 = (message: HttpMessageView) => verifyMessageSignature(signed(message, 'transform', input, published), rfcOptions('transform', required));
 
     it('signMessage reproduces the published signature from two Accept field lines', () => {
       const out = signMessage(original, {
@@ -411,12 +360,8 @@ describe('http-signatures: RFC 9421 Appendix B vectors', () => {
 
     it('no longer verifies after transformations of what is covered', async () => {
       expect(await refusal(verifyB4({ ...original, method: 'POST' }))).to.equal('SIGNATURE_INVALID');
-      expect(
-        await refusal(verifyB4({ ...original, targetUri: 'https://example.com/demo?name1=Value1&Name2=value2' })),
-      ).to.equal('SIGNATURE_INVALID');
-      expect(
-        await refusal(verifyB4({ ...original, headers: { ...original.headers, Accept: ['*/*', 'application/json'] } })),
-      ).to.equal('SIGNATURE_INVALID');
+      expect(await refusal(verifyB4({ ...original, targetUri: 'https://example.com/demo?name1=Value1&Name2=value2' }))).to.equal('SIGNATURE_INVALID');
+      expect(await refusal(verifyB4({ ...original, headers: { ...original.headers, Accept: ['*/*', 'application/json'] } }))).to.equal('SIGNATURE_INVALID');
     });
   });
 });
@@ -425,23 +370,18 @@ describe('http-signatures: RFC 9530 Content-Digest examples', () => {
   const hello = Buffer.from('{"hello": "world"}\n');
 
   it('section 2 and Appendix B.1: sha-512 and sha-256 of {"hello": "world"} and LF', () => {
-    expect(computeContentDigest(hello, 'sha-512')).to.equal(
-      'sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:',
-    );
+    expect(computeContentDigest(hello, 'sha-512')).to.equal('sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:');
     expect(computeContentDigest(hello, 'sha-256')).to.equal('sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:');
     expect(computeContentDigest(hello)).to.equal('sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:');
   });
 
   it('Appendix B.2: sha-256 of empty content', () => {
     expect(computeContentDigest(new Uint8Array(0))).to.equal('sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:');
-    expect(verifyContentDigest('sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:', new Uint8Array(0)).algorithms).to.deep.equal([
-      'sha-256',
-    ]);
+    expect(verifyContentDigest('sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:', new Uint8Array(0)).algorithms).to.deep.equal(['sha-256']);
   });
 
   it('verifies both published digests together, and neither one for other content', () => {
-    const both =
-      'sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:, sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:';
+    const both = 'sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:, sha-512=:YMAam51Jz/jOATT6/zvHrLVgOYTGFy1d6GJiOHTohq4yP+pgk4vf2aCsyRZOtw8MjkM7iw7yZ/WkppmM44T3qg==:';
     expect(verifyContentDigest(both, hello).algorithms).to.deep.equal(['sha-256', 'sha-512']);
     expect(() => verifyContentDigest(both, Buffer.from('{"hello": "world"}'))).to.throw(/does not match/);
   });

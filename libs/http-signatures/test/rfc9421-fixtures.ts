@@ -44,20 +44,14 @@ MCowBQYDK2VwAyEAJrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=
 export const TEST_KEY_ED25519_PUBLIC = createPublicKey(TEST_KEY_ED25519_PUBLIC_PEM);
 
 /** B.1.5 test-shared-secret (64 bytes, base64). */
-export const TEST_SHARED_SECRET = createSecretKey(
-  Buffer.from(
-    'uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ==',
-    'base64',
-  ),
-);
+export const TEST_SHARED_SECRET = createSecretKey(Buffer.from('uzvJfB4u3N0Jy4T7NZ75MDVcr8zSTInedJtkgcu46YW4XByzNJjxBdtjUkdJPBtbmHhIDi6pcl8jsasjlTMtDQ==', 'base64'));
 
 /** `created` of every Appendix B signature. */
 export const RFC_CREATED = 1618884473;
 
 /** B.2 test-request: `POST /foo?param=Value&Pet=dog` to example.com with `{"hello": "world"}`. */
 export const TEST_REQUEST_BODY = Buffer.from('{"hello": "world"}');
-export const TEST_REQUEST_DIGEST =
-  'sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:';
+export const TEST_REQUEST_DIGEST = 'sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:';
 
 /** The B.2 test-request, optionally with more fields (a signature, say). */
 export function testRequest(extra: Record<string, string> = {}): HttpMessageView {
@@ -77,8 +71,7 @@ export function testRequest(extra: Record<string, string> = {}): HttpMessageView
 
 /** B.2 test-response: `200 OK` with `{"message": "good dog"}`. */
 export const TEST_RESPONSE_BODY = Buffer.from('{"message": "good dog"}');
-export const TEST_RESPONSE_DIGEST =
-  'sha-512=:mEWXIS7MaLRuGgxOBdODa3xqM1XdEvxoYhvlCFJ41QJgJc4GTsPp29l5oGX69wWdXymyU0rjJuahq4l5aGgfLQ==:';
+export const TEST_RESPONSE_DIGEST = 'sha-512=:mEWXIS7MaLRuGgxOBdODa3xqM1XdEvxoYhvlCFJ41QJgJc4GTsPp29l5oGX69wWdXymyU0rjJuahq4l5aGgfLQ==:';
 
 /** The B.2 test-response, optionally with more fields. */
 export function testResponse(extra: Record<string, string> = {}): HttpMessageView {

@@ -23,8 +23,7 @@ describe('http-signatures: signing', () => {
     const nonce = 'bm9uY2Utb2YtMTI4LWJpdHM';
     const out = signMessage(message, options({ params: { created: NOW, keyid: AS.kid, nonce, alg: 'ed25519' } }));
     expect(out.signatureInput).to.equal(
-      'sig1=("@method" "@target-uri" "authorization" "content-digest" "content-type");' +
-        `created=${NOW};keyid="${AS.kid}";nonce="${nonce}";alg="ed25519"`,
+      'sig1=("@method" "@target-uri" "authorization" "content-digest" "content-type");' + `created=${NOW};keyid="${AS.kid}";nonce="${nonce}";alg="ed25519"`,
     );
     const signed = withHeaders(message, { 'signature-input': out.signatureInput, signature: out.signature });
     expect(await verifyMessageSignature(signed, edgeOptions(keyStoreOf(AS).resolveKey))).to.include({ nonce });

@@ -5,13 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { computeContentDigest, createNonce, NONCE_MAX_CHARS, NONCE_MIN_BYTES, signMessage } from '../src/index.js';
-import type {
-  HttpMessageView,
-  ResolvedKey,
-  SignatureAlgorithm,
-  SignatureParamsInput,
-  VerifyMessageSignatureOptions,
-} from '../src/index.js';
+import type { HttpMessageView, ResolvedKey, SignatureAlgorithm, SignatureParamsInput, VerifyMessageSignatureOptions } from '../src/index.js';
 
 /** A frozen clock: every test signs and verifies at this instant. */
 export const NOW = 1_760_000_000;
@@ -32,8 +26,7 @@ export interface AsKey {
 
 /** A fresh AS key pair for `alg`. */
 export function asKey(kid: string, alg: 'ecdsa-p256-sha256' | 'ed25519'): AsKey {
-  const pair =
-    alg === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pair = alg === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return { kid, alg, ...pair };
 }
 
@@ -64,11 +57,7 @@ export function withHeaders(message: HttpMessageView, headers: Record<string, st
 }
 
 /** Signs a T8 request the way the profile says an AS does: label sig1, created, nonce, keyid. */
-export function signAsRequest(
-  message: HttpMessageView,
-  key: AsKey,
-  overrides: { components?: string[]; params?: Partial<SignatureParamsInput> } = {},
-): HttpMessageView {
+export function signAsRequest(message: HttpMessageView, key: AsKey, overrides: { components?: string[]; params?: Partial<SignatureParamsInput> } = {}): HttpMessageView {
   const out = signMessage(message, {
     label: 'sig1',
     components: overrides.components ?? T8_REQUEST_COMPONENTS,
@@ -96,10 +85,7 @@ export function keyStoreOf(...keys: AsKey[]): {
 }
 
 /** The edge's options for an AS request (T8-SECURITY-PROFILE section 4). */
-export function edgeOptions(
-  resolveKey: VerifyMessageSignatureOptions['resolveKey'],
-  extra: Partial<VerifyMessageSignatureOptions> = {},
-): VerifyMessageSignatureOptions {
+export function edgeOptions(resolveKey: VerifyMessageSignatureOptions['resolveKey'], extra: Partial<VerifyMessageSignatureOptions> = {}): VerifyMessageSignatureOptions {
   return {
     label: 'sig1',
     requiredComponents: T8_REQUEST_COMPONENTS,

@@ -21,16 +21,7 @@ import {
   verifyMessageSignature,
 } from '../src/index.js';
 import type { HttpMessageView, SignatureErrorReason, VerifyMessageSignatureOptions } from '../src/index.js';
-import {
-  asKey,
-  edgeOptions,
-  keyStoreOf,
-  NOW,
-  signAsRequest,
-  T8_REQUEST_COMPONENTS,
-  t8Request,
-  withHeaders,
-} from './t8-fixtures.js';
+import { asKey, edgeOptions, keyStoreOf, NOW, signAsRequest, T8_REQUEST_COMPONENTS, t8Request, withHeaders } from './t8-fixtures.js';
 
 const AS1 = asKey('as-1-request-key', 'ecdsa-p256-sha256');
 const AS2 = asKey('as-2-request-key', 'ed25519');
@@ -155,12 +146,8 @@ describe('http-signatures: refusals of AS request signatures', () => {
       const { signed, options } = setup({ components: [...T8_REQUEST_COMPONENTS, '@authority'] });
       await verifyMessageSignature(signed, options);
       await verifyMessageSignature({ ...signed, authority: 'SCEF.example.net:8443' }, options);
-      expect(await reasonOf(verifyMessageSignature({ ...signed, authority: 'scef.example.net:9443' }, options))).to.equal(
-        'SIGNATURE_INVALID',
-      );
-      expect(await reasonOf(verifyMessageSignature({ ...signed, authority: 'other.example.net:8443' }, options))).to.equal(
-        'SIGNATURE_INVALID',
-      );
+      expect(await reasonOf(verifyMessageSignature({ ...signed, authority: 'scef.example.net:9443' }, options))).to.equal('SIGNATURE_INVALID');
+      expect(await reasonOf(verifyMessageSignature({ ...signed, authority: 'other.example.net:8443' }, options))).to.equal('SIGNATURE_INVALID');
     });
 
     it('changing fields that are not covered keeps the signature valid', async () => {
@@ -245,9 +232,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
         for (const variant of variants) {
           expect(await reasonOf(verifyMessageSignature(withSignatureBytes(signed, variant), options))).to.equal('SIGNATURE_INVALID');
         }
-        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { signature: 'sig1=::' }), options))).to.equal(
-          'SIGNATURE_MALFORMED',
-        );
+        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { signature: 'sig1=::' }), options))).to.equal('SIGNATURE_MALFORMED');
       });
     }
 
@@ -332,9 +317,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
       const { signed, store, options } = setup({ params: { alg: 'ecdsa-p256-sha256' } });
       expect(await verifyMessageSignature(signed, options)).to.include({ alg: 'ecdsa-p256-sha256' });
       const input = header(signed, 'signature-input').replace('alg="ecdsa-p256-sha256"', 'alg="ed25519"');
-      expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal(
-        'ALGORITHM_MISMATCH',
-      );
+      expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal('ALGORITHM_MISMATCH');
       expect(store.calls).to.have.length(2);
     });
 
@@ -350,9 +333,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
         const { signed, store, options } = setup();
         await verifyMessageSignature(signed, options);
         const input = `${header(signed, 'signature-input')};alg="${alg}"`;
-        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal(
-          'ALGORITHM_NOT_ALLOWED',
-        );
+        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal('ALGORITHM_NOT_ALLOWED');
         expect(store.calls).to.have.length(1);
       });
     }
@@ -380,9 +361,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
       const { signed, store, options } = setup();
       await verifyMessageSignature(signed, options);
       expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { signature: undefined }), options))).to.equal('SIGNATURE_MISSING');
-      expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': undefined }), options))).to.equal(
-        'SIGNATURE_MISSING',
-      );
+      expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': undefined }), options))).to.equal('SIGNATURE_MISSING');
       expect(await reasonOf(verifyMessageSignature(t8Request().message, options))).to.equal('SIGNATURE_MISSING');
       expect(store.calls).to.have.length(1);
     });
@@ -507,9 +486,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
         [/;nonce="([^"]*)"/, ';nonce=:AAAA:'],
       ] as const) {
         const input = header(signed, 'signature-input').replace(from, to);
-        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal(
-          'SIGNATURE_MALFORMED',
-        );
+        expect(await reasonOf(verifyMessageSignature(withHeaders(signed, { 'signature-input': input }), options))).to.equal('SIGNATURE_MALFORMED');
       }
     });
 
@@ -538,9 +515,7 @@ describe('http-signatures: refusals of AS request signatures', () => {
       await verifyMessageSignature(signed, { ...options, expectedTag: 't8-request' });
       expect(await reasonOf(verifyMessageSignature(signed, { ...options, expectedTag: 't8-notification' }))).to.equal('TAG_MISMATCH');
       const untagged = setup();
-      expect(await reasonOf(verifyMessageSignature(untagged.signed, { ...untagged.options, expectedTag: 't8-request' }))).to.equal(
-        'TAG_MISMATCH',
-      );
+      expect(await reasonOf(verifyMessageSignature(untagged.signed, { ...untagged.options, expectedTag: 't8-request' }))).to.equal('TAG_MISMATCH');
       expect(store.calls).to.have.length(1);
       expect(untagged.store.calls).to.deep.equal([]);
     });
@@ -572,13 +547,11 @@ describe('http-signatures: refusals of AS request signatures', () => {
       const padding = `pad=("x");nonce="${'a'.repeat(4096)}"`;
       const bigInput = withHeaders(signed, { 'signature-input': `${header(signed, 'signature-input')}, ${padding}` });
       const bigSignature = withHeaders(signed, { signature: `${header(signed, 'signature')}, pad=:${'A'.repeat(4096)}:` });
-      const manyLines = withHeaders(signed, { signature: [header(signed, 'signature'), ...Array(200).fill(`p=:${'A'.repeat(20)}:`)] });
+      const manyLines = withHeaders(signed, { signature: [header(signed, 'signature'), ...Array.from({ length: 200 }, () => `p=:${'A'.repeat(20)}:`)] });
       for (const big of [bigInput, bigSignature, manyLines]) {
         expect(await reasonOf(verifyMessageSignature(big, options))).to.equal('SIGNATURE_HEADER_TOO_LARGE');
       }
-      expect(await reasonOf(verifyMessageSignature(signed, { ...options, maxSignatureInputBytes: 100 }))).to.equal(
-        'SIGNATURE_HEADER_TOO_LARGE',
-      );
+      expect(await reasonOf(verifyMessageSignature(signed, { ...options, maxSignatureInputBytes: 100 }))).to.equal('SIGNATURE_HEADER_TOO_LARGE');
       await verifyMessageSignature(bigInput, { ...options, maxSignatureInputBytes: 8192 });
       expect(store.calls).to.have.length(2);
     });

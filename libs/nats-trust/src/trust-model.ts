@@ -138,9 +138,7 @@ export const SIGNED_PLACE_OWNERS: readonly (readonly [place: string, owner: Mesh
 
 /** The user name NATS maps a client certificate to: the identity's SPIFFE ID (its URI SAN). */
 export function natsUserOf(trustDomain: string, identity: NatsIdentity): string {
-  return (MESH_SERVICES as readonly string[]).includes(identity)
-    ? spiffeId(trustDomain, 'svc', identity)
-    : spiffeId(trustDomain, 'operator', identity);
+  return (MESH_SERVICES as readonly string[]).includes(identity) ? spiffeId(trustDomain, 'svc', identity) : spiffeId(trustDomain, 'operator', identity);
 }
 
 /**

@@ -88,7 +88,7 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === Events.Disconnect || s.type === Events.Reconnect || s.type === Events.Error) {
-        settings.logger.warn({ nats: s.type, server: String(s.data) }, 'nats connection state');
+        settings.logger.warn({ nats: s.type, server: typeof s.data === 'string' ? s.data : JSON.stringify(s.data) }, 'nats connection state');
       }
     }
   })().catch(() => undefined);

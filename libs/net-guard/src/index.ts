@@ -58,8 +58,7 @@ const BLOCKED_V6_LIST = blockList('ipv6', BLOCKED_V6);
 
 /** An operator exception: a host:port, or a CIDR range of addresses. */
 export type AllowEntry =
-  | { readonly kind: 'endpoint'; readonly host: string; readonly port: string }
-  | { readonly kind: 'cidr'; readonly family: 'ipv4' | 'ipv6'; readonly list: BlockList };
+  { readonly kind: 'endpoint'; readonly host: string; readonly port: string } | { readonly kind: 'cidr'; readonly family: 'ipv4' | 'ipv6'; readonly list: BlockList };
 
 /** Parses NOTIFICATION_DESTINATION_ALLOWLIST entries ("host:port", "[v6]:port", "cidr/len"). */
 export function parseAllowList(entries: readonly string[]): AllowEntry[] {
@@ -187,7 +186,10 @@ export async function resolveSafeDestination(value: string, policy: DestinationP
   }
   if (url.protocol !== 'https:') throw refuse('must use https');
   if (url.username !== '' || url.password !== '') throw refuse('must not carry user information');
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase().replace(/\.$/, '');
+  const host = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.$/, '');
   const port = defaultPort(url);
   if (host === '') throw refuse('must name a host');
   const vetted = (address: string | undefined): SafeDestination => ({ url, host, port: Number(port), address });

@@ -92,10 +92,7 @@ function randomSerialNumber(): string {
   return bytes.toString('hex');
 }
 
-function validityWindow(
-  profile: Pick<CertificateProfile, 'notBefore' | 'notAfter' | 'validityDays'>,
-  defaultDays: number,
-): { notBefore: Date; notAfter: Date } {
+function validityWindow(profile: Pick<CertificateProfile, 'notBefore' | 'notAfter' | 'validityDays'>, defaultDays: number): { notBefore: Date; notAfter: Date } {
   const days = profile.validityDays ?? defaultDays;
   if (!Number.isFinite(days) || days <= 0) throw new TypeError(`validityDays must be a positive number, got ${days}`);
   const now = Date.now();
@@ -144,10 +141,7 @@ async function profileExtensions(profile: CertificateProfile, publicKey: webcryp
   const isCa = profile.isCa === true;
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(isCa, isCa ? (profile.pathLength ?? 0) : undefined, true),
-    new x509.KeyUsagesExtension(
-      keyUsageFlags(profile.keyUsages ?? (isCa ? ['keyCertSign', 'cRLSign'] : ['digitalSignature'])),
-      true,
-    ),
+    new x509.KeyUsagesExtension(keyUsageFlags(profile.keyUsages ?? (isCa ? ['keyCertSign', 'cRLSign'] : ['digitalSignature'])), true),
   ];
   if (profile.extendedKeyUsages && profile.extendedKeyUsages.length > 0) {
     const oids = profile.extendedKeyUsages.map(name => {
@@ -191,10 +185,7 @@ async function loadIssuer(issuer: KeyPairPem): Promise<LoadedIssuer> {
  * cRLSign). The operator runs three of them (mesh, AS, T8 server) so that a certificate from one
  * trust relationship can never be accepted in another.
  */
-export async function createSelfSignedCa(
-  commonName: string,
-  opts: { validityDays?: number; notBefore?: Date; notAfter?: Date } = {},
-): Promise<KeyPairPem> {
+export async function createSelfSignedCa(commonName: string, opts: { validityDays?: number; notBefore?: Date; notAfter?: Date } = {}): Promise<KeyPairPem> {
   if (typeof commonName !== 'string' || commonName.length === 0 || commonName.length > 64) {
     throw new TypeError('CA common name must be 1 to 64 characters');
   }
@@ -230,9 +221,7 @@ export async function issueCertificate(issuer: KeyPairPem, profile: CertificateP
   const extensions = await profileExtensions(profile, keys.publicKey);
   const issuerKeyId = issuerCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
   extensions.push(
-    issuerKeyId
-      ? new x509.AuthorityKeyIdentifierExtension(issuerKeyId, false)
-      : await x509.AuthorityKeyIdentifierExtension.create(issuerCert.publicKey, false, nodeCrypto),
+    issuerKeyId ? new x509.AuthorityKeyIdentifierExtension(issuerKeyId, false) : await x509.AuthorityKeyIdentifierExtension.create(issuerCert.publicKey, false, nodeCrypto),
   );
   const cert = await x509.X509CertificateGenerator.create(
     {
@@ -262,11 +251,7 @@ export interface RevokedCertificate {
  * in the running system travels over NATS; a CRL is the standard form of the same list, for TLS
  * stacks and tests that check revocation during the handshake.
  */
-export async function issueCrl(
-  issuer: KeyPairPem,
-  revoked: readonly RevokedCertificate[],
-  opts: { thisUpdate?: Date; nextUpdate?: Date } = {},
-): Promise<string> {
+export async function issueCrl(issuer: KeyPairPem, revoked: readonly RevokedCertificate[], opts: { thisUpdate?: Date; nextUpdate?: Date } = {}): Promise<string> {
   const { cert: issuerCert, signingKey } = await loadIssuer(issuer);
   const thisUpdate = opts.thisUpdate ?? new Date(Date.now() - CLOCK_SKEW_MS);
   const nextUpdate = opts.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * DAY_MS);

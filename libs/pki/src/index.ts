@@ -6,13 +6,7 @@
  *
  * @packageDocumentation
  */
-export {
-  DEFAULT_CA_VALIDITY_DAYS,
-  DEFAULT_LEAF_VALIDITY_DAYS,
-  createSelfSignedCa,
-  issueCertificate,
-  issueCrl,
-} from './ca.js';
+export { DEFAULT_CA_VALIDITY_DAYS, DEFAULT_LEAF_VALIDITY_DAYS, createSelfSignedCa, issueCertificate, issueCrl } from './ca.js';
 export type { CertificateProfile, ExtendedKeyUsageName, KeyPairPem, KeyUsageName, RevokedCertificate } from './ca.js';
 export { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from './files.js';
 export {
@@ -29,13 +23,5 @@ export type { InitPkiOptions, MeshTlsMaterial, PkiMetadata, T8ServerTlsMaterial 
 export { MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME, pkiLayout } from './layout.js';
 export type { CertKeyPaths, MeshService, PkiLayout } from './layout.js';
 export { certificateThumbprint, derToPem, pemToDer, readPem } from './pem.js';
-export {
-  IDENTITY_KINDS,
-  isValidIdentityName,
-  isValidTrustDomain,
-  parseSpiffeId,
-  peerSpiffeId,
-  spiffeId,
-  spiffeIdsOfPeer,
-} from './spiffe.js';
+export { IDENTITY_KINDS, isValidIdentityName, isValidTrustDomain, parseSpiffeId, peerSpiffeId, spiffeId, spiffeIdsOfPeer } from './spiffe.js';
 export type { IdentityKind, SpiffeIdParts } from './spiffe.js';

@@ -54,8 +54,7 @@ export function readPkiMetadata(layout: PkiLayout): PkiMetadata | undefined {
 function assertTrustDomain(layout: PkiLayout, meta: PkiMetadata, trustDomain: string): void {
   if (meta.trustDomain !== trustDomain) {
     throw new Error(
-      `the PKI in ${layout.root} was created for trust domain "${meta.trustDomain}", not "${trustDomain}"; ` +
-        'use a different state folder or remove the existing PKI',
+      `the PKI in ${layout.root} was created for trust domain "${meta.trustDomain}", not "${trustDomain}"; ` + 'use a different state folder or remove the existing PKI',
     );
   }
 }

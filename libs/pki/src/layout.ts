@@ -4,14 +4,7 @@ import { join, resolve } from 'node:path';
  * The services of the mesh, each with its own certificate and SPIFFE ID
  * `spiffe://<trust-domain>/svc/<name>`; the per-method caller allow-lists refer to these names.
  */
-export const MESH_SERVICES = [
-  'authentication',
-  'authorization',
-  'replay-guard',
-  'crypto',
-  'capability-exposure',
-  'edge',
-] as const;
+export const MESH_SERVICES = ['authentication', 'authorization', 'replay-guard', 'crypto', 'capability-exposure', 'edge'] as const;
 
 /** One of {@link MESH_SERVICES}. */
 export type MeshService = (typeof MESH_SERVICES)[number];
@@ -77,10 +70,7 @@ function pair(dir: string, name: string): CertKeyPaths {
 export function layoutAtRoot(stateDir: string, root: string): PkiLayout {
   const servicesDir = join(root, 'services');
   const operatorDir = join(root, 'operator');
-  const services = Object.fromEntries(MESH_SERVICES.map(name => [name, pair(servicesDir, name)])) as Record<
-    MeshService,
-    CertKeyPaths
-  >;
+  const services = Object.fromEntries(MESH_SERVICES.map(name => [name, pair(servicesDir, name)])) as Record<MeshService, CertKeyPaths>;
   return {
     stateDir,
     root,

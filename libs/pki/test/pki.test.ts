@@ -57,11 +57,7 @@ interface HandshakeResult {
  * `diagnose` the server does not reject, so the test can read why OpenSSL refused the client
  * (node only reports ECONNRESET to a rejecting TLS 1.3 server).
  */
-function t8Handshake(
-  layout: PkiLayout,
-  client: KeyPairPem,
-  opts: { clientCa?: string; crl?: string; diagnose?: boolean } = {},
-): Promise<HandshakeResult> {
+function t8Handshake(layout: PkiLayout, client: KeyPairPem, opts: { clientCa?: string; crl?: string; diagnose?: boolean } = {}): Promise<HandshakeResult> {
   const material = readT8ServerTlsMaterial(layout);
   return new Promise((resolve, reject) => {
     let serverError: Error | undefined;
@@ -104,7 +100,7 @@ function t8Handshake(
       socket.on('data', (chunk: string) => {
         received += chunk;
       });
-      socket.on('error', err => {
+      socket.on('error', (err: Error) => {
         clientError = err;
       });
       socket.on('close', () => {
@@ -173,9 +169,7 @@ describe('@aese/pki', function () {
     });
 
     it('spiffeIdsOfPeer returns the spiffe URI SANs of a node peer certificate', () => {
-      expect(spiffeIdsOfPeer({ subjectaltname: 'DNS:localhost, URI:spiffe://td/svc/edge' })).to.deep.equal([
-        'spiffe://td/svc/edge',
-      ]);
+      expect(spiffeIdsOfPeer({ subjectaltname: 'DNS:localhost, URI:spiffe://td/svc/edge' })).to.deep.equal(['spiffe://td/svc/edge']);
       expect(spiffeIdsOfPeer({ subjectaltname: 'URI:https://x/y, IP Address:127.0.0.1' })).to.deep.equal([]);
       expect(spiffeIdsOfPeer({})).to.deep.equal([]);
       expect(peerSpiffeId({ subjectaltname: 'URI:spiffe://td/svc/a, URI:spiffe://td/svc/b' })).to.equal(undefined);
@@ -253,7 +247,9 @@ describe('@aese/pki', function () {
         err = e;
       }
       expect(err).to.be.instanceOf(Error);
-      expect((err as Error).message).to.include('"scef.test"').and.to.include('"other.test"');
+      expect((err as Error).message)
+        .to.include('"scef.test"')
+        .and.to.include('"other.test"');
     });
 
     it('throws TypeError on a malformed trust domain', async () => {

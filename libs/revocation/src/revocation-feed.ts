@@ -2,13 +2,7 @@ import { CONTROL_SUBJECTS, ControlConsumer, ensureTokenRevocationStream, TOKEN_R
 import type { AuditLog, ControlFeed, ControlFeedStatus, ControlPublisher, ControlSubject, EventVerifier } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import type { NatsConnection } from '@aese/nats';
-import {
-  decodeRevocationEvent,
-  decodeTokenSnapshot,
-  DEFAULT_TOKEN_REVOCATION_RETENTION_S,
-  encodeTokenSnapshot,
-  REVOCATION_SNAPSHOT_TYPE,
-} from './revocation-events.js';
+import { decodeRevocationEvent, decodeTokenSnapshot, DEFAULT_TOKEN_REVOCATION_RETENTION_S, encodeTokenSnapshot, REVOCATION_SNAPSHOT_TYPE } from './revocation-events.js';
 import { RevocationList } from './revocation-list.js';
 import type { Revocation } from './revocation-list.js';
 

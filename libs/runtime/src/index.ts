@@ -145,7 +145,7 @@ export interface Stoppable {
  * SIGINT. A start-up failure (a missing setting, say) exits with status 1 and a clear message.
  */
 export function runMain(service: MeshServiceName, start: (env: Env, logger: Logger) => Promise<Stoppable>): void {
-  const logger = createLogger({ service, level: process.env['LOG_LEVEL'] ?? 'info' });
+  const logger = createLogger({ service, level: loadConfig({ logLevel: COMMON_SETTINGS.logLevel }, process.env).logLevel });
   let tracing: Tracing;
   try {
     tracing = startTracing({ service, config: loadConfig(TRACING_SETTINGS, process.env) });
@@ -181,7 +181,6 @@ export function runMain(service: MeshServiceName, start: (env: Env, logger: Logg
     },
   );
 }
-export { startPendingService } from './pending-service.js';
 export type { DeploymentRecord } from './deployment.js';
 export { DEFAULT_READINESS_MAX_BACKOFF_MS, DEFAULT_READINESS_MIN_BACKOFF_MS, untilReady } from './readiness.js';
 export type { Readiness, ReadinessOptions, ReadinessStep } from './readiness.js';

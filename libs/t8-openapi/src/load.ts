@@ -73,10 +73,14 @@ const ROOT_MEMBER = 'x-t8';
 async function bundleAll(): Promise<Record<string, unknown>> {
   const refs = Object.fromEntries(Object.entries(T8_API_FILES).map(([api, file]) => [api, { $ref: file }]));
   const root = { openapi: '3.0.0', info: { title: 'aese-t8-bundle', version: '1' }, paths: {}, [ROOT_MEMBER]: refs };
-  const doc = await SwaggerParser.bundle(join(OPENAPI_DIR, 'aese-t8-root.yaml'), root as never, {
-    resolve: { http: false, external: true },
-    validate: { schema: false, spec: false },
-  } as SwaggerParser.Options);
+  const doc = await SwaggerParser.bundle(
+    join(OPENAPI_DIR, 'aese-t8-root.yaml'),
+    root as never,
+    {
+      resolve: { http: false, external: true },
+      validate: { schema: false, spec: false },
+    } as SwaggerParser.Options,
+  );
   return doc as unknown as Record<string, unknown>;
 }
 

@@ -10,15 +10,20 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The shared folder the files were copied from sits beside the repository. */
 const SHARED_OPENAPI = join(REPO_ROOT, '..', 'shared', '3gpp-openapi');
 
-const vendored = (): string[] => readdirSync(OPENAPI_DIR).filter(f => f !== 'SHA256SUMS').sort();
+const vendored = (): string[] =>
+  readdirSync(OPENAPI_DIR)
+    .filter(f => f !== 'SHA256SUMS')
+    .sort();
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 function checkManifest(): void {
   const lines = readFileSync(join(OPENAPI_DIR, 'SHA256SUMS'), 'utf8').trim().split('\n');
-  const manifest = new Map(lines.map(l => {
-    const [hash, name] = l.split(/\s+/, 2) as [string, string];
-    return [name, hash];
-  }));
+  const manifest = new Map(
+    lines.map(l => {
+      const [hash, name] = l.split(/\s+/, 2) as [string, string];
+      return [name, hash];
+    }),
+  );
   expect([...manifest.keys()].sort()).to.deep.equal(vendored());
   for (const [name, hash] of manifest) expect(sha256(join(OPENAPI_DIR, name)), name).to.equal(hash);
 }

@@ -113,7 +113,7 @@ class AttributeSets {
 
   of(a: string, b: string): Attributes {
     let inner = this.sets.get(a);
-    if (!inner) this.sets.set(a, (inner = new Map()));
+    if (!inner) this.sets.set(a, (inner = new Map<string, Attributes>()));
     let set = inner.get(b);
     if (!set) inner.set(b, (set = { ...this.base, [this.first]: a, [this.second]: b }));
     return set;

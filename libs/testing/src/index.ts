@@ -184,10 +184,10 @@ export async function startNatsCluster(size = 3, options: { bin?: string; secure
       nodes.push(
         await startNatsServer(
           options.secured
-            ? { bin: options.bin, name: `aese-${i}`, secured: { ...options.secured, cluster: { name: 'aese', port: clusterPorts[i]!, routes: routeUrls } } }
+            ? { bin: options.bin, name: `aese-${i}`, secured: { ...options.secured, cluster: { name: 'aese', port: clusterPorts[i], routes: routeUrls } } }
             : {
                 bin: options.bin,
-                extraArgs: ['-n', `aese-${i}`, '--cluster_name', 'aese', '--cluster', routeUrls[i]!, '--routes', routeUrls.join(',')],
+                extraArgs: ['-n', `aese-${i}`, '--cluster_name', 'aese', '--cluster', routeUrls[i], '--routes', routeUrls.join(',')],
               },
         ),
       );
@@ -237,8 +237,7 @@ async function waitForJetStreamCluster(url: string, peers: number, extra: Connec
 /** Connection options that present one identity's mesh certificate to a secured NATS. */
 export function natsTlsOptions(stateDir: string, identity: NatsIdentity): ConnectionOptions {
   const layout = pkiLayout(stateDir);
-  const pair =
-    identity === NATS_ADMIN_NAME ? layout.natsAdmin : identity === 'admin' ? layout.operator : layout.services[identity as keyof typeof layout.services];
+  const pair = identity === NATS_ADMIN_NAME ? layout.natsAdmin : identity === 'admin' ? layout.operator : layout.services[identity];
   return {
     tls: { ca: readFileSync(layout.meshCa.cert, 'utf8'), cert: readFileSync(pair.cert, 'utf8'), key: readFileSync(pair.key, 'utf8') },
     inboxPrefix: natsInboxPrefix(identity),

@@ -50,11 +50,7 @@ function parseJson(text: string, name: string): unknown {
 }
 
 /** Proto <-> domain for the authentication service. */
-export function authenticationHandlers(
-  registry: Registry,
-  tokens: TokenService,
-  revoke: Revoker,
-): HandlersOf<typeof AuthenticationServiceService> {
+export function authenticationHandlers(registry: Registry, tokens: TokenService, revoke: Revoker): HandlersOf<typeof AuthenticationServiceService> {
   return {
     resolveClient: async req => ({ applicationServer: toPb(await tokens.resolveClient(certificate(req.certificateDer))) }),
     issueToken: async req => {

@@ -32,10 +32,7 @@ export class KvRegistryStore implements ApplicationServerStore {
   static async open(nc: NatsConnection, signing: RegistrySigning): Promise<KvRegistryStore> {
     const signed = async <T>(bucket: string, history: number): Promise<SignedKvStore<T>> =>
       new SignedKvStore<T>({ nc, kv: await openKv(nc, bucket, { history }), bucket, ...signing });
-    const store = new KvRegistryStore(
-      await signed<ApplicationServer>(KV_BUCKETS.applicationServers, 5),
-      await signed<string>(KV_BUCKETS.certificateIndex, 1),
-    );
+    const store = new KvRegistryStore(await signed<ApplicationServer>(KV_BUCKETS.applicationServers, 5), await signed<string>(KV_BUCKETS.certificateIndex, 1));
     store.servers.start();
     store.index.start();
     return store;

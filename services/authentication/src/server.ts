@@ -32,14 +32,7 @@ import { Registry } from './domain/registry.js';
 import type { ApplicationServerStore } from './domain/registry.js';
 
 import { MAX_TOKEN_LIFETIME_S, TokenService } from './domain/tokens.js';
-import {
-  DEFAULT_TOKEN_REVOCATION_RETENTION_S,
-  encodeRevocation,
-  followRevocations,
-  REVOCATION_EVENT_TYPE,
-  revocationSubject,
-  TOKEN_REVOCATION_LEEWAY_S,
-} from '@aese/revocation';
+import { DEFAULT_TOKEN_REVOCATION_RETENTION_S, encodeRevocation, followRevocations, REVOCATION_EVENT_TYPE, revocationSubject, TOKEN_REVOCATION_LEEWAY_S } from '@aese/revocation';
 import { authenticationHandlers } from './handlers.js';
 import { KvRegistryStore } from './kv-registry-store.js';
 
@@ -95,8 +88,7 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
         verifier: eventVerifier,
         logger,
         // The store logs the one line; the audit trail gets the finding.
-        onTampered: finding =>
-          audit.record({ actor: 'unknown', action: 'registry.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
+        onTampered: finding => audit.record({ actor: 'unknown', action: 'registry.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
       });
       // Tampering found later turns the service NOT_SERVING at once.
       registryStore.onState(updateHealth);
@@ -115,14 +107,19 @@ export async function startAuthenticationService(env: Env, logger: Logger): Prom
     findByThumbprint: async t => loaded().findByThumbprint(t),
     bindThumbprint: async (t, id) => loaded().bindThumbprint(t, id),
   };
-  const registry = new Registry(registryView, async as => {
-    const payload = ApplicationServerChanged.encode({ scsAsId: as.scsAsId, status: as.status, changedAtMs: as.updatedAtMs }).finish();
-    const version = await publisher.publish(CONTROL_SUBJECTS.registry, 'aese.events.v1.ApplicationServerChanged', payload);
-    audit.record({ actor: operatorId, action: 'registry.change', decision: 'change', reason: as.status, detail: { scsAsId: as.scsAsId, version } });
-  }, Date.now, scsAsId => {
-    if (revocationFeed.status !== 'current') throw new AeseError('UNAVAILABLE', 'the revocations are still loading; try again');
-    return revocations.isApplicationServerRevoked(scsAsId);
-  });
+  const registry = new Registry(
+    registryView,
+    async as => {
+      const payload = ApplicationServerChanged.encode({ scsAsId: as.scsAsId, status: as.status, changedAtMs: as.updatedAtMs }).finish();
+      const version = await publisher.publish(CONTROL_SUBJECTS.registry, 'aese.events.v1.ApplicationServerChanged', payload);
+      audit.record({ actor: operatorId, action: 'registry.change', decision: 'change', reason: as.status, detail: { scsAsId: as.scsAsId, version } });
+    },
+    Date.now,
+    scsAsId => {
+      if (revocationFeed.status !== 'current') throw new AeseError('UNAVAILABLE', 'the revocations are still loading; try again');
+      return revocations.isApplicationServerRevoked(scsAsId);
+    },
+  );
   const { list: revocations, consumer: revocationFeed } = followRevocations({
     nc,
     verifier: eventVerifier,

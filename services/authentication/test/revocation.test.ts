@@ -75,7 +75,12 @@ describe('revocation across authentication replicas', function () {
     const t3b = await token(a, tokRevoked);
     const t4 = await token(a, bystander);
     for (const c of [a, b]) {
-      for (const [t, as] of [[t1, asRevoked], [t2, certRevoked], [t3, tokRevoked], [t4, bystander]] as const) {
+      for (const [t, as] of [
+        [t1, asRevoked],
+        [t2, certRevoked],
+        [t3, tokRevoked],
+        [t4, bystander],
+      ] as const) {
         expect(await verifyCode(c, t, as)).to.equal('OK');
       }
     }
@@ -92,8 +97,18 @@ describe('revocation across authentication replicas', function () {
         await new Promise(r => setTimeout(r, 10));
       }
       // The revoked AS and certificate get no new token; the other token of the same AS still works.
-      expect(await c.issueToken({ certificateDer: asRevoked.der, grantType: 'client_credentials', clientId: '', scope: '' }).then(() => 'OK', (e: AeseError) => e.code)).to.equal('INVALID_CLIENT');
-      expect(await c.issueToken({ certificateDer: certRevoked.der, grantType: 'client_credentials', clientId: '', scope: '' }).then(() => 'OK', (e: AeseError) => e.code)).to.equal('INVALID_CLIENT');
+      expect(
+        await c.issueToken({ certificateDer: asRevoked.der, grantType: 'client_credentials', clientId: '', scope: '' }).then(
+          () => 'OK',
+          (e: AeseError) => e.code,
+        ),
+      ).to.equal('INVALID_CLIENT');
+      expect(
+        await c.issueToken({ certificateDer: certRevoked.der, grantType: 'client_credentials', clientId: '', scope: '' }).then(
+          () => 'OK',
+          (e: AeseError) => e.code,
+        ),
+      ).to.equal('INVALID_CLIENT');
       expect(await verifyCode(c, t3b, tokRevoked)).to.equal('OK');
       expect(await verifyCode(c, t4, bystander)).to.equal('OK');
     }
@@ -121,7 +136,11 @@ describe('revocation across authentication replicas', function () {
       // Once the refusal is audited the forged revocation has been handled: the token still verifies.
       const reader = await mesh.natsConnect('operator');
       try {
-        await eventually(async () => (await readAuditTrail(reader)).some(e => e.action === 'control.revocation' && e.reason === 'BAD_SIGNATURE'), 10_000, 'the forged revocation refused in the audit trail');
+        await eventually(
+          async () => (await readAuditTrail(reader)).some(e => e.action === 'control.revocation' && e.reason === 'BAD_SIGNATURE'),
+          10_000,
+          'the forged revocation refused in the audit trail',
+        );
       } finally {
         await reader.close();
       }

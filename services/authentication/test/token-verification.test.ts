@@ -90,9 +90,7 @@ describe('access token verification (authentication gRPC API)', function () {
     const jwk = JSON.parse(keys.find(k => k.kid === decodeProtectedHeader(valid).kid)!.jwkJson) as Record<string, string>;
     const pem = createPublicKey({ key: jwk as never, format: 'jwk' }).export({ format: 'pem', type: 'spki' }) as string;
     for (const secret of [pem, JSON.stringify(jwk)]) {
-      const token = await new SignJWT(claimsOf())
-        .setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: jwk['kid'] })
-        .sign(new TextEncoder().encode(secret));
+      const token = await new SignJWT(claimsOf()).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid: jwk['kid'] }).sign(new TextEncoder().encode(secret));
       await rejected(token);
     }
   });

@@ -95,7 +95,9 @@ describe('authorization decisions (Cedar, deny by default, grants as entity data
     expect(op.determiningPolicies).to.deep.equal(['forbid-operation-not-granted']);
     // Positive controls: a granted operation, and as-b's API with any target.
     expect((await pdp.decide(request({ operation: 'delete' }))).allowed).to.equal(true);
-    const qos = await pdp.decide(request({ scsAsId: 'as-b', pathScsAsId: 'as-b', api: '3gpp-as-session-with-qos', operation: 'update', dataCategories: ['qos'], targets: [UE.stranger] }));
+    const qos = await pdp.decide(
+      request({ scsAsId: 'as-b', pathScsAsId: 'as-b', api: '3gpp-as-session-with-qos', operation: 'update', dataCategories: ['qos'], targets: [UE.stranger] }),
+    );
     expect(qos).to.deep.include({ allowed: true, denyCause: '' });
     expect(qos.obligations).to.deep.equal([]);
   });
@@ -212,10 +214,17 @@ describe('authorization decisions (Cedar, deny by default, grants as entity data
       expect(denial).to.deep.include({ actor: 'as-a', decision: 'deny' });
       expect(denial?.detail).to.deep.include({ api: '3gpp-monitoring-event', operation: 'create', policyVersion: version });
       for (const cause of ['CATEGORY_NOT_GRANTED', 'API_NOT_GRANTED', 'OPERATION_NOT_GRANTED', 'SCS_AS_ID_MISMATCH', 'NO_GRANT']) {
-        expect(mine().some(e => e.reason === cause), cause).to.equal(true);
+        expect(
+          mine().some(e => e.reason === cause),
+          cause,
+        ).to.equal(true);
       }
       // Allowed requests and refused (malformed) ones are not decisions that deny.
-      expect(mine().filter(e => e.action === 'authorization.decide').every(e => e.decision === 'deny')).to.equal(true);
+      expect(
+        mine()
+          .filter(e => e.action === 'authorization.decide')
+          .every(e => e.decision === 'deny'),
+      ).to.equal(true);
       const change = mine().find(e => e.action === 'policy.apply');
       expect(change).to.deep.include({ actor: mesh.id('operator'), decision: 'change', reason: 'APPLIED' });
       expect(change?.detail).to.deep.include({ policyVersion: version });
@@ -228,7 +237,10 @@ describe('authorization decisions (Cedar, deny by default, grants as entity data
   });
 
   it('never logs a UE or group identifier', () => {
-    expect(mesh.logs.some(l => l.includes('authorization denied')), 'denials are logged').to.equal(true);
+    expect(
+      mesh.logs.some(l => l.includes('authorization denied')),
+      'denials are logged',
+    ).to.equal(true);
     for (const line of mesh.logs) {
       for (const value of UE_VALUES) expect(line).to.not.include(value);
     }
@@ -245,7 +257,11 @@ when { context.categories.contains("roaming") };
     grants[1].tags!['3gpp-monitoring-event'].categories.push('roaming');
     grants[2].tags!['3gpp-monitoring-event'].categories.push('roaming');
     const current = await operator.getPolicies({});
-    const applied = await operator.applyPolicies({ policies: `${SHIPPED_POLICIES}${forbidPartnerRoaming}`, entitiesJson: JSON.stringify(grants), expectedVersion: current.version });
+    const applied = await operator.applyPolicies({
+      policies: `${SHIPPED_POLICIES}${forbidPartnerRoaming}`,
+      entitiesJson: JSON.stringify(grants),
+      expectedVersion: current.version,
+    });
     // as-a is a partner: roaming is refused although its grant lists it.
     const partner = await pdp.decide(request({ dataCategories: ['roaming'] }));
     expect(partner).to.deep.include({ allowed: false, denyCause: 'CATEGORY_NOT_GRANTED', policyVersion: applied.version });

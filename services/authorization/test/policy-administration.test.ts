@@ -11,7 +11,7 @@ import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { startAuthorizationService } from '@aese/authorization-service';
 import { createLogger } from '@aese/logger';
 import { connectNatsAs, startNatsServer } from '@aese/testing';
-import { policyApply, policyShow } from '../../../libs/cli/src/policy-commands.ts';
+import { policyApply, policyShow } from '@aese/cli';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import { POLICY_BUNDLE_TYPE, POLICY_SIGNATURE_SUBJECT } from '../src/domain/policy-administration.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
@@ -58,9 +58,7 @@ describe('authorization policy administration (versions in JetStream KV, validat
     const before = await operator.getPolicies({});
     const allowed = await pdp.decide(request());
     expect(allowed.allowed).to.equal(true);
-    const err = await failure(
-      operator.applyPolicies({ policies: `${basePolicies}\n${UNDECLARED_ATTRIBUTE}`, entitiesJson: before.entitiesJson, expectedVersion: before.version }),
-    );
+    const err = await failure(operator.applyPolicies({ policies: `${basePolicies}\n${UNDECLARED_ATTRIBUTE}`, entitiesJson: before.entitiesJson, expectedVersion: before.version }));
     expect(err.code).to.equal('INVALID_INPUT');
     expect(err.message).to.include('schema validation').and.include('tier');
     const after = await operator.getPolicies({});
@@ -159,7 +157,11 @@ describe('authorization policy administration (versions in JetStream KV, validat
         expectedVersion: v,
       });
       const started = Date.now();
-      await eventually('the second replica to decide with the new version', async () => (await second.decide(request({ targets: [UE.stranger] }))).policyVersion === applied.version, 3_000);
+      await eventually(
+        'the second replica to decide with the new version',
+        async () => (await second.decide(request({ targets: [UE.stranger] }))).policyVersion === applied.version,
+        3_000,
+      );
       const d = await second.decide(request({ targets: [UE.stranger] }));
       expect(d).to.deep.include({ allowed: true, policyVersion: applied.version });
       expect(Date.now() - started).to.be.below(3_000);
@@ -197,11 +199,11 @@ describe('authorization policy administration (versions in JetStream KV, validat
       const payload = JSON.stringify({ ...content, appliedAtMs: Date.now() });
       const bytes = signedBytes(POLICY_SIGNATURE_SUBJECT, POLICY_BUNDLE_TYPE, version, Buffer.from(`${revision}\n${payload}`));
       const genuine = await cryptoAsAuthorization.sign({ purpose: KeyPurpose.KEY_PURPOSE_EVENT_SIGNING, data: Buffer.from(bytes) });
-      const signature = key === 'genuine' ? genuine.signature : sign('sha256', bytes, { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'ieee-p1363' });
+      const signature =
+        key === 'genuine' ? genuine.signature : sign('sha256', bytes, { key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, dsaEncoding: 'ieee-p1363' });
       return { version, revision, payload, kid: genuine.kid, signature: Buffer.from(signature).toString('base64url') };
     };
-    const refusedFor = (reason: string, from: number): boolean =>
-      mesh.logs.slice(from).some(l => l.includes('ignored a stored policy version') && l.includes(reason));
+    const refusedFor = (reason: string, from: number): boolean => mesh.logs.slice(from).some(l => l.includes('ignored a stored policy version') && l.includes(reason));
 
     it('ignores a forged, a replayed, an invalid and a malformed version; a fresh replica finds the last good one', async () => {
       const current = await operator.getPolicies({});
@@ -397,7 +399,9 @@ describe('authorization policy administration (versions in JetStream KV, validat
       writeFileSync(bundleFile, out.join(''));
       out = [];
       await policyApply([bundleFile], deps());
-      expect(out.join('')).to.include(`applied policy version ${v + 2}`).and.include('policies and grants');
+      expect(out.join(''))
+        .to.include(`applied policy version ${v + 2}`)
+        .and.include('policies and grants');
     });
 
     it('refuses bad command lines', async () => {

@@ -123,4 +123,3 @@ export class KvResourceStore implements ResourceStore {
     this.signed.stop();
   }
 }
-

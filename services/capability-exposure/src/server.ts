@@ -107,24 +107,32 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
   logger.info({ loadMs: Math.round(schemas.loadMs), totalMs: Math.round(performance.now() - started) }, 't8 openapi schemas loaded');
 
   const tls = serviceTls(common.stateDir, 'capability-exposure');
-  const authz = overrides.decide ? undefined : createMeshClient(AuthorizationServiceClient, {
-    address: common.addrAuthorization,
-    tls,
-    serverId: serviceId(td, 'authorization'),
-    deadlineMs: config.decideDeadlineMs,
-  });
-  const remoteDecide: Decide | undefined =
-    overrides.decide ? undefined : (async r => {
-      const res = await authz!.decide({
-        scsAsId: r.scsAsId,
-        api: r.api,
-        operation: r.operation,
-        dataCategories: [...r.dataCategories],
-        targets: [...r.targets],
-        pathScsAsId: r.pathScsAsId,
+  const authz = overrides.decide
+    ? undefined
+    : createMeshClient(AuthorizationServiceClient, {
+        address: common.addrAuthorization,
+        tls,
+        serverId: serviceId(td, 'authorization'),
+        deadlineMs: config.decideDeadlineMs,
       });
-      return { allowed: res.allowed, obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: res.policyVersion, denyCause: res.denyCause };
-    });
+  const remoteDecide: Decide | undefined = overrides.decide
+    ? undefined
+    : async r => {
+        const res = await authz!.decide({
+          scsAsId: r.scsAsId,
+          api: r.api,
+          operation: r.operation,
+          dataCategories: [...r.dataCategories],
+          targets: [...r.targets],
+          pathScsAsId: r.pathScsAsId,
+        });
+        return {
+          allowed: res.allowed,
+          obligations: res.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })),
+          policyVersion: res.policyVersion,
+          denyCause: res.denyCause,
+        };
+      };
 
   const telemetry = await startMeshServiceMetrics(common, 'capability-exposure');
   const nc = await connectServiceNats(common, 'capability-exposure', logger, telemetry.meter);
@@ -150,8 +158,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       signer: cryptoEventSigner(crypto),
       verifier: cryptoEventVerifier(crypto),
       logger,
-      onTampered: finding =>
-        audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
+      onTampered: finding => audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
     });
     cleanup.unshift(() => store.close());
     // Notification requests are signed through crypto: the edge delivers nothing else.
@@ -227,8 +234,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       decide,
       maxBodyBytes: config.maxBodyBytes,
       onError: (err, where) => logger.error({ err, where }, 'invoke failed'),
-      onRefused: r =>
-        audit.record({ actor: r.scsAsId, action: 't8.invoke', decision: 'deny', reason: r.cause, detail: { status: r.status, ...(r.api ? { api: r.api } : {}) } }),
+      onRefused: r => audit.record({ actor: r.scsAsId, action: 't8.invoke', decision: 'deny', reason: r.cause, detail: { status: r.status, ...(r.api ? { api: r.api } : {}) } }),
     });
     const server = createMeshServer({
       name: 'capability-exposure',
@@ -254,7 +260,10 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     schemas.validator('common-data', 'ProblemDetails', 'response');
     schemas.validator('common-data', 'TestNotification', 'response');
     const port = await server.listen(common.listenHost, config.port);
-    logger.info({ port, modules: registry.list().map(m => m.name), tickMs: config.simTickMs, startMs: Math.round(performance.now() - started) }, 'capability-exposure service listening');
+    logger.info(
+      { port, modules: registry.list().map(m => m.name), tickMs: config.simTickMs, startMs: Math.round(performance.now() - started) },
+      'capability-exposure service listening',
+    );
     // Subscriptions and notification requests are signed through crypto, which may start later:
     // NOT_SERVING until its keys answer and the subscriptions are checked.
     const startedModules = new Set<ApiModule>();

@@ -125,7 +125,12 @@ describe('capability-exposure decision cache', function () {
 
   describe('DecisionCache', () => {
     const req: DecisionRequest = { scsAsId: 'a', api: 'x', operation: 'read', dataCategories: ['location', 'qos'], targets: ['externalId:b', 'externalId:a'], pathScsAsId: 'a' };
-    const allow = (policyVersion: number): Decision => ({ allowed: true, obligations: [{ type: 'coarsen-location', parameters: { level: 'cell' } }], policyVersion, denyCause: '' });
+    const allow = (policyVersion: number): Decision => ({
+      allowed: true,
+      obligations: [{ type: 'coarsen-location', parameters: { level: 'cell' } }],
+      policyVersion,
+      denyCause: '',
+    });
 
     it('keys on the sorted request, serves only under the current version, and steps aside while the version is unknown', async () => {
       let version: number | undefined = 3;
@@ -172,10 +177,13 @@ describe('capability-exposure decision cache', function () {
 
     it('does not remember a failure: the next request asks again', async () => {
       let calls = 0;
-      const cache = new DecisionCache(async () => {
-        calls++;
-        throw new Error('authorization unreachable');
-      }, { current: () => 1 });
+      const cache = new DecisionCache(
+        async () => {
+          calls++;
+          throw new Error('authorization unreachable');
+        },
+        { current: () => 1 },
+      );
       for (let i = 0; i < 2; i++) await cache.decide(req).catch(() => undefined);
       expect(calls).to.equal(2);
     });

@@ -26,7 +26,16 @@ describe('capability-exposure Invoke when no decision can be had', () => {
     const registry = new ModuleRegistry();
     for (const d of BUILTIN_MODULES) {
       registry.register(
-        d.create({ network, store, schemas, destinations: { allow: [], meshEndpoints: [], resolve: testResolver }, now: Date.now, newId: randomUUID, sendTestNotification: async () => {}, decide }),
+        d.create({
+          network,
+          store,
+          schemas,
+          destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
+          now: Date.now,
+          newId: randomUUID,
+          sendTestNotification: async () => {},
+          decide,
+        }),
       );
     }
     const errors: string[] = [];

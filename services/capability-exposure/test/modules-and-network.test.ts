@@ -28,7 +28,16 @@ describe('capability-exposure module registry', function () {
     const registry = new ModuleRegistry();
     for (const d of BUILTIN_MODULES) {
       registry.register(
-        d.create({ network, store: new MemoryResourceStore(), schemas, destinations: { allow: [], meshEndpoints: [] }, now: Date.now, newId: () => crypto.randomUUID(), sendTestNotification: async () => undefined, decide: async () => ({ allowed: false, obligations: [], policyVersion: 0, denyCause: 'X' }) }),
+        d.create({
+          network,
+          store: new MemoryResourceStore(),
+          schemas,
+          destinations: { allow: [], meshEndpoints: [] },
+          now: Date.now,
+          newId: () => crypto.randomUUID(),
+          sendTestNotification: async () => undefined,
+          decide: async () => ({ allowed: false, obligations: [], policyVersion: 0, denyCause: 'X' }),
+        }),
       );
     }
     expect(registry.list().map(m => m.name)).to.deep.equal(['3gpp-monitoring-event', '3gpp-as-session-with-qos']);
@@ -48,7 +57,7 @@ describe('capability-exposure module registry', function () {
     expect(registry.match('GET', '/3gpp-monitoring-event/v1/as1/subscriptions/%2e%2e').kind).to.equal('no-route');
     expect(registry.match('GET', '/3gpp-monitoring-event/v1/as1/subscriptions/%E0%A4%A').kind).to.equal('no-route');
     expect(registry.match('POST', '/3gpp-as-session-with-qos/v1/as1/subscriptions/x')).to.deep.equal({ kind: 'method-not-allowed', allowed: ['GET', 'PUT', 'PATCH', 'DELETE'] });
-    expect(() => registry.register(registry.list()[0]!)).to.throw(TypeError, /already registered/);
+    expect(() => registry.register(registry.list()[0])).to.throw(TypeError, /already registered/);
     await network.stop();
   });
 });
@@ -111,9 +120,23 @@ describe('capability-exposure simulated core', () => {
 describe('capability-exposure patches and obligations', () => {
   it('JSON Patch applies atomically and refuses prototype paths', () => {
     const doc = { a: 1, b: [1, 2], c: { d: 'x' } };
-    expect(applyJsonPatch(doc, [{ op: 'add', path: '/b/-', value: 3 }, { op: 'remove', path: '/a' }, { op: 'replace', path: '/c/d', value: 'y' }, { op: 'copy', from: '/c', path: '/e' }, { op: 'test', path: '/e/d', value: 'y' }])).to.deep.equal({ b: [1, 2, 3], c: { d: 'y' }, e: { d: 'y' } });
+    expect(
+      applyJsonPatch(doc, [
+        { op: 'add', path: '/b/-', value: 3 },
+        { op: 'remove', path: '/a' },
+        { op: 'replace', path: '/c/d', value: 'y' },
+        { op: 'copy', from: '/c', path: '/e' },
+        { op: 'test', path: '/e/d', value: 'y' },
+      ]),
+    ).to.deep.equal({ b: [1, 2, 3], c: { d: 'y' }, e: { d: 'y' } });
     expect(doc).to.deep.equal({ a: 1, b: [1, 2], c: { d: 'x' } });
-    for (const bad of [[{ op: 'add', path: '/__proto__/polluted', value: 1 }], [{ op: 'remove', path: '/zz' }], [{ op: 'test', path: '/a', value: 2 }], [{ op: 'bogus', path: '/a' }], [{ op: 'move', from: '/c', path: '/c/x' }]]) {
+    for (const bad of [
+      [{ op: 'add', path: '/__proto__/polluted', value: 1 }],
+      [{ op: 'remove', path: '/zz' }],
+      [{ op: 'test', path: '/a', value: 2 }],
+      [{ op: 'bogus', path: '/a' }],
+      [{ op: 'move', from: '/c', path: '/c/x' }],
+    ]) {
       expect(() => applyJsonPatch(doc, bad)).to.throw(T8Problem);
     }
     expect(({} as Record<string, unknown>)['polluted']).to.equal(undefined);
@@ -125,12 +148,22 @@ describe('capability-exposure patches and obligations', () => {
   });
 
   it('coarsen-location keeps only the allowed members at each level; unknown levels mean the coarsest', () => {
-    const body = { monitoringEventReports: [{ monitoringType: 'LOCATION_REPORTING', locationInfo: { cellId: 'c', trackingAreaId: 't', plmnId: 'p', geographicArea: {}, userLocation: {}, civicAddress: {}, ageOfLocationInfo: 0 } }] };
-    const cell = applyOwnObligations(body, [{ type: 'coarsen-location', parameters: { level: 'cell' } }, { type: 'encrypt-response', parameters: {} }]);
-    expect((cell.body as typeof body).monitoringEventReports[0]!.locationInfo).to.have.keys('cellId', 'trackingAreaId', 'plmnId', 'userLocation', 'ageOfLocationInfo');
+    const body = {
+      monitoringEventReports: [
+        {
+          monitoringType: 'LOCATION_REPORTING',
+          locationInfo: { cellId: 'c', trackingAreaId: 't', plmnId: 'p', geographicArea: {}, userLocation: {}, civicAddress: {}, ageOfLocationInfo: 0 },
+        },
+      ],
+    };
+    const cell = applyOwnObligations(body, [
+      { type: 'coarsen-location', parameters: { level: 'cell' } },
+      { type: 'encrypt-response', parameters: {} },
+    ]);
+    expect((cell.body as typeof body).monitoringEventReports[0].locationInfo).to.have.keys('cellId', 'trackingAreaId', 'plmnId', 'userLocation', 'ageOfLocationInfo');
     expect(cell.remaining).to.deep.equal([{ type: 'encrypt-response', parameters: {} }]);
     const unknown = applyOwnObligations(body, [{ type: 'coarsen-location', parameters: { level: 'street' } }]);
-    expect((unknown.body as typeof body).monitoringEventReports[0]!.locationInfo).to.have.keys('trackingAreaId', 'plmnId', 'ageOfLocationInfo');
+    expect((unknown.body as typeof body).monitoringEventReports[0].locationInfo).to.have.keys('trackingAreaId', 'plmnId', 'ageOfLocationInfo');
     expect(applyOwnObligations(body, []).body).to.equal(body);
   });
 });

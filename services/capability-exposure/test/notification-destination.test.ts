@@ -46,13 +46,26 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
       const p = await refused(url);
       expect(p.status).to.equal(400);
       expect(p.causeCode).to.equal('INVALID_NOTIFICATION_DESTINATION');
-      expect(p.invalidParams![0]!.param).to.equal('/notificationDestination');
+      expect(p.invalidParams![0].param).to.equal('/notificationDestination');
     }
     await refused('https://user:pw@as.example.com/n');
   });
 
   it('refuses loopback, private, link-local, metadata, unspecified and reserved IPv4', async () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '169.254.1.1', '0.0.0.0', '100.64.0.1', '224.0.0.1', '255.255.255.255']) {
+    for (const host of [
+      '127.0.0.1',
+      '127.1.2.3',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '169.254.1.1',
+      '0.0.0.0',
+      '100.64.0.1',
+      '224.0.0.1',
+      '255.255.255.255',
+    ]) {
       await refused(`https://${host}/n`);
     }
     // Just outside the ranges: public (positive controls).
@@ -66,14 +79,35 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
   });
 
   it('refuses IPv6 loopback, link-local, unique-local, unspecified and IPv4-mapped internal addresses', async () => {
-    for (const host of ['[::1]', '[::]', '[fe80::1]', '[febf::1]', '[fc00::1]', '[fd12:3456::1]', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]', '[::ffff:169.254.169.254]', '[::ffff:10.0.0.1]', '[ff02::1]']) {
+    for (const host of [
+      '[::1]',
+      '[::]',
+      '[fe80::1]',
+      '[febf::1]',
+      '[fc00::1]',
+      '[fd12:3456::1]',
+      '[::ffff:127.0.0.1]',
+      '[::ffff:7f00:1]',
+      '[::ffff:169.254.169.254]',
+      '[::ffff:10.0.0.1]',
+      '[ff02::1]',
+    ]) {
       await refused(`https://${host}/n`);
     }
     await checkNotificationDestination('https://[2a00:1450:4007:80e::200e]/n', policy());
   });
 
   it('refuses localhost names and names resolving to internal addresses, checking every address', async () => {
-    for (const url of ['https://localhost/n', 'https://LOCALHOST./n', 'https://api.localhost/n', 'https://rebind.example.com/n', 'https://metadata.example.com/n', 'https://mapped.example.com/n', 'https://ula.example.com/n', 'https://unknown.example.com/n']) {
+    for (const url of [
+      'https://localhost/n',
+      'https://LOCALHOST./n',
+      'https://api.localhost/n',
+      'https://rebind.example.com/n',
+      'https://metadata.example.com/n',
+      'https://mapped.example.com/n',
+      'https://ula.example.com/n',
+      'https://unknown.example.com/n',
+    ]) {
       await refused(url);
     }
   });
@@ -84,11 +118,16 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
     const answers = await lookup(name, { all: true });
     // Each address judged on its own as an IP literal; the name must get the same verdict.
     const verdicts = await Promise.all(
-      answers.map(a => checkNotificationDestination(`https://${a.family === 6 ? `[${a.address}]` : a.address}/n`, real).then(() => 'public', () => 'internal')),
+      answers.map(a =>
+        checkNotificationDestination(`https://${a.family === 6 ? `[${a.address}]` : a.address}/n`, real).then(
+          () => 'public',
+          () => 'internal',
+        ),
+      ),
     );
     if (verdicts.includes('internal')) {
       const p = await refused(`https://${name}/n`, real);
-      expect(p.invalidParams![0]!.reason).to.equal('must not point at an internal address');
+      expect(p.invalidParams![0].reason).to.equal('must not point at an internal address');
     } else {
       await checkNotificationDestination(`https://${name}/n`, real);
     }
@@ -114,7 +153,7 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
     expect(() => parseAllowList(['10.0.0.0/33'])).to.throw(TypeError);
   });
 
-  it('allows only port 443 by default, the operator\'s ports when set, and an allow-listed host:port for that host only; a refused port is never resolved', async () => {
+  it("allows only port 443 by default, the operator's ports when set, and an allow-listed host:port for that host only; a refused port is never resolved", async () => {
     const seen: string[] = [];
     const recording: DestinationPolicy = { ...policy(), resolve: async h => (seen.push(h), resolve(h)) };
     for (const url of [`https://${PUBLIC_V4}:6379/n`, `https://${PUBLIC_V4}:8443/n`, 'https://as.example.com:6379/n', 'https://as.example.com:80/n']) {
@@ -138,7 +177,10 @@ describe('capability-exposure notificationDestination SSRF checks', () => {
 
   it('builds the policy from the shared settings and names the variable of a malformed entry', () => {
     const p = notificationDestinationPolicy({ destinationAllowList: ['127.0.0.1:9443'], destinationPorts: ['443', '8000-8999'] }, ['mesh:1'], resolve);
-    expect(p.ports).to.deep.equal([[443, 443], [8000, 8999]]);
+    expect(p.ports).to.deep.equal([
+      [443, 443],
+      [8000, 8999],
+    ]);
     expect(p.meshEndpoints).to.deep.equal(['mesh:1']);
     expect(() => notificationDestinationPolicy({ destinationAllowList: [], destinationPorts: ['http'] }, [])).to.throw(/NOTIFICATION_DESTINATION_PORTS/);
     expect(() => notificationDestinationPolicy({ destinationAllowList: ['nope'], destinationPorts: ['443'] }, [])).to.throw(/NOTIFICATION_DESTINATION_ALLOWLIST/);

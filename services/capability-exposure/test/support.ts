@@ -61,7 +61,12 @@ export class TestPolicy {
 export function captureLogger(lines: string[], service = 'capability-exposure'): Logger {
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter(l => l.length > 0),
+      );
       cb();
     },
   });

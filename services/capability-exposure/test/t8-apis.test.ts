@@ -50,7 +50,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
     expect(p['title']).to.be.a('string');
     return p;
   };
-  const idOf = (a: T8Answer): string => a.headers['location']!.split('/').pop()!;
+  const idOf = (a: T8Answer): string => a.headers['location'].split('/').pop()!;
   const advance = () => svc.simulator!.advance();
   const listIds = async (scsAsId = 'as1', base = ME): Promise<string[]> => {
     const a = await t8(client, { scsAsId, method: 'GET', path: `${base}/${scsAsId}/subscriptions` });
@@ -104,10 +104,12 @@ describe('capability-exposure T8 APIs through the mesh', function () {
     it('Invoke is for the edge only: another mesh identity is refused', async () => {
       const c = createMeshClient(CapabilityExposureServiceClient, { address: `localhost:${svc.port}`, tls: mesh.tls('authentication'), serverId: mesh.id('capability-exposure') });
       const asked = policy.asked.length;
-      await c.invoke({ scsAsId: 'as1', method: 'GET', path: `${ME}/as1/subscriptions`, contentType: '', body: Buffer.alloc(0), scopes: ['3gpp-monitoring-event'], apiRoot: API_ROOT }).then(
-        () => expect.fail('invoke by authentication was accepted'),
-        (err: { code?: string }) => expect(err.code).to.equal('CALLER_NOT_ALLOWED'),
-      );
+      await c
+        .invoke({ scsAsId: 'as1', method: 'GET', path: `${ME}/as1/subscriptions`, contentType: '', body: Buffer.alloc(0), scopes: ['3gpp-monitoring-event'], apiRoot: API_ROOT })
+        .then(
+          () => expect.fail('invoke by authentication was accepted'),
+          (err: { code?: string }) => expect(err.code).to.equal('CALLER_NOT_ALLOWED'),
+        );
       c.close();
       expect(policy.asked.length).to.equal(asked);
     });
@@ -138,11 +140,22 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       expect(a.res.dataCategories).to.deep.equal(['location']);
       expect(await listIds()).to.deep.equal(before);
       const asked = policy.asked.filter(q => q.operation === 'create').at(-1)!;
-      expect(asked).to.deep.equal({ scsAsId: 'as1', api: '3gpp-monitoring-event', operation: 'create', dataCategories: ['location'], targets: [`externalId:${UE1.externalId}`], pathScsAsId: 'as1' });
+      expect(asked).to.deep.equal({
+        scsAsId: 'as1',
+        api: '3gpp-monitoring-event',
+        operation: 'create',
+        dataCategories: ['location'],
+        targets: [`externalId:${UE1.externalId}`],
+        pathScsAsId: 'as1',
+      });
     });
 
     it('a group one-time report answers MonitoringEventReports, members named by externalId', async () => {
-      const a = await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: { externalGroupId: GROUP1, notificationDestination: AS_DESTINATION, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 1 } });
+      const a = await t8(client, {
+        method: 'POST',
+        path: `${ME}/as1/subscriptions`,
+        body: { externalGroupId: GROUP1, notificationDestination: AS_DESTINATION, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 1 },
+      });
       expect(a.status, a.text).to.equal(200);
       valid('monitoring-event', 'MonitoringEventReports', a.json);
       expect((a.json as { monitoringEventReports: unknown[] }).monitoringEventReports).to.have.length(DEFAULT_SIM_UE_COUNT / 4);
@@ -174,7 +187,11 @@ describe('capability-exposure T8 APIs through the mesh', function () {
         ['LOSS_OF_CONNECTIVITY', { externalGroupId: GROUP1 }],
         ['ROAMING_STATUS', { externalId: UE10.externalId, plmnIndication: true }],
       ] as const) {
-        const a = await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: { ...who, notificationDestination: AS_DESTINATION, monitoringType: type, maximumNumberOfReports: 10 } });
+        const a = await t8(client, {
+          method: 'POST',
+          path: `${ME}/as1/subscriptions`,
+          body: { ...who, notificationDestination: AS_DESTINATION, monitoringType: type, maximumNumberOfReports: 10 },
+        });
         expect(a.status, `${type}: ${a.text}`).to.equal(201);
         valid('monitoring-event', 'MonitoringEventSubscription', a.json);
         made[type] = idOf(a);
@@ -183,14 +200,18 @@ describe('capability-exposure T8 APIs through the mesh', function () {
         const n = await watcher.waitFor(x => x.subscriptionId === id, advance);
         const body = JSON.parse(Buffer.from(n.body).toString('utf8')) as { monitoringEventReports: Record<string, unknown>[] };
         valid('monitoring-event', 'MonitoringNotification', body);
-        expect(body.monitoringEventReports[0]!['monitoringType']).to.equal(type);
+        expect(body.monitoringEventReports[0]['monitoringType']).to.equal(type);
         if (type === 'ROAMING_STATUS') expect(body.monitoringEventReports[0]).to.include.keys('roamingStatus', 'plmnId');
         if (type === 'LOSS_OF_CONNECTIVITY') expect(body.monitoringEventReports[0]).to.include.keys('lossOfConnectReason');
       }
     });
 
     it('an msisdn subscription reports by msisdn; a one-time ROAMING_STATUS answers at once', async () => {
-      const a = await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: { msisdn: UE2.msisdn, notificationDestination: AS_DESTINATION, monitoringType: 'ROAMING_STATUS', maximumNumberOfReports: 1 } });
+      const a = await t8(client, {
+        method: 'POST',
+        path: `${ME}/as1/subscriptions`,
+        body: { msisdn: UE2.msisdn, notificationDestination: AS_DESTINATION, monitoringType: 'ROAMING_STATUS', maximumNumberOfReports: 1 },
+      });
       expect(a.status, a.text).to.equal(200);
       valid('monitoring-event', 'MonitoringEventReport', a.json);
       expect(a.json).to.include({ msisdn: UE2.msisdn, roamingStatus: false }).and.not.have.property('externalId');
@@ -215,17 +236,46 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       valid('monitoring-event', 'MonitoringEventSubscription', put.json);
       expect(put.json).to.include({ maximumNumberOfReports: 3, monitoringType: 'LOCATION_REPORTING', self: created.headers['location'] });
 
-      const patch = await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/maximumNumberOfReports', value: 7 }, { op: 'add', path: '/locationType', value: 'CURRENT_LOCATION' }] });
+      const patch = await t8(client, {
+        method: 'PATCH',
+        path: item,
+        contentType: 'application/json-patch+json',
+        body: [
+          { op: 'replace', path: '/maximumNumberOfReports', value: 7 },
+          { op: 'add', path: '/locationType', value: 'CURRENT_LOCATION' },
+        ],
+      });
       expect(patch.status, patch.text).to.equal(204);
       expect(patch.text).to.equal('');
       const after = await t8(client, { method: 'GET', path: item });
       expect(after.json).to.include({ maximumNumberOfReports: 7, locationType: 'CURRENT_LOCATION' });
 
       // A patch whose result breaks the schema or the rules changes nothing.
-      problem(await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'remove', path: '/notificationDestination' }] }), 400, 'INVALID_PARAMETER');
-      problem(await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/notificationDestination', value: 'https://169.254.169.254/x' }] }), 400, 'INVALID_NOTIFICATION_DESTINATION');
-      problem(await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/self', value: 'https://evil.example.com/' }] }), 400, 'RESOURCE_ID_MISMATCH');
-      problem(await t8(client, { method: 'PATCH', path: item, contentType: 'application/json', body: [{ op: 'replace', path: '/maximumNumberOfReports', value: 2 }] }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+      problem(
+        await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'remove', path: '/notificationDestination' }] }),
+        400,
+        'INVALID_PARAMETER',
+      );
+      problem(
+        await t8(client, {
+          method: 'PATCH',
+          path: item,
+          contentType: 'application/json-patch+json',
+          body: [{ op: 'replace', path: '/notificationDestination', value: 'https://169.254.169.254/x' }],
+        }),
+        400,
+        'INVALID_NOTIFICATION_DESTINATION',
+      );
+      problem(
+        await t8(client, { method: 'PATCH', path: item, contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/self', value: 'https://evil.example.com/' }] }),
+        400,
+        'RESOURCE_ID_MISMATCH',
+      );
+      problem(
+        await t8(client, { method: 'PATCH', path: item, contentType: 'application/json', body: [{ op: 'replace', path: '/maximumNumberOfReports', value: 2 }] }),
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
       expect((await t8(client, { method: 'GET', path: item })).json).to.deep.equal(after.json);
 
       const del = await t8(client, { method: 'DELETE', path: item });
@@ -240,7 +290,12 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const random = await t8(client, { scsAsId: 'as2', method: 'GET', path: `${ME}/as2/subscriptions/${crypto.randomUUID()}` });
       problem(random, 404, 'RESOURCE_NOT_FOUND');
       const asked = policy.asked.length;
-      for (const [method, extra] of [['GET', {}], ['DELETE', {}], ['PUT', { body: sub({ externalId: UE2.externalId }) }], ['PATCH', { contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/maximumNumberOfReports', value: 9 }] }]] as const) {
+      for (const [method, extra] of [
+        ['GET', {}],
+        ['DELETE', {}],
+        ['PUT', { body: sub({ externalId: UE2.externalId }) }],
+        ['PATCH', { contentType: 'application/json-patch+json', body: [{ op: 'replace', path: '/maximumNumberOfReports', value: 9 }] }],
+      ] as const) {
         const a = await t8(client, { scsAsId: 'as2', method, path: `${ME}/as2/subscriptions/${id}`, ...extra });
         expect(a.status, `${method}`).to.equal(404);
         expect(a.text, method).to.equal(random.text);
@@ -266,9 +321,23 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const before = await listIds();
       const cases: [string, { body?: unknown; raw?: string }, string, string | undefined][] = [
         ['body scsAsId', { body: sub({ scsAsId: 'as2' }) }, 'INVALID_PARAMETER', '/scsAsId'],
-        ['duplicate key', { raw: `{"externalId":"${UE1.externalId}","externalId":"${UE2.externalId}","notificationDestination":"${AS_DESTINATION}","monitoringType":"LOCATION_REPORTING","maximumNumberOfReports":5}` }, 'DUPLICATE_JSON_MEMBER', 'externalId'],
+        [
+          'duplicate key',
+          {
+            raw: `{"externalId":"${UE1.externalId}","externalId":"${UE2.externalId}","notificationDestination":"${AS_DESTINATION}","monitoringType":"LOCATION_REPORTING","maximumNumberOfReports":5}`,
+          },
+          'DUPLICATE_JSON_MEMBER',
+          'externalId',
+        ],
         ['nested unknown', { body: sub({ locationArea: { cellIds: ['x'], trackingAreaIds: ['y'], sneaky: true } }) }, 'INVALID_PARAMETER', '/locationArea/sneaky'],
-        ['__proto__', { raw: `{"__proto__":{"admin":true},"externalId":"${UE1.externalId}","notificationDestination":"${AS_DESTINATION}","monitoringType":"LOCATION_REPORTING","maximumNumberOfReports":5}` }, 'FORBIDDEN_JSON_MEMBER', undefined],
+        [
+          '__proto__',
+          {
+            raw: `{"__proto__":{"admin":true},"externalId":"${UE1.externalId}","notificationDestination":"${AS_DESTINATION}","monitoringType":"LOCATION_REPORTING","maximumNumberOfReports":5}`,
+          },
+          'FORBIDDEN_JSON_MEMBER',
+          undefined,
+        ],
         ['foreign self', { body: sub({ self: `${API_ROOT}${ME}/as2/subscriptions/${crypto.randomUUID()}` }) }, 'RESOURCE_ID_MISMATCH', '/self'],
         ['SCEF-only report', { body: sub({ monitoringEventReport: { monitoringType: 'LOCATION_REPORTING' } }) }, 'INVALID_PARAMETER', '/monitoringEventReport'],
         ['two identifiers', { body: sub({ msisdn: UE2.msisdn }) }, 'UE_IDENTIFIER_REQUIRED', '/externalId'],
@@ -278,7 +347,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const asked = policy.asked.length;
       for (const [name, body, cause, param] of cases) {
         const p = problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, ...body }), 400, cause);
-        if (param) expect((p['invalidParams'] as { param: string }[])[0]!.param, name).to.equal(param);
+        if (param) expect((p['invalidParams'] as { param: string }[])[0].param, name).to.equal(param);
         expect(JSON.stringify(p), name).to.not.include(UE1.externalId).and.not.include(UE2.externalId).and.not.include(UE2.msisdn);
       }
       expect(policy.asked.length, 'invalid requests never reach authorization').to.equal(asked);
@@ -290,8 +359,22 @@ describe('capability-exposure T8 APIs through the mesh', function () {
 
     it('catalogue 5: notificationDestination must be public https (400, nothing stored); an allow-listed one passes', async () => {
       const before = await listIds();
-      for (const dest of ['http://as1.example.com/n', 'https://127.0.0.1/n', 'https://localhost:8443/n', 'https://169.254.169.254/latest', 'https://[::1]/n', 'https://10.0.0.1/n', 'https://2130706433/n', `https://${mesh.env['AUTHORIZATION_ADDR']}/n`, 'https://unresolvable.invalid/n']) {
-        const p = problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ notificationDestination: dest }) }), 400, 'INVALID_NOTIFICATION_DESTINATION');
+      for (const dest of [
+        'http://as1.example.com/n',
+        'https://127.0.0.1/n',
+        'https://localhost:8443/n',
+        'https://169.254.169.254/latest',
+        'https://[::1]/n',
+        'https://10.0.0.1/n',
+        'https://2130706433/n',
+        `https://${mesh.env['AUTHORIZATION_ADDR']}/n`,
+        'https://unresolvable.invalid/n',
+      ]) {
+        const p = problem(
+          await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ notificationDestination: dest }) }),
+          400,
+          'INVALID_NOTIFICATION_DESTINATION',
+        );
         expect(JSON.stringify(p)).to.not.include(dest);
       }
       expect(await listIds()).to.deep.equal(before);
@@ -302,7 +385,11 @@ describe('capability-exposure T8 APIs through the mesh', function () {
           const a = await t8(c, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ notificationDestination: dest }) });
           expect(a.status, a.text).to.equal(201);
         }
-        problem(await t8(c, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ notificationDestination: 'http://127.0.0.1:9443/n' }) }), 400, 'INVALID_NOTIFICATION_DESTINATION');
+        problem(
+          await t8(c, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ notificationDestination: 'http://127.0.0.1:9443/n' }) }),
+          400,
+          'INVALID_NOTIFICATION_DESTINATION',
+        );
       } finally {
         c.close();
         await permissive.stop();
@@ -317,7 +404,9 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       expect(policy.asked.length).to.equal(asked);
       problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub(), contentType: 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
       problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub(), contentType: 'application/json; charset=latin1' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-      expect((await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ maximumNumberOfReports: 1 }), contentType: 'Application/JSON; charset=UTF-8' })).status).to.equal(200);
+      expect(
+        (await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ maximumNumberOfReports: 1 }), contentType: 'Application/JSON; charset=UTF-8' })).status,
+      ).to.equal(200);
       asked = policy.asked.length;
       problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, raw: JSON.stringify(sub({ mtcProviderId: 'x'.repeat(70_000) })) }), 413, 'PAYLOAD_TOO_LARGE');
       problem(await t8(client, { method: 'GET', path: `${ME}/as1/subscriptions`, raw: '{}', contentType: 'application/json' }), 400, 'BODY_NOT_ALLOWED');
@@ -325,7 +414,11 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       expect(policy.asked.length).to.equal(asked);
       // Policy denial: the deny cause is the ProblemDetails cause, nothing is stored.
       problem(await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ externalId: simulatedUeIdentifiers(3).externalId }) }), 403, 'TARGET_NOT_GRANTED');
-      problem(await t8(client, { scsAsId: 'as2', method: 'POST', path: `${ME}/as2/subscriptions`, body: sub({ externalId: UE2.externalId, monitoringType: 'ROAMING_STATUS' }) }), 403, 'DATA_CATEGORY_NOT_GRANTED');
+      problem(
+        await t8(client, { scsAsId: 'as2', method: 'POST', path: `${ME}/as2/subscriptions`, body: sub({ externalId: UE2.externalId, monitoringType: 'ROAMING_STATUS' }) }),
+        403,
+        'DATA_CATEGORY_NOT_GRANTED',
+      );
       expect(await listIds()).to.deep.equal(before);
       // An AS granted the identifier of a UE the network does not know learns only that.
       policy.grants.set('as3', { targets: ['externalId:nobody@scef.test'], categories: ['location'] });
@@ -333,7 +426,14 @@ describe('capability-exposure T8 APIs through the mesh', function () {
     });
 
     it('obligations: coarsen-location is applied here, encrypt-response is handed to the edge', async () => {
-      policy.grants.set('as4', { targets: [`externalId:${UE1.externalId}`], categories: ['location'], obligations: [{ type: 'coarsen-location', parameters: { level: 'ta' } }, { type: 'encrypt-response', parameters: {} }] });
+      policy.grants.set('as4', {
+        targets: [`externalId:${UE1.externalId}`],
+        categories: ['location'],
+        obligations: [
+          { type: 'coarsen-location', parameters: { level: 'ta' } },
+          { type: 'encrypt-response', parameters: {} },
+        ],
+      });
       const a = await t8(client, { scsAsId: 'as4', method: 'POST', path: `${ME}/as4/subscriptions`, body: sub({ maximumNumberOfReports: 1 }) });
       expect(a.status, a.text).to.equal(200);
       valid('monitoring-event', 'MonitoringEventReport', a.json);
@@ -342,7 +442,9 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       expect(a.res.obligations).to.deep.equal([{ type: 'encrypt-response', parameters: {} }]);
       policy.grants.set('as4', { targets: [`externalId:${UE1.externalId}`], categories: ['location'], obligations: [{ type: 'coarsen-location', parameters: { level: 'cell' } }] });
       const b = await t8(client, { scsAsId: 'as4', method: 'POST', path: `${ME}/as4/subscriptions`, body: sub({ maximumNumberOfReports: 1 }) });
-      expect((b.json as { locationInfo: Record<string, unknown> }).locationInfo).to.include.keys('cellId', 'userLocation').and.not.have.property('geographicArea');
+      expect((b.json as { locationInfo: Record<string, unknown> }).locationInfo)
+        .to.include.keys('cellId', 'userLocation')
+        .and.not.have.property('geographicArea');
       expect(b.res.obligations).to.deep.equal([]);
     });
 
@@ -353,7 +455,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       await watcher.settle();
       const got = watcher.for(id);
       expect(got).to.have.length(1);
-      const body = JSON.parse(Buffer.from(got[0]!.body).toString('utf8')) as unknown;
+      const body = JSON.parse(Buffer.from(got[0].body).toString('utf8')) as unknown;
       valid('common-data', 'TestNotification', body);
       expect(body).to.deep.equal({ subscription: a.headers['location'] });
     });
@@ -374,7 +476,15 @@ describe('capability-exposure T8 APIs through the mesh', function () {
 
   describe('AsSessionWithQoS', () => {
     it('create, read, update (PUT and merge-patch), QoS event notification, delete', async () => {
-      const body = { notificationDestination: AS_DESTINATION, ueIpv4Addr: UE1.ipv4Addr, qosReference: 'qos-gold', altQoSReferences: ['qos-silver'], events: ['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED'], usageThreshold: { duration: 3600, totalVolume: 1000000 }, flowInfo: [{ flowId: 1, flowDescriptions: ['permit out ip from 10.45.0.1 to 203.0.114.10'] }] };
+      const body = {
+        notificationDestination: AS_DESTINATION,
+        ueIpv4Addr: UE1.ipv4Addr,
+        qosReference: 'qos-gold',
+        altQoSReferences: ['qos-silver'],
+        events: ['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED'],
+        usageThreshold: { duration: 3600, totalVolume: 1000000 },
+        flowInfo: [{ flowId: 1, flowDescriptions: ['permit out ip from 10.45.0.1 to 203.0.114.10'] }],
+      };
       const created = await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body });
       expect(created.status, created.text).to.equal(201);
       valid('as-session-with-qos', 'AsSessionWithQoSSubscription', created.json);
@@ -405,7 +515,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const note = JSON.parse(Buffer.from(n.body).toString('utf8')) as { transaction: string; eventReports: { event: string }[] };
       valid('as-session-with-qos', 'UserPlaneNotificationData', note);
       expect(note.transaction).to.equal(created.headers['location']);
-      expect(['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED']).to.include(note.eventReports[0]!.event);
+      expect(['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED']).to.include(note.eventReports[0].event);
 
       // AS B: the same 404 as a random id.
       const random = await t8(client, { scsAsId: 'as2', method: 'GET', path: `${QOS}/as2/subscriptions/${crypto.randomUUID()}` });
@@ -425,9 +535,21 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const base = { notificationDestination: AS_DESTINATION, qosReference: 'qos-gold' };
       const before = await listIds('as1', QOS);
       problem(await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: base }), 400, 'UE_IDENTIFIER_REQUIRED');
-      problem(await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, ueIpv4Addr: UE1.ipv4Addr, qosReference: 'qos-platinum' } }), 400, 'INVALID_PARAMETER');
-      problem(await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, ueIpv4Addr: UE1.ipv4Addr, notificationDestination: 'https://[fe80::1]/n' } }), 400, 'INVALID_NOTIFICATION_DESTINATION');
-      problem(await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, gpsi: `msisdn-${simulatedUeIdentifiers(3).msisdn}` } }), 403, 'TARGET_NOT_GRANTED');
+      problem(
+        await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, ueIpv4Addr: UE1.ipv4Addr, qosReference: 'qos-platinum' } }),
+        400,
+        'INVALID_PARAMETER',
+      );
+      problem(
+        await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, ueIpv4Addr: UE1.ipv4Addr, notificationDestination: 'https://[fe80::1]/n' } }),
+        400,
+        'INVALID_NOTIFICATION_DESTINATION',
+      );
+      problem(
+        await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, gpsi: `msisdn-${simulatedUeIdentifiers(3).msisdn}` } }),
+        403,
+        'TARGET_NOT_GRANTED',
+      );
       expect(await listIds('as1', QOS)).to.deep.equal(before);
       const ok = await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { ...base, gpsi: `extid-${UE1.externalId}` } });
       expect(ok.status, ok.text).to.equal(201);
@@ -449,7 +571,13 @@ describe('capability-exposure T8 APIs through the mesh', function () {
             handlers: {
               decide: async req => {
                 const d = policy.evaluate({ ...req, operation: req.operation as 'read' });
-                return { allowed: d.allowed, determiningPolicies: [], obligations: d.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })), policyVersion: d.policyVersion, denyCause: d.denyCause };
+                return {
+                  allowed: d.allowed,
+                  determiningPolicies: [],
+                  obligations: d.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })),
+                  policyVersion: d.policyVersion,
+                  denyCause: d.denyCause,
+                };
               },
               applyPolicies: async () => ({ version: 0 }),
               getPolicies: async () => ({ version: 0, policies: '', entitiesJson: '', schema: '', appliedAtMs: 0 }),
@@ -485,7 +613,11 @@ describe('capability-exposure T8 APIs through the mesh', function () {
 
     it('subscriptions survive a restart: a new instance on the same NATS serves and notifies them', async () => {
       const me = await t8(client, { method: 'POST', path: `${ME}/as1/subscriptions`, body: sub({ maximumNumberOfReports: 100 }) });
-      const qos = await t8(client, { method: 'POST', path: `${QOS}/as1/subscriptions`, body: { notificationDestination: AS_DESTINATION, ueIpv6Addr: UE1.ipv6Addr, qosReference: 'qos-bronze', events: ['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED'] } });
+      const qos = await t8(client, {
+        method: 'POST',
+        path: `${QOS}/as1/subscriptions`,
+        body: { notificationDestination: AS_DESTINATION, ueIpv6Addr: UE1.ipv6Addr, qosReference: 'qos-bronze', events: ['QOS_GUARANTEED', 'QOS_NOT_GUARANTEED'] },
+      });
       expect(me.status).to.equal(201);
       expect(qos.status, qos.text).to.equal(201);
       client.close();
@@ -505,9 +637,17 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       const everything = [...seenBodies, ...logs, ...mesh.logs];
       expect(seenBodies.length).to.be.greaterThan(50);
       expect(watcher.received.length).to.be.greaterThan(5);
-      for (const imsi of imsis) expect(everything.some(t => t.includes(imsi)), imsi).to.equal(false);
+      for (const imsi of imsis)
+        expect(
+          everything.some(t => t.includes(imsi)),
+          imsi,
+        ).to.equal(false);
       const identifiers = [UE1, UE2, UE10].flatMap(u => [u.externalId, u.msisdn, u.ipv4Addr, u.ipv6Addr]).concat(GROUP1);
-      for (const id of identifiers) expect([...logs, ...mesh.logs].some(l => l.includes(id)), id).to.equal(false);
+      for (const id of identifiers)
+        expect(
+          [...logs, ...mesh.logs].some(l => l.includes(id)),
+          id,
+        ).to.equal(false);
       // Positive control: the scan does see what it looks for.
       expect(seenBodies.some(t => t.includes(UE1.externalId))).to.equal(true);
       expect(logs.some(l => l.includes('t8 invoke'))).to.equal(true);

@@ -99,10 +99,12 @@ describe('key custody (domain, frozen clock)', () => {
   it('fails at start when the KEK cannot open the stored keys', async () => {
     const store = new MemoryStore();
     await make(store, { now: Date.now() }).init();
-    const err = await make(store, { now: Date.now() }, randomBytes(32)).init().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await make(store, { now: Date.now() }, randomBytes(32))
+      .init()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect((err as AeseError).code).to.equal('FAILED_PRECONDITION');
   });
 });

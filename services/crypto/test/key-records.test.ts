@@ -159,7 +159,7 @@ describe('key records: only records crypto wrote are applied (domain, frozen clo
     expect(restarted.published().map(k => k.kid)).not.to.include(old);
   });
 
-  it('a store holding only another KEK\'s records stops the start with one line that names the cause and the way out', async () => {
+  it("a store holding only another KEK's records stops the start with one line that names the cause and the way out", async () => {
     const store = new HistoryStore();
     const clock = { now: Date.now() };
     await custodyOf(store, randomBytes(32), clock).init();

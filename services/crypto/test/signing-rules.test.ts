@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { AeseError } from '@aese/errors';
-import { checkpointSignedBytes, CONTROL_SUBJECTS, networkEventSubject, notificationOutcomeSubject, notificationSubject, signedBytes, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
+import type { AeseError } from '@aese/errors';
+import {
+  checkpointSignedBytes,
+  CONTROL_SUBJECTS,
+  networkEventSubject,
+  notificationOutcomeSubject,
+  notificationSubject,
+  signedBytes,
+  TOKEN_REVOCATIONS_SUBJECT,
+} from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
 import { SIGNED_PLACE_OWNERS } from '@aese/nats-trust';
 import { KeyCustody } from '../src/domain/keys.ts';

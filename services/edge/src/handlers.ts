@@ -77,7 +77,7 @@ const MAX_LOGGED_PATH = 128;
  * chosen by the AS and could carry anything, a UE identifier included).
  */
 function loggedPath(url: string): string {
-  const path = url.split('?', 1)[0]!;
+  const path = url.split('?', 1)[0];
   if (isT8Path(path)) return path.split('/').slice(0, 3).join('/').slice(0, MAX_LOGGED_PATH);
   return path.slice(0, MAX_LOGGED_PATH);
 }
@@ -97,8 +97,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
   };
 
   const token: Route = async ({ req, conn, certificateDer }) => {
-    const denied = (actor: string | undefined, reason: string): void =>
-      deps.audit({ actor: actor ?? 'unknown', action: 'oauth.token', reason, traceId: traceOf(req) });
+    const denied = (actor: string | undefined, reason: string): void => deps.audit({ actor: actor ?? 'unknown', action: 'oauth.token', reason, traceId: traceOf(req) });
     if (!isFormContentType(singleHeader(req, 'content-type'))) {
       denied(undefined, 'UNSUPPORTED_MEDIA_TYPE');
       return problem(415, 'the token endpoint accepts application/x-www-form-urlencoded only');
@@ -131,8 +130,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
   // RFC 7009: an AS revokes one of its own tokens. The answer is 200 whether or not the token was
   // valid and its own (section 2.2), so the endpoint tells nothing about other clients' tokens.
   const revoke: Route = async ({ req, conn, certificateDer }) => {
-    const denied = (actor: string | undefined, reason: string): void =>
-      deps.audit({ actor: actor ?? 'unknown', action: 'oauth.revoke', reason, traceId: traceOf(req) });
+    const denied = (actor: string | undefined, reason: string): void => deps.audit({ actor: actor ?? 'unknown', action: 'oauth.revoke', reason, traceId: traceOf(req) });
     if (!isFormContentType(singleHeader(req, 'content-type'))) {
       denied(undefined, 'UNSUPPORTED_MEDIA_TYPE');
       return problem(415, 'the revocation endpoint accepts application/x-www-form-urlencoded only');
@@ -197,7 +195,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       return undefined;
     }
     const url = req.url ?? '';
-    const path = url.split('?', 1)[0]!;
+    const path = url.split('?', 1)[0];
     const action = isT8Path(path) ? 't8.request' : 'http.request';
     if (headerListSize(req) > deps.maxHeaderBytes) {
       deps.audit({ actor: 'unknown', action, reason: 'HEADERS_TOO_LARGE', traceId: traceOf(req) });
@@ -238,10 +236,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       close = true;
       if (err instanceof BodyError) {
         if (err.kind === 'aborted') return;
-        out =
-          err.kind === 'too-large'
-            ? problem(413, 'the request body is too large')
-            : problem(408, 'the request body did not arrive in time');
+        out = err.kind === 'too-large' ? problem(413, 'the request body is too large') : problem(408, 'the request body did not arrive in time');
       } else {
         logger.error({ err }, 'request failed');
         out = problem(500, 'internal error');

@@ -53,7 +53,7 @@ export function connectionOf(req: EdgeRequest): Connection {
 export function headerListSize(req: EdgeRequest): number {
   let size = 0;
   const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) size += Buffer.byteLength(raw[i]!) + Buffer.byteLength(raw[i + 1]!) + 32;
+  for (let i = 0; i + 1 < raw.length; i += 2) size += Buffer.byteLength(raw[i]) + Buffer.byteLength(raw[i + 1]) + 32;
   return size;
 }
 
@@ -66,7 +66,7 @@ export function singleHeader(req: EdgeRequest, name: string): string | undefined
   let value: string | undefined;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== name) continue;
+    if (raw[i].toLowerCase() !== name) continue;
     if (value !== undefined) return '';
     value = raw[i + 1]!;
   }
@@ -155,9 +155,9 @@ export function fieldLinesOf(req: EdgeRequest): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
+    const name = raw[i].toLowerCase();
     if (name.startsWith(':')) continue;
-    (out[name] ??= []).push(raw[i + 1]!);
+    (out[name] ??= []).push(raw[i + 1]);
   }
   return out;
 }
@@ -171,9 +171,9 @@ export function authorityFieldsOf(req: EdgeRequest): AuthorityFields {
   const hostLines: string[] = [];
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === ':authority') pseudoAuthorities.push(raw[i + 1]!);
-    else if (name === 'host') hostLines.push(raw[i + 1]!);
+    const name = raw[i].toLowerCase();
+    if (name === ':authority') pseudoAuthorities.push(raw[i + 1]);
+    else if (name === 'host') hostLines.push(raw[i + 1]);
   }
   return { pseudoAuthorities, hostLines, target: req.url ?? '' };
 }

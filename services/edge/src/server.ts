@@ -374,8 +374,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
       const out = await invokeStream.call({ ...call, body: Buffer.from(call.body), scopes: [...call.scopes] });
       return { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
     },
-    audit: e =>
-      audit({ actor: e.actor, action: 't8.request', reason: e.reason, traceId: e.traceId, detail: { status: e.status, ...(e.api ? { api: e.api } : {}) } }),
+    audit: e => audit({ actor: e.actor, action: 't8.request', reason: e.reason, traceId: e.traceId, detail: { status: e.status, ...(e.api ? { api: e.api } : {}) } }),
     maxBodyBytes: config.maxBodyBytes,
     bodyTimeoutMs: config.bodyTimeoutMs,
     windowS: config.signatureWindowS,
@@ -393,7 +392,10 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     maxAttempts: config.notificationMaxAttempts,
     meter: telemetry.meter,
     deps: {
-      destinations: notificationDestinationPolicy(config, Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`)),
+      destinations: notificationDestinationPolicy(
+        config,
+        Object.values(MESH_ENDPOINTS).map(e => `localhost:${e.port}`),
+      ),
       signingKey: () => signingKey.current(),
       encryptionKey: async scsAsId => {
         const { applicationServer } = await authentication.getApplicationServer({ scsAsId });
@@ -417,8 +419,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     t8: t8Path,
     audit,
     oauthLimiter: new RateLimiter({ perSecond: config.oauthRateLimitPerS, burst: config.oauthRateLimitBurst }),
-    revokeToken: async (token, certificateDer) =>
-      (await authentication.revokeOwnToken({ token, certificateDer: Buffer.from(certificateDer) })).revoked,
+    revokeToken: async (token, certificateDer) => (await authentication.revokeOwnToken({ token, certificateDer: Buffer.from(certificateDer) })).revoked,
     issueToken: async input => {
       const out = await authentication.issueToken({ ...input, certificateDer: Buffer.from(input.certificateDer) });
       return { accessToken: out.accessToken, expiresIn: out.expiresIn, scope: out.scope };

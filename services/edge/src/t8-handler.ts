@@ -208,14 +208,14 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     });
     const [token, signature] = await Promise.allSettled([tokenCheck, signatureCheck]);
     if (token.status === 'rejected') {
-      const err = token.reason;
+      const err: unknown = token.reason;
       if (err instanceof AeseError && (err.code === 'INVALID_TOKEN' || err.code === 'UNAUTHENTICATED' || err.code === 'INVALID_INPUT')) refuse('INVALID_TOKEN');
       throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
     }
     // The authentication service binds the token to this certificate; this is a second look.
     if (token.value.scsAsId !== as.scsAsId) refuse('INVALID_TOKEN', 'TOKEN_AS_MISMATCH');
     if (signature.status === 'rejected') {
-      const err = signature.reason;
+      const err: unknown = signature.reason;
       if (err instanceof RequestSignatureRefused) throw new Refused(signatureDenial(err.reason, x.hasBody));
       throw err;
     }
@@ -370,7 +370,7 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     const fields = fieldLinesOf(request.req);
     // Continues the AS's trace when it sent one well-formed traceparent.
     const traceparent = fields['traceparent'];
-    const parent = contextFromTraceparent(traceparent?.length === 1 ? traceparent[0]! : '');
+    const parent = contextFromTraceparent(traceparent?.length === 1 ? traceparent[0] : '');
     return inSpan(
       `T8 ${request.req.method ?? ''}`,
       async span => {

@@ -40,7 +40,10 @@ describe('edge domain: OAuth form and token request', () => {
       ['empty', ''],
     ]);
     for (const bad of ['a=1&a=2', 'a=%zz', 'a=%', 'a=%00', 'a=%0A', 'a=%C3%28', '=x', 'a=é', 'a= b', 'a=1\r\n']) {
-      expect(oauthCode(() => parseForm(enc(bad))), bad).to.deep.equal([400, 'invalid_request']);
+      expect(
+        oauthCode(() => parseForm(enc(bad))),
+        bad,
+      ).to.deep.equal([400, 'invalid_request']);
     }
     expect(oauthCode(() => parseForm(Buffer.from([0x61, 0x3d, 0xff])))).to.deep.equal([400, 'invalid_request']);
     const many = Array.from({ length: 17 }, (_, i) => `p${i}=1`).join('&');
@@ -60,14 +63,8 @@ describe('edge domain: OAuth form and token request', () => {
 
   it('refuses every client authentication method but tls_client_auth with invalid_client', () => {
     const body = enc('grant_type=client_credentials&client_id=as-1');
-    expect(oauthCode(() => parseTokenRequest(enc('grant_type=client_credentials&client_id=as-1&client_secret=s'), undefined))).to.deep.equal([
-      401,
-      'invalid_client',
-    ]);
-    expect(oauthCode(() => parseTokenRequest(enc('grant_type=client_credentials&client_id=as-1&client_assertion=x.y.z'), undefined))).to.deep.equal([
-      401,
-      'invalid_client',
-    ]);
+    expect(oauthCode(() => parseTokenRequest(enc('grant_type=client_credentials&client_id=as-1&client_secret=s'), undefined))).to.deep.equal([401, 'invalid_client']);
+    expect(oauthCode(() => parseTokenRequest(enc('grant_type=client_credentials&client_id=as-1&client_assertion=x.y.z'), undefined))).to.deep.equal([401, 'invalid_client']);
     try {
       parseTokenRequest(body, 'Basic YTpi');
       expect.fail('expected invalid_client');
@@ -239,7 +236,7 @@ describe('edge domain: JWKS', () => {
     expect(calls).to.equal(1);
     now += 2;
     fail = true;
-    expect((await cache.get()).keys[0]!['kid']).to.equal('tok-1');
+    expect((await cache.get()).keys[0]['kid']).to.equal('tok-1');
     expect(calls).to.equal(2);
     now += 60_000;
     let caught: unknown;

@@ -148,7 +148,8 @@ describe('edge domain: T8 routing, credentials and media types', () => {
   });
 
   it('accepts JSON bodies (application/json, +json types, UTF-8 only) and recognises Accept: application/jose', () => {
-    for (const ok of ['application/json', 'Application/JSON; charset=utf-8', 'application/json-patch+json', 'application/merge-patch+json']) expect(isJsonContentType(ok), ok).to.equal(true);
+    for (const ok of ['application/json', 'Application/JSON; charset=utf-8', 'application/json-patch+json', 'application/merge-patch+json'])
+      expect(isJsonContentType(ok), ok).to.equal(true);
     for (const bad of [undefined, 'text/plain', 'application/json; charset=latin1', 'application/x-www-form-urlencoded', 'application/jsonx', 'multipart/form-data']) {
       expect(isJsonContentType(bad), String(bad)).to.equal(false);
     }
@@ -204,7 +205,10 @@ describe('edge domain: AS keys, denials and the delegated signing key', () => {
     const nonce = signatureDenial('SIGNATURE_NONCE_INVALID', false);
     expect(nonce.response.status).to.equal(401);
     expect(nonce.response.body).to.include({ cause: 'INVALID_NONCE' });
-    expect((nonce.response.body as { detail: string }).detail).to.include('base64url').and.include('128 bits').and.include('128 characters');
+    expect((nonce.response.body as { detail: string }).detail)
+      .to.include('base64url')
+      .and.include('128 bits')
+      .and.include('128 characters');
     expect(nonce.response.headers['accept-signature']).to.equal('sig1=("@method" "@target-uri" "authorization");created;nonce;keyid');
   });
 

@@ -222,10 +222,7 @@ export class KvNonceStore implements NonceStore {
   private async ensureLimits(info: StreamInfo): Promise<StreamInfo> {
     const c = info.config;
     if (c.discard === DiscardPolicy.Old && (c.max_msgs > 0 || c.max_bytes > 0)) {
-      throw new AeseError(
-        'FAILED_PRECONDITION',
-        `KV bucket ${REPLAY_NONCES_BUCKET} has size limits with discard=old: it would evict nonces and let replays through`,
-      );
+      throw new AeseError('FAILED_PRECONDITION', `KV bucket ${REPLAY_NONCES_BUCKET} has size limits with discard=old: it would evict nonces and let replays through`);
     }
     const wantNs = this.options.ttlMs * 1_000_000;
     if (c.max_age === 0) {

@@ -141,7 +141,12 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
     const logs: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb) {
-        logs.push(...chunk.toString('utf8').split('\n').filter(l => l.length > 0));
+        logs.push(
+          ...chunk
+            .toString('utf8')
+            .split('\n')
+            .filter(l => l.length > 0),
+        );
         cb();
       },
     });
@@ -248,9 +253,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       expect((await a.client.checkAndRecord({ scsAsId: 'as-r', nonce: n2, created })).verdict).to.equal(Verdict.VERDICT_REPLAYED);
       // Racing replicas: one request, many copies at once, exactly one ACCEPTED.
       const n3 = nonce();
-      const verdicts = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).client.checkAndRecord({ scsAsId: 'as-r', nonce: n3, created })),
-      );
+      const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).client.checkAndRecord({ scsAsId: 'as-r', nonce: n3, created })));
       expect(verdicts.filter(v => v.verdict === Verdict.VERDICT_ACCEPTED)).to.have.length(1);
       expect(verdicts.filter(v => v.verdict === Verdict.VERDICT_REPLAYED)).to.have.length(19);
     });

@@ -1,7 +1,6 @@
 import { AeseError } from '@aese/errors';
 import { isT8Scope, T8_SCOPES } from '@aese/t8-catalog';
 
-
 export type ApplicationServerStatus = 'active' | 'suspended';
 export type SignatureProfile = 'required' | 'optional';
 export type PublicJwk = Readonly<Record<string, string>>;
@@ -57,7 +56,16 @@ function publicJwk(value: unknown, use: 'sig' | 'enc', field: string): PublicJwk
   const jwk = value as Record<string, unknown>;
   if ('d' in jwk) throw new AeseError('INVALID_INPUT', `${field} must be a public key (it has a private component)`);
   const { kty, crv, x, y, kid } = jwk;
-  const allowed = use === 'sig' ? [['EC', 'P-256'], ['OKP', 'Ed25519']] : [['EC', 'P-256'], ['OKP', 'X25519']];
+  const allowed =
+    use === 'sig'
+      ? [
+          ['EC', 'P-256'],
+          ['OKP', 'Ed25519'],
+        ]
+      : [
+          ['EC', 'P-256'],
+          ['OKP', 'X25519'],
+        ];
   if (!allowed.some(([k, c]) => k === kty && c === crv)) {
     throw new AeseError('INVALID_INPUT', `${field} must be ${allowed.map(([k, c]) => `${k}/${c}`).join(' or ')}`);
   }
@@ -114,10 +122,7 @@ export class Registry {
     assertScsAsId(input.scsAsId);
     // A revoked AS would be registered but refused every token: say so instead.
     if (this.isRevoked(input.scsAsId)) {
-      throw new AeseError(
-        'FAILED_PRECONDITION',
-        `SCS/AS ${input.scsAsId} is revoked and a revocation is permanent (it cannot be lifted): onboard the AS under a new scsAsId`,
-      );
+      throw new AeseError('FAILED_PRECONDITION', `SCS/AS ${input.scsAsId} is revoked and a revocation is permanent (it cannot be lifted): onboard the AS under a new scsAsId`);
     }
     const existing = await this.store.get(input.scsAsId);
     const as = newRegistration(input, existing, this.now());

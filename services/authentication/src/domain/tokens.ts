@@ -88,12 +88,7 @@ export class TokenService {
     const thumbprint = thumbprintOf(certificateDer);
     const as = await this.options.registry.byThumbprint(thumbprint);
     const revoked = this.options.revocations;
-    if (
-      !as ||
-      !this.certificateNames(certificateDer, as.scsAsId) ||
-      revoked.isCertificateRevoked(thumbprint) ||
-      revoked.isApplicationServerRevoked(as.scsAsId)
-    ) {
+    if (!as || !this.certificateNames(certificateDer, as.scsAsId) || revoked.isCertificateRevoked(thumbprint) || revoked.isApplicationServerRevoked(as.scsAsId)) {
       throw new AeseError('INVALID_CLIENT', 'client certificate is not registered to an SCS/AS');
     }
     return as;

@@ -13,4 +13,3 @@ export function describeCedarErrors(errors: readonly { message: string; help?: s
   const more = errors.length > MAX_ERRORS_SHOWN ? `; and ${errors.length - MAX_ERRORS_SHOWN} more` : '';
   return `${shown.join('; ')}${more}`.replace(/\s*[\r\n]+\s*/g, ' ');
 }
-

@@ -4,14 +4,7 @@ import { AeseError } from '@aese/errors';
 import { isT8Scope, isUnservedT8Api, SERVED_T8_APIS } from '@aese/t8-catalog';
 import { describeCedarErrors } from './cedar-errors.js';
 import { LIMITS } from './limits.js';
-import {
-  assertTarget,
-  isDenyCause,
-  isName,
-  isScsAsId,
-  LOCATION_GRANULARITIES,
-  OPERATIONS,
-} from './vocabulary.js';
+import { assertTarget, isDenyCause, isName, isScsAsId, LOCATION_GRANULARITIES, OPERATIONS } from './vocabulary.js';
 import type { LocationGranularity } from './vocabulary.js';
 
 /** Cedar entity types of the schema (namespace `Aese`). */

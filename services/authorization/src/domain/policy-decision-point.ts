@@ -152,5 +152,5 @@ function denyCauseOf(reasons: readonly string[], bundle: PolicyBundle, known: bo
   // An AS without any grant is denied by default, whatever explanation a forbid offers.
   if (!known || causes.length === 0) return DENY_CAUSES.noGrant;
   for (const c of DENY_CAUSE_PRECEDENCE) if (causes.includes(c)) return c;
-  return [...causes].sort()[0]!;
+  return [...causes].sort()[0];
 }

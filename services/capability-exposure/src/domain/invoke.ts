@@ -79,8 +79,8 @@ function union(...lists: readonly (readonly string[])[]): string[] {
 
 /** The name of an item route's id parameter: its last path parameter. */
 function idParam(route: ModuleRoute): string {
-  const params = [...route.path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]!);
-  return params[params.length - 1]!;
+  const params = [...route.path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]);
+  return params[params.length - 1];
 }
 
 /**
@@ -108,7 +108,10 @@ export class Invoker {
       if (m.kind === 'no-route') throw notFound();
       if (m.kind === 'method-not-allowed') {
         this.deps.onRefused?.({ scsAsId: input.scsAsId, api, operation, status: 405, cause: PROBLEM_CAUSES.methodNotAllowed });
-        return { ...this.problem(new T8Problem(405, PROBLEM_CAUSES.methodNotAllowed, 'the method is not allowed on this resource')), headers: { 'content-type': PROBLEM_MEDIA, allow: m.allowed.join(', ') } };
+        return {
+          ...this.problem(new T8Problem(405, PROBLEM_CAUSES.methodNotAllowed, 'the method is not allowed on this resource')),
+          headers: { 'content-type': PROBLEM_MEDIA, allow: m.allowed.join(', ') },
+        };
       }
       const { module, route, params, query } = m.match;
       api = module.name;
@@ -120,7 +123,7 @@ export class Invoker {
         throw new T8Problem(403, PROBLEM_CAUSES.scsAsIdMismatch, 'the scsAsId in the path is not the authenticated SCS/AS');
       }
       const body = this.readBody(module, route, input);
-      const existing = route.target === 'item' ? await this.load(module, input.scsAsId, params[idParam(route)]!) : undefined;
+      const existing = route.target === 'item' ? await this.load(module, input.scsAsId, params[idParam(route)]) : undefined;
       const apiBase = `${input.apiRoot.replace(/\/+$/, '')}/${module.name}/${module.version}/${encodeURIComponent(input.scsAsId)}`;
       const collection = route.path.split('/').filter(Boolean)[1] ?? '';
       const parsed: RouteRequest = {
@@ -219,7 +222,7 @@ export class Invoker {
   private async authorizeList(module: ApiModule, scsAsId: string): Promise<{ visible: StoredResource[]; obligations: Obligation[] }> {
     const all = await this.deps.store.list(module.name, scsAsId);
     const decisions = await Promise.all(all.map(r => this.decide(module, 'read', scsAsId, r)));
-    const visible = all.filter((_, i) => decisions[i]!.allowed);
+    const visible = all.filter((_, i) => decisions[i].allowed);
     const obligations = decisions.filter(d => d.allowed).flatMap(d => d.obligations);
     return { visible, obligations };
   }
@@ -249,7 +252,14 @@ export class Invoker {
 
   private problem(p: T8Problem): Omit<InvokeOutput, 'api' | 'operation'> & { api: string; operation: string } {
     const body: ProblemDetails = p.toBody();
-    return { status: p.status, headers: { 'content-type': PROBLEM_MEDIA }, body: encoder.encode(JSON.stringify(body)), obligations: [], dataCategories: [], api: '', operation: '' };
+    return {
+      status: p.status,
+      headers: { 'content-type': PROBLEM_MEDIA },
+      body: encoder.encode(JSON.stringify(body)),
+      obligations: [],
+      dataCategories: [],
+      api: '',
+      operation: '',
+    };
   }
 }
-

@@ -50,7 +50,11 @@ export class NotificationEngine {
     this.ledger = new ReportLedger({
       store: deps.store,
       now: deps.now,
-      limitOf: record => deps.modules().find(m => m.name === record.api)?.reportLimit?.(record),
+      limitOf: record =>
+        deps
+          .modules()
+          .find(m => m.name === record.api)
+          ?.reportLimit?.(record),
     });
   }
 
@@ -158,8 +162,8 @@ export class NotificationEngine {
 /** A UUID-shaped id, the same for the same event, subscription and position. */
 function notificationIdOf(eventId: string, subscriptionKey: string, nth: number): string {
   const h = createHash('sha256').update(`aese-notification-id/v1\n${eventId}\n${subscriptionKey}\n${nth}`).digest();
-  h[6] = (h[6]! & 0x0f) | 0x80;
-  h[8] = (h[8]! & 0x3f) | 0x80;
+  h[6] = (h[6] & 0x0f) | 0x80;
+  h[8] = (h[8] & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }

@@ -39,7 +39,7 @@ function parentOf(doc: unknown, segs: string[], at: string): { parent: Record<st
     else throw invalidParam(at, 'points at a member that does not exist');
   }
   if (!Array.isArray(cur) && !isObject(cur)) throw invalidParam(at, 'points into a value that is not a container');
-  return { parent: cur, key: segs[segs.length - 1]! };
+  return { parent: cur, key: segs[segs.length - 1] };
 }
 
 function get(doc: unknown, pointer: string, at: string): unknown {

@@ -151,14 +151,10 @@ class StrictParser {
       if (this.text[this.pos] !== '"') this.fail('expected a member name');
       const name = this.string();
       if (FORBIDDEN_MEMBERS.has(name)) {
-        throw new T8Problem(400, PROBLEM_CAUSES.forbiddenMember, 'the body contains a member name that is not allowed', [
-          { param: name, reason: 'member name not allowed' },
-        ]);
+        throw new T8Problem(400, PROBLEM_CAUSES.forbiddenMember, 'the body contains a member name that is not allowed', [{ param: name, reason: 'member name not allowed' }]);
       }
       if (seen.has(name)) {
-        throw new T8Problem(400, PROBLEM_CAUSES.duplicateMember, 'the body repeats a member name', [
-          { param: name.slice(0, 128), reason: 'duplicate member' },
-        ]);
+        throw new T8Problem(400, PROBLEM_CAUSES.duplicateMember, 'the body repeats a member name', [{ param: name.slice(0, 128), reason: 'duplicate member' }]);
       }
       seen.add(name);
       if (seen.size > this.maxItems) this.fail('too many object members');

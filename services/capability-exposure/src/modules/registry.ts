@@ -148,7 +148,8 @@ export interface RouteMatch {
   readonly query: URLSearchParams;
 }
 
-export type MatchResult = { readonly kind: 'match'; readonly match: RouteMatch } | { readonly kind: 'no-route' } | { readonly kind: 'method-not-allowed'; readonly allowed: readonly HttpMethod[] };
+export type MatchResult =
+  { readonly kind: 'match'; readonly match: RouteMatch } | { readonly kind: 'no-route' } | { readonly kind: 'method-not-allowed'; readonly allowed: readonly HttpMethod[] };
 
 /**
  * The registered modules. Routing is table-driven from what modules declare: the edge sends

@@ -2,21 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { AckPolicy, DeliverPolicy } from 'nats';
 import type { ConsumerMessages, JsMsg, NatsConnection } from 'nats';
 import type { AuditLog, EventSigner, EventVerifier } from '@aese/events';
-import { ensureNetworkEventStream, NETWORK_EVENTS_STREAM, NETWORK_EVENTS_SUBJECT_PREFIX, networkEventSubject, openNetworkEvent, signNetworkEvent, untilKeysAnswer } from '@aese/events';
+import {
+  ensureNetworkEventStream,
+  NETWORK_EVENTS_STREAM,
+  NETWORK_EVENTS_SUBJECT_PREFIX,
+  networkEventSubject,
+  openNetworkEvent,
+  signNetworkEvent,
+  untilKeysAnswer,
+} from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
-import type {
-  NetworkAdapter,
-  NetworkIdentities,
-  NetworkListener,
-  QosSession,
-  QosSessionRequest,
-  UeLocation,
-  UeReachability,
-  UeRef,
-  UeRoaming,
-  UeView,
-} from './network-adapter.js';
+import type { NetworkAdapter, NetworkIdentities, NetworkListener, QosSession, QosSessionRequest, UeLocation, UeReachability, UeRef, UeRoaming, UeView } from './network-adapter.js';
 import { decodeNetworkRecord, encodeNetworkRecord } from './network-event-codec.js';
 import type { NetworkRecord } from './network-event-codec.js';
 import { NetworkOwnerLease } from './network-owner-lease.js';

@@ -7,9 +7,7 @@ import type { QosSessionChange } from './simulated-core.js';
  * from. UEs travel by external identifier only; each replica resolves them in its own copy of the
  * network (the permanent identity and the local handle never leave a replica).
  */
-export type NetworkRecord =
-  | { readonly origin: string; readonly event: NetworkEvent }
-  | { readonly origin: string; readonly session: QosSessionChange };
+export type NetworkRecord = { readonly origin: string; readonly event: NetworkEvent } | { readonly origin: string; readonly session: QosSessionChange };
 
 /** Finds a UE of this replica's network by its external identifier. */
 export type UeLookup = (externalId: string) => Promise<UeView | undefined>;
@@ -33,7 +31,14 @@ const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0 &
 const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const plmn = (v: unknown): v is Plmn => isObject(v) && str(v['mcc']) && str(v['mnc']);
 const location = (v: unknown): v is UeLocation =>
-  isObject(v) && plmn(v['plmn']) && (v['rat'] === 'EUTRA' || v['rat'] === 'NR') && str(v['tac']) && str(v['cellId']) && num(v['latitude']) && num(v['longitude']) && num(v['observedAtMs']);
+  isObject(v) &&
+  plmn(v['plmn']) &&
+  (v['rat'] === 'EUTRA' || v['rat'] === 'NR') &&
+  str(v['tac']) &&
+  str(v['cellId']) &&
+  num(v['latitude']) &&
+  num(v['longitude']) &&
+  num(v['observedAtMs']);
 
 /**
  * Reads a record; undefined for anything malformed or naming a UE this network does not know
@@ -52,11 +57,11 @@ export async function decodeNetworkRecord(bytes: Uint8Array, findUe: UeLookup): 
   if (isObject(wire['event'])) {
     const e = wire['event'];
     if (!num(e['atMs']) || (e['id'] !== undefined && !str(e['id']))) return undefined;
-    const base = { atMs: e['atMs'], ...(e['id'] !== undefined ? { id: e['id'] as string } : {}) };
+    const base = { atMs: e['atMs'], ...(e['id'] !== undefined ? { id: e['id'] } : {}) };
     if (e['kind'] === 'qos') {
       if (!str(e['sessionId']) || !QOS_EVENTS.includes(e['event'] as QosEvent)) return undefined;
       if (e['appliedQosRef'] !== undefined && !str(e['appliedQosRef'])) return undefined;
-      const appliedQosRef = e['appliedQosRef'] as string | undefined;
+      const appliedQosRef = e['appliedQosRef'];
       return { origin, event: { ...base, kind: 'qos', sessionId: e['sessionId'], event: e['event'] as QosEvent, appliedQosRef } };
     }
     const ue = await ueOf(e['ue']);

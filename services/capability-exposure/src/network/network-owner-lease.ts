@@ -79,7 +79,10 @@ export class NetworkOwnerLease {
     }
     const is = this.owned();
     if (is !== was) {
-      this.options.logger.info({ replica: this.options.replicaId, owner: is }, is ? 'this replica runs the simulated network' : 'this replica no longer runs the simulated network');
+      this.options.logger.info(
+        { replica: this.options.replicaId, owner: is },
+        is ? 'this replica runs the simulated network' : 'this replica no longer runs the simulated network',
+      );
       this.options.onChange?.(is);
     }
   }

@@ -75,8 +75,7 @@ interface SimUe {
  * replica's copy of the network needs to know so that its ticks (and queries) see the session.
  */
 export type QosSessionChange =
-  | { readonly op: 'upsert'; readonly id: string; readonly ue: UeView; readonly candidates: readonly string[] }
-  | { readonly op: 'delete'; readonly id: string };
+  { readonly op: 'upsert'; readonly id: string; readonly ue: UeView; readonly candidates: readonly string[] } | { readonly op: 'delete'; readonly id: string };
 
 export type QosSessionListener = (change: QosSessionChange) => Promise<void> | void;
 
@@ -148,8 +147,8 @@ export class SimulatedCore implements NetworkAdapter {
           tac: rat === 'EUTRA' ? pad(ta + 1, 4) : pad(ta + 1, 6),
           rat,
           cellId: rat === 'EUTRA' ? local.toString(16).padStart(7, '0') : (local * 16).toString(16).padStart(9, '0'),
-          latitude: 48.80 + ta * 0.02 + c * 0.004,
-          longitude: 2.30 + ta * 0.02 + c * 0.005,
+          latitude: 48.8 + ta * 0.02 + c * 0.004,
+          longitude: 2.3 + ta * 0.02 + c * 0.005,
         });
       }
     }
@@ -211,13 +210,13 @@ export class SimulatedCore implements NetworkAdapter {
     const events: NetworkEvent[] = [];
     for (const [index, ue] of this.ues.entries()) {
       if (this.rng.next() < SIM_MOVE_PROBABILITY) {
-        const here = this.cells[ue.cell]!;
+        const here = this.cells[ue.cell];
         // Mostly within the tracking area, sometimes to the next one.
         const sameTa = this.rng.next() < 0.7;
         const ta = sameTa ? here.ta : (here.ta + 1) % (this.cells.length / (this.options.cellsPerTa ?? DEFAULT_SIM_CELLS_PER_TA));
         const candidates = this.cells.map((c, i) => ({ c, i })).filter(x => x.c.ta === ta && x.i !== ue.cell);
         if (candidates.length > 0) {
-          ue.cell = candidates[this.rng.int(candidates.length)]!.i;
+          ue.cell = candidates[this.rng.int(candidates.length)].i;
           ue.locatedAtMs = at;
           events.push({ kind: 'location', ue: ue.view, location: this.locationOf(ue), atMs: at });
         }
@@ -259,7 +258,7 @@ export class SimulatedCore implements NetworkAdapter {
   }
 
   private locationOf(ue: SimUe): UeLocation {
-    const cell = this.cells[ue.cell]!;
+    const cell = this.cells[ue.cell];
     return {
       plmn: ue.roaming ? VISITED_PLMN : HOME_PLMN,
       rat: cell.rat,

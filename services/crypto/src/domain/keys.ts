@@ -158,7 +158,7 @@ export class KeyCustody {
       throw new AeseError(
         'FAILED_PRECONDITION',
         `none of the ${stored} stored key records in the signing-keys bucket opens with CRYPTO_KEK_FILE: that NATS holds another deployment's state, or the KEK is wrong. ` +
-          'Point NATS_URL at this deployment\'s NATS, or start from an empty NATS store (for the private one of `npm start`, remove .state/nats), or supply the right CRYPTO_KEK_FILE',
+          "Point NATS_URL at this deployment's NATS, or start from an empty NATS store (for the private one of `npm start`, remove .state/nats), or supply the right CRYPTO_KEK_FILE",
       );
     }
     for (const [kid, reason] of held) this.options.onRejected?.(kid, reason);
@@ -323,8 +323,7 @@ export class KeyCustody {
     status: KeyRecord['status'],
     expiresAtMs: number,
   ): { record: KeyRecord; privateKey: KeyObject } {
-    const { publicKey, privateKey } =
-      algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+    const { publicKey, privateKey } = algorithm === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
     const jwk = publicKey.export({ format: 'jwk' }) as Record<string, string>;
     const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
     const record = this.withMac({

@@ -72,7 +72,7 @@ export function requestAuthority(fields: AuthorityFields): RequestAuthority {
   const authority = pseudo ?? host;
   if (authority === undefined) return { ok: false, fault: 'HOST_MISSING' };
   const absolute = ABSOLUTE_FORM.exec(fields.target);
-  if (absolute && !sameEntity(absolute[1]!, authority)) return { ok: false, fault: 'HOST_TARGET_CONFLICT' };
+  if (absolute && !sameEntity(absolute[1], authority)) return { ok: false, fault: 'HOST_TARGET_CONFLICT' };
   return { ok: true, authority };
 }
 

@@ -16,12 +16,12 @@ export type BearerProblem = 'TOKEN_MISSING' | 'TOKEN_REPEATED' | 'TOKEN_MALFORME
 export function bearerToken(lines: readonly string[] | undefined): { token: string } | { problem: BearerProblem } {
   if (lines === undefined || lines.length === 0) return { problem: 'TOKEN_MISSING' };
   if (lines.length > 1) return { problem: 'TOKEN_REPEATED' };
-  const line = lines[0]!;
+  const line = lines[0];
   if (line.length > MAX_BEARER_TOKEN_BYTES + 16) return { problem: 'TOKEN_MALFORMED' };
   const trimmed = line.trim();
   // Another scheme (Basic, DPoP ...) carries no bearer token: the request is unauthenticated.
   if (!/^Bearer(\s|$)/i.test(trimmed)) return { problem: 'TOKEN_MISSING' };
   const m = BEARER.exec(trimmed);
   if (!m) return { problem: 'TOKEN_MALFORMED' };
-  return { token: m[1]! };
+  return { token: m[1] };
 }

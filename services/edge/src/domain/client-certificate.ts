@@ -46,14 +46,14 @@ const KEY_CERT_SIGN = 0x04; // bit 5 of the first KeyUsage byte (RFC 5280 sectio
 /** One DER TLV at `offset`, refusing lengths that run past `limit`. */
 function tlvAt(der: Uint8Array, offset: number, limit: number): Tlv | undefined {
   if (offset + 2 > limit) return undefined;
-  const tag = der[offset]!;
-  let len = der[offset + 1]!;
+  const tag = der[offset];
+  let len = der[offset + 1];
   let p = offset + 2;
   if (len & 0x80) {
     const n = len & 0x7f;
     if (n === 0 || n > 3 || p + n > limit) return undefined;
     len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[p++]!;
+    for (let i = 0; i < n; i++) len = len * 256 + der[p++];
   }
   if (p + len > limit) return undefined;
   return { tag, start: p, end: p + len };
@@ -61,7 +61,7 @@ function tlvAt(der: Uint8Array, offset: number, limit: number): Tlv | undefined 
 
 function childrenOf(der: Uint8Array, parent: Tlv): Tlv[] | undefined {
   const out: Tlv[] = [];
-  for (let p = parent.start; p < parent.end; ) {
+  for (let p = parent.start; p < parent.end;) {
     const t = tlvAt(der, p, parent.end);
     if (!t) return undefined;
     out.push(t);
@@ -91,15 +91,15 @@ export function hasKeyCertSign(der: Uint8Array): boolean | undefined {
   for (const ext of extensions) {
     const parts = childrenOf(der, ext);
     if (!parts || parts.length < 2) return undefined;
-    const oid = parts[0]!;
+    const oid = parts[0];
     if (oid.tag !== OID || oid.end - oid.start !== KEY_USAGE_OID.length) continue;
     if (!KEY_USAGE_OID.every((b, i) => der[oid.start + i] === b)) continue;
-    const value = parts[parts.length - 1]!;
+    const value = parts[parts.length - 1];
     if (value.tag !== OCTET_STRING) return undefined;
     const bits = tlvAt(der, value.start, value.end);
     if (!bits || bits.tag !== BIT_STRING || bits.end - bits.start < 1) return undefined;
     // The first content byte counts unused bits; the flags start after it.
-    return bits.end - bits.start >= 2 && (der[bits.start + 1]! & KEY_CERT_SIGN) !== 0;
+    return bits.end - bits.start >= 2 && (der[bits.start + 1] & KEY_CERT_SIGN) !== 0;
   }
   return false;
 }

@@ -161,4 +161,3 @@ export function signResponse(response: ResponseToSign, key: SigningKey, nowS: nu
   );
   return { 'content-digest': digest, 'signature-input': signed.signatureInput, signature: signed.signature };
 }
-

@@ -28,9 +28,7 @@ function publicKeyOf(key: EncryptionJwk): Promise<CryptoKey> {
  * responses cannot be linked by their key material.
  */
 export async function encryptBody(body: Uint8Array, contentType: string, key: EncryptionJwk): Promise<Uint8Array> {
-  const jwe = await new CompactEncrypt(body)
-    .setProtectedHeader({ alg: JWE_ALG, enc: JWE_ENC, cty: contentType, kid: key.kid })
-    .encrypt(await publicKeyOf(key));
+  const jwe = await new CompactEncrypt(body).setProtectedHeader({ alg: JWE_ALG, enc: JWE_ENC, cty: contentType, kid: key.kid }).encrypt(await publicKeyOf(key));
   return Buffer.from(jwe, 'ascii');
 }
 

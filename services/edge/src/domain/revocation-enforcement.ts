@@ -90,11 +90,7 @@ export class RevocationAwareTokens extends CachingTokenVerifier {
 
   override get(token: string, thumbprint: string, certificateDer: Uint8Array): Promise<VerifiedToken> | VerifiedToken {
     const check = (v: VerifiedToken): VerifiedToken => {
-      if (
-        this.revocations.isTokenRevoked(v.jti) ||
-        this.revocations.isApplicationServerRevoked(v.scsAsId) ||
-        this.revocations.isCertificateRevoked(thumbprint)
-      ) {
+      if (this.revocations.isTokenRevoked(v.jti) || this.revocations.isApplicationServerRevoked(v.scsAsId) || this.revocations.isCertificateRevoked(thumbprint)) {
         throw new AeseError('INVALID_TOKEN', 'the access token is invalid');
       }
       return v;

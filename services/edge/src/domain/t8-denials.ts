@@ -12,9 +12,7 @@ export const AUTH_REALM = 'scef';
  * `INVALID_NONCE` detail says it.
  */
 export function acceptSignature(hasBody: boolean): string {
-  const components = hasBody
-    ? '"@method" "@target-uri" "authorization" "content-digest" "content-type"'
-    : '"@method" "@target-uri" "authorization"';
+  const components = hasBody ? '"@method" "@target-uri" "authorization" "content-digest" "content-type"' : '"@method" "@target-uri" "authorization"';
   return `sig1=(${components});created;nonce;keyid`;
 }
 
@@ -61,8 +59,18 @@ const DENIALS = {
   METHOD_NOT_ALLOWED: { status: 405, cause: 'METHOD_NOT_ALLOWED', detail: 'the method is not allowed on this resource', challenge: 'none' },
   INSUFFICIENT_SCOPE: { status: 403, cause: 'insufficient_scope', detail: 'the access token does not grant the scope of this API', challenge: 'insufficient_scope' },
   SCS_AS_ID_MISMATCH: { status: 403, cause: 'SCS_AS_ID_MISMATCH', detail: 'the scsAsId in the path is not the authenticated SCS/AS', challenge: 'none' },
-  ENCRYPTION_KEY_NOT_REGISTERED: { status: 406, cause: 'ENCRYPTION_KEY_NOT_REGISTERED', detail: 'an encrypted response was asked for but no encryption key is registered', challenge: 'none' },
-  ENCRYPTION_OBLIGED_WITHOUT_KEY: { status: 403, cause: 'ENCRYPTION_KEY_NOT_REGISTERED', detail: 'policy requires this response to be encrypted and no encryption key is registered', challenge: 'none' },
+  ENCRYPTION_KEY_NOT_REGISTERED: {
+    status: 406,
+    cause: 'ENCRYPTION_KEY_NOT_REGISTERED',
+    detail: 'an encrypted response was asked for but no encryption key is registered',
+    challenge: 'none',
+  },
+  ENCRYPTION_OBLIGED_WITHOUT_KEY: {
+    status: 403,
+    cause: 'ENCRYPTION_KEY_NOT_REGISTERED',
+    detail: 'policy requires this response to be encrypted and no encryption key is registered',
+    challenge: 'none',
+  },
   UNAVAILABLE: { status: 503, cause: 'SERVICE_UNAVAILABLE', detail: 'a service the request depends on is unavailable; nothing was executed', challenge: 'none', retryAfter: 1 },
   INTERNAL: { status: 500, cause: 'INTERNAL_ERROR', detail: 'internal error', challenge: 'none' },
 } as const satisfies Readonly<Record<string, DenialSpec>>;
@@ -97,11 +105,7 @@ function challengeOf(challenge: Challenge, scope: string | undefined): string | 
  * RFC 6750 challenge on authentication failures, `Retry-After` on temporary ones and any extra
  * headers (`Allow`, `Accept-Signature`).
  */
-export function deny(
-  kind: DenialKind,
-  reason: string = kind,
-  extra: { scope?: string; retryAfterS?: number; headers?: Readonly<Record<string, string>> } = {},
-): Denial {
+export function deny(kind: DenialKind, reason: string = kind, extra: { scope?: string; retryAfterS?: number; headers?: Readonly<Record<string, string>> } = {}): Denial {
   const spec: DenialSpec = DENIALS[kind];
   const headers: Record<string, string> = { ...extra.headers };
   const challenge = challengeOf(spec.challenge, extra.scope);

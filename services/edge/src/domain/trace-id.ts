@@ -10,8 +10,8 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
  */
 export function traceIdOf(traceparent: readonly string[] | undefined): string {
   if (traceparent?.length === 1) {
-    const m = TRACEPARENT.exec(traceparent[0]!.trim());
-    if (m && !/^0+$/.test(m[1]!)) return m[1]!;
+    const m = TRACEPARENT.exec(traceparent[0].trim());
+    if (m && !/^0+$/.test(m[1])) return m[1];
   }
   return randomBytes(16).toString('hex');
 }

@@ -71,7 +71,10 @@ export class DeliveryReporter {
   /** Given up for good. */
   dropped(n: ReportedNotification, attempts: number, reason: string): void {
     this.count(DELIVERY_METRIC_OUTCOMES.dropped, reason, n.api);
-    this.options.logger.warn({ notificationId: n.notificationId, scsAsId: n.scsAsId, api: n.api, subscriptionId: n.subscriptionId, reason, attempts }, 'notification not delivered');
+    this.options.logger.warn(
+      { notificationId: n.notificationId, scsAsId: n.scsAsId, api: n.api, subscriptionId: n.subscriptionId, reason, attempts },
+      'notification not delivered',
+    );
     this.options.audit.record({
       actor: n.scsAsId,
       action: 'notification.deliver',
@@ -112,7 +115,10 @@ export class DeliveryReporter {
         return;
       } catch (err) {
         if (attempt >= OUTCOME_PUBLISH_ATTEMPTS) {
-          this.options.logger.error({ err, notificationId: outcome.notificationId, outcome: outcome.outcome }, 'notification outcome not reported: its report stays reserved until the notification expires');
+          this.options.logger.error(
+            { err, notificationId: outcome.notificationId, outcome: outcome.outcome },
+            'notification outcome not reported: its report stays reserved until the notification expires',
+          );
           return;
         }
         await new Promise(resolve => setTimeout(resolve, delay));

@@ -18,8 +18,7 @@ const MAX_PER_SECOND = 1_000_000;
 
 /** What the obligations of one notification ask of the edge, or why they cannot be met. */
 export type ObligationPlan =
-  | { readonly ok: true; readonly encrypt: boolean; readonly perSecond: number | undefined }
-  | { readonly ok: false; readonly reason: 'UNKNOWN_OBLIGATION' | 'INVALID_OBLIGATION' };
+  { readonly ok: true; readonly encrypt: boolean; readonly perSecond: number | undefined } | { readonly ok: false; readonly reason: 'UNKNOWN_OBLIGATION' | 'INVALID_OBLIGATION' };
 
 /**
  * Reads the obligations of a notification: every one the authorization service can state is
@@ -76,9 +75,7 @@ export interface DeliveryDeps {
  * any other answer of the receiver: 3xx, 4xx).
  */
 export type DeliveryOutcome =
-  | { readonly kind: 'delivered'; readonly status: number }
-  | { readonly kind: 'retry'; readonly reason: string }
-  | { readonly kind: 'drop'; readonly reason: string };
+  { readonly kind: 'delivered'; readonly status: number } | { readonly kind: 'retry'; readonly reason: string } | { readonly kind: 'drop'; readonly reason: string };
 
 /**
  * Delivers one notification: re-checks the destination against the SSRF rules (DNS may have

@@ -97,10 +97,7 @@ export class ReplayGuard {
     const since = this.store.historySinceMs();
     // A nonce recorded before the store lost its history had created <= (loss time + skew).
     if (since !== undefined && input.created <= Math.floor(since / 1000) + this.skewS) {
-      throw new AeseError(
-        'UNAVAILABLE',
-        'the replay store cannot vouch for requests created before it last lost its history; sign the request again',
-      );
+      throw new AeseError('UNAVAILABLE', 'the replay store cannot vouch for requests created before it last lost its history; sign the request again');
     }
     if (signal?.aborted) throw new AeseError('UNAVAILABLE', 'the call was abandoned before the replay check');
     let recorded: boolean;

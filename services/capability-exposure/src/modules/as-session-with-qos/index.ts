@@ -38,7 +38,7 @@ function stripSelf(resource: Body): Body {
 function ueRefOf(body: Body): UeRef | undefined {
   const present = UE_MEMBERS.filter(m => typeof body[m] === 'string');
   if (present.length !== 1) return undefined;
-  const v = body[present[0]!] as string;
+  const v = body[present[0]] as string;
   switch (present[0]) {
     case 'ueIpv4Addr':
       return { ipv4Addr: v };
@@ -187,7 +187,17 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     const now = s.now();
     const resource: Body = { ...body, self: req.resourceUri(id) };
     const state: QosState = { sessionId: session.id, ueHandle: ue.handle };
-    const record: StoredResource = { api: AS_SESSION_WITH_QOS_API, scsAsId: req.scsAsId, id, resource, targets: reach.targets, dataCategories: reach.dataCategories, createdAtMs: now, updatedAtMs: now, state: { ...state } };
+    const record: StoredResource = {
+      api: AS_SESSION_WITH_QOS_API,
+      scsAsId: req.scsAsId,
+      id,
+      resource,
+      targets: reach.targets,
+      dataCategories: reach.dataCategories,
+      createdAtMs: now,
+      updatedAtMs: now,
+      state: { ...state },
+    };
     try {
       await s.store.put(record);
     } catch (err) {
@@ -211,7 +221,13 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     const updated = await s.network.updateQosSession(state.sessionId, sessionRequest(next, ue));
     if (!updated) await s.network.restoreQosSession(state.sessionId, sessionRequest(next, ue));
     const reach = await reachOf(next);
-    const record: StoredResource = { ...existing, resource: { ...stripSelf(next), self: req.resourceUri(existing.id) }, targets: reach.targets, dataCategories: reach.dataCategories, updatedAtMs: s.now() };
+    const record: StoredResource = {
+      ...existing,
+      resource: { ...stripSelf(next), self: req.resourceUri(existing.id) },
+      targets: reach.targets,
+      dataCategories: reach.dataCategories,
+      updatedAtMs: s.now(),
+    };
     await s.store.put(record);
     return record;
   }

@@ -53,7 +53,7 @@ function typesOf(body: Body): MonitoringType[] {
 function mainIdentifier(body: Body): { kind: 'externalId' | 'msisdn' | 'externalGroupId'; value: string } | undefined {
   const present = (['externalId', 'msisdn', 'externalGroupId'] as const).filter(k => typeof body[k] === 'string');
   if (present.length !== 1) return undefined;
-  return { kind: present[0]!, value: body[present[0]!] as string };
+  return { kind: present[0], value: body[present[0]] as string };
 }
 
 function stripSelf(resource: Body): Body {
@@ -167,7 +167,7 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
       }
       case 'UE_REACHABILITY': {
         const r = await s.network.reachability(ue);
-        return r.reachable ? { ...who, monitoringType: type, reachabilityType: (body['reachabilityType'] as string | undefined) ?? 'DATA', eventTime: isoTime(now) } : undefined;
+        return r.reachable ? { ...who, monitoringType: type, reachabilityType: body['reachabilityType'] ?? 'DATA', eventTime: isoTime(now) } : undefined;
       }
       case 'LOSS_OF_CONNECTIVITY':
         return undefined;
@@ -203,11 +203,21 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     const now = s.now();
     const resource: Body = { ...body, self: req.resourceUri(id) };
     if (body['immediateRep'] === true && resolved.ues.length === 1) {
-      const r = await reportFor(type, resolved.ues[0]!, resolved.identifiedBy, body);
+      const r = await reportFor(type, resolved.ues[0], resolved.identifiedBy, body);
       if (r) resource['monitoringEventReport'] = r;
     }
     const state: MonitoringState = { identifiedBy: resolved.identifiedBy, ueHandles: resolved.ues.map(u => u.handle), reportsSent: 0 };
-    const record: StoredResource = { api: MONITORING_EVENT_API, scsAsId: req.scsAsId, id, resource, targets: reach.targets, dataCategories: reach.dataCategories, createdAtMs: now, updatedAtMs: now, state: { ...state } };
+    const record: StoredResource = {
+      api: MONITORING_EVENT_API,
+      scsAsId: req.scsAsId,
+      id,
+      resource,
+      targets: reach.targets,
+      dataCategories: reach.dataCategories,
+      createdAtMs: now,
+      updatedAtMs: now,
+      state: { ...state },
+    };
     await s.store.put(record);
     return {
       status: 201,
@@ -223,9 +233,20 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     const resolved = await resolve(next);
     const reach = await module.reach(next);
     const resource: Body = { ...stripSelf(next), self: req.resourceUri(existing.id) };
-    const state: MonitoringState = { identifiedBy: resolved.identifiedBy, ueHandles: resolved.ues.map(u => u.handle), reportsSent: (existing.state['reportsSent'] as number | undefined) ?? 0 };
+    const state: MonitoringState = {
+      identifiedBy: resolved.identifiedBy,
+      ueHandles: resolved.ues.map(u => u.handle),
+      reportsSent: (existing.state['reportsSent'] as number | undefined) ?? 0,
+    };
     // The report count and the reports in flight (the notification engine's) carry over.
-    const record: StoredResource = { ...existing, resource, targets: reach.targets, dataCategories: reach.dataCategories, updatedAtMs: s.now(), state: { ...existing.state, ...state } };
+    const record: StoredResource = {
+      ...existing,
+      resource,
+      targets: reach.targets,
+      dataCategories: reach.dataCategories,
+      updatedAtMs: s.now(),
+      state: { ...existing.state, ...state },
+    };
     await s.store.put(record);
     return record;
   }
@@ -280,8 +301,15 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
       const at = isoTime(event.atMs);
       let report: Body;
       if (event.kind === 'location') report = { ...who, monitoringType: type, locationInfo: locationInfo(event.location, s.now()), eventTime: at };
-      else if (event.kind === 'roaming') report = { ...who, monitoringType: type, roamingStatus: event.roaming.roaming, ...(body['plmnIndication'] === true ? { plmnId: { ...event.roaming.servingPlmn } } : {}), eventTime: at };
-      else if (type === 'UE_REACHABILITY') report = { ...who, monitoringType: type, reachabilityType: (body['reachabilityType'] as string | undefined) ?? 'DATA', eventTime: at };
+      else if (event.kind === 'roaming')
+        report = {
+          ...who,
+          monitoringType: type,
+          roamingStatus: event.roaming.roaming,
+          ...(body['plmnIndication'] === true ? { plmnId: { ...event.roaming.servingPlmn } } : {}),
+          eventTime: at,
+        };
+      else if (type === 'UE_REACHABILITY') report = { ...who, monitoringType: type, reachabilityType: body['reachabilityType'] ?? 'DATA', eventTime: at };
       else report = { ...who, monitoringType: type, lossOfConnectReason: LOSS_REASON_MAX_DETECTION_TIME_EXPIRED, eventTime: at };
       out.push({ record, body: { subscription: body['self'], monitoringEventReports: [report] }, dataCategories: [MONITORING_CATEGORIES[type]] });
     }

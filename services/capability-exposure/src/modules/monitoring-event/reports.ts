@@ -24,9 +24,7 @@ export function locationInfo(loc: UeLocation, nowMs: number): Record<string, unk
   const plmnId = { mcc: loc.plmn.mcc, mnc: loc.plmn.mnc };
   const tai = { plmnId, tac: loc.tac };
   const userLocation =
-    loc.rat === 'EUTRA'
-      ? { eutraLocation: { tai, ecgi: { plmnId, eutraCellId: loc.cellId } } }
-      : { nrLocation: { tai, ncgi: { plmnId, nrCellId: loc.cellId } } };
+    loc.rat === 'EUTRA' ? { eutraLocation: { tai, ecgi: { plmnId, eutraCellId: loc.cellId } } } : { nrLocation: { tai, ncgi: { plmnId, nrCellId: loc.cellId } } };
   return {
     ageOfLocationInfo: Math.max(0, Math.floor((nowMs - loc.observedAtMs) / 60_000)),
     cellId: `${plmnString(loc.plmn)}${loc.cellId}`,
