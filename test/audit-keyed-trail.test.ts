@@ -11,6 +11,7 @@ import type { CliResult } from './support/cli.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
 import { onboardAs } from './support/onboarding.ts';
+import { eventually } from '@aese/testing';
 
 /** One stream message as an attacker with the JetStream administrator's rights sees it. */
 interface Msg {
@@ -34,11 +35,7 @@ function rehash(events: AuditEvent[]): AuditEvent[] {
 
 /** Polls (no fixed sleeps) until `check` holds, within a bound. */
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(r => setTimeout(r, 100));
-  }
+  await eventually(check, timeoutMs, what);
 }
 
 describe('keyed audit trail: signed checkpoints and a gap-free stream (aese audit verify against a running mesh)', function () {

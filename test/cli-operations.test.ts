@@ -10,6 +10,7 @@ import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
 import { onboardAs } from './support/onboarding.ts';
 import type { TestAs } from './support/onboarding.ts';
+import { eventually } from '@aese/testing';
 
 describe('aese revocation, key and audit commands (CLI binary against a running mesh)', function () {
   this.timeout(90_000);
@@ -120,8 +121,10 @@ describe('aese revocation, key and audit commands (CLI binary against a running 
       const jsm = await nc.jetstreamManager();
       // (A purge would itself be detected: the chains would no longer start at 1.) The trail
       // already has the removal from the previous test, but nothing altered.
+      const rotations = async () => (await readAuditTrail(nc)).filter(e => e.action === 'key.rotate').length;
+      const rotatedBefore = await rotations();
       await aese(['keys', 'rotate'], env);
-      await new Promise(r => setTimeout(r, 200));
+      await eventually(async () => (await rotations()) > rotatedBefore, 5_000, 'the rotation in the audit trail');
       expect((await aese(['audit', 'verify'], env)).stdout).not.to.match(/ALTERED/);
       // Replace the last event (not a checkpoint) with an altered copy (decision flipped).
       const lastEvent = (await readAuditStream(nc)).messages.filter(m => (m.body as { kind?: string }).kind !== 'checkpoint').pop()!;

@@ -16,20 +16,15 @@ import { AS_DESTINATION, captureLogger, edgeClient, startInstance, t8, TestPolic
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
 import { onboardAs } from './support/onboarding.ts';
+import { eventuallyValue } from '@aese/testing';
 
 const ACTIVE = 1;
 const SUSPENDED = 2;
 const INTEGRITY_LINE = /failed its integrity check/;
 
 /** Polls until `probe` returns a value (not undefined); bounded, so a broken service fails the test. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(r => setTimeout(r, delay));
-  }
+function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  return eventuallyValue(probe, timeoutMs, what);
 }
 
 /** The health status of a mesh service at an address ('UNREACHABLE' when it does not answer). */

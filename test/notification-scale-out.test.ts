@@ -15,7 +15,7 @@ import { NETWORK_EVENTS_SUBJECT_PREFIX, NOTIFICATIONS_STREAM, notificationSubjec
 import type { MeshClient } from '@aese/grpc-client';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { NotificationRequested, SignedEvent } from '@aese/protos/events/v1';
-import { tempDir } from '@aese/testing';
+import { eventuallyValue, tempDir } from '@aese/testing';
 import { startInstance } from '../services/capability-exposure/test/support.ts';
 import type { RunningCapabilityExposure } from '../services/capability-exposure/src/server.ts';
 import { operatorAuthClient } from './support/as-client.ts';
@@ -38,14 +38,8 @@ interface Report {
   readonly cellId: string;
 }
 
-async function until<T>(what: string, look: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await look();
-    if (got !== undefined) return got;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise(r => setTimeout(r, 50));
-  }
+function until<T>(what: string, look: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  return eventuallyValue(look, timeoutMs, what);
 }
 
 describe('notifications with two capability-exposure replicas: one per network event', function () {

@@ -16,6 +16,7 @@ import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
 import { AuditReader, grantAccess, MONITORING_EVENT, onboardT8As, simulatedUe, T8_ISSUER, T8Client } from './support/t8-client.ts';
+import { eventually } from '@aese/testing';
 
 const ME = '/3gpp-monitoring-event/v1';
 const UE = simulatedUe(3);
@@ -164,5 +165,24 @@ describe('observability: one trace per T8 request across the mesh', function () 
     const refusedLines = mesh.logs.filter(l => l.includes('"t8 request refused"') && l.includes('SCS_AS_ID_MISMATCH'));
     expect(refusedLines).to.have.length(1);
     expect(JSON.parse(refusedLines[0])).to.include({ traceId });
+  });
+  it('carries the trace into the notification: published by capability-exposure, delivered by the edge, one trace', async () => {
+    exporter.reset();
+    const { prepared, reply } = await client.call({
+      method: 'POST',
+      path: `${ME}/as-traced/subscriptions`,
+      body: { externalId: UE.externalId, notificationDestination: RECEIVER, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 10, requestTestNotification: true },
+    });
+    expect(reply.status, reply.text).to.equal(201);
+    const traceId = prepared.traceId;
+    // The TestNotification is published inside the request's Invoke and delivered (attempted) by the edge.
+    await eventually(() => named(spansOf(traceId), 'deliver notification').length > 0, 10_000, 'the delivery span in the request trace');
+    const spans = spansOf(traceId);
+    const publish = one(spans, 'publish AESE_NOTIFICATIONS');
+    expect(publish.kind).to.equal(SpanKind.PRODUCER);
+    expect(publish.parentSpanContext?.spanId).to.equal(one(spans, INVOKE).spanContext().spanId);
+    const deliver = named(spans, 'deliver notification')[0];
+    expect(deliver.kind).to.equal(SpanKind.CLIENT);
+    expect(deliver.parentSpanContext?.spanId, 'the delivery continues the signed traceparent').to.equal(publish.spanContext().spanId);
   });
 });

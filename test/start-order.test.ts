@@ -90,6 +90,7 @@ describe('start order converges: crypto started 10 s after the others (issue 7, 
       for (const [name, addrVar] of DEPENDENT) expect(await health(addrVar), name).to.equal('NOT_SERVING');
       expect(await tokenStatus(early), 'edge').to.equal(503);
       probes++;
+      // Probing once a second for the whole of crypto's delay is the point: NOT_SERVING throughout.
       await new Promise(r => setTimeout(r, 1_000));
     }
     expect(probes).to.be.at.least(3);

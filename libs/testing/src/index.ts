@@ -34,6 +34,13 @@ export async function eventually(cond: () => boolean | Promise<boolean>, timeout
   }
 }
 
+/** Polls `probe` until it gives a value (not undefined) and returns it; fails after `timeoutMs`. */
+export async function eventuallyValue<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, what = 'a value'): Promise<T> {
+  let value: T | undefined;
+  await eventually(async () => (value = await probe()) !== undefined, timeoutMs, what);
+  return value as T;
+}
+
 /**
  * An ES256 event signer with a key of its own, and its public JWK: a stand-in for crypto's
  * event-signing key in tests of the events libraries, or a forger's key under a real kid.

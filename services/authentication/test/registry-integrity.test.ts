@@ -9,6 +9,7 @@ import { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { onboardAs } from '../../../test/support/onboarding.ts';
+import { eventuallyValue } from '@aese/testing';
 
 describe('AS registry integrity in KV', function () {
   this.timeout(60_000);
@@ -71,12 +72,6 @@ describe('AS registry integrity in KV', function () {
 });
 
 /** Polls until `probe` returns a value; bounded so a broken service fails the test. */
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise(r => setTimeout(r, delay));
-  }
+function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  return eventuallyValue(probe, timeoutMs);
 }

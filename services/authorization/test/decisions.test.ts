@@ -6,6 +6,7 @@ import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { authorizationClient, failure, request, TEST_GRANTS, UE, UE_VALUES } from './support.ts';
 import type { AuthorizationClient } from './support.ts';
+import { eventually } from '@aese/testing';
 
 const SHIPPED_POLICIES = readFileSync(new URL('../policies/base.cedar', import.meta.url), 'utf8');
 
@@ -206,10 +207,11 @@ describe('authorization decisions (Cedar, deny by default, grants as entity data
       expect(denied.allowed).to.equal(false);
       let trail = await readAuditTrail(nc);
       const mine = () => trail.filter(e => e.service === 'authorization');
-      for (let i = 0; i < 40 && !mine().some(e => e.reason === 'TARGET_NOT_GRANTED' && e.detail?.['categories'] === 'location'); i++) {
-        await new Promise(r => setTimeout(r, 50));
-        trail = await readAuditTrail(nc);
-      }
+      await eventually(
+        async () => (trail = await readAuditTrail(nc)).some(e => e.service === 'authorization' && e.reason === 'TARGET_NOT_GRANTED' && e.detail?.['categories'] === 'location'),
+        2_000,
+        'the denial in the audit trail',
+      );
       const denial = mine().find(e => e.action === 'authorization.decide' && e.reason === 'TARGET_NOT_GRANTED');
       expect(denial).to.deep.include({ actor: 'as-a', decision: 'deny' });
       expect(denial?.detail).to.deep.include({ api: '3gpp-monitoring-event', operation: 'create', policyVersion: version });

@@ -1,8 +1,9 @@
 import type { JetStreamClient, NatsConnection } from 'nats';
-import { context, propagation } from '@opentelemetry/api';
-import { ensureNotificationStream, notificationSubject, signNotification } from '@aese/events';
+import { SpanKind } from '@opentelemetry/api';
+import { ensureNotificationStream, NOTIFICATIONS_STREAM, notificationSubject, signNotification } from '@aese/events';
 import type { EventSigner } from '@aese/events';
 import { NotificationRequested } from '@aese/protos/events/v1';
+import { activeTraceparent, inSpan } from '@aese/telemetry';
 import { PublishUnconfirmed } from './domain/notification-sink.js';
 import type { NotificationSink, OutboundNotification } from './domain/notification-sink.js';
 
@@ -24,9 +25,15 @@ export class NatsNotificationSink implements NotificationSink {
     return new NatsNotificationSink(nc.jetstream(), signer);
   }
 
-  async publish(n: OutboundNotification): Promise<void> {
-    const carrier: Record<string, string> = {};
-    propagation.inject(context.active(), carrier);
+  publish(n: OutboundNotification): Promise<void> {
+    // A producer span whose context travels inside the signed request: the edge's delivery joins the trace.
+    return inSpan(`publish ${NOTIFICATIONS_STREAM}`, () => this.publishSigned(n), {
+      kind: SpanKind.PRODUCER,
+      attributes: { 'messaging.system': 'nats', 'messaging.destination.name': NOTIFICATIONS_STREAM, 'aese.api': n.api },
+    });
+  }
+
+  private async publishSigned(n: OutboundNotification): Promise<void> {
     const message = NotificationRequested.encode({
       notificationId: n.notificationId,
       scsAsId: n.scsAsId,
@@ -37,7 +44,7 @@ export class NatsNotificationSink implements NotificationSink {
       obligations: n.obligations.map(o => o.type),
       obligationDetails: n.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })),
       createdAtMs: n.createdAtMs,
-      traceparent: carrier['traceparent'] ?? '',
+      traceparent: activeTraceparent(),
     }).finish();
     const subject = notificationSubject(n.scsAsId);
     const signed = await signNotification(this.signer, subject, message, n.createdAtMs);

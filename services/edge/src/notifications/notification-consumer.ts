@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy } from 'nats';
+import { SpanKind } from '@opentelemetry/api';
 import type { Meter } from '@opentelemetry/api';
 import type { JsMsg, NatsConnection } from 'nats';
 import type { AuditLog, EventSigner, EventVerifier } from '@aese/events';
@@ -13,6 +14,7 @@ import {
 } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
+import { contextFromTraceparent, inSpan } from '@aese/telemetry';
 import type { NotificationRequested } from '@aese/protos/events/v1';
 import { deliverNotification, planObligations } from './delivery.js';
 import type { DeliveryDeps, DeliveryOutcome } from './delivery.js';
@@ -124,12 +126,17 @@ export async function startNotifier(options: NotifierOptions): Promise<{ stop():
     const keepAlive = setInterval(() => m.working(), ACK_WAIT_MS / 3);
     try {
       const run = lanes.run(n.scsAsId, plan.perSecond, () =>
-        deliverNotification({ notificationId: n.notificationId, scsAsId: n.scsAsId, destination: n.destination, body: n.body, encrypt: plan.encrypt, attempt }, options.deps).catch(
-          (err: unknown): DeliveryOutcome => {
-            logger.warn({ err }, 'notification delivery failed');
-            return { kind: 'retry', reason: 'INTERNAL' };
-          },
-        ),
+        // The delivery continues the trace capability-exposure signed into the request.
+        inSpan(
+          'deliver notification',
+          () =>
+            deliverNotification({ notificationId: n.notificationId, scsAsId: n.scsAsId, destination: n.destination, body: n.body, encrypt: plan.encrypt, attempt }, options.deps),
+          { kind: SpanKind.CLIENT, attributes: { 'aese.api': n.api, 'aese.attempt': attempt } },
+          contextFromTraceparent(n.traceparent),
+        ).catch((err: unknown): DeliveryOutcome => {
+          logger.warn({ err }, 'notification delivery failed');
+          return { kind: 'retry', reason: 'INTERNAL' };
+        }),
       );
       if (run === undefined) return settle(m, n, attempt, { kind: 'drop', reason: 'QUEUE_FULL' });
       const outcome = await run;
