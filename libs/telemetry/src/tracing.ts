@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { ConfigError, optionalStr } from '@aese/config';
 import type { Setting } from '@aese/config';
@@ -33,6 +34,8 @@ export const TRACING_SETTINGS = {
   otlpEndpoint: optionalStr('OTEL_EXPORTER_OTLP_ENDPOINT'),
   /** OTLP/HTTP traces URL, used as is; wins over the base URL. */
   otlpTracesEndpoint: optionalStr('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'),
+  /** PEM of the CAs an https collector's certificate chains to (default: the system's). */
+  otlpCertificate: optionalStr('OTEL_EXPORTER_OTLP_CERTIFICATE'),
   /** Share of new traces recorded; a request that arrives with a trace context follows its caller's decision. */
   traceSampleRatio: ratio('OTEL_TRACES_SAMPLER_ARG', DEFAULT_TRACE_SAMPLE_RATIO),
 } as const;
@@ -41,6 +44,7 @@ export const TRACING_SETTINGS = {
 export interface TracingConfig {
   readonly otlpEndpoint: string | undefined;
   readonly otlpTracesEndpoint: string | undefined;
+  readonly otlpCertificate?: string | undefined;
   readonly traceSampleRatio: number;
 }
 
@@ -83,7 +87,10 @@ const DISABLED: Tracing = { enabled: false, flush: async () => undefined, shutdo
 export function startTracing(options: TracingOptions): Tracing {
   const url = otlpTracesUrl(options.config);
   const processors: SpanProcessor[] = [];
-  if (url) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
+  if (url) {
+    const ca = options.config.otlpCertificate ? readFileSync(options.config.otlpCertificate) : undefined;
+    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url, ...(ca ? { httpAgentOptions: { ca } } : {}) })));
+  }
   if (options.exporter) processors.push(new SimpleSpanProcessor(options.exporter));
   if (processors.length === 0) return DISABLED;
   const provider = new NodeTracerProvider({
