@@ -19,6 +19,19 @@ export interface StoredResource {
   readonly state: Readonly<Record<string, unknown>>;
 }
 
+/** A resource just created: what it reaches, created and updated now, with its module's state. */
+export function newStoredResource(
+  api: string,
+  scsAsId: string,
+  id: string,
+  resource: Record<string, unknown>,
+  reach: { readonly targets: readonly string[]; readonly dataCategories: readonly string[] },
+  state: object,
+  nowMs: number,
+): StoredResource {
+  return { api, scsAsId, id, resource, targets: reach.targets, dataCategories: reach.dataCategories, createdAtMs: nowMs, updatedAtMs: nowMs, state: { ...state } };
+}
+
 /** Where resources live; JetStream KV in the service, memory in unit tests. */
 export interface ResourceStore {
   get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined>;

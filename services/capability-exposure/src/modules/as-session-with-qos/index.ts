@@ -1,6 +1,7 @@
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import { applyMergePatch } from '../../domain/patch.js';
 import { invalidParam, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js';
+import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent, UeRef, UeView } from '../../network/network-adapter.js';
 import { targetOf } from '@aese/t8-catalog';
@@ -187,17 +188,7 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     const now = s.now();
     const resource: Body = { ...body, self: req.resourceUri(id) };
     const state: QosState = { sessionId: session.id, ueHandle: ue.handle };
-    const record: StoredResource = {
-      api: AS_SESSION_WITH_QOS_API,
-      scsAsId: req.scsAsId,
-      id,
-      resource,
-      targets: reach.targets,
-      dataCategories: reach.dataCategories,
-      createdAtMs: now,
-      updatedAtMs: now,
-      state: { ...state },
-    };
+    const record = newStoredResource(AS_SESSION_WITH_QOS_API, req.scsAsId, id, resource, reach, state, now);
     try {
       await s.store.put(record);
     } catch (err) {

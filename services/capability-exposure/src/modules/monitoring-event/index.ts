@@ -2,6 +2,7 @@ import { T8Problem, PROBLEM_CAUSES, invalidParam } from '../../domain/problem.js
 import { applyJsonPatch } from '../../domain/patch.js';
 import type { PatchOperation } from '../../domain/patch.js';
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
+import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent, UeView } from '../../network/network-adapter.js';
 import type { ApiModule, ModuleDefinition, ModuleServices, PendingNotification, RouteRequest, RouteResult } from '../registry.js';
@@ -207,17 +208,7 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
       if (r) resource['monitoringEventReport'] = r;
     }
     const state: MonitoringState = { identifiedBy: resolved.identifiedBy, ueHandles: resolved.ues.map(u => u.handle), reportsSent: 0 };
-    const record: StoredResource = {
-      api: MONITORING_EVENT_API,
-      scsAsId: req.scsAsId,
-      id,
-      resource,
-      targets: reach.targets,
-      dataCategories: reach.dataCategories,
-      createdAtMs: now,
-      updatedAtMs: now,
-      state: { ...state },
-    };
+    const record = newStoredResource(MONITORING_EVENT_API, req.scsAsId, id, resource, reach, state, now);
     await s.store.put(record);
     return {
       status: 201,
