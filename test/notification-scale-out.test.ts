@@ -102,8 +102,16 @@ describe('notifications with two capability-exposure replicas: one per network e
   after(async () => {
     operator?.close();
     receiver?.close();
-    await second?.stop();
-    await mesh?.stop();
+    // A replica's stop has once hung here after the takeover test (not diagnosed yet): the
+    // teardown goes on after a bound, saying so, rather than holding the suite.
+    const bounded = async (stop: Promise<void> | undefined, what: string): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<void>(resolve => (timer = setTimeout(() => (console.warn(`teardown: ${what} did not stop within 30 s`), resolve()), 30_000)));
+      await Promise.race([stop, late]);
+      clearTimeout(timer);
+    };
+    await bounded(second?.stop(), 'the second replica');
+    await bounded(mesh?.stop(), 'the mesh');
     dir.remove();
   });
 
