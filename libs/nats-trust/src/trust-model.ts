@@ -14,6 +14,7 @@ import {
   TOKEN_REVOCATIONS_SUBJECT,
 } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
+import { REPLAY_WINDOW_STREAM, REPLAY_WINDOW_SUBJECT_PREFIX } from '@aese/replay-window';
 import { MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME, spiffeId } from '@aese/pki';
 import type { MeshService } from '@aese/pki';
 
@@ -49,7 +50,7 @@ export const DEPLOYMENT_BUCKET = KV_BUCKETS.deployment;
  * The NATS trust model: which identity may read, create and write what. Only crypto writes keys;
  * only authentication writes the registry and publishes revocations; only authorization writes
  * policies; only capability exposure writes subscriptions, publishes network events and requests notifications, which only
- * the edge consumes; only the edge reports their outcomes, which only capability exposure reads; each service appends to its own audit chains; the operator CLI reads the
+ * the edge consumes; only the edge reports their outcomes and holds replay leases; replay-guard and the edge append nonces, which only capability exposure reads; each service appends to its own audit chains; the operator CLI reads the
  * audit trail. No service may delete or purge anything: that takes the administrator.
  */
 export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
@@ -78,9 +79,9 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
   },
   'replay-guard': {
     // It decides replays and audits nothing itself (the edge audits the refusals).
-    read: [kvStream(KV_BUCKETS.replayNonces), kvStream(DEPLOYMENT_BUCKET)],
-    create: [kvStream(KV_BUCKETS.replayNonces)],
-    publish: [kvWrite(KV_BUCKETS.replayNonces)],
+    read: [REPLAY_WINDOW_STREAM, kvStream(DEPLOYMENT_BUCKET)],
+    create: [REPLAY_WINDOW_STREAM],
+    publish: [`${REPLAY_WINDOW_SUBJECT_PREFIX}.*`],
   },
   'capability-exposure': {
     // The network events and the simulated network's owner lease are its replicas' own business.
@@ -103,9 +104,10 @@ export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
     ],
   },
   edge: {
-    read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, NOTIFICATIONS_STREAM],
-    create: [NOTIFICATIONS_STREAM, NOTIFICATION_OUTCOMES_STREAM, AUDIT_STREAM],
-    publish: [`${NOTIFICATION_OUTCOMES_SUBJECT_PREFIX}.>`, auditOf('edge')],
+    // The replay windows of the ASes whose lease it holds are decided in the edge itself.
+    read: [kvStream(DEPLOYMENT_BUCKET), CONTROL_STREAM, TOKEN_REVOCATIONS_STREAM, NOTIFICATIONS_STREAM, REPLAY_WINDOW_STREAM, kvStream(KV_BUCKETS.replayLeases)],
+    create: [NOTIFICATIONS_STREAM, NOTIFICATION_OUTCOMES_STREAM, AUDIT_STREAM, REPLAY_WINDOW_STREAM, kvStream(KV_BUCKETS.replayLeases)],
+    publish: [`${NOTIFICATION_OUTCOMES_SUBJECT_PREFIX}.>`, auditOf('edge'), `${REPLAY_WINDOW_SUBJECT_PREFIX}.*`, kvWrite(KV_BUCKETS.replayLeases)],
   },
   [OPERATOR_NAME]: {
     read: [AUDIT_STREAM, kvStream(DEPLOYMENT_BUCKET)],

@@ -15,7 +15,8 @@ export const KV_BUCKETS = {
   applicationServers: 'aese_application_servers',
   certificateIndex: 'aese_certificate_index',
   signingKeys: 'aese_signing_keys',
-  replayNonces: 'aese_replay_nonces',
+  /** Which edge holds each AS's replay window (libs/replay-window): one key per AS under a lease (the bucket's TTL). */
+  replayLeases: 'aese_replay_leases',
   policies: 'aese_policies',
   subscriptions: 'aese_subscriptions',
   /** The deployment's identity (its mesh CA): a stack started against another deployment's NATS says so. */
@@ -62,6 +63,8 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
       timeout: settings.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
+      // Per-request operations would otherwise capture a stack trace each (a few us apiece).
+      noAsyncTraces: true,
       ...(settings.tls ? { tls: { ca: settings.tls.caPem, cert: settings.tls.certPem, key: settings.tls.keyPem } } : {}),
       ...(settings.inboxPrefix ? { inboxPrefix: settings.inboxPrefix } : {}),
       ...(settings.credentials ? { authenticator: credsAuthenticator(new TextEncoder().encode(settings.credentials)) } : {}),

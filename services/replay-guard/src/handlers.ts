@@ -3,7 +3,7 @@ import type { HandlersOf } from '@aese/grpc-server';
 import type { Logger } from '@aese/logger';
 import { Verdict as PbVerdict } from '@aese/protos/replay-guard/v1';
 import type { ReplayGuardServiceService } from '@aese/protos/replay-guard/v1';
-import type { ReplayGuard, Verdict } from './domain/replay-guard.js';
+import type { ReplayGuard, Verdict } from '@aese/replay-window';
 
 type Handlers = HandlersOf<typeof ReplayGuardServiceService>;
 

@@ -8,9 +8,8 @@ import { ReplayGuardServiceService } from '@aese/protos/replay-guard/v1';
 import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics } from '@aese/runtime';
 import { ReplayRefusalMetrics } from '@aese/telemetry';
 import type { Stoppable } from '@aese/runtime';
-import { nonceTtlMs, ReplayGuard } from './domain/replay-guard.js';
+import { nonceTtlMs, ReplayGuard, StreamNonceStore } from '@aese/replay-window';
 import { replayGuardHandlers } from './handlers.js';
-import { KvNonceStore } from './kv-nonce-store.js';
 
 /** How old a request's `created` may be (T8 security profile section 4). */
 export const DEFAULT_REPLAY_WINDOW_S = 60;
@@ -40,8 +39,8 @@ export interface ReplayGuardStartOptions {
 }
 
 /**
- * Starts the replay guard: nonces in a shared JetStream KV bucket, decisions on mTLS gRPC for
- * the edge only. Health follows the store: NOT_SERVING while NATS is unreachable, when every
+ * Starts the replay guard: nonces in the shared JetStream replay stream (libs/replay-window),
+ * decisions on mTLS gRPC for the edge only (for the ASes whose replay window no edge holds). Health follows the store: NOT_SERVING while NATS is unreachable, when every
  * call fails closed with UNAVAILABLE.
  */
 export async function startReplayGuardService(env: Env, logger: Logger, options: ReplayGuardStartOptions = {}): Promise<RunningService> {
@@ -53,9 +52,9 @@ export async function startReplayGuardService(env: Env, logger: Logger, options:
 
   const telemetry = await startMeshServiceMetrics(common, 'replay-guard');
   const nc = await connectServiceNats(common, 'replay-guard', logger, telemetry.meter);
-  let store: KvNonceStore;
+  let store: StreamNonceStore;
   try {
-    store = await KvNonceStore.open(nc, {
+    store = await StreamNonceStore.open(nc, {
       ttlMs: nonceTtlMs(config.windowS, config.skewS),
       timeoutMs: config.storeTimeoutMs,
       replicas: common.natsReplicas,

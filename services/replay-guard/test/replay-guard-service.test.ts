@@ -7,28 +7,25 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
-import { DiscardPolicy, RetentionPolicy, StorageType } from 'nats';
+import { DiscardPolicy, StorageType } from 'nats';
 import type { NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import { createMeshClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
-import { kvKeys } from '@aese/nats';
 import { initPki, pkiLayout } from '@aese/pki';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { serviceId } from '@aese/runtime';
 import type { MeshTls } from '@aese/runtime';
 import { connectNatsAs, eventually, freePort, startNatsServer, tempDir } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
-import { nonceKey } from '../src/domain/nonce-key.ts';
-import { nonceTtlMs } from '../src/domain/replay-guard.ts';
-import { REPLAY_NONCES_BUCKET } from '../src/kv-nonce-store.ts';
+import { nonceKey, nonceTtlMs, REPLAY_WINDOW_STREAM, REPLAY_WINDOW_SUBJECT_PREFIX, streamConfig } from '@aese/replay-window';
 import { startReplayGuardService } from '../src/server.ts';
 import { healthCheck, meshCredentials } from '../../../test/support/grpc-probes.ts';
 
 const TD = 'scef.test';
 const SERVICE_NAME = 'aese.replay_guard.v1.ReplayGuardService';
-const STREAM = `KV_${REPLAY_NONCES_BUCKET}`;
+const STREAM = REPLAY_WINDOW_STREAM;
 
 type Client = MeshClient<ReplayGuardServiceClient>;
 
@@ -66,12 +63,25 @@ function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 10_000
 /** The state folder whose PKI the test NATS servers and the guards use. */
 let stateDir = '';
 
-/** The keys of the nonce bucket, read straight from NATS (never creates the bucket). */
+/**
+ * Every nonce the replay stream holds, as nonceKey()s (`<AS token>.<digest>`), read straight from
+ * NATS: each message on `aese.replay.window.<AS token>` is a batch of 32-byte SHA-256 digests.
+ */
 async function storedKeys(natsUrl: string): Promise<string[]> {
   const nc = await connectNatsAs(natsUrl, stateDir, 'nats-admin');
   try {
-    const kv = await nc.jetstream().views.kv(REPLAY_NONCES_BUCKET, { bindOnly: true });
-    return await kvKeys(kv);
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(STREAM).catch(() => undefined);
+    if (!info || info.state.messages === 0) return [];
+    const keys: string[] = [];
+    const consumer = await nc.jetstream().consumers.get(STREAM);
+    const messages = await consumer.fetch({ max_messages: info.state.messages, expires: 2_000 });
+    for await (const m of messages) {
+      const token = m.subject.slice(REPLAY_WINDOW_SUBJECT_PREFIX.length + 1);
+      for (let i = 0; i + 32 <= m.data.length; i += 32) keys.push(`${token}.${Buffer.from(m.data.subarray(i, i + 32)).toString('base64url')}`);
+      if (m.seq >= info.state.last_seq) break;
+    }
+    return keys;
   } finally {
     await nc.close();
   }
@@ -218,11 +228,11 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       const keys = await storedKeys(nats.url);
       expect(keys).to.include.members([nonceKey('as-1', n), nonceKey('as-2', n)]);
       expect(keys.join(' ')).not.to.include(n);
-      // The bucket is durable and keeps nonces exactly one TTL, one entry per key.
+      // The stream is durable, keeps nonces exactly one TTL and evicts nothing earlier.
       const info = await withNats(nats.url, async nc => (await nc.jetstreamManager()).streams.info(STREAM));
       expect(info.config.storage).to.equal(StorageType.File);
       expect(info.config.max_age).to.equal(nonceTtlMs(60, 10) * 1_000_000);
-      expect(info.config.max_msgs_per_subject).to.equal(1);
+      expect([info.config.max_msgs, info.config.max_bytes, info.config.max_msgs_per_subject]).to.deep.equal([-1, -1, -1]);
       expect(g.logs.join('\n')).not.to.include(n);
     });
 
@@ -371,7 +381,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       expect((await g.client.checkAndRecord({ scsAsId: 'as-d', nonce: during, created: nowS() })).verdict).to.equal(Verdict.VERDICT_ACCEPTED);
     });
 
-    it('raises a barrier when NATS comes back without the nonce bucket (store flushed): old requests are undecidable, not accepted', async () => {
+    it('raises a barrier when NATS comes back without the nonce stream (store flushed): old requests are undecidable, not accepted', async () => {
       let clock = Date.now();
       const T = Math.floor(clock / 1000);
       const g = await startGuard(nats.url, { now: () => clock });
@@ -381,36 +391,40 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       rmSync(join(nats.storeDir, 'jetstream'), { recursive: true, force: true });
       await nats.restart();
       await waitFor('SERVING again', async () => (await g.health()) === 'SERVING');
-      expect(await storedKeys(nats.url), 'the bucket came back empty').to.deep.equal([]);
+      expect(await storedKeys(nats.url), 'the stream came back empty').to.deep.equal([]);
       // The replay of n would be accepted by the empty store; the barrier refuses to decide it.
       const err = await failure(g.client.checkAndRecord({ scsAsId: 'as-f', nonce: n, created: T }));
       expect(err.code).to.equal('UNAVAILABLE');
       expect(err.message).to.match(/lost its history/);
-      expect(g.logs.some(l => l.includes('the nonce bucket vanished'))).to.equal(true);
+      expect(g.logs.some(l => l.includes('the nonce stream vanished'))).to.equal(true);
       expect(await storedKeys(nats.url)).to.deep.equal([]);
       // Requests signed after the loss (beyond skew) are decided normally.
       clock += 11_000;
       expect((await g.client.checkAndRecord({ scsAsId: 'as-f', nonce: nonce(), created: T + 11 })).verdict).to.equal(Verdict.VERDICT_ACCEPTED);
     });
-    it('notices the bucket deleted under it (NATS still up), recreates it behind a barrier, and never accepts the old nonce', async () => {
+    it('notices the stream deleted under it (NATS still up), recreates it behind a barrier, and never accepts the old nonce', async () => {
       let clock = Date.now();
       const T = Math.floor(clock / 1000);
       const g = await startGuard(nats.url, { now: () => clock });
       const n = nonce();
       expect((await g.client.checkAndRecord({ scsAsId: 'as-x', nonce: n, created: T })).verdict).to.equal(Verdict.VERDICT_ACCEPTED);
       await withNats(nats.url, async nc => (await nc.jetstreamManager()).streams.delete(STREAM));
-      expect((await failure(g.client.checkAndRecord({ scsAsId: 'as-x', nonce: n, created: T }))).code).to.equal('UNAVAILABLE');
+      // What the guard has seen it still refuses from memory; the next write finds the stream gone.
+      expect((await g.client.checkAndRecord({ scsAsId: 'as-x', nonce: n, created: T })).verdict).to.equal(Verdict.VERDICT_REPLAYED);
+      expect((await failure(g.client.checkAndRecord({ scsAsId: 'as-x', nonce: nonce(), created: T }))).code).to.equal('UNAVAILABLE');
       await waitFor('SERVING again', async () => (await g.health()) === 'SERVING');
-      const err = await failure(g.client.checkAndRecord({ scsAsId: 'as-x', nonce: n, created: T }));
+      const err = await failure(g.client.checkAndRecord({ scsAsId: 'as-x', nonce: nonce(), created: T }));
       expect(err.code).to.equal('UNAVAILABLE');
       expect(err.message).to.match(/lost its history/);
+      expect(g.logs.some(l => l.includes('the nonce stream vanished'))).to.equal(true);
+      expect((await failure(g.client.checkAndRecord({ scsAsId: 'as-x', nonce: n, created: T }))).message).to.match(/lost its history/);
       expect(await storedKeys(nats.url)).to.deep.equal([]);
       clock += 11_000;
       expect((await g.client.checkAndRecord({ scsAsId: 'as-x', nonce: nonce(), created: T + 11 })).verdict).to.equal(Verdict.VERDICT_ACCEPTED);
     });
   });
 
-  describe('bucket it cannot trust', () => {
+  describe('stream it cannot trust', () => {
     let nats: NatsServerProcess;
     beforeEach(async () => {
       nats = await startNatsServer({ secured: { stateDir, trustDomain: TD } });
@@ -420,9 +434,9 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       await nats?.dispose();
     });
 
-    it('with a memory-backed bucket it raises a start-up barrier: nothing created before start + skew is decided', async () => {
+    it('with a memory-backed stream it raises a start-up barrier: nothing created before start + skew is decided', async () => {
       await withNats(nats.url, async nc => {
-        await nc.jetstream().views.kv(REPLAY_NONCES_BUCKET, { history: 1, ttl: nonceTtlMs(60, 10), storage: StorageType.Memory });
+        await (await nc.jetstreamManager()).streams.add({ ...streamConfig({ ttlMs: nonceTtlMs(60, 10) }), storage: StorageType.Memory });
       });
       const T = nowS();
       let clock = T * 1000 + 200;
@@ -440,9 +454,9 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       expect(await storedKeys(nats.url)).to.have.length(1);
     });
 
-    it('refuses to start on a bucket whose max age is shorter than the nonce TTL, or that evicts nonces; starts once the administrator fixed it', async () => {
+    it('refuses to start on a stream whose max age is shorter than the nonce TTL, or that evicts nonces; starts once the administrator fixed it', async () => {
       await withNats(nats.url, async nc => {
-        await nc.jetstream().views.kv(REPLAY_NONCES_BUCKET, { history: 1, ttl: 5_000 });
+        await (await nc.jetstreamManager()).streams.add(streamConfig({ ttlMs: 5_000 }));
       });
       const short = await startGuard(nats.url).then(
         () => undefined,
@@ -461,16 +475,7 @@ describe('replay-guard service (mTLS gRPC, real NATS JetStream)', function () {
       await withNats(nats.url, async nc => {
         const jsm = await nc.jetstreamManager();
         await jsm.streams.delete(STREAM);
-        await jsm.streams.add({
-          name: STREAM,
-          subjects: [`$KV.${REPLAY_NONCES_BUCKET}.>`],
-          retention: RetentionPolicy.Limits,
-          storage: StorageType.File,
-          max_msgs: 1000,
-          discard: DiscardPolicy.Old,
-          max_msgs_per_subject: 1,
-          allow_rollup_hdrs: true,
-        });
+        await jsm.streams.add({ ...streamConfig({ ttlMs: nonceTtlMs(60, 10) }), max_msgs: 1000, discard: DiscardPolicy.Old });
       });
       const err = await startGuard(nats.url).then(
         () => undefined,

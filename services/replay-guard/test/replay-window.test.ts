@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { AeseError } from '@aese/errors';
-import { nonceKey } from '../src/domain/nonce-key.ts';
-import type { ReplayCheck } from '../src/domain/nonce-key.ts';
-import { nonceTtlMs, ReplayGuard } from '../src/domain/replay-guard.ts';
-import type { NonceStore } from '../src/domain/replay-guard.ts';
+import { nonceKey } from '@aese/replay-window';
+import type { ReplayCheck } from '@aese/replay-window';
+import { nonceTtlMs, ReplayGuard } from '@aese/replay-window';
+import type { NonceStore } from '@aese/replay-window';
 
 /** An in-memory store that records every call, so tests can assert what was (not) written. */
 class MemoryStore implements NonceStore {

@@ -43,5 +43,10 @@ export function assertReplayCheck(check: ReplayCheck): void {
  */
 export function nonceKey(scsAsId: string, nonce: string): string {
   const digest = createHash('sha256').update(nonce, 'utf8').digest('base64url');
-  return `${scsAsId.replaceAll('.', '=')}.${digest}`;
+  return `${asTokenOf(scsAsId)}.${digest}`;
+}
+
+/** The one subject token (and KV key) that stands for an AS: its id with '.' as '='. */
+export function asTokenOf(scsAsId: string): string {
+  return scsAsId.replaceAll('.', '=');
 }

@@ -1,0 +1,488 @@
+import { DeliverPolicy, DiscardPolicy, Events, RetentionPolicy, StorageType } from 'nats';
+import type { JetStreamClient, JetStreamManager, NatsConnection, StreamConfig, StreamInfo } from 'nats';
+import { AeseError } from '@aese/errors';
+import type { Logger } from '@aese/logger';
+import type { NonceStore } from './replay-guard.js';
+
+/** The stream of recorded nonces; its name and subjects are part of the contract with operators. */
+export const REPLAY_WINDOW_STREAM = 'AESE_REPLAY_WINDOW';
+/** One subject per AS: `aese.replay.window.<AS token>` (the token of {@link nonceKey}). */
+export const REPLAY_WINDOW_SUBJECT_PREFIX = 'aese.replay.window';
+
+/** JetStream error codes (nats-server `errors.json`). */
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = 10059;
+const NO_MESSAGE_FOUND = 10037;
+/** nats.js error code of a request nobody subscribes to (no stream stores the subject). */
+const NO_RESPONDERS = '503';
+/** Pause between two attempts to re-inspect the stream after a reconnection. */
+const REVERIFY_DELAY_MS = 250;
+/** Appends of one batch tried against other writers' appends before the batch is undecided. */
+const MAX_APPEND_ATTEMPTS = 8;
+/** Most nonces in one append (32 bytes each): bounds a message well under NATS's 1 MB default. */
+export const MAX_BATCH = 4096;
+/** Bytes of one recorded nonce: the SHA-256 digest of {@link nonceKey}'s second part. */
+const DIGEST_BYTES = 32;
+/** How often expired nonces leave memory. */
+const SWEEP_EVERY_MS = 5_000;
+
+export interface StreamNonceStoreOptions {
+  /** How long a nonce must be remembered (the stream's max age is at least this). */
+  readonly ttlMs: number;
+  /** Longest wait for one append or catch-up; past it the answer is UNAVAILABLE. */
+  readonly timeoutMs: number;
+  /** Stream replicas (3 on a NATS cluster). */
+  readonly replicas?: number;
+  readonly logger: Logger;
+  /** The clock used to date a loss of history and expire nonces in memory; tests freeze it. */
+  readonly now?: () => number;
+  /** Told of every append (its nonce count) and every catch-up, for metrics and tests. */
+  readonly onAppend?: (nonces: number) => void;
+}
+
+/** One waiting request's nonce inside a batch. */
+interface Waiter {
+  resolve(fresh: boolean): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * One AS's window in memory: every nonce the stream holds for it up to `lastSeq`, and the batch
+ * being filled while an append is in flight (group commit).
+ */
+interface Lane {
+  readonly subject: string;
+  /** The stream sequence of the last message on `subject` this process has read or written. */
+  lastSeq: number;
+  /** Recorded digests (base64url) -> when they may be forgotten (ms). Insertion order ~ expiry order. */
+  readonly seen: Map<string, number>;
+  /** The next batch, filled while `flushing`. */
+  pending: Map<string, Waiter[]>;
+  /** Digests of the batch in flight: a second request with one of them is a replay. */
+  inFlight: ReadonlySet<string>;
+  flushing: boolean;
+  /** Set once the lane read the stream's history for its subject; until then nothing is decided. */
+  loaded?: Promise<void>;
+}
+
+/**
+ * Seen nonces as an append-only log in one JetStream stream (file storage, max age >= the nonce
+ * TTL), one subject per AS, shared by every process that decides replays (each replay-guard
+ * replica, and an edge for the ASes whose replay window it holds the lease of).
+ *
+ * Each process keeps the nonces of the ASes it decides in memory and appends new ones in batches:
+ * while one append of an AS is in flight, the nonces that arrive meanwhile wait and go together in
+ * the next (group commit), so a nonce costs a map lookup and a share of one append. A nonce is
+ * called fresh only once its append is acknowledged (durable), and only if that append was made
+ * with "expected last subject sequence" = the last message of the subject this process has read:
+ * JetStream refuses it atomically if anyone else appended for that AS in between. The process then
+ * reads what it missed and decides again; a nonce it finds there is a replay. So two processes can
+ * never both call the same nonce fresh, whatever their clocks or leases say: the stream is the
+ * arbiter, and a process's memory only ever answers "replayed" for a nonce the stream holds (or a
+ * twin of a nonce whose append is in flight, which refuses a request that might otherwise race it).
+ *
+ * Failing closed, as the KV store before it: while the NATS connection is down and until the
+ * stream was inspected again after a reconnection, every call is UNAVAILABLE; an append whose
+ * connection changed while in flight is UNAVAILABLE (it may have landed). The history barrier
+ * ({@link historySinceMs}) is raised when the stream cannot prove its history: memory storage, a
+ * stream that vanished or was recreated, or a last sequence that went backwards.
+ */
+export class StreamNonceStore implements NonceStore {
+  private available = true;
+  /** Bumped on every disconnection and reconnection; an append that spans a change is undecided. */
+  private epoch = 0;
+  private lostHistoryAtMs: number | undefined;
+  private streamCreated = '';
+  private lastStreamSeq = 0;
+  private closed = false;
+  private readonly lanes = new Map<string, Lane>();
+  private readonly listeners = new Set<(available: boolean) => void>();
+  private readonly now: () => number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly options: StreamNonceStoreOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_EVERY_MS).unref();
+  }
+
+  /**
+   * Opens (creating if needed) the stream, checks that its limits cannot expire or evict a nonce
+   * early, and starts following the connection state. Fails with UNAVAILABLE when NATS or
+   * JetStream does not answer, FAILED_PRECONDITION when the stream would drop nonces early.
+   */
+  static async open(nc: NatsConnection, options: StreamNonceStoreOptions): Promise<StreamNonceStore> {
+    let store: StreamNonceStore;
+    try {
+      const js = nc.jetstream({ timeout: options.timeoutMs });
+      const jsm = await nc.jetstreamManager({ timeout: options.timeoutMs });
+      store = new StreamNonceStore(nc, js, jsm, options);
+    } catch (err) {
+      throw new AeseError('UNAVAILABLE', `cannot reach JetStream for stream ${REPLAY_WINDOW_STREAM}`, { cause: err });
+    }
+    try {
+      await store.inspect();
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    store.follow();
+    return store;
+  }
+
+  /** Whether calls can be decided now (the connection is up and the stream was inspected). */
+  get isAvailable(): boolean {
+    return this.available && !this.closed;
+  }
+
+  /** Calls back on every change of {@link isAvailable}; returns the unsubscribe function. */
+  onAvailabilityChange(listener: (available: boolean) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  historySinceMs(): number | undefined {
+    return this.lostHistoryAtMs;
+  }
+
+  /**
+   * Reads an AS's history into memory before anything is decided for it: what a new owner of the
+   * AS's window does before it takes over (the takeover barrier). Resolves once loaded.
+   */
+  async prepare(asToken: string): Promise<void> {
+    if (!this.isAvailable) throw new AeseError('UNAVAILABLE', 'the replay store is unreachable');
+    await this.loadedLane(asToken);
+  }
+
+  /** `key` is {@link nonceKey}'s `<AS token>.<digest>`. */
+  async recordOnce(key: string, ttlMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (ttlMs > this.options.ttlMs) throw new TypeError(`ttlMs ${ttlMs} exceeds the stream max age ${this.options.ttlMs}`);
+    if (!this.isAvailable) throw new AeseError('UNAVAILABLE', 'the replay store is unreachable; the request cannot be decided');
+    const dot = key.indexOf('.');
+    const asToken = key.slice(0, dot);
+    const digest = key.slice(dot + 1);
+    if (dot <= 0 || Buffer.from(digest, 'base64url').length !== DIGEST_BYTES) throw new TypeError('not a nonce key');
+    const lane = await this.loadedLane(asToken);
+    if (signal?.aborted) throw new AeseError('UNAVAILABLE', 'the call ended before the replay store answered');
+    if (lane.seen.has(digest) || lane.inFlight.has(digest)) return false;
+    return new Promise<boolean>((resolve, reject) => {
+      const waiting = lane.pending.get(digest);
+      // A twin in the same batch: the first is recorded, the second is its replay.
+      if (waiting) {
+        resolve(false);
+        return;
+      }
+      if (lane.pending.size >= MAX_BATCH && lane.flushing) {
+        reject(new AeseError('UNAVAILABLE', 'too many replay checks waiting for this AS; the request cannot be decided'));
+        return;
+      }
+      lane.pending.set(digest, [{ resolve, reject }]);
+      if (!lane.flushing) void this.flush(lane);
+    });
+  }
+
+  /** Stops following the connection; calls fail with UNAVAILABLE afterwards. The caller drains NATS. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.setAvailable(false);
+  }
+
+  private lane(asToken: string): Lane {
+    let lane = this.lanes.get(asToken);
+    if (!lane) {
+      lane = { subject: `${REPLAY_WINDOW_SUBJECT_PREFIX}.${asToken}`, lastSeq: 0, seen: new Map(), pending: new Map(), inFlight: new Set(), flushing: false };
+      this.lanes.set(asToken, lane);
+    }
+    return lane;
+  }
+
+  private async loadedLane(asToken: string): Promise<Lane> {
+    const lane = this.lane(asToken);
+    lane.loaded ??= this.catchUp(lane).catch((err: unknown) => {
+      // The next call tries again.
+      lane.loaded = undefined;
+      throw err;
+    });
+    await lane.loaded;
+    return lane;
+  }
+
+  /** Appends batches until none is waiting; one append per lane at a time. */
+  private async flush(lane: Lane): Promise<void> {
+    lane.flushing = true;
+    try {
+      while (lane.pending.size > 0) {
+        const batch = lane.pending;
+        lane.pending = new Map();
+        lane.inFlight = new Set(batch.keys());
+        await this.appendBatch(lane, batch);
+        lane.inFlight = new Set();
+      }
+    } finally {
+      lane.flushing = false;
+      lane.inFlight = new Set();
+    }
+  }
+
+  /** Settles every waiter of `batch`: fresh once durably appended, replayed if found in the stream, or UNAVAILABLE. */
+  private async appendBatch(lane: Lane, batch: Map<string, Waiter[]>): Promise<void> {
+    const settle = (digest: string, fresh: boolean): void => {
+      for (const w of batch.get(digest) ?? []) w.resolve(fresh);
+      batch.delete(digest);
+    };
+    const fail = (err: AeseError): void => {
+      for (const ws of batch.values()) for (const w of ws) w.reject(err);
+      batch.clear();
+    };
+    for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS && batch.size > 0; attempt++) {
+      if (!this.isAvailable) return fail(new AeseError('UNAVAILABLE', 'the replay store is unreachable; the request cannot be decided'));
+      // A catch-up since these nonces were queued may have brought any of them in: those are replays.
+      for (const d of [...batch.keys()]) if (lane.seen.has(d)) settle(d, false);
+      if (batch.size === 0) return;
+      const epoch = this.epoch;
+      const digests = [...batch.keys()];
+      let seq: number;
+      try {
+        const ack = await this.js.publish(lane.subject, encodeBatch(digests), { expect: { lastSubjectSequence: lane.lastSeq }, timeout: this.options.timeoutMs });
+        seq = ack.seq;
+      } catch (err) {
+        if (jsErrCode(err) === WRONG_LAST_SEQUENCE) {
+          // Someone else appended for this AS: read it, answer what it settles, try the rest again.
+          try {
+            await this.catchUp(lane);
+          } catch (catchUpErr) {
+            return fail(asUnavailable(catchUpErr, 'the replay store could not be read after a concurrent append'));
+          }
+          continue;
+        }
+        if ((err as { code?: unknown } | null)?.code === NO_RESPONDERS || jsErrCode(err) === STREAM_NOT_FOUND) this.restartVerification();
+        if ((err as { code?: unknown } | null)?.code === 'TIMEOUT') {
+          return fail(new AeseError('UNAVAILABLE', `the replay store did not answer within ${this.options.timeoutMs} ms`, { cause: err }));
+        }
+        return fail(asUnavailable(err, 'the replay store did not record the nonces; the requests cannot be decided'));
+      }
+      if (epoch !== this.epoch) return fail(new AeseError('UNAVAILABLE', 'the connection to the replay store changed during the check; the request cannot be decided'));
+      lane.lastSeq = seq;
+      if (seq > this.lastStreamSeq) this.lastStreamSeq = seq;
+      const until = this.now() + this.options.ttlMs;
+      for (const d of digests) lane.seen.set(d, until);
+      this.options.onAppend?.(digests.length);
+      for (const d of digests) settle(d, true);
+    }
+    if (batch.size > 0) fail(new AeseError('UNAVAILABLE', 'other writers kept appending for this AS; the request cannot be decided'));
+  }
+
+  /**
+   * Reads every message of the lane's subject after `lastSeq` (all of them for a new lane) into
+   * memory. A subject whose last message is older than what this lane last saw had its messages
+   * expire (or an operator purged them): the lane starts again from the stream's view.
+   */
+  private async catchUp(lane: Lane): Promise<void> {
+    const last = await this.lastSeqOf(lane.subject);
+    if (last < lane.lastSeq) {
+      lane.lastSeq = last;
+      return;
+    }
+    if (last === lane.lastSeq) return;
+    const deadline = this.now() + this.options.timeoutMs;
+    const consumer = await this.js.consumers.get(REPLAY_WINDOW_STREAM, {
+      // A string, not a list: nats-server before 2.10 knows only the single filter.
+      filterSubjects: lane.subject,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: lane.lastSeq + 1,
+    });
+    let seq = lane.lastSeq;
+    try {
+      while (seq < last) {
+        if (this.now() > deadline) throw new AeseError('UNAVAILABLE', `reading the replay history took longer than ${this.options.timeoutMs} ms`);
+        const messages = await consumer.fetch({ max_messages: 1024, expires: Math.max(1_000, deadline - this.now()) });
+        let got = 0;
+        for await (const m of messages) {
+          got++;
+          const until = Math.floor(m.info.timestampNanos / 1e6) + this.options.ttlMs;
+          for (const d of decodeBatch(m.data)) lane.seen.set(d, until);
+          seq = m.seq;
+          if (seq >= last) break;
+        }
+        // Nothing more arrived: the rest expired while being read.
+        if (got === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+    lane.lastSeq = Math.max(seq, last);
+  }
+
+  /** The stream sequence of the subject's last message, 0 when it has none. */
+  private async lastSeqOf(subject: string): Promise<number> {
+    try {
+      return (await this.jsm.streams.getMessage(REPLAY_WINDOW_STREAM, { last_by_subj: subject })).seq;
+    } catch (err) {
+      if (jsErrCode(err) === NO_MESSAGE_FOUND || /no message found/i.test(String((err as Error).message))) return 0;
+      throw asUnavailable(err, 'the replay store could not be read');
+    }
+  }
+
+  /** Forgets nonces past their TTL (they would be refused as stale by the window check anyway). */
+  private sweep(): void {
+    const now = this.now();
+    for (const lane of this.lanes.values()) {
+      for (const [d, until] of lane.seen) {
+        if (until > now) break;
+        lane.seen.delete(d);
+      }
+    }
+  }
+
+  private follow(): void {
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (this.closed) return;
+        if (s.type === Events.Disconnect) {
+          this.epoch++;
+          this.setAvailable(false);
+        } else if (s.type === Events.Reconnect) {
+          this.restartVerification();
+        }
+      }
+      this.setAvailable(false);
+    })().catch((err: unknown) => {
+      this.options.logger.error({ err }, 'replay store stopped following the NATS connection');
+      this.setAvailable(false);
+    });
+  }
+
+  /** Stops deciding until the stream was inspected again (after a reconnection, or a vanished stream). */
+  private restartVerification(): void {
+    if (this.closed) return;
+    this.epoch++;
+    this.setAvailable(false);
+    void this.reverify(this.epoch);
+  }
+
+  private async reverify(epoch: number): Promise<void> {
+    for (let attempt = 0; !this.closed && epoch === this.epoch; attempt++) {
+      try {
+        await this.inspect();
+        if (epoch === this.epoch && !this.closed) {
+          this.setAvailable(true);
+          this.options.logger.info('replay store reachable again; deciding requests');
+        }
+        return;
+      } catch (err) {
+        if (attempt % 40 === 0) this.options.logger.warn({ err, attempt }, 'replay store not ready after reconnection; retrying');
+        await new Promise(r => setTimeout(r, REVERIFY_DELAY_MS));
+      }
+    }
+  }
+
+  /** Reads the stream and decides whether its history is intact; recreates it when it vanished. */
+  private async inspect(): Promise<void> {
+    let info: StreamInfo;
+    try {
+      info = await this.jsm.streams.info(REPLAY_WINDOW_STREAM);
+    } catch (err) {
+      if (jsErrCode(err) !== STREAM_NOT_FOUND) throw asUnavailable(err, `stream ${REPLAY_WINDOW_STREAM} is not reachable`);
+      if (this.streamCreated !== '') this.loseHistory('the nonce stream vanished; recreated empty');
+      try {
+        info = await this.jsm.streams.add(streamConfig(this.options));
+      } catch (again) {
+        // Another process created it at the same moment.
+        try {
+          info = await this.jsm.streams.info(REPLAY_WINDOW_STREAM);
+        } catch {
+          throw asUnavailable(again, `stream ${REPLAY_WINDOW_STREAM} could not be created`);
+        }
+      }
+    }
+    this.checkLimits(info);
+    if (info.config.storage !== StorageType.File) this.loseHistory('the nonce stream uses memory storage, which a NATS restart empties');
+    if (this.streamCreated !== '' && info.created !== this.streamCreated) this.loseHistory('the nonce stream was recreated');
+    if (info.state.last_seq < this.lastStreamSeq) this.loseHistory('the nonce stream lost entries');
+    if (this.lostHistoryAtMs !== undefined) {
+      // What this process remembers may be ahead of the store now: every lane reads it again.
+      for (const lane of this.lanes.values()) lane.lastSeq = 0;
+    }
+    this.streamCreated = info.created;
+    this.lastStreamSeq = Math.max(this.lastStreamSeq, info.state.last_seq);
+  }
+
+  /**
+   * Refuses limits that evict nonces and a max age shorter than the nonce TTL. Neither is changed
+   * here: stream settings belong to the JetStream administrator.
+   */
+  private checkLimits(info: StreamInfo): void {
+    const c = info.config;
+    if (c.discard === DiscardPolicy.Old && (c.max_msgs > 0 || c.max_bytes > 0 || (c.max_msgs_per_subject ?? -1) > 0)) {
+      throw new AeseError('FAILED_PRECONDITION', `stream ${REPLAY_WINDOW_STREAM} has size limits with discard=old: it would evict nonces and let replays through`);
+    }
+    const wantNs = this.options.ttlMs * 1_000_000;
+    if (c.max_age === 0) {
+      this.options.logger.warn('the nonce stream has no max age: nonces are never dropped and the stream only grows');
+      return;
+    }
+    if (c.max_age >= wantNs) return;
+    throw new AeseError(
+      'FAILED_PRECONDITION',
+      `stream ${REPLAY_WINDOW_STREAM} keeps nonces ${Math.floor(c.max_age / 1e9)} s, less than the replay window needs (${Math.ceil(wantNs / 1e9)} s): ` +
+        `as the JetStream administrator, raise its max age (nats stream edit ${REPLAY_WINDOW_STREAM} --max-age ${Math.ceil(wantNs / 1e9)}s)`,
+    );
+  }
+
+  private loseHistory(reason: string): void {
+    this.lostHistoryAtMs = this.now();
+    this.options.logger.warn({ reason, sinceMs: this.lostHistoryAtMs }, 'replay store cannot vouch for earlier nonces; barrier raised');
+  }
+
+  private setAvailable(available: boolean): void {
+    const next = available && !this.closed;
+    if (next === this.available) return;
+    this.available = next;
+    if (!next) this.options.logger.warn('replay store unavailable; every check fails closed');
+    for (const l of this.listeners) l(next);
+  }
+}
+
+/** The stream as its first user creates it. */
+export function streamConfig(options: Pick<StreamNonceStoreOptions, 'ttlMs' | 'replicas'>): Partial<StreamConfig> & { name: string } {
+  const maxAgeNs = options.ttlMs * 1_000_000;
+  return {
+    name: REPLAY_WINDOW_STREAM,
+    subjects: [`${REPLAY_WINDOW_SUBJECT_PREFIX}.*`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: maxAgeNs,
+    // No message ids are used; the duplicate window may not exceed the max age.
+    duplicate_window: Math.min(maxAgeNs, 2 * 60 * 1e9),
+    num_replicas: options.replicas ?? 1,
+  };
+}
+
+function encodeBatch(digests: readonly string[]): Uint8Array {
+  const out = Buffer.allocUnsafe(digests.length * DIGEST_BYTES);
+  digests.forEach((d, i) => out.write(d, i * DIGEST_BYTES, DIGEST_BYTES, 'base64url'));
+  return out;
+}
+
+function decodeBatch(data: Uint8Array): string[] {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const out: string[] = [];
+  for (let i = 0; i + DIGEST_BYTES <= buf.length; i += DIGEST_BYTES) out.push(buf.toString('base64url', i, i + DIGEST_BYTES));
+  return out;
+}
+
+function jsErrCode(err: unknown): number | undefined {
+  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
+}
+
+function asUnavailable(err: unknown, message: string): AeseError {
+  if (err instanceof AeseError) return err;
+  if ((err as { code?: unknown } | null)?.code === 'TIMEOUT') return new AeseError('UNAVAILABLE', `${message} (timeout)`, { cause: err });
+  return new AeseError('UNAVAILABLE', message, { cause: err });
+}
