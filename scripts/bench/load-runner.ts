@@ -5,13 +5,19 @@
  * For the secure path every request is signed afresh (RFC 9421, new nonce and `created`), as an
  * AS must sign them; signing runs here, on the load core, not on the measured one.
  *
+ * With `replayProbes` set, a prober runs beside the measured run on its own TLS connection: every
+ * `intervalMs` (at most `max` times) it signs a fresh request as the load does, expects it served,
+ * sends the very same request again and expects the replay refusal (replay-probe.ts). Its counts
+ * are in the JSON line as `replayProbes`; its requests are not in autocannon's totals.
+ *
  * Usage: node --import tsx scripts/bench/load-runner.ts <config.json>
  */
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
-import { signMessage } from '@aese/http-signatures';
 import type { SignatureAlgorithm } from '@aese/http-signatures';
+import { probeAgent, probeOnce, sendGet, signedGet, startReplayProber } from './replay-probe.ts';
+import type { ProbeSigning, ReplayCounts } from './replay-probe.ts';
 
 interface RunnerConfig {
   readonly port: number;
@@ -24,31 +30,24 @@ interface RunnerConfig {
   readonly caPem: string;
   /** Absent for the bare server. */
   readonly signing?: { readonly token: string; readonly kid: string; readonly alg: SignatureAlgorithm; readonly pkcs8Pem: string };
+  /** Replay probes during the measured run (needs `signing`). */
+  readonly replayProbes?: { readonly intervalMs: number; readonly max: number };
 }
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8')) as RunnerConfig;
 const authority = `localhost:${config.port}`;
-const key = config.signing ? createPrivateKey(config.signing.pkcs8Pem) : undefined;
+const signing: ProbeSigning | undefined = config.signing && { ...config.signing, key: createPrivateKey(config.signing.pkcs8Pem) };
+if (config.replayProbes && !signing) throw new Error('replay probes need the signing settings');
 
 /** The headers of one request: for the secure path, a fresh signature with a fresh nonce. */
-function headersFor(): Record<string, string> {
-  const headers: Record<string, string> = { host: authority };
-  const s = config.signing;
-  if (!s || !key) return headers;
-  headers['authorization'] = `Bearer ${s.token}`;
-  const signed = signMessage(
-    { method: 'GET', targetUri: `https://${authority}${config.path}`, authority, headers },
-    {
-      label: 'sig1',
-      components: ['@method', '@target-uri', 'authorization'],
-      params: { created: Math.floor(Date.now() / 1000), nonce: randomBytes(16).toString('base64url'), keyid: s.kid },
-      key,
-      alg: s.alg,
-    },
-  );
-  headers['signature-input'] = signed.signatureInput;
-  headers['signature'] = signed.signature;
-  return headers;
+const headersFor = (): Record<string, string> => (signing ? signedGet(authority, config.path, signing) : { host: authority });
+
+/** One probe on the prober's own connection: the fresh request, then the identical one again. */
+const agent = probeAgent();
+async function probe(counts: ReplayCounts): Promise<void> {
+  const headers = headersFor();
+  const send = () => sendGet(config.port, config, agent, config.path, headers);
+  await probeOnce(counts, send, send);
 }
 
 async function run(durationS: number): Promise<autocannon.Result> {
@@ -70,7 +69,10 @@ async function run(durationS: number): Promise<autocannon.Result> {
 }
 
 await run(config.warmupS);
+const prober = config.replayProbes && startReplayProber({ ...config.replayProbes, probe });
 const r = await run(config.durationS);
+const replayProbes = await prober?.stop();
+agent.destroy();
 process.stdout.write(
   `${JSON.stringify({
     rps: r.requests.average,
@@ -79,5 +81,6 @@ process.stdout.write(
     p99: r.latency.p99,
     non2xx: r.non2xx,
     errors: r.errors + r.timeouts,
+    ...(replayProbes ? { replayProbes } : {}),
   })}\n`,
 );

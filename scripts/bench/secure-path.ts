@@ -10,8 +10,14 @@
  * edge with everything on (mTLS, bearer token, an RFC 9421 signature with a fresh nonce per
  * request, the replay check, authorization, MonitoringEvent GET, the signed response). Three
  * rounds, alternating; prints req/s and p50/p99 of each, the medians, the spread and the ratio,
- * and the CPU time each server-core process spent per request (from /proc), which says where the
- * secure path's cost goes.
+ * and a table of the CPU time each server-core process spent per request (from /proc), which
+ * says where the secure path's cost goes.
+ *
+ * The replay guard is checked while it is loaded: during each measured secure round the load
+ * runner also sends replay probes (a freshly signed request, then the very same bytes again) on
+ * its own connection, and every replay must be refused as one (401, cause REPLAYED_REQUEST). After
+ * the rounds a second edge is started beside the first, and requests served by one edge are
+ * replayed to the other: each must be refused as a replay too. Otherwise the run fails.
  *
  * Also the resident memory of each server-core process: the largest VmRSS sampled while the
  * secure path is under load, and the peak (VmHWM) since start.
@@ -42,6 +48,8 @@ import { MESH_ENDPOINTS, REPO_ROOT, serviceId } from '@aese/runtime';
 import type { MeshServiceName } from '@aese/runtime';
 import { freePort, tempDir, waitForPort } from '@aese/testing';
 import { buildAll } from '../build.ts';
+import { noCounts, probeAgent, probeOnce, sendGet, signedGet } from './replay-probe.ts';
+import type { ReplayCounts } from './replay-probe.ts';
 
 const SERVER_CORE = '0';
 const LOAD_CORE = '1';
@@ -58,6 +66,13 @@ const PROFILE_DIR = process.argv.includes('--profile') ? join(tmpdir(), 'aese-be
 const PRODUCTION = process.argv.includes('--production');
 /** How often resident memory is sampled under load. */
 const RSS_SAMPLE_MS = 250;
+/** Replay probes during each measured secure round: one every 100 ms, bounded by the round's length. */
+const REPLAY_PROBE_INTERVAL_MS = 100;
+const REPLAY_PROBE_MAX = Math.ceil((DURATION_S * 1000) / REPLAY_PROBE_INTERVAL_MS);
+/** Cross-edge replay probes after the rounds, in each direction. */
+const TWO_EDGE_PROBES = 50;
+/** How long the second edge may take to serve its first request. */
+const SECOND_EDGE_READY_MS = 60_000;
 const TRUST_DOMAIN = 'bench.local';
 const SCS_AS_ID = 'as-bench';
 const UE = 'ue1@scef.test';
@@ -130,6 +145,8 @@ interface RunResult {
   readonly p99: number;
   readonly non2xx: number;
   readonly errors: number;
+  /** Replay probes sent beside the measured load (secure rounds only). */
+  readonly replayProbes?: ReplayCounts;
 }
 
 /** CPU time (user + system, ms) a process has used so far, from /proc (Linux). */
@@ -182,6 +199,27 @@ const spread = (xs: readonly number[]): string => {
   return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))} (±${((100 * (Math.max(...xs) - Math.min(...xs))) / 2 / m).toFixed(1)} %)`;
 };
 
+/** Every replay refused as a replay, and at least one sent. */
+const allRefused = (c: ReplayCounts): boolean => c.sent > 0 && c.accepted === 0 && c.refused === c.sent;
+const countsText = (c: ReplayCounts): string =>
+  `${c.sent} sent, ${c.refused} refused (replayed), ${c.accepted} accepted, ${c.other} other${c.firstUnexpected ? ` (first: ${c.firstUnexpected})` : ''}`;
+
+/** The server-core CPU per request as a table: median and min-max over the rounds, per process. */
+function cpuTable(perRound: ReadonlyMap<string, readonly number[]>, secure: readonly string[], rounds: number): string {
+  const total = Array.from({ length: rounds }, (_, i) => secure.reduce((sum, p) => sum + (perRound.get(p)?.[i] ?? 0), 0));
+  const rows: readonly (readonly [string, readonly number[]])[] = [
+    ...secure.map(p => [p, perRound.get(p) ?? []] as const),
+    ['secure path total', total],
+    ['bare-server', perRound.get('bare-server') ?? []],
+  ];
+  const us = (x: number): string => String(Math.round(x));
+  const cells = rows.map(([name, xs]) => [name, xs.length ? us(median(xs)) : '-', xs.length ? `${us(Math.min(...xs))}-${us(Math.max(...xs))}` : '-']);
+  const header = ['process', 'median', `min-max over ${rounds} round${rounds === 1 ? '' : 's'}`];
+  const widths = header.map((h, c) => Math.max(h.length, ...cells.map(row => row[c].length)));
+  const line = (row: readonly string[]): string => `  ${row[0].padEnd(widths[0])}  ${row[1].padStart(widths[1])}  ${row[2].padStart(widths[2])}`;
+  return [`server-core CPU per request, us (approximate, from /proc; the mesh in the secure rounds, bare-server in the bare ones)`, line(header), ...cells.map(line)].join('\n');
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const dir = tempDir('aese-bench');
@@ -233,18 +271,20 @@ async function main(): Promise<void> {
     };
     const buildDir = join(dir.path, 'dist');
     if (PRODUCTION) say(`production build in ${(await buildAll(buildDir)).ms} ms`);
-    for (const service of SERVICES) {
+    /** Starts one service process on the server core; `name` tells replicas apart. */
+    const startService = async (service: MeshServiceName, port: number, name: string = service): Promise<ChildProcess> => {
       const t0 = Date.now();
-      const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, service)}`] : [];
+      const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`] : [];
       const entry = PRODUCTION ? [builtServiceEntry(buildDir, service)] : ['--import', 'tsx', join('services', service, 'src', 'main.ts')];
-      const child = pinned(SERVER_CORE, process.execPath, [...profile, ...entry], { ...env, PORT: String(ports[service]) });
-      captureErrors(child, service, errors);
-      serverProcesses.set(service, child);
+      const child = pinned(SERVER_CORE, process.execPath, [...profile, ...entry], { ...env, PORT: String(port) });
+      captureErrors(child, name, errors);
       child.stdout!.resume();
-      const exited = new Promise<never>((_, reject) => child.once('exit', code => reject(new Error(`${service} exited (${code}): ${errors.slice(-5).join(' | ')}`))));
-      await Promise.race([waitForPort('127.0.0.1', ports[service], 60_000), exited]);
-      say(`${service} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    }
+      const exited = new Promise<never>((_, reject) => child.once('exit', code => reject(new Error(`${name} exited (${code}): ${errors.slice(-5).join(' | ')}`))));
+      await Promise.race([waitForPort('127.0.0.1', port, 60_000), exited]);
+      say(`${name} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      return child;
+    };
+    for (const service of SERVICES) serverProcesses.set(service, await startService(service, ports[service]));
 
     // An AS with a request-signing key, onboarded and granted by the operator.
     const as = await issueAsClientCertificate(stateDir, TRUST_DOMAIN, SCS_AS_ID);
@@ -334,7 +374,7 @@ async function main(): Promise<void> {
       bare.once('exit', code => reject(new Error(`bare server exited (${code})`)));
     });
 
-    const runnerConfig = (name: string, port: number, withSigning: boolean, warmupS = WARMUP_S, durationS = DURATION_S): string => {
+    const runnerConfig = (name: string, port: number, withSigning: boolean, warmupS = WARMUP_S, durationS = DURATION_S, replayProbes = false): string => {
       const path = join(dir.path, `${name}.json`);
       writeFileSync(
         path,
@@ -348,13 +388,14 @@ async function main(): Promise<void> {
           keyPem: as.keyPem,
           caPem,
           ...(withSigning ? { signing: { token, kid, alg: 'ecdsa-p256-sha256', pkcs8Pem: signing.privateKey.export({ format: 'pem', type: 'pkcs8' }) } } : {}),
+          ...(replayProbes ? { replayProbes: { intervalMs: REPLAY_PROBE_INTERVAL_MS, max: REPLAY_PROBE_MAX } } : {}),
         }),
         { mode: 0o600 },
       );
       return path;
     };
     const bareRunner = runnerConfig('bare-runner', barePort, false);
-    const secureRunner = runnerConfig('secure-runner', ports.edge, true);
+    const secureRunner = runnerConfig('secure-runner', ports.edge, true, WARMUP_S, DURATION_S, true);
     // A freshly started mesh runs its request path cold (JIT, first connections): one untimed
     // pass before the rounds, so round 1 measures the same steady state as the others.
     await load(runnerConfig('mesh-warmup', ports.edge, true, 1, INITIAL_WARMUP_S));
@@ -389,6 +430,11 @@ async function main(): Promise<void> {
         say(
           `round ${round} ${name.padEnd(6)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${r.total} requests, ${r.non2xx} non-2xx, ${r.errors} errors)`,
         );
+        if (name === 'secure') {
+          const probes = r.replayProbes ?? noCounts();
+          say(`round ${round} replay probes during the load: ${countsText(probes)}`);
+          if (!allRefused(probes)) throw new Error(`round ${round}: not every replay probe was refused as a replay (${countsText(probes)})`);
+        }
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name}: ${r.non2xx} non-2xx answers and ${r.errors} errors: the run does not measure what it says`);
       }
     }
@@ -402,17 +448,68 @@ async function main(): Promise<void> {
     process.stdout.write(`${row('bare HTTPS', results.bare)}\n`);
     process.stdout.write(`${row('secure path', results.secure)}\n`);
     process.stdout.write(`ratio secure/bare: ${(100 * ratio).toFixed(1)} % (target >= 10 %)\n`);
-    process.stdout.write(
-      `server-core CPU per request (median, approximate; bare-server for the baseline, the rest for the secure path): ${[...cpuPerRequest].map(([p, us]) => `${p} ${Math.round(median(us))} us`).join(', ')}\n`,
-    );
+    const secureProcesses = [...serverProcesses.keys()].filter(p => p !== 'bare-server');
+    process.stdout.write(`${cpuTable(cpuPerRequest, secureProcesses, ROUNDS)}\n`);
     const mb = (kb: number): string => (kb / 1024).toFixed(0);
     const memory = [...serverProcesses].filter(([p]) => p !== 'bare-server').map(([p, child]) => `${p} ${mb(rssUnderLoadKb.get(p) ?? 0)}/${mb(memoryKb(child).hwm)}`);
     process.stdout.write(
       `services run ${PRODUCTION ? 'from the production build (plain node)' : 'through tsx'}; RSS per process, MB (max sampled under the secure-path load / peak VmHWM): ${memory.join(', ')}\n`,
     );
-    process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     process.stdout.write(`core 0 taken by the idle mesh during the bare runs: ${meshShareDuringBare.map(x => `${(100 * x).toFixed(0)} %`).join(', ')}\n`);
-    if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile\n`);
+
+    // Two edges behind the one replay guard, after the measurements: a request served by one
+    // edge, replayed byte for byte to the other, must be refused as a replay. Every request is
+    // signed for the issuer's authority (Host and @target-uri), which both edges serve (each
+    // checks the authority's host against the TLS server name, and the signature against the
+    // authority as received), so the nonce already seen is the only reason to refuse.
+    process.stdout.write('\n');
+    const edgeBPort = await freePort();
+    await startService('edge', edgeBPort, 'edge-2');
+    const edges = { A: { port: ports.edge, agent: probeAgent() }, B: { port: edgeBPort, agent: probeAgent() } };
+    const issuerAuthority = new URL(issuer).host;
+    const probeSigning = { token, kid, alg: 'ecdsa-p256-sha256' as const, key: signing.privateKey };
+    const tls = { certPem: as.certPem, keyPem: as.keyPem, caPem };
+    const sendTo = (edge: keyof typeof edges, headers: Record<string, string>) => sendGet(edges[edge].port, tls, edges[edge].agent, itemPath, headers);
+    try {
+      // The second edge listens before it can serve (API list, keys): wait for its first 200.
+      const deadline = Date.now() + SECOND_EDGE_READY_MS;
+      for (;;) {
+        const answer = await sendTo('B', signedGet(issuerAuthority, itemPath, probeSigning)).catch((err: unknown) => ({ status: 0, body: String(err) }));
+        if (answer.status === 200) break;
+        if (Date.now() > deadline) throw new Error(`the second edge does not serve: ${answer.status} ${answer.body.slice(0, 200)}`);
+        await new Promise(r => setTimeout(r, 250));
+      }
+      const cross = { 'A->B': noCounts(), 'B->A': noCounts() };
+      for (let i = 0; i < TWO_EDGE_PROBES; i++) {
+        for (const [first, second, counts] of [
+          ['A', 'B', cross['A->B']],
+          ['B', 'A', cross['B->A']],
+        ] as const) {
+          const headers = signedGet(issuerAuthority, itemPath, probeSigning);
+          await probeOnce(
+            counts,
+            () => sendTo(first, headers),
+            () => sendTo(second, headers),
+          );
+        }
+      }
+      const all = noCounts();
+      for (const c of Object.values(cross)) {
+        all.sent += c.sent;
+        all.refused += c.refused;
+        all.accepted += c.accepted;
+        all.other += c.other;
+        all.firstUnexpected ??= c.firstUnexpected;
+      }
+      process.stdout.write(
+        `two edges: ${all.sent} cross-edge replays, ${all.refused} refused (replayed) (A->B ${cross['A->B'].refused}/${cross['A->B'].sent}, B->A ${cross['B->A'].refused}/${cross['B->A'].sent}; ${all.accepted} accepted, ${all.other} other)\n`,
+      );
+      if (!allRefused(all)) throw new Error(`two edges: not every cross-edge replay was refused as a replay (${countsText(all)})`);
+    } finally {
+      for (const e of Object.values(edges)) e.agent.destroy();
+    }
+    process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile (the second edge's in edge-2)\n`);
   } finally {
     await stopAll();
     dir.remove();
