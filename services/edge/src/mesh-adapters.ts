@@ -1,0 +1,186 @@
+import { AeseError } from '@aese/errors';
+import { cryptoAuditSigner, cryptoEventSigner, cryptoEventVerifier } from '@aese/events';
+import type { EventSigner, EventVerifier } from '@aese/events';
+import { createMeshClient, createStreamingCaller } from '@aese/grpc-client';
+import type { SignatureAlgorithm } from '@aese/http-signatures';
+import { certificateThumbprint } from '@aese/pki';
+import { ApplicationServerStatus, AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
+import type { ApplicationServer as PbApplicationServer } from '@aese/protos/authentication/v1';
+import { CapabilityExposureServiceClient } from '@aese/protos/capability-exposure/v1';
+import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@aese/protos/common/v1';
+import { CryptoServiceClient } from '@aese/protos/crypto/v1';
+import type { PublicKey } from '@aese/protos/crypto/v1';
+import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
+import { serviceId } from '@aese/runtime';
+import type { CommonConfig, MeshTls } from '@aese/runtime';
+import type { ApiModule } from './domain/api-catalogue.js';
+import { encryptionKeyOf } from './domain/application-server.js';
+import type { ApplicationServer, EncryptionJwk, RegisteredKeyCache } from './domain/application-server.js';
+import type { DelegatedKeyGrant } from './domain/delegated-signing-key.js';
+import type { KeyPurpose, PublishedKey } from './domain/jwks.js';
+import type { IssuedToken, TokenRequest } from './domain/oauth.js';
+import type { VerifiedToken } from './domain/token-cache.js';
+import type { InvokeAnswer, InvokeCall, ReplayVerdict } from './t8-handler.js';
+
+/** Deadlines of the capability-exposure calls and of one replay check (EDGE_SETTINGS). */
+export interface MeshDeadlines {
+  readonly invokeDeadlineMs: number;
+  readonly replayDeadlineMs: number;
+}
+
+/** The mesh services as the edge uses them: plain domain functions over the gRPC clients. */
+export interface MeshAdapters {
+  /** authentication ResolveClient: the AS a verified client certificate is registered to. */
+  readonly resolveClient: (certificateDer: Uint8Array, keys: RegisteredKeyCache) => Promise<ApplicationServer>;
+  /** authentication VerifyToken: the token, bound to the certificate presenting it. */
+  readonly verifyToken: (token: string, certificateDer: Uint8Array) => Promise<VerifiedToken>;
+  /** authentication IssueToken. */
+  readonly issueToken: (input: TokenRequest & { certificateDer: Uint8Array }) => Promise<IssuedToken>;
+  /** authentication RevokeOwnToken (RFC 7009): whether the token was the client's own and is now revoked. */
+  readonly revokeOwnToken: (token: string, certificateDer: Uint8Array) => Promise<boolean>;
+  /** The encryption key an AS registered (authentication GetApplicationServer), if any. */
+  readonly encryptionKey: (scsAsId: string) => Promise<EncryptionJwk | undefined>;
+  /** capability-exposure ListApis. */
+  readonly listApis: () => Promise<ApiModule[]>;
+  /** crypto DelegateSigningKey: a fresh message-signing key for this edge. */
+  readonly delegateSigningKey: () => Promise<DelegatedKeyGrant>;
+  /** crypto GetJwks. */
+  readonly getJwks: () => Promise<PublishedKey[]>;
+  /** replay-guard CheckAndRecord; throws when it cannot decide. */
+  readonly checkReplay: (scsAsId: string, nonce: string, created: number) => Promise<ReplayVerdict>;
+  /** capability-exposure Invoke. */
+  readonly invoke: (call: InvokeCall) => Promise<InvokeAnswer>;
+  /** Signs audit checkpoints with crypto's audit-signing key. */
+  readonly auditSigner: EventSigner;
+  /** Signs notification outcomes with crypto's event-signing key. */
+  readonly eventSigner: EventSigner;
+  /** Verifies control events and notification requests with crypto's event-signing keys. */
+  readonly eventVerifier: EventVerifier;
+  /** Closes every client. */
+  close(): void;
+}
+
+const PURPOSES: Partial<Record<number, KeyPurpose>> = {
+  [PbKeyPurpose.KEY_PURPOSE_ACCESS_TOKEN]: 'access-token',
+  [PbKeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING]: 'message-signing',
+  [PbKeyPurpose.KEY_PURPOSE_EVENT_SIGNING]: 'event-signing',
+};
+const ALGORITHMS: Partial<Record<number, PublishedKey['alg']>> = {
+  [PbAlgorithm.SIGNATURE_ALGORITHM_ES256]: 'ES256',
+  [PbAlgorithm.SIGNATURE_ALGORITHM_EDDSA]: 'EdDSA',
+};
+
+function toPublishedKey(k: PublicKey): PublishedKey {
+  return { kid: k.kid, alg: ALGORITHMS[k.algorithm], purpose: PURPOSES[k.purpose] ?? 'unknown', jwkJson: k.jwkJson };
+}
+
+/** RFC 9421 names of the algorithms a delegated message-signing key may have. */
+const MESSAGE_ALGORITHMS: Partial<Record<number, SignatureAlgorithm>> = {
+  [PbAlgorithm.SIGNATURE_ALGORITHM_ES256]: 'ecdsa-p256-sha256',
+  [PbAlgorithm.SIGNATURE_ALGORITHM_EDDSA]: 'ed25519',
+};
+
+const REPLAY_VERDICTS: Partial<Record<number, ReplayVerdict>> = {
+  [Verdict.VERDICT_ACCEPTED]: 'accepted',
+  [Verdict.VERDICT_REPLAYED]: 'replayed',
+  [Verdict.VERDICT_STALE]: 'stale',
+  [Verdict.VERDICT_FUTURE]: 'future',
+};
+
+/** The registry's record of an AS, in the form the edge checks requests against. */
+function toApplicationServer(pb: PbApplicationServer, certificateDer: Uint8Array, keys: RegisteredKeyCache): ApplicationServer {
+  return {
+    scsAsId: pb.scsAsId,
+    active: pb.status === ApplicationServerStatus.APPLICATION_SERVER_STATUS_ACTIVE,
+    // Unspecified means the default: required.
+    signatureProfile: pb.signatureProfile === SignatureProfile.SIGNATURE_PROFILE_OPTIONAL ? 'optional' : 'required',
+    ...keys.keysOf(pb.signingKeysJson, pb.encryptionKeyJson),
+    thumbprint: certificateThumbprint(certificateDer),
+  };
+}
+
+/** The edge's mesh clients (authentication, crypto, capability-exposure, replay-guard), adapted. */
+export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, meshTls: MeshTls): MeshAdapters {
+  const td = common.trustDomain;
+  const authentication = createMeshClient(AuthenticationServiceClient, {
+    address: common.addrAuthentication,
+    tls: meshTls,
+    serverId: serviceId(td, 'authentication'),
+  });
+  const crypto = createMeshClient(CryptoServiceClient, {
+    address: common.addrCrypto,
+    tls: meshTls,
+    serverId: serviceId(td, 'crypto'),
+  });
+  const capabilities = createMeshClient(CapabilityExposureServiceClient, {
+    address: common.addrCapabilityExposure,
+    tls: meshTls,
+    serverId: serviceId(td, 'capability-exposure'),
+    deadlineMs: config.invokeDeadlineMs,
+  });
+  // The two per-request hops run over one multiplexed stream each (a fraction of a unary call's cost).
+  const replayStream = createStreamingCaller(ReplayGuardServiceClient, 'checkAndRecordStream', {
+    address: common.addrReplayGuard,
+    tls: meshTls,
+    serverId: serviceId(td, 'replay-guard'),
+    deadlineMs: config.replayDeadlineMs,
+  });
+  const invokeStream = createStreamingCaller(CapabilityExposureServiceClient, 'invokeStream', {
+    address: common.addrCapabilityExposure,
+    tls: meshTls,
+    serverId: serviceId(td, 'capability-exposure'),
+    deadlineMs: config.invokeDeadlineMs,
+  });
+  const clients = [authentication, crypto, capabilities, replayStream, invokeStream];
+
+  return {
+    resolveClient: async (certificateDer, keys) => {
+      const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
+      if (!applicationServer) throw new AeseError('UNAVAILABLE', 'ResolveClient answered without an application server');
+      return toApplicationServer(applicationServer, certificateDer, keys);
+    },
+    verifyToken: async (token, certificateDer) => {
+      const out = await authentication.verifyToken({ token, certificateDer: Buffer.from(certificateDer) });
+      return { scsAsId: out.scsAsId, scopes: out.scopes, jti: out.jti, expiresAt: out.expiresAt };
+    },
+    issueToken: async input => {
+      const out = await authentication.issueToken({ ...input, certificateDer: Buffer.from(input.certificateDer) });
+      return { accessToken: out.accessToken, expiresIn: out.expiresIn, scope: out.scope };
+    },
+    revokeOwnToken: async (token, certificateDer) => (await authentication.revokeOwnToken({ token, certificateDer: Buffer.from(certificateDer) })).revoked,
+    encryptionKey: async scsAsId => {
+      const { applicationServer } = await authentication.getApplicationServer({ scsAsId });
+      return applicationServer ? encryptionKeyOf(applicationServer.encryptionKeyJson) : undefined;
+    },
+    listApis: async () =>
+      (await capabilities.listApis({})).apis.map(a => ({
+        name: a.name,
+        version: a.version,
+        scope: a.scope,
+        routes: a.routes.map(r => ({ method: r.method, path: r.path })),
+      })),
+    delegateSigningKey: async () => {
+      const out = await crypto.delegateSigningKey({ purpose: PbKeyPurpose.KEY_PURPOSE_MESSAGE_SIGNING });
+      const alg = MESSAGE_ALGORITHMS[out.algorithm];
+      if (!alg) throw new AeseError('UNAVAILABLE', 'the delegated signing key has an unsupported algorithm');
+      return { kid: out.kid, alg, pkcs8: out.privateKeyPkcs8, notAfterMs: out.notAfterMs };
+    },
+    getJwks: async () => (await crypto.getJwks({})).keys.map(toPublishedKey),
+    checkReplay: async (scsAsId, nonce, created) => {
+      const { verdict } = await replayStream.call({ scsAsId, nonce, created });
+      const out = REPLAY_VERDICTS[verdict];
+      if (!out) throw new AeseError('UNAVAILABLE', 'the replay guard gave no verdict');
+      return out;
+    },
+    invoke: async call => {
+      const out = await invokeStream.call({ ...call, body: Buffer.from(call.body), scopes: [...call.scopes] });
+      return { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
+    },
+    auditSigner: cryptoAuditSigner(crypto),
+    eventSigner: cryptoEventSigner(crypto),
+    eventVerifier: cryptoEventVerifier(crypto),
+    close: () => {
+      for (const c of clients) c.close();
+    },
+  };
+}
