@@ -7,6 +7,7 @@ import * as events from '@aese/events';
 import { CONTROL_SUBJECTS, controlStreamOf, TOKEN_REVOCATIONS_SNAPSHOT_SUBJECT, TOKEN_REVOCATIONS_SUBJECT } from '@aese/events';
 import type { ControlSubject } from '@aese/events';
 import { KV_BUCKETS } from '@aese/nats';
+import { REPLAY_WINDOW_STREAM, REPLAY_WINDOW_SUBJECT_PREFIX } from '@aese/replay-window';
 import { NATS_IDENTITIES, NATS_TRUST_MODEL, natsUserOf } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
 import { MESH_SERVICES, NATS_ADMIN_NAME, OPERATOR_NAME } from '@aese/pki';
@@ -258,6 +259,8 @@ function streamSubjects(): Map<string, (subject: string) => boolean> {
       out.set(stream, s => controlSubjects.includes(s) && controlStreamOf(s as ControlSubject).stream === stream);
     } else throw new Error(`libs/events exports ${name} without a ${name.slice(0, -'_STREAM'.length)}_SUBJECT_PREFIX (update this test)`);
   }
+  // The replay windows' stream lives with its library (libs/replay-window).
+  out.set(REPLAY_WINDOW_STREAM, s => s.startsWith(`${REPLAY_WINDOW_SUBJECT_PREFIX}.`));
   return out;
 }
 

@@ -57,7 +57,8 @@ describe('observability: each service serves its own metrics for Prometheus', fu
     for (const s of SERVICES) metricsPorts[s] = await freePort();
     mesh = await startTestMesh({
       edge: startEdgeService,
-      extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443' },
+      // Every replay check through replay-guard, whose own metrics this test reads too.
+      extraEnv: { AESE_ISSUER: T8_ISSUER, SIM_TICK_MS: '0', NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443', EDGE_REPLAY_DECISIONS: 'replay-guard' },
       metricsPorts,
     });
     operator = operatorAuthClient(mesh);

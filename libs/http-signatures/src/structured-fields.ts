@@ -48,6 +48,8 @@ export function parseDictionaryStrict(value: string): Dictionary {
   } catch (err) {
     throw new DictionaryParseError('malformed', { cause: err });
   }
+  // Without a comma there is one member at most: nothing can repeat (the usual signature field).
+  if (!value.includes(',')) return dictionary;
   let members = 0;
   let commas = 0;
   let start = 0;

@@ -23,6 +23,16 @@ const MAX_APPEND_ATTEMPTS = 8;
 export const MAX_BATCH = 4096;
 /** Bytes of one recorded nonce: the SHA-256 digest of {@link nonceKey}'s second part. */
 const DIGEST_BYTES = 32;
+/** An AS token ({@link asTokenOf}): one plain subject token, never a wildcard. */
+const AS_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
+/**
+ * {@link nonceKey}: an AS token and the canonical unpadded base64url of 32 bytes (its last
+ * character carries 2 zero bits). Any other spelling of the same digest would be another nonce in
+ * memory but the same one in the stream.
+ */
+const NONCE_KEY = /^([A-Za-z0-9_=-]{1,64})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
+/** Default of {@link StreamNonceStoreOptions.lingerMs}. */
+export const DEFAULT_LINGER_MS = 2;
 /** How often expired nonces leave memory. */
 const SWEEP_EVERY_MS = 5_000;
 
@@ -36,6 +46,11 @@ export interface StreamNonceStoreOptions {
   readonly logger: Logger;
   /** The clock used to date a loss of history and expire nonces in memory; tests freeze it. */
   readonly now?: () => number;
+  /**
+   * How long the first nonce of a batch waits for others before the batch is appended (while an
+   * append is in flight, nonces wait for it anyway). Fewer, larger appends for a little latency.
+   */
+  readonly lingerMs?: number;
   /** Told of every append (its nonce count) and every catch-up, for metrics and tests. */
   readonly onAppend?: (nonces: number) => void;
 }
@@ -61,6 +76,8 @@ interface Lane {
   /** Digests of the batch in flight: a second request with one of them is a replay. */
   inFlight: ReadonlySet<string>;
   flushing: boolean;
+  /** The linger timer of the batch being filled, if one is set. */
+  timer?: NodeJS.Timeout;
   /** Set once the lane read the stream's history for its subject; until then nothing is decided. */
   loaded?: Promise<void>;
 }
@@ -154,6 +171,7 @@ export class StreamNonceStore implements NonceStore {
    * AS's window does before it takes over (the takeover barrier). Resolves once loaded.
    */
   async prepare(asToken: string): Promise<void> {
+    if (!AS_TOKEN.test(asToken)) throw new TypeError('not an AS token');
     if (!this.isAvailable) throw new AeseError('UNAVAILABLE', 'the replay store is unreachable');
     await this.loadedLane(asToken);
   }
@@ -162,10 +180,9 @@ export class StreamNonceStore implements NonceStore {
   async recordOnce(key: string, ttlMs: number, signal?: AbortSignal): Promise<boolean> {
     if (ttlMs > this.options.ttlMs) throw new TypeError(`ttlMs ${ttlMs} exceeds the stream max age ${this.options.ttlMs}`);
     if (!this.isAvailable) throw new AeseError('UNAVAILABLE', 'the replay store is unreachable; the request cannot be decided');
-    const dot = key.indexOf('.');
-    const asToken = key.slice(0, dot);
-    const digest = key.slice(dot + 1);
-    if (dot <= 0 || Buffer.from(digest, 'base64url').length !== DIGEST_BYTES) throw new TypeError('not a nonce key');
+    const match = NONCE_KEY.exec(key);
+    if (!match) throw new TypeError('not a nonce key');
+    const [, asToken, digest] = match;
     const lane = await this.loadedLane(asToken);
     if (signal?.aborted) throw new AeseError('UNAVAILABLE', 'the call ended before the replay store answered');
     if (lane.seen.has(digest) || lane.inFlight.has(digest)) return false;
@@ -181,7 +198,18 @@ export class StreamNonceStore implements NonceStore {
         return;
       }
       lane.pending.set(digest, [{ resolve, reject }]);
-      if (!lane.flushing) void this.flush(lane);
+      if (lane.flushing) return;
+      const linger = this.options.lingerMs ?? DEFAULT_LINGER_MS;
+      if (linger === 0 || lane.pending.size >= MAX_BATCH) {
+        clearTimeout(lane.timer);
+        lane.timer = undefined;
+        void this.flush(lane);
+      } else {
+        lane.timer ??= setTimeout(() => {
+          lane.timer = undefined;
+          if (!lane.flushing) void this.flush(lane);
+        }, linger);
+      }
     });
   }
 

@@ -1,5 +1,16 @@
-import { context, propagation, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, INVALID_SPAN_CONTEXT, propagation, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Context, Span, SpanOptions, Tracer } from '@opentelemetry/api';
+
+/** Whether a tracer provider is registered in this process (set by startTracing). */
+let tracingActive = false;
+
+/** Told by startTracing when spans start (and stop) being recorded. */
+export function setTracingActive(active: boolean): void {
+  tracingActive = active;
+}
+
+/** The span `inSpan` hands over while tracing is off. */
+const NON_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** The mesh's tracer: one instrumentation scope for every span the code base makes. */
 export function meshTracer(): Tracer {
@@ -11,8 +22,10 @@ export function meshTracer(): Tracer {
  * the error's stable code (never its message: it may name an AS or carry input). With tracing off
  * this is the API's no-op span and one closure.
  */
-export function inSpan<T>(name: string, fn: (span: Span) => Promise<T>, options: SpanOptions = {}, parent: Context = context.active()): Promise<T> {
-  return meshTracer().startActiveSpan(name, options, parent, async span => {
+export function inSpan<T>(name: string, fn: (span: Span) => Promise<T>, options: SpanOptions = {}, parent?: Context): Promise<T> {
+  // With no provider registered, no span would record and no context would carry: skip both.
+  if (!tracingActive) return fn(NON_RECORDING);
+  return meshTracer().startActiveSpan(name, options, parent ?? context.active(), async span => {
     try {
       return await fn(span);
     } catch (err) {

@@ -1,3 +1,4 @@
+import { setTracingActive } from './spans.js';
 import { readFileSync } from 'node:fs';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { ConfigError, optionalStr } from '@aese/config';
@@ -102,11 +103,13 @@ export function startTracing(options: TracingOptions): Tracing {
   registered = true;
   // The provider registers the AsyncLocalStorage context manager when none is given.
   provider.register({ propagator: new W3CTraceContextPropagator() });
+  setTracingActive(true);
   return {
     enabled: true,
     flush: () => provider.forceFlush(),
     shutdown: async () => {
       await provider.shutdown();
+      setTracingActive(false);
       trace.disable();
       propagation.disable();
       context.disable();

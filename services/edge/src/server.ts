@@ -1,4 +1,4 @@
-import { int, loadConfig, str } from '@aese/config';
+import { int, loadConfig, oneOf, str } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
 import { AuditLog, DEFAULT_STALENESS_BOUND_MS, ensureAuditStream, NatsAuditSink } from '@aese/events';
 import type { AuditRecord } from '@aese/events';
@@ -6,6 +6,7 @@ import type { Logger } from '@aese/logger';
 import type { NatsConnection } from '@aese/nats';
 import { NOTIFICATION_DESTINATION_SETTINGS, notificationDestinationPolicy } from '@aese/net-guard';
 import { pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
+import { DEFAULT_REPLAY_LEASE_MS } from '@aese/replay-window';
 import { DEFAULT_TOKEN_REVOCATION_RETENTION_S } from '@aese/revocation';
 import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
@@ -24,6 +25,8 @@ import { DEFAULT_TOKEN_CACHE_SIZE } from './domain/token-cache.js';
 import { createRequestHandler } from './handlers.js';
 import { createT8Listener } from './listener.js';
 import { createMeshAdapters } from './mesh-adapters.js';
+import { openReplayDecisions, REPLAY_DECISION_MODES } from './replay-decisions.js';
+import type { ReplayDecisions } from './replay-decisions.js';
 import { httpsPoster } from './notifications/https-poster.js';
 import { MAX_DELIVERY_ATTEMPTS, startNotifier } from './notifications/notification-consumer.js';
 import { createT8Handler } from './t8-handler.js';
@@ -94,6 +97,10 @@ export const EDGE_SETTINGS = {
   /** How often the T8 API list is re-read from capability-exposure. */
   apiRefreshMs: int('EDGE_API_REFRESH_MS', DEFAULT_API_REFRESH_MS, 1_000, 3_600_000),
   replayDeadlineMs: int('EDGE_REPLAY_DEADLINE_MS', DEFAULT_REPLAY_DEADLINE_MS, 50, 30_000),
+  /** `leased` (default): replay windows of the ASes whose lease this edge holds are decided here; `replay-guard`: every check goes to the service. */
+  replayDecisions: oneOf('EDGE_REPLAY_DECISIONS', REPLAY_DECISION_MODES, 'leased'),
+  /** How long an edge's lease on an AS's replay window lives without renewal (a takeover waits this long after a crash). */
+  replayLeaseMs: int('EDGE_REPLAY_LEASE_MS', DEFAULT_REPLAY_LEASE_MS, 1_000, 600_000),
   invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
   /** How long the edge decides from its last revocation state while NATS is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
@@ -133,8 +140,20 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     mesh.close();
     throw err;
   }
+  let replay: ReplayDecisions;
   try {
     await ensureAuditStream(nc);
+    replay = await openReplayDecisions({
+      nc,
+      logger,
+      mode: config.replayDecisions,
+      windowS: config.signatureWindowS,
+      skewS: config.signatureSkewS,
+      leaseMs: config.replayLeaseMs,
+      timeoutMs: config.replayDeadlineMs,
+      replicas: common.natsReplicas,
+      remote: mesh.checkReplay,
+    });
   } catch (err) {
     mesh.close();
     await nc.close();
@@ -161,7 +180,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   });
   const feeds = createControlFeeds({ nc, verifier: mesh.eventVerifier, logger, audit: auditLog, meter: telemetry.meter, mesh, jwks, config });
 
-  // The protected T8 path, the hot path: its two per-request hops are the replay and invoke streams.
+  // The protected T8 path, the hot path: the replay check (in this edge for the ASes whose window it holds) and the invoke stream.
   const t8Path = createT8Handler({
     logger,
     apiRoot: config.issuer,
@@ -169,7 +188,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
     tokens: feeds.tokens,
     apis: () => apis.current(),
     signingKey,
-    checkReplay: mesh.checkReplay,
+    checkReplay: replay.check,
     invoke: mesh.invoke,
     audit: e => audit({ actor: e.actor, action: 't8.request', reason: e.reason, traceId: e.traceId, detail: { status: e.status, ...(e.api ? { api: e.api } : {}) } }),
     maxBodyBytes: config.maxBodyBytes,
@@ -248,6 +267,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const release = async (): Promise<void> => {
     readiness.stop();
     feeds.stop();
+    await replay.close();
     await notifier.stop();
     apis.stop();
     signingKey.clear();

@@ -318,7 +318,17 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
   const handle = async (request: T8Request, fields: Record<string, string[]>, span: Span): Promise<T8Answer | undefined> => {
     const startedMs = performance.now();
     // The span's trace id is the AS's when it sent a valid traceparent; with tracing off, the header's.
-    const x: Exchange = { traceId: activeTraceId() ?? traceIdOf(fields['traceparent']), fields, hasBody: false, close: false, audited: false };
+    // Only a refused or failed request needs its trace id (audit, logs): worked out then, once.
+    let traceId: string | undefined;
+    const x: Exchange = {
+      get traceId() {
+        return (traceId ??= activeTraceId() ?? traceIdOf(fields['traceparent']));
+      },
+      fields,
+      hasBody: false,
+      close: false,
+      audited: false,
+    };
     let response: EdgeResponse;
     try {
       const as = await step('authenticate', () => authenticate(x, request));
