@@ -1,13 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMMON_SETTINGS, MESH_ENDPOINTS, REPO_ROOT } from '@aese/runtime';
 
 /**
- * The mesh calls a service makes: the addresses its server hands to a gRPC client
- * (`address: common.addr...` in services/<name>/src/server.ts), as service names, sorted.
+ * The mesh calls a service makes: the addresses its code hands to a gRPC client
+ * (`address: common.addr...` in the top-level files of services/<name>/src: its server and, for
+ * the edge, its mesh adapters), as service names, sorted.
  */
 export function meshCallsOf(service: string): string[] {
-  const source = readFileSync(join(REPO_ROOT, 'services', service, 'src', 'server.ts'), 'utf8');
+  const dir = join(REPO_ROOT, 'services', service, 'src');
+  const source = readdirSync(dir)
+    .filter(f => f.endsWith('.ts'))
+    .map(f => readFileSync(join(dir, f), 'utf8'))
+    .join('\n');
   const envOfKey: Record<string, string> = Object.fromEntries(Object.entries(COMMON_SETTINGS).map(([key, setting]) => [key, setting.env]));
   const serviceOfEnv: Record<string, string> = Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, name]));
   return [...new Set([...source.matchAll(/address: common\.(addr[A-Za-z]+)/g)].map(m => serviceOfEnv[envOfKey[m[1]]]))].sort();
