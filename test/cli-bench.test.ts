@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createMeshClient } from '@aese/grpc-client';
-import { KV_BUCKETS } from '@aese/nats';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceClient } from '@aese/protos/capability-exposure/v1';
+import { asTokenOf, REPLAY_WINDOW_STREAM, REPLAY_WINDOW_SUBJECT_PREFIX } from '@aese/replay-window';
 import { aese, expectOneLineError } from './support/cli.ts';
 import type { CliResult } from './support/cli.ts';
 import { startTestMesh } from './support/mesh.ts';
@@ -56,10 +56,34 @@ describe('aese bench (CLI binary against a running mesh)', function () {
     await mesh?.stop();
   });
 
-  const streamMessages = async (bucket: string): Promise<number> => {
+  /** Nonces the replay stream holds for one AS: each message on the AS's subject is a batch of 32-byte digests. */
+  const storedNonces = async (scsAsId: string): Promise<number> => {
+    const subject = `${REPLAY_WINDOW_SUBJECT_PREFIX}.${asTokenOf(scsAsId)}`;
     const nc = await mesh.natsConnect('nats-admin');
     try {
-      return (await (await nc.jetstreamManager()).streams.info(`KV_${bucket}`)).state.messages;
+      const last = await (await nc.jetstreamManager()).streams.getMessage(REPLAY_WINDOW_STREAM, { last_by_subj: subject }).then(
+        m => m.seq,
+        (err: Error) => {
+          if (/no message found/i.test(err.message)) return 0;
+          throw err;
+        },
+      );
+      let nonces = 0;
+      if (last === 0) return nonces;
+      const consumer = await nc.jetstream().consumers.get(REPLAY_WINDOW_STREAM, { filterSubjects: subject });
+      let seq = 0;
+      while (seq < last) {
+        let got = 0;
+        for await (const m of await consumer.fetch({ max_messages: 1000, expires: 5_000 })) {
+          got++;
+          seq = m.seq;
+          expect(m.data.length % 32).to.equal(0);
+          nonces += m.data.length / 32;
+          if (seq >= last) break;
+        }
+        if (got === 0) throw new Error(`reading ${subject} stalled at ${seq} of ${last}`);
+      }
+      return nonces;
     } finally {
       await nc.close();
     }
@@ -75,11 +99,11 @@ describe('aese bench (CLI binary against a running mesh)', function () {
   };
 
   it('replay-guard: every call records a fresh nonce as the edge; nothing fails', async () => {
-    const before = await streamMessages(KV_BUCKETS.replayNonces);
+    const before = await storedNonces('bench-rg');
     const r = reportOf(await aese(['bench', 'replay-guard', '--as', 'bench-rg', '--json', ...SHORT], env));
     expect(r.identity).to.equal(mesh.id('edge'));
     // One nonce per accepted call, plus the preflight call's: none replayed, none lost.
-    expect((await streamMessages(KV_BUCKETS.replayNonces)) - before).to.equal(r.ok + 1);
+    expect((await storedNonces('bench-rg')) - before).to.equal(r.ok + 1);
   });
 
   it('authorization: without a grant it stops with one line naming the grant; with --grant it decides, then withdraws the grant', async () => {

@@ -17,6 +17,7 @@ import { KV_BUCKETS } from '@aese/nats';
 import { NATS_IDENTITIES } from '@aese/nats-trust';
 import type { NatsIdentity } from '@aese/nats-trust';
 import { initPki, issueAsClientCertificate, pkiLayout, readPem } from '@aese/pki';
+import { nonceTtlMs, REPLAY_WINDOW_STREAM, REPLAY_WINDOW_SUBJECT_PREFIX, streamConfig } from '@aese/replay-window';
 import { connectNatsAs, startNatsServer, tempDir } from '@aese/testing';
 import type { NatsServerProcess } from '@aese/testing';
 import { startTestMesh, TEST_TRUST_DOMAIN } from './support/mesh.ts';
@@ -106,6 +107,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     await jsm.streams.add({ name: NOTIFICATION_OUTCOMES_STREAM, subjects: ['aese.notification-outcomes.v1.>'] });
     await jsm.streams.add({ name: TOKEN_REVOCATIONS_STREAM, subjects: ['aese.token-revocations.v1.>'] });
     await jsm.streams.add({ name: NETWORK_EVENTS_STREAM, subjects: ['aese.network-events.v1.>'] });
+    await jsm.streams.add(streamConfig({ ttlMs: nonceTtlMs(60, 10) }));
   });
   after(async () => {
     for (const nc of conns.values()) await nc.close();
@@ -149,7 +151,9 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['write a policy version', putKv(KV_BUCKETS.policies), ['authorization', 'nats-admin']],
     ['read the policy versions', readStream(`KV_${KV_BUCKETS.policies}`), ['authorization', 'capability-exposure', 'nats-admin']],
     ['write a subscription', putKv(KV_BUCKETS.subscriptions), ['capability-exposure', 'nats-admin']],
-    ['write a replay nonce', putKv(KV_BUCKETS.replayNonces), ['replay-guard', 'nats-admin']],
+    ['write a replay nonce', publish(`${REPLAY_WINDOW_SUBJECT_PREFIX}.probe`), ['replay-guard', 'edge', 'nats-admin']],
+    ['read the replay nonces', consumeStream(REPLAY_WINDOW_STREAM), ['replay-guard', 'edge', 'nats-admin']],
+    ['write a replay lease', putKv(KV_BUCKETS.replayLeases), ['edge', 'nats-admin']],
     ['write the deployment record', putKv(KV_BUCKETS.deployment), ['crypto', 'nats-admin']],
     ['publish a revocation', publish(CONTROL_SUBJECTS.revocations), ['authentication', 'nats-admin']],
     ['publish a registry change', publish(CONTROL_SUBJECTS.registry), ['authentication', 'nats-admin']],
@@ -170,7 +174,7 @@ describe('NATS trust model: the shipped configuration refuses anonymous clients 
     ['delete a control event', deleteMessage(CONTROL_STREAM), ['nats-admin']],
     ['purge the registry bucket', purge(`KV_${KV_BUCKETS.applicationServers}`), ['nats-admin']],
     ["change the control stream's retention", shortenRetention(CONTROL_STREAM), ['nats-admin']],
-    ["change the nonce bucket's retention", shortenRetention(`KV_${KV_BUCKETS.replayNonces}`), ['nats-admin']],
+    ["change the nonce stream's retention", shortenRetention(REPLAY_WINDOW_STREAM), ['nats-admin']],
     ['subscribe to control subjects outside JetStream', subscribe('aese.control.v1.>'), ['nats-admin']],
     ["read crypto's replies (its inbox)", subscribe('_INBOX_crypto.>'), ['crypto', 'nats-admin']],
   ];
