@@ -49,9 +49,10 @@ export const DEPLOYMENT_BUCKET = KV_BUCKETS.deployment;
 /**
  * The NATS trust model: which identity may read, create and write what. Only crypto writes keys;
  * only authentication writes the registry and publishes revocations; only authorization writes
- * policies; only capability exposure writes subscriptions, publishes network events and requests notifications, which only
- * the edge consumes; only the edge reports their outcomes and holds replay leases; replay-guard and the edge append nonces, which only capability exposure reads; each service appends to its own audit chains; the operator CLI reads the
- * audit trail. No service may delete or purge anything: that takes the administrator.
+ * policies; only capability exposure writes subscriptions, publishes network events and requests
+ * notifications, which only the edge consumes; only the edge reports their outcomes (which only
+ * capability exposure reads) and holds replay leases; replay-guard and the edge append and read
+ * nonces; each service appends to its own audit chains; the operator CLI reads the audit trail. No service may delete or purge anything: that takes the administrator.
  */
 export const NATS_TRUST_MODEL: Readonly<Record<NatsIdentity, NatsGrant>> = {
   crypto: {

@@ -52,6 +52,7 @@ export class ReplayLeases {
   private readonly now: () => number;
   private readonly renewer: NodeJS.Timeout;
   private closed = false;
+  private renewing = false;
 
   private constructor(
     private readonly kv: KV,
@@ -65,6 +66,14 @@ export class ReplayLeases {
   static async open(nc: NatsConnection, options: ReplayLeasesOptions): Promise<ReplayLeases> {
     const leaseMs = options.leaseMs ?? DEFAULT_REPLAY_LEASE_MS;
     const kv = await openKv(nc, REPLAY_LEASES_BUCKET, { ttl: leaseMs });
+    // The bucket's max age is what ends a silent holder's lease: it must be the lease time.
+    const ttl = (await kv.status()).ttl;
+    if (ttl !== leaseMs) {
+      throw new AeseError(
+        'FAILED_PRECONDITION',
+        `KV bucket ${REPLAY_LEASES_BUCKET} expires leases after ${ttl} ms, not the configured ${leaseMs} ms: give every edge the same EDGE_REPLAY_LEASE_MS, or have the JetStream administrator set the bucket's max age`,
+      );
+    }
     return new ReplayLeases(kv, options);
   }
 
@@ -126,6 +135,17 @@ export class ReplayLeases {
   }
 
   private async renew(): Promise<void> {
+    // A slow round must not overlap the next: two updates at one revision would drop a held lease.
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      await this.renewHeld();
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private async renewHeld(): Promise<void> {
     for (const [scsAsId, h] of this.held) {
       const key = asTokenOf(scsAsId);
       const sentAt = this.now();

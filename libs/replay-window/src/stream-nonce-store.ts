@@ -1,5 +1,5 @@
 import { DeliverPolicy, DiscardPolicy, Events, RetentionPolicy, StorageType } from 'nats';
-import type { JetStreamClient, JetStreamManager, NatsConnection, StreamConfig, StreamInfo } from 'nats';
+import type { JetStreamClient, JetStreamManager, MsgRequest, NatsConnection, StoredMsg, StreamConfig, StreamInfo } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
 import type { NonceStore } from './replay-guard.js';
@@ -18,7 +18,9 @@ const NO_RESPONDERS = '503';
 /** Pause between two attempts to re-inspect the stream after a reconnection. */
 const REVERIFY_DELAY_MS = 250;
 /** Appends of one batch tried against other writers' appends before the batch is undecided. */
-const MAX_APPEND_ATTEMPTS = 8;
+const MAX_APPEND_ATTEMPTS = 32;
+/** Messages a catch-up reads one by one before it sets up a consumer instead. */
+const SHORT_CATCH_UP = 16;
 /** Most nonces in one append (32 bytes each): bounds a message well under NATS's 1 MB default. */
 export const MAX_BATCH = 4096;
 /** Bytes of one recorded nonce: the SHA-256 digest of {@link nonceKey}'s second part. */
@@ -51,7 +53,7 @@ export interface StreamNonceStoreOptions {
    * append is in flight, nonces wait for it anyway). Fewer, larger appends for a little latency.
    */
   readonly lingerMs?: number;
-  /** Told of every append (its nonce count) and every catch-up, for metrics and tests. */
+  /** Told of every append (its nonce count), for metrics and tests. */
   readonly onAppend?: (nonces: number) => void;
 }
 
@@ -317,6 +319,20 @@ export class StreamNonceStore implements NonceStore {
       return;
     }
     if (last === lane.lastSeq) return;
+    // Behind by a few messages (a concurrent append): read them one by one, a round trip each,
+    // which beats setting up a consumer and lets a contended lane win its next append.
+    for (let read = 0; read < SHORT_CATCH_UP && lane.lastSeq < last; read++) {
+      let m: StoredMsg;
+      try {
+        m = await this.jsm.streams.getMessage(REPLAY_WINDOW_STREAM, { seq: lane.lastSeq + 1, next_by_subj: lane.subject } as unknown as MsgRequest);
+      } catch (err) {
+        throw asUnavailable(err, 'the replay store could not be read');
+      }
+      const until = Math.floor(m.time.getTime()) + this.options.ttlMs;
+      for (const d of decodeBatch(m.data)) lane.seen.set(d, until);
+      lane.lastSeq = m.seq;
+    }
+    if (lane.lastSeq >= last) return;
     const deadline = this.now() + this.options.timeoutMs;
     const consumer = await this.js.consumers.get(REPLAY_WINDOW_STREAM, {
       // A string, not a list: nats-server before 2.10 knows only the single filter.
