@@ -24,8 +24,8 @@ export interface ReplayDecisionOptions {
 }
 
 export interface ReplayDecisions {
-  check(scsAsId: string, nonce: string, created: number): Promise<ReplayVerdict>;
-  close(): Promise<void>;
+  readonly check: (scsAsId: string, nonce: string, created: number) => Promise<ReplayVerdict>;
+  readonly close: () => Promise<void>;
 }
 
 /**
