@@ -21,10 +21,23 @@ import { eventually, eventuallyValue } from '@aese/testing';
 import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
-import { AuditReader, expectEdgeDenial, grantAccess, invokeCount, MONITORING_EVENT, onboardT8As, retraced, simulatedUe, T8_ISSUER, T8Client } from './support/t8-client.ts';
+import {
+  AuditReader,
+  expectEdgeDenial,
+  grantAccess,
+  invokeCount,
+  locationSubscription,
+  MONITORING_EVENT,
+  monitoringCollection,
+  monitoringSubscriptionCount,
+  onboardT8As,
+  retraced,
+  simulatedUe,
+  T8_ISSUER,
+  T8Client,
+} from './support/t8-client.ts';
 import type { T8As } from './support/t8-client.ts';
 
-const ME = '/3gpp-monitoring-event/v1';
 const UE1 = simulatedUe(1);
 const LEASES_BUCKET = 'aese_replay_leases';
 /** Short leases so a takeover takes seconds; the mesh's own edge (which creates the bucket) uses it too. */
@@ -116,18 +129,9 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
   let cb: T8Client;
   let holderA: string;
 
-  const sub = (): Record<string, unknown> => ({
-    externalId: UE1.externalId,
-    notificationDestination: 'https://127.0.0.1:9443/notify',
-    monitoringType: 'LOCATION_REPORTING',
-    maximumNumberOfReports: 3,
-  });
-  const collection = (c: T8Client): string => `${ME}/${c.as.scsAsId}/subscriptions`;
-  const count = async (c: T8Client): Promise<number> => {
-    const { reply } = await c.call({ method: 'GET', path: collection(c) });
-    expect(reply.status, reply.text).to.equal(200);
-    return reply.json<unknown[]>().length;
-  };
+  const sub = (): Record<string, unknown> => locationSubscription(UE1.externalId);
+  const collection = monitoringCollection;
+  const count = monitoringSubscriptionCount;
   const client = (t8As: T8As, edge: TestEdge): T8Client => {
     const c = T8Client.forMesh(mesh, t8As, edge.port);
     clients.push(c);

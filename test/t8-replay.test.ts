@@ -16,10 +16,23 @@ import { freePort } from '@aese/testing';
 import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
-import { AuditReader, expectEdgeDenial, grantAccess, invokeCount, MONITORING_EVENT, onboardT8As, retraced, simulatedUe, T8_ISSUER, T8Client } from './support/t8-client.ts';
+import {
+  AuditReader,
+  expectEdgeDenial,
+  grantAccess,
+  invokeCount,
+  locationSubscription,
+  MONITORING_EVENT,
+  monitoringCollection,
+  monitoringSubscriptionCount,
+  onboardT8As,
+  retraced,
+  simulatedUe,
+  T8_ISSUER,
+  T8Client,
+} from './support/t8-client.ts';
 import type { T8As } from './support/t8-client.ts';
 
-const ME = '/3gpp-monitoring-event/v1';
 const UE1 = simulatedUe(1);
 
 describe('T8 security catalogue: replay (SECURITY-TESTS 47, 48, 50, 51, 52, 55)', function () {
@@ -35,18 +48,9 @@ describe('T8 security catalogue: replay (SECURITY-TESTS 47, 48, 50, 51, 52, 55)'
   let blackHole: Server | undefined;
   const held: Socket[] = [];
 
-  const sub = (): Record<string, unknown> => ({
-    externalId: UE1.externalId,
-    notificationDestination: 'https://127.0.0.1:9443/notify',
-    monitoringType: 'LOCATION_REPORTING',
-    maximumNumberOfReports: 3,
-  });
-  const collection = (c: T8Client): string => `${ME}/${c.as.scsAsId}/subscriptions`;
-  const count = async (c: T8Client): Promise<number> => {
-    const { reply } = await c.call({ method: 'GET', path: collection(c) });
-    expect(reply.status, reply.text).to.equal(200);
-    return reply.json<unknown[]>().length;
-  };
+  const sub = (): Record<string, unknown> => locationSubscription(UE1.externalId);
+  const collection = monitoringCollection;
+  const count = monitoringSubscriptionCount;
   /** Another edge replica on the same mesh, logging into the mesh's log. */
   const startEdge = async (extra: Record<string, string> = {}): Promise<{ port: number; stop(): Promise<void> }> => {
     const logger = createLogger({

@@ -4,6 +4,7 @@
  * and response verification, jose for JWE, node:crypto for Content-Digest (RFC 9530). Tests use
  * it to drive the edge exactly as a third-party AS would, and to misbehave on purpose.
  */
+import { expect } from 'chai';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { compactDecrypt, exportJWK, generateKeyPair } from 'jose';
@@ -428,6 +429,23 @@ export class AuditReader {
 /** How many T8 calls capability-exposure executed for an AS, from its log (one line per Invoke). */
 export function invokeCount(mesh: TestMesh, scsAsId: string): number {
   return mesh.logs.filter(l => l.includes('"t8 invoke"') && l.includes(`"scsAsId":"${scsAsId}"`)).length;
+}
+
+/** A MonitoringEvent LOCATION_REPORTING subscription of one UE, three reports, to the test receiver's address. */
+export function locationSubscription(externalId: string): Record<string, unknown> {
+  return { externalId, notificationDestination: 'https://127.0.0.1:9443/notify', monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 3 };
+}
+
+/** The path of an AS's MonitoringEvent subscriptions. */
+export function monitoringCollection(c: T8Client): string {
+  return `/${MONITORING_EVENT}/v1/${c.as.scsAsId}/subscriptions`;
+}
+
+/** How many MonitoringEvent subscriptions the AS has, read with a signed GET of its collection. */
+export async function monitoringSubscriptionCount(c: T8Client): Promise<number> {
+  const { reply } = await c.call({ method: 'GET', path: monitoringCollection(c) });
+  expect(reply.status, reply.text).to.equal(200);
+  return reply.json<unknown[]>().length;
 }
 
 /** The simulated core's identifiers of UE i (services/capability-exposure, SimulatedCore, seed-independent). */

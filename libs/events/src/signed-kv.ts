@@ -3,7 +3,7 @@ import { headers } from 'nats';
 import type { JetStreamManager, KV, KvEntry, NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
-import { retryJetStream } from '@aese/nats';
+import { JS_ERRORS, jsErrorCode, retryJetStream } from '@aese/nats';
 import { isKeysUnavailable, signedBytes, untilKeysAnswer } from './signing.js';
 import type { EventSigner, EventVerifier } from './signing.js';
 
@@ -73,9 +73,6 @@ export interface SignedKvOptions {
 /** Returned by an update function to leave a key as it is. */
 export const UNCHANGED: unique symbol = Symbol('unchanged');
 
-/** JetStream API error codes this store tells apart. */
-const WRONG_LAST_SEQUENCE = 10071;
-const NO_MESSAGE_FOUND = 10037;
 /** How often a write is retried after another writer got in first. */
 const MAX_WRITE_ATTEMPTS = 10;
 /** How long a write waits for the copy to catch up with another writer before checking the tail. */
@@ -84,8 +81,6 @@ const CATCH_UP_WAIT_MS = 2_000;
 const LOAD_RECHECK_MS = 3_000;
 
 type Held = { readonly revision: number; readonly value: unknown };
-
-const apiErrorCode = (err: unknown): number | undefined => (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
 
 /** The bucket head: a digest of every key's newest revision, tombstones included. */
 function headOf(held: ReadonlyMap<string, Held>): string {
@@ -236,7 +231,7 @@ export class SignedKvStore<T> {
       try {
         await this.options.nc.jetstream().publish(`$KV.${this.options.bucket}.${key}`, Buffer.from(JSON.stringify(record)), { headers: h });
       } catch (err) {
-        if (apiErrorCode(err) !== WRONG_LAST_SEQUENCE && !/wrong last sequence/i.test(String((err as Error).message))) {
+        if (jsErrorCode(err) !== JS_ERRORS.wrongLastSequence && !/wrong last sequence/i.test(String((err as Error).message))) {
           throw new AeseError('UNAVAILABLE', `cannot write to ${this.options.bucket}`, { cause: err });
         }
         if (attempt >= MAX_WRITE_ATTEMPTS) throw new AeseError('UNAVAILABLE', `${this.options.bucket} kept moving during the write; try again`);
@@ -328,7 +323,7 @@ export class SignedKvStore<T> {
       await retryJetStream(() => jsm.streams.getMessage(this.stream, { seq }));
       return true;
     } catch (err) {
-      if (apiErrorCode(err) === NO_MESSAGE_FOUND || /no message found/i.test(String((err as Error).message))) return false;
+      if (jsErrorCode(err) === JS_ERRORS.noMessageFound || /no message found/i.test(String((err as Error).message))) return false;
       throw err;
     }
   }

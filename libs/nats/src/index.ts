@@ -140,6 +140,19 @@ export async function kvValuesJson<T>(kv: KV): Promise<T[]> {
   return out;
 }
 
+/** JetStream API error codes (nats-server `errors.json`) the services act on. */
+export const JS_ERRORS = {
+  /** An expected-last-(subject-)sequence check failed: someone else wrote first. */
+  wrongLastSequence: 10071,
+  streamNotFound: 10059,
+  noMessageFound: 10037,
+} as const;
+
+/** The JetStream API error code an error carries, if any. */
+export function jsErrorCode(err: unknown): number | undefined {
+  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
+}
+
 /** How long start-up JetStream calls are retried while a cluster elects new leaders. */
 export const DEFAULT_JETSTREAM_RETRY_MS = 20_000;
 

@@ -1,7 +1,7 @@
 import type { KV, NatsConnection } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
-import { KV_BUCKETS, openKv } from '@aese/nats';
+import { JS_ERRORS, jsErrorCode, KV_BUCKETS, openKv } from '@aese/nats';
 import { asTokenOf } from './nonce-key.js';
 
 /** Which process holds each AS's replay window: one key per AS, expiring with the bucket's max age. */
@@ -168,5 +168,5 @@ export class ReplayLeases {
 }
 
 function isWrongRevision(err: unknown): boolean {
-  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code === 10071 || /wrong last sequence/i.test(String((err as Error).message));
+  return jsErrorCode(err) === JS_ERRORS.wrongLastSequence || /wrong last sequence/i.test(String((err as Error).message));
 }

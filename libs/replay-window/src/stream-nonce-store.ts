@@ -2,6 +2,7 @@ import { DeliverPolicy, DiscardPolicy, Events, RetentionPolicy, StorageType } fr
 import type { JetStreamClient, JetStreamManager, MsgRequest, NatsConnection, StoredMsg, StreamConfig, StreamInfo } from 'nats';
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
+import { JS_ERRORS, jsErrorCode } from '@aese/nats';
 import type { NonceStore } from './replay-guard.js';
 
 /** The stream of recorded nonces; its name and subjects are part of the contract with operators. */
@@ -9,10 +10,6 @@ export const REPLAY_WINDOW_STREAM = 'AESE_REPLAY_WINDOW';
 /** One subject per AS: `aese.replay.window.<AS token>` (the token of {@link nonceKey}). */
 export const REPLAY_WINDOW_SUBJECT_PREFIX = 'aese.replay.window';
 
-/** JetStream error codes (nats-server `errors.json`). */
-const WRONG_LAST_SEQUENCE = 10071;
-const STREAM_NOT_FOUND = 10059;
-const NO_MESSAGE_FOUND = 10037;
 /** nats.js error code of a request nobody subscribes to (no stream stores the subject). */
 const NO_RESPONDERS = '503';
 /** Pause between two attempts to re-inspect the stream after a reconnection. */
@@ -22,7 +19,7 @@ const MAX_APPEND_ATTEMPTS = 32;
 /** Messages a catch-up reads one by one before it sets up a consumer instead. */
 const SHORT_CATCH_UP = 16;
 /** Most nonces in one append (32 bytes each): bounds a message well under NATS's 1 MB default. */
-export const MAX_BATCH = 4096;
+const MAX_BATCH = 4096;
 /** Bytes of one recorded nonce: the SHA-256 digest of {@link nonceKey}'s second part. */
 const DIGEST_BYTES = 32;
 /** An AS token ({@link asTokenOf}): one plain subject token, never a wildcard. */
@@ -251,7 +248,6 @@ export class StreamNonceStore implements NonceStore {
         lane.pending = new Map();
         lane.inFlight = new Set(batch.keys());
         await this.appendBatch(lane, batch);
-        lane.inFlight = new Set();
       }
     } finally {
       lane.flushing = false;
@@ -281,7 +277,7 @@ export class StreamNonceStore implements NonceStore {
         const ack = await this.js.publish(lane.subject, encodeBatch(digests), { expect: { lastSubjectSequence: lane.lastSeq }, timeout: this.options.timeoutMs });
         seq = ack.seq;
       } catch (err) {
-        if (jsErrCode(err) === WRONG_LAST_SEQUENCE) {
+        if (jsErrorCode(err) === JS_ERRORS.wrongLastSequence) {
           // Someone else appended for this AS: read it, answer what it settles, try the rest again.
           try {
             await this.catchUp(lane);
@@ -290,7 +286,7 @@ export class StreamNonceStore implements NonceStore {
           }
           continue;
         }
-        if ((err as { code?: unknown } | null)?.code === NO_RESPONDERS || jsErrCode(err) === STREAM_NOT_FOUND) this.restartVerification();
+        if ((err as { code?: unknown } | null)?.code === NO_RESPONDERS || jsErrorCode(err) === JS_ERRORS.streamNotFound) this.restartVerification();
         if ((err as { code?: unknown } | null)?.code === 'TIMEOUT') {
           return fail(new AeseError('UNAVAILABLE', `the replay store did not answer within ${this.options.timeoutMs} ms`, { cause: err }));
         }
@@ -328,8 +324,7 @@ export class StreamNonceStore implements NonceStore {
       } catch (err) {
         throw asUnavailable(err, 'the replay store could not be read');
       }
-      const until = Math.floor(m.time.getTime()) + this.options.ttlMs;
-      for (const d of decodeBatch(m.data)) lane.seen.set(d, until);
+      this.remember(lane, m.data, m.time.getTime());
       lane.lastSeq = m.seq;
     }
     if (lane.lastSeq >= last) return;
@@ -348,8 +343,7 @@ export class StreamNonceStore implements NonceStore {
         let got = 0;
         for await (const m of messages) {
           got++;
-          const until = Math.floor(m.info.timestampNanos / 1e6) + this.options.ttlMs;
-          for (const d of decodeBatch(m.data)) lane.seen.set(d, until);
+          this.remember(lane, m.data, m.info.timestampNanos / 1e6);
           seq = m.seq;
           if (seq >= last) break;
         }
@@ -362,12 +356,18 @@ export class StreamNonceStore implements NonceStore {
     lane.lastSeq = Math.max(seq, last);
   }
 
+  /** Takes in one stored batch, each nonce kept one TTL from when the stream stored it. */
+  private remember(lane: Lane, batch: Uint8Array, storedAtMs: number): void {
+    const until = Math.floor(storedAtMs) + this.options.ttlMs;
+    for (const d of decodeBatch(batch)) lane.seen.set(d, until);
+  }
+
   /** The stream sequence of the subject's last message, 0 when it has none. */
   private async lastSeqOf(subject: string): Promise<number> {
     try {
       return (await this.jsm.streams.getMessage(REPLAY_WINDOW_STREAM, { last_by_subj: subject })).seq;
     } catch (err) {
-      if (jsErrCode(err) === NO_MESSAGE_FOUND || /no message found/i.test(String((err as Error).message))) return 0;
+      if (jsErrorCode(err) === JS_ERRORS.noMessageFound || /no message found/i.test(String((err as Error).message))) return 0;
       throw asUnavailable(err, 'the replay store could not be read');
     }
   }
@@ -431,7 +431,7 @@ export class StreamNonceStore implements NonceStore {
     try {
       info = await this.jsm.streams.info(REPLAY_WINDOW_STREAM);
     } catch (err) {
-      if (jsErrCode(err) !== STREAM_NOT_FOUND) throw asUnavailable(err, `stream ${REPLAY_WINDOW_STREAM} is not reachable`);
+      if (jsErrorCode(err) !== JS_ERRORS.streamNotFound) throw asUnavailable(err, `stream ${REPLAY_WINDOW_STREAM} is not reachable`);
       if (this.streamCreated !== '') this.loseHistory('the nonce stream vanished; recreated empty');
       try {
         info = await this.jsm.streams.add(streamConfig(this.options));
@@ -519,10 +519,6 @@ function decodeBatch(data: Uint8Array): string[] {
   const out: string[] = [];
   for (let i = 0; i + DIGEST_BYTES <= buf.length; i += DIGEST_BYTES) out.push(buf.toString('base64url', i, i + DIGEST_BYTES));
   return out;
-}
-
-function jsErrCode(err: unknown): number | undefined {
-  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
 }
 
 function asUnavailable(err: unknown, message: string): AeseError {

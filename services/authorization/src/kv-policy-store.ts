@@ -1,6 +1,6 @@
 import { AeseError } from '@aese/errors';
 import type { Logger } from '@aese/logger';
-import { KV_BUCKETS, openKv } from '@aese/nats';
+import { JS_ERRORS, jsErrorCode, KV_BUCKETS, openKv } from '@aese/nats';
 import type { KV, NatsConnection } from '@aese/nats';
 import type { PolicyStore, StoredEntry } from './domain/policy-administration.js';
 
@@ -10,9 +10,6 @@ export const POLICY_BUCKET = KV_BUCKETS.policies;
 export const POLICY_KEY = 'current';
 /** Versions kept in the bucket's history, for audit and manual rollback. */
 export const POLICY_HISTORY = 16;
-
-/** JetStream API error: the expected last sequence of the subject did not match. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -26,7 +23,7 @@ function parse(bytes: Uint8Array): unknown {
 }
 
 function isConflict(err: unknown): boolean {
-  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code === WRONG_LAST_SEQUENCE;
+  return jsErrorCode(err) === JS_ERRORS.wrongLastSequence;
 }
 
 /**
