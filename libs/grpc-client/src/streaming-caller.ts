@@ -1,6 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Client, ClientDuplexStream } from '@grpc/grpc-js';
 import { AeseError, isErrorCode } from '@aese/errors';
+import { approxMessageBytes, TurnBatcher } from '@aese/protos';
+import type { StreamAnswer, StreamAnswerBatch, StreamCall, StreamCallBatch } from '@aese/protos';
 import { activeTraceparent } from '@aese/telemetry';
 import type { CallSettings, ClientCtor, MeshClientOptions } from './mesh-client.js';
 import { DEFAULT_CLIENT_DEADLINE_MS, DEFAULT_MAX_MESSAGE_BYTES, meshChannelCredentials } from './mesh-credentials.js';
@@ -18,34 +20,24 @@ export const DEFAULT_MAX_IN_FLIGHT_PER_CALLER = 1024;
 const KEEPALIVE_TIME_MS = 10_000;
 const KEEPALIVE_TIMEOUT_MS = 5_000;
 
-interface RequestEnvelope<Req> {
-  id: number;
-  request: Req | undefined;
-  timeoutMs: number;
-  /** The caller's trace context: a stream message has no metadata of its own. */
-  traceparent: string;
-}
-interface ResponseEnvelope<Res> {
-  id: number;
-  response: Res | undefined;
-  errorCode: string;
-  errorMessage: string;
-}
-
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- matches any generated bidi method
 type DuplexFn = (...args: any[]) => ClientDuplexStream<any, any>;
 
-/** The bidi methods of a generated client whose messages are multiplexing envelopes. */
+/** The bidi methods of a generated client whose messages are batches of multiplexed calls. */
 export type StreamMethodsOf<C> = {
-  [K in keyof C]: C[K] extends DuplexFn ? (ReturnType<C[K]> extends ClientDuplexStream<RequestEnvelope<infer _Req>, ResponseEnvelope<infer _Res>> ? K : never) : never;
+  [K in keyof C]: C[K] extends DuplexFn ? (ReturnType<C[K]> extends ClientDuplexStream<StreamCallBatch<infer _Req>, StreamAnswerBatch<infer _Res>> ? K : never) : never;
 }[keyof C] &
   string;
 
 type EnvelopeTypes<C, M extends keyof C> = C[M] extends DuplexFn
   ? ReturnType<C[M]> extends ClientDuplexStream<infer SReq, infer SRes>
-    ? SReq extends { request: infer Req }
-      ? SRes extends { response: infer Res }
-        ? { req: NonNullable<Req>; res: NonNullable<Res> }
+    ? SReq extends { calls: (infer Call)[] }
+      ? SRes extends { answers: (infer Answer)[] }
+        ? Call extends { request: infer Req }
+          ? Answer extends { response: infer Res }
+            ? { req: NonNullable<Req>; res: NonNullable<Res> }
+            : never
+          : never
         : never
       : never
     : never
@@ -76,7 +68,8 @@ interface Pending<Res> {
 /**
  * A caller for a unary method multiplexed on a bidi stream (see `adaptMultiplexedStream` of
  * `@aese/grpc-server`): one long-lived stream per target over mTLS with the expected SPIFFE ID,
- * calls tagged by id, a deadline per call (DEADLINE_EXCEEDED), every call in flight failed with
+ * calls tagged by id and sent in batches (those made in one turn of the event loop travel in one
+ * message, see `TurnBatcher` of `@aese/protos`), a deadline per call (DEADLINE_EXCEEDED), every call in flight failed with
  * UNAVAILABLE when the stream breaks (never retried: a replay check must not run twice), and the
  * stream reopened by the next call: at once if the broken stream had worked, else after a
  * back-off that doubles while attempts keep failing (calls during it fail at once with
@@ -108,8 +101,12 @@ export function createStreamingCaller<C extends Client, M extends StreamMethodsO
   return new MultiplexedCaller(client, method, options.deadlineMs ?? DEFAULT_CLIENT_DEADLINE_MS, minBackoff, maxBackoff, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT_PER_CALLER);
 }
 
+type CallStream<Req, Res> = ClientDuplexStream<StreamCallBatch<Req>, StreamAnswerBatch<Res>>;
+
 class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
-  private stream: ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>> | undefined;
+  private stream: CallStream<Req, Res> | undefined;
+  /** The current stream's outgoing batch. */
+  private outbox: TurnBatcher<StreamCall<Req>> | undefined;
   private readonly pending = new Map<number, Pending<Res>>();
   private nextId = 1;
   private retryAt = 0;
@@ -135,8 +132,8 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     if (this.pending.size >= this.maxInFlight) {
       return Promise.reject(new AeseError('RESOURCE_EXHAUSTED', `more than ${this.maxInFlight} calls in flight on one stream`));
     }
-    const stream = this.openStream();
-    if (!stream) return Promise.reject(new AeseError('UNAVAILABLE', 'the stream to the service is down; reopening after a back-off'));
+    const outbox = this.openStream();
+    if (!outbox) return Promise.reject(new AeseError('UNAVAILABLE', 'the stream to the service is down; reopening after a back-off'));
     const id = this.nextId;
     this.nextId = this.nextId >= Number.MAX_SAFE_INTEGER ? 1 : this.nextId + 1;
     const timeoutMs = Math.max(1, Math.round(settings.deadlineMs ?? this.defaultDeadlineMs));
@@ -146,7 +143,7 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
       const onAbort = (): void => this.settle(id)?.reject(new AeseError('UNAVAILABLE', 'call aborted'));
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, { resolve, reject, timer, signal, onAbort });
-      stream.write({ id, request, timeoutMs, traceparent: activeTraceparent() });
+      outbox.push({ id, request, timeoutMs, traceparent: activeTraceparent() }, approxMessageBytes(request));
     });
   }
 
@@ -158,21 +155,25 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     this.client.close();
   }
 
-  private openStream(): ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>> | undefined {
-    if (this.stream) return this.stream;
+  /** The current stream's outbox, opening the stream if there is none; undefined while backing off. */
+  private openStream(): TurnBatcher<StreamCall<Req>> | undefined {
+    if (this.outbox) return this.outbox;
     if (Date.now() < this.retryAt) return undefined;
-    const open = (this.client as unknown as Record<string, (md: Metadata) => ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>>>)[this.method];
+    const open = (this.client as unknown as Record<string, (md: Metadata) => CallStream<Req, Res>>)[this.method];
     const stream = open.call(this.client, new Metadata());
-    stream.on('data', (m: ResponseEnvelope<Res>) => this.answer(m));
+    stream.on('data', (m: StreamAnswerBatch<Res>) => {
+      for (const a of m.answers) this.answer(a);
+    });
     // 'error' comes with a non-OK status, 'status' with every end: both break the stream.
     stream.on('error', () => this.broken(stream, 'the stream to the service broke'));
     stream.on('status', () => this.broken(stream, 'the stream to the service ended'));
     this.stream = stream;
+    this.outbox = new TurnBatcher(calls => stream.write({ calls }));
     this.answered = false;
-    return stream;
+    return this.outbox;
   }
 
-  private answer(m: ResponseEnvelope<Res>): void {
+  private answer(m: StreamAnswer<Res>): void {
     // An answer proves the stream works: the next break starts the back-off from the bottom.
     this.answered = true;
     this.backoffMs = this.minBackoffMs;
@@ -197,9 +198,11 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     return p;
   }
 
-  private broken(stream: ClientDuplexStream<RequestEnvelope<Req>, ResponseEnvelope<Res>>, why: string): void {
+  private broken(stream: CallStream<Req, Res>, why: string): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    this.outbox?.discard();
+    this.outbox = undefined;
     if (this.answered) {
       // A stream that worked ended (a server restart or a rolling update, say): the next call
       // opens a new one at once. Only streams that never answered make the caller back off.

@@ -8,15 +8,15 @@ import { AeseError, toGrpcStatus } from '@aese/errors';
 import type { Logger } from '@aese/logger';
 import { peerSpiffeId } from '@aese/pki';
 import { PROTO_ROOT } from '@aese/protos';
+import type { StreamAnswerBatch, StreamCallBatch } from '@aese/protos';
 import type { CallContext, UnaryHandler } from './call-context.js';
 import { adaptMultiplexedStream, DEFAULT_MAX_IN_FLIGHT_PER_STREAM } from './multiplexed-stream.js';
 import { callerContext, inServerSpan, serverSpanShape } from './server-span.js';
 import type { ServerSpanShape } from './server-span.js';
-import type { DrainableStream, StreamRequestEnvelope, StreamResponseEnvelope } from './multiplexed-stream.js';
+import type { DrainableStream } from './multiplexed-stream.js';
 
 export type { CallContext, UnaryHandler } from './call-context.js';
 export { DEFAULT_MAX_IN_FLIGHT_PER_STREAM } from './multiplexed-stream.js';
-export type { StreamRequestEnvelope, StreamResponseEnvelope } from './multiplexed-stream.js';
 export { toWireError } from './wire-error.js';
 export type { WireError } from './wire-error.js';
 
@@ -46,13 +46,9 @@ export type HandlersOf<D extends ServiceDefinition> = {
   [M in UnaryMethodsOf<D>]: UnaryHandler<RequestOf<D[M]>, ResponseOf<D[M]>>;
 };
 
-/** The unary methods a stream method can multiplex: their request and response fit its envelopes. */
+/** The unary methods a stream method can multiplex: their request and response fit its batches. */
 type MultiplexableBy<D, S extends keyof D> = {
-  [U in UnaryMethodsOf<D>]: RequestOf<D[S]> extends StreamRequestEnvelope<RequestOf<D[U]>>
-    ? StreamResponseEnvelope<ResponseOf<D[U]>> extends ResponseOf<D[S]>
-      ? U
-      : never
-    : never;
+  [U in UnaryMethodsOf<D>]: RequestOf<D[S]> extends StreamCallBatch<RequestOf<D[U]>> ? (StreamAnswerBatch<ResponseOf<D[U]>> extends ResponseOf<D[S]> ? U : never) : never;
 }[UnaryMethodsOf<D>];
 
 /** One gRPC service mounted on a server: its handlers and, per method, who may call it. */

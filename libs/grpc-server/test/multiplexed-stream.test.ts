@@ -4,24 +4,28 @@ import type { ClientDuplexStream, StatusObject } from '@grpc/grpc-js';
 import { meshChannelCredentials } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
 import { ReplayGuardServiceClient, ReplayGuardServiceService, Verdict } from '@aese/protos/replay-guard/v1';
-import type { CheckAndRecordStreamRequest, CheckAndRecordStreamResponse } from '@aese/protos/replay-guard/v1';
+import type { CheckAndRecordStreamAnswer, CheckAndRecordStreamCall, CheckAndRecordStreamRequest, CheckAndRecordStreamResponse } from '@aese/protos/replay-guard/v1';
 import type { MeshServiceName } from '@aese/runtime';
 import { createMeshServer, mount } from '../src/index.ts';
 import { createTestPki, startTestServer } from './stream-fixture.ts';
 import type { TestPki } from './stream-fixture.ts';
 
-type Answer = CheckAndRecordStreamResponse;
+type Answer = CheckAndRecordStreamAnswer;
 
-/** A raw bidi stream to the test server, answers collected by id. */
+/** A raw bidi stream to the test server, answers collected by id, and the ids of each answer message. */
 function openStream(pki: TestPki, port: number, as: MeshServiceName) {
   const client = new ReplayGuardServiceClient(`localhost:${port}`, meshChannelCredentials({ tls: pki.tls(as), serverId: pki.id('replay-guard') }));
-  const stream: ClientDuplexStream<CheckAndRecordStreamRequest, Answer> = client.checkAndRecordStream(new Metadata());
+  const stream: ClientDuplexStream<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse> = client.checkAndRecordStream(new Metadata());
   const answers = new Map<number, Answer>();
   const order: number[] = [];
+  const messages: number[][] = [];
   const waiters: (() => void)[] = [];
-  stream.on('data', (m: Answer) => {
-    answers.set(m.id, m);
-    order.push(m.id);
+  stream.on('data', (m: CheckAndRecordStreamResponse) => {
+    messages.push(m.answers.map(a => a.id));
+    for (const a of m.answers) {
+      answers.set(a.id, a);
+      order.push(a.id);
+    }
     for (const w of waiters.splice(0)) w();
   });
   const status = new Promise<StatusObject>(resolve => stream.on('status', resolve));
@@ -29,9 +33,10 @@ function openStream(pki: TestPki, port: number, as: MeshServiceName) {
   return {
     answers,
     order,
+    messages,
     status,
-    send: (id: number, scsAsId: string, timeoutMs = 0, created = 2) => stream.write({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs, traceparent: '' }),
-    sendRaw: (m: CheckAndRecordStreamRequest) => stream.write(m),
+    send: (id: number, scsAsId: string, timeoutMs = 0, created = 2) => stream.write({ calls: [{ id, request: { scsAsId, nonce: 'n', created }, timeoutMs, traceparent: '' }] }),
+    sendRaw: (...calls: CheckAndRecordStreamCall[]) => stream.write({ calls }),
     end: () => stream.end(),
     async answer(id: number, timeoutMs = 5_000): Promise<Answer> {
       const until = Date.now() + timeoutMs;
@@ -59,7 +64,7 @@ describe('grpc-server multiplexed streams', function () {
   });
   after(() => pki.remove());
 
-  it('runs each message through the unary handler and answers by id, out of order when the handlers finish so', async () => {
+  it('runs each call through the unary handler and answers by id, out of order when the handlers finish so', async () => {
     const { server, port, log } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');
     try {
@@ -79,7 +84,29 @@ describe('grpc-server multiplexed streams', function () {
     }
   });
 
-  it('refuses every message of a caller that is not allowed and never runs the handler; the allowed caller is served beside it', async () => {
+  it('runs every call of a batch and sends the answers ready in one turn together, a slow one later on its own', async () => {
+    const { server, port, log } = await startTestServer(pki);
+    const s = openStream(pki, port, 'edge');
+    try {
+      const call = (id: number, scsAsId: string, created: number): CheckAndRecordStreamCall => ({ id, request: { scsAsId, nonce: 'n', created }, timeoutMs: 0, traceparent: '' });
+      s.sendRaw(call(1, 'ok', 2), call(2, 'ok', 3), call(3, 'slow:100', 2), call(4, 'not-found', 2), call(5, 'ok', 4));
+      const answers = await Promise.all([1, 2, 3, 4, 5].map(id => s.answer(id)));
+      expect(answers.map(a => a.errorCode || a.response?.verdict)).to.deep.equal([
+        Verdict.VERDICT_ACCEPTED,
+        Verdict.VERDICT_REPLAYED,
+        Verdict.VERDICT_ACCEPTED,
+        'NOT_FOUND',
+        Verdict.VERDICT_ACCEPTED,
+      ]);
+      expect(log.calls.length, 'one handler run per call').to.equal(5);
+      expect(s.messages, 'four answers in the first message, the slow one alone after').to.deep.equal([[1, 2, 4, 5], [3]]);
+    } finally {
+      s.close();
+      await server.shutdown();
+    }
+  });
+
+  it('refuses every call of a caller that is not allowed and never runs the handler; the allowed caller is served beside it', async () => {
     const { server, port, log, logs } = await startTestServer(pki);
     const bad = openStream(pki, port, 'authentication');
     const good = openStream(pki, port, 'edge');
@@ -129,7 +156,7 @@ describe('grpc-server multiplexed streams', function () {
     }
   });
 
-  it('gives each message its own deadline: DEADLINE_EXCEEDED and an aborted handler signal, the stream goes on', async () => {
+  it('gives each call its own deadline: DEADLINE_EXCEEDED and an aborted handler signal, the stream goes on', async () => {
     const { server, port, log } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');
     try {
@@ -164,7 +191,7 @@ describe('grpc-server multiplexed streams', function () {
     }
   });
 
-  it('refuses a message without a request as INVALID_INPUT', async () => {
+  it('refuses a call without a request as INVALID_INPUT', async () => {
     const { server, port, log } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');
     try {

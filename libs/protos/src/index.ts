@@ -12,3 +12,6 @@ export const PROTO_FILES = {
   capabilityExposure: 'aese/capability_exposure/v1/capability_exposure.proto',
   events: 'aese/events/v1/events.proto',
 } as const;
+
+export { approxMessageBytes, STREAM_BATCH_MAX_BYTES, STREAM_BATCH_MAX_ITEMS, TurnBatcher } from './stream-batch.js';
+export type { StreamAnswer, StreamAnswerBatch, StreamCall, StreamCallBatch } from './stream-batch.js';

@@ -99,8 +99,16 @@ export interface InvokeResponse_HeadersEntry {
   value: string;
 }
 
-/** One Invoke call on the stream. */
+/**
+ * Invoke calls on the stream, several per message: the calls a caller makes in one turn of its
+ * event loop travel together.
+ */
 export interface InvokeStreamRequest {
+  calls: InvokeStreamCall[];
+}
+
+/** One Invoke call on the stream. */
+export interface InvokeStreamCall {
   /** Chosen by the caller, unique among its calls in flight on this stream. */
   id: number;
   request:
@@ -112,8 +120,13 @@ export interface InvokeStreamRequest {
   traceparent: string;
 }
 
-/** The answer to one InvokeStreamRequest: the response, or an error. */
+/** Answers on the stream, several per message: those ready in one turn of the server's event loop. */
 export interface InvokeStreamResponse {
+  answers: InvokeStreamAnswer[];
+}
+
+/** The answer to one InvokeStreamCall: the response, or an error. */
+export interface InvokeStreamAnswer {
   id: number;
   /** Set when the call succeeded. */
   response:
@@ -1292,11 +1305,80 @@ export const InvokeResponse_HeadersEntry: MessageFns<InvokeResponse_HeadersEntry
 };
 
 function createBaseInvokeStreamRequest(): InvokeStreamRequest {
-  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
+  return { calls: [] };
 }
 
 export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
   encode(message: InvokeStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.calls) {
+      InvokeStreamCall.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.calls.push(InvokeStreamCall.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeStreamRequest {
+    return {
+      calls: globalThis.Array.isArray(object?.calls) ? object.calls.map((e: any) => InvokeStreamCall.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: InvokeStreamRequest): unknown {
+    const obj: any = {};
+    if (message.calls?.length) {
+      obj.calls = message.calls.map((e) => InvokeStreamCall.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(base?: I): InvokeStreamRequest {
+    return InvokeStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(object: I): InvokeStreamRequest {
+    const message = createBaseInvokeStreamRequest();
+    message.calls = object.calls?.map((e) => InvokeStreamCall.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInvokeStreamCall(): InvokeStreamCall {
+  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
+}
+
+export const InvokeStreamCall: MessageFns<InvokeStreamCall> = {
+  encode(message: InvokeStreamCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== 0) {
       writer.uint32(8).uint64(message.id);
     }
@@ -1312,7 +1394,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamCall {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1321,7 +1403,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInvokeStreamRequest();
+      const message = createBaseInvokeStreamCall();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1369,7 +1451,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     }
   },
 
-  fromJSON(object: any): InvokeStreamRequest {
+  fromJSON(object: any): InvokeStreamCall {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       request: isSet(object.request) ? InvokeRequest.fromJSON(object.request) : undefined,
@@ -1382,7 +1464,7 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     };
   },
 
-  toJSON(message: InvokeStreamRequest): unknown {
+  toJSON(message: InvokeStreamCall): unknown {
     const obj: any = {};
     if (message.id !== 0) {
       obj.id = Math.round(message.id);
@@ -1399,11 +1481,11 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(base?: I): InvokeStreamRequest {
-    return InvokeStreamRequest.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<InvokeStreamCall>, I>>(base?: I): InvokeStreamCall {
+    return InvokeStreamCall.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(object: I): InvokeStreamRequest {
-    const message = createBaseInvokeStreamRequest();
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamCall>, I>>(object: I): InvokeStreamCall {
+    const message = createBaseInvokeStreamCall();
     message.id = object.id ?? 0;
     message.request = (object.request !== undefined && object.request !== null)
       ? InvokeRequest.fromPartial(object.request)
@@ -1415,11 +1497,82 @@ export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
 };
 
 function createBaseInvokeStreamResponse(): InvokeStreamResponse {
-  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+  return { answers: [] };
 }
 
 export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
   encode(message: InvokeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.answers) {
+      InvokeStreamAnswer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.answers.push(InvokeStreamAnswer.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InvokeStreamResponse {
+    return {
+      answers: globalThis.Array.isArray(object?.answers)
+        ? object.answers.map((e: any) => InvokeStreamAnswer.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: InvokeStreamResponse): unknown {
+    const obj: any = {};
+    if (message.answers?.length) {
+      obj.answers = message.answers.map((e) => InvokeStreamAnswer.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(base?: I): InvokeStreamResponse {
+    return InvokeStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
+    const message = createBaseInvokeStreamResponse();
+    message.answers = object.answers?.map((e) => InvokeStreamAnswer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInvokeStreamAnswer(): InvokeStreamAnswer {
+  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const InvokeStreamAnswer: MessageFns<InvokeStreamAnswer> = {
+  encode(message: InvokeStreamAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== 0) {
       writer.uint32(8).uint64(message.id);
     }
@@ -1435,7 +1588,7 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamAnswer {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1444,7 +1597,7 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInvokeStreamResponse();
+      const message = createBaseInvokeStreamAnswer();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1492,7 +1645,7 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     }
   },
 
-  fromJSON(object: any): InvokeStreamResponse {
+  fromJSON(object: any): InvokeStreamAnswer {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       response: isSet(object.response) ? InvokeResponse.fromJSON(object.response) : undefined,
@@ -1509,7 +1662,7 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     };
   },
 
-  toJSON(message: InvokeStreamResponse): unknown {
+  toJSON(message: InvokeStreamAnswer): unknown {
     const obj: any = {};
     if (message.id !== 0) {
       obj.id = Math.round(message.id);
@@ -1526,11 +1679,11 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(base?: I): InvokeStreamResponse {
-    return InvokeStreamResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<InvokeStreamAnswer>, I>>(base?: I): InvokeStreamAnswer {
+    return InvokeStreamAnswer.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
-    const message = createBaseInvokeStreamResponse();
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamAnswer>, I>>(object: I): InvokeStreamAnswer {
+    const message = createBaseInvokeStreamAnswer();
     message.id = object.id ?? 0;
     message.response = (object.response !== undefined && object.response !== null)
       ? InvokeResponse.fromPartial(object.response)
@@ -1568,8 +1721,9 @@ export const CapabilityExposureServiceService = {
     responseDeserialize: (value: Buffer): InvokeResponse => InvokeResponse.decode(value),
   },
   /**
-   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
-   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * Invoke multiplexed over one long-lived stream: each call carries an id, each answer echoes it
+   * (answers may come out of order); calls and answers travel in batches. Same handler, same
+   * allowed callers.
    */
   invokeStream: {
     path: "/aese.capability_exposure.v1.CapabilityExposureService/InvokeStream" as const,
@@ -1607,8 +1761,9 @@ export interface CapabilityExposureServiceServer extends UntypedServiceImplement
    */
   invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
   /**
-   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
-   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * Invoke multiplexed over one long-lived stream: each call carries an id, each answer echoes it
+   * (answers may come out of order); calls and answers travel in batches. Same handler, same
+   * allowed callers.
    */
   invokeStream: handleBidiStreamingCall<InvokeStreamRequest, InvokeStreamResponse>;
   /**
@@ -1655,8 +1810,9 @@ export interface CapabilityExposureServiceClient extends Client {
     callback: (error: ServiceError | null, response: InvokeResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Invoke multiplexed over one long-lived stream: each request message carries an id, each
-   * answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * Invoke multiplexed over one long-lived stream: each call carries an id, each answer echoes it
+   * (answers may come out of order); calls and answers travel in batches. Same handler, same
+   * allowed callers.
    */
   invokeStream(): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
   invokeStream(options: Partial<CallOptions>): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;

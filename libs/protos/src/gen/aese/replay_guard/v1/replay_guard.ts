@@ -94,8 +94,16 @@ export interface CheckAndRecordResponse {
   verdict: Verdict;
 }
 
-/** One CheckAndRecord call on the stream. */
+/**
+ * CheckAndRecord calls on the stream, several per message: the calls a caller makes in one
+ * turn of its event loop travel together.
+ */
 export interface CheckAndRecordStreamRequest {
+  calls: CheckAndRecordStreamCall[];
+}
+
+/** One CheckAndRecord call on the stream. */
+export interface CheckAndRecordStreamCall {
   /** Chosen by the caller, unique among its calls in flight on this stream. */
   id: number;
   request:
@@ -107,8 +115,13 @@ export interface CheckAndRecordStreamRequest {
   traceparent: string;
 }
 
-/** The answer to one CheckAndRecordStreamRequest: the response, or an error. */
+/** Answers on the stream, several per message: those ready in one turn of the server's event loop. */
 export interface CheckAndRecordStreamResponse {
+  answers: CheckAndRecordStreamAnswer[];
+}
+
+/** The answer to one CheckAndRecordStreamCall: the response, or an error. */
+export interface CheckAndRecordStreamAnswer {
   id: number;
   /** Set when the call succeeded. */
   response:
@@ -292,11 +305,82 @@ export const CheckAndRecordResponse: MessageFns<CheckAndRecordResponse> = {
 };
 
 function createBaseCheckAndRecordStreamRequest(): CheckAndRecordStreamRequest {
-  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
+  return { calls: [] };
 }
 
 export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest> = {
   encode(message: CheckAndRecordStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.calls) {
+      CheckAndRecordStreamCall.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAndRecordStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.calls.push(CheckAndRecordStreamCall.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAndRecordStreamRequest {
+    return {
+      calls: globalThis.Array.isArray(object?.calls)
+        ? object.calls.map((e: any) => CheckAndRecordStreamCall.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CheckAndRecordStreamRequest): unknown {
+    const obj: any = {};
+    if (message.calls?.length) {
+      obj.calls = message.calls.map((e) => CheckAndRecordStreamCall.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(base?: I): CheckAndRecordStreamRequest {
+    return CheckAndRecordStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(object: I): CheckAndRecordStreamRequest {
+    const message = createBaseCheckAndRecordStreamRequest();
+    message.calls = object.calls?.map((e) => CheckAndRecordStreamCall.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCheckAndRecordStreamCall(): CheckAndRecordStreamCall {
+  return { id: 0, request: undefined, timeoutMs: 0, traceparent: "" };
+}
+
+export const CheckAndRecordStreamCall: MessageFns<CheckAndRecordStreamCall> = {
+  encode(message: CheckAndRecordStreamCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== 0) {
       writer.uint32(8).uint64(message.id);
     }
@@ -312,7 +396,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamRequest {
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamCall {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -321,7 +405,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCheckAndRecordStreamRequest();
+      const message = createBaseCheckAndRecordStreamCall();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -369,7 +453,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     }
   },
 
-  fromJSON(object: any): CheckAndRecordStreamRequest {
+  fromJSON(object: any): CheckAndRecordStreamCall {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       request: isSet(object.request) ? CheckAndRecordRequest.fromJSON(object.request) : undefined,
@@ -382,7 +466,7 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     };
   },
 
-  toJSON(message: CheckAndRecordStreamRequest): unknown {
+  toJSON(message: CheckAndRecordStreamCall): unknown {
     const obj: any = {};
     if (message.id !== 0) {
       obj.id = Math.round(message.id);
@@ -399,11 +483,11 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(base?: I): CheckAndRecordStreamRequest {
-    return CheckAndRecordStreamRequest.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamCall>, I>>(base?: I): CheckAndRecordStreamCall {
+    return CheckAndRecordStreamCall.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamRequest>, I>>(object: I): CheckAndRecordStreamRequest {
-    const message = createBaseCheckAndRecordStreamRequest();
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamCall>, I>>(object: I): CheckAndRecordStreamCall {
+    const message = createBaseCheckAndRecordStreamCall();
     message.id = object.id ?? 0;
     message.request = (object.request !== undefined && object.request !== null)
       ? CheckAndRecordRequest.fromPartial(object.request)
@@ -415,11 +499,82 @@ export const CheckAndRecordStreamRequest: MessageFns<CheckAndRecordStreamRequest
 };
 
 function createBaseCheckAndRecordStreamResponse(): CheckAndRecordStreamResponse {
-  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+  return { answers: [] };
 }
 
 export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamResponse> = {
   encode(message: CheckAndRecordStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.answers) {
+      CheckAndRecordStreamAnswer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckAndRecordStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.answers.push(CheckAndRecordStreamAnswer.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckAndRecordStreamResponse {
+    return {
+      answers: globalThis.Array.isArray(object?.answers)
+        ? object.answers.map((e: any) => CheckAndRecordStreamAnswer.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CheckAndRecordStreamResponse): unknown {
+    const obj: any = {};
+    if (message.answers?.length) {
+      obj.answers = message.answers.map((e) => CheckAndRecordStreamAnswer.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(base?: I): CheckAndRecordStreamResponse {
+    return CheckAndRecordStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(object: I): CheckAndRecordStreamResponse {
+    const message = createBaseCheckAndRecordStreamResponse();
+    message.answers = object.answers?.map((e) => CheckAndRecordStreamAnswer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCheckAndRecordStreamAnswer(): CheckAndRecordStreamAnswer {
+  return { id: 0, response: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const CheckAndRecordStreamAnswer: MessageFns<CheckAndRecordStreamAnswer> = {
+  encode(message: CheckAndRecordStreamAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.id !== 0) {
       writer.uint32(8).uint64(message.id);
     }
@@ -435,7 +590,7 @@ export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamRespon
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckAndRecordStreamAnswer {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -444,7 +599,7 @@ export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamRespon
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCheckAndRecordStreamResponse();
+      const message = createBaseCheckAndRecordStreamAnswer();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -492,7 +647,7 @@ export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamRespon
     }
   },
 
-  fromJSON(object: any): CheckAndRecordStreamResponse {
+  fromJSON(object: any): CheckAndRecordStreamAnswer {
     return {
       id: isSet(object.id) ? globalThis.Number(object.id) : 0,
       response: isSet(object.response) ? CheckAndRecordResponse.fromJSON(object.response) : undefined,
@@ -509,7 +664,7 @@ export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamRespon
     };
   },
 
-  toJSON(message: CheckAndRecordStreamResponse): unknown {
+  toJSON(message: CheckAndRecordStreamAnswer): unknown {
     const obj: any = {};
     if (message.id !== 0) {
       obj.id = Math.round(message.id);
@@ -526,11 +681,11 @@ export const CheckAndRecordStreamResponse: MessageFns<CheckAndRecordStreamRespon
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(base?: I): CheckAndRecordStreamResponse {
-    return CheckAndRecordStreamResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<CheckAndRecordStreamAnswer>, I>>(base?: I): CheckAndRecordStreamAnswer {
+    return CheckAndRecordStreamAnswer.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamResponse>, I>>(object: I): CheckAndRecordStreamResponse {
-    const message = createBaseCheckAndRecordStreamResponse();
+  fromPartial<I extends Exact<DeepPartial<CheckAndRecordStreamAnswer>, I>>(object: I): CheckAndRecordStreamAnswer {
+    const message = createBaseCheckAndRecordStreamAnswer();
     message.id = object.id ?? 0;
     message.response = (object.response !== undefined && object.response !== null)
       ? CheckAndRecordResponse.fromPartial(object.response)
@@ -556,8 +711,9 @@ export const ReplayGuardServiceService = {
     responseDeserialize: (value: Buffer): CheckAndRecordResponse => CheckAndRecordResponse.decode(value),
   },
   /**
-   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
-   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * CheckAndRecord multiplexed over one long-lived stream: each call carries an id, each answer
+   * echoes it (answers may come out of order); calls and answers travel in batches. Same handler,
+   * same allowed callers.
    */
   checkAndRecordStream: {
     path: "/aese.replay_guard.v1.ReplayGuardService/CheckAndRecordStream" as const,
@@ -575,8 +731,9 @@ export const ReplayGuardServiceService = {
 export interface ReplayGuardServiceServer extends UntypedServiceImplementation {
   checkAndRecord: handleUnaryCall<CheckAndRecordRequest, CheckAndRecordResponse>;
   /**
-   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
-   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * CheckAndRecord multiplexed over one long-lived stream: each call carries an id, each answer
+   * echoes it (answers may come out of order); calls and answers travel in batches. Same handler,
+   * same allowed callers.
    */
   checkAndRecordStream: handleBidiStreamingCall<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
 }
@@ -598,8 +755,9 @@ export interface ReplayGuardServiceClient extends Client {
     callback: (error: ServiceError | null, response: CheckAndRecordResponse) => void,
   ): ClientUnaryCall;
   /**
-   * CheckAndRecord multiplexed over one long-lived stream: each request message carries an id,
-   * each answer echoes it (answers may come out of order). Same handler, same allowed callers.
+   * CheckAndRecord multiplexed over one long-lived stream: each call carries an id, each answer
+   * echoes it (answers may come out of order); calls and answers travel in batches. Same handler,
+   * same allowed callers.
    */
   checkAndRecordStream(): ClientDuplexStream<CheckAndRecordStreamRequest, CheckAndRecordStreamResponse>;
   checkAndRecordStream(
