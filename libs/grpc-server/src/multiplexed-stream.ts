@@ -56,7 +56,8 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
     const caller = peer ? peerSpiffeId(peer) : undefined;
     const permitted = caller !== undefined && allowed.has(caller);
     if (!permitted) logger.warn({ method: path, caller: caller ?? null }, 'caller not allowed');
-    const controllers = new Set<AbortController>();
+    /** Ends a call in flight from outside (its deadline, the stream gone). */
+    const cancels = new Set<(reason: AeseError) => void>();
     let inFlight = 0;
     let closed = false;
     let draining = false;
@@ -81,7 +82,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
       closed = true;
       open.delete(stream);
       outbox.discard();
-      for (const c of controllers) c.abort(new AeseError('UNAVAILABLE', 'stream closed'));
+      for (const cancel of [...cancels]) cancel(new AeseError('UNAVAILABLE', 'stream closed'));
     };
     const send = (id: number, response: unknown, err?: unknown): void => {
       if (closed) return;
@@ -96,22 +97,38 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
 
     const run = (id: number, request: unknown, timeoutMs: number, traceparent: string): void => {
       inFlight += 1;
-      const controller = new AbortController();
-      controllers.add(controller);
-      const timer = setTimeout(() => controller.abort(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')), timeoutMs > 0 ? timeoutMs : defaultDeadlineMs);
+      // An AbortController costs more than many a handler: made only if the handler reads its signal.
+      let controller: AbortController | undefined;
+      let abortedWith: AeseError | undefined;
       let done = false;
       const finish = (err: unknown, res?: unknown): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        controllers.delete(controller);
+        cancels.delete(cancel);
         inFlight -= 1;
         if (err !== undefined && (!(err instanceof AeseError) || err.code === 'INTERNAL')) logger.error({ err, method: path }, 'call failed');
         send(id, res, err);
         maybeEnd();
       };
-      controller.signal.addEventListener('abort', () => finish(controller.signal.reason), { once: true });
-      const ctx: CallContext = { ...ctxBase, signal: controller.signal };
+      const cancel = (reason: AeseError): void => {
+        if (done) return;
+        abortedWith = reason;
+        finish(reason);
+        controller?.abort(reason);
+      };
+      cancels.add(cancel);
+      const timer = setTimeout(() => cancel(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')), timeoutMs > 0 ? timeoutMs : defaultDeadlineMs);
+      const ctx: CallContext = {
+        ...ctxBase,
+        get signal(): AbortSignal {
+          if (!controller) {
+            controller = new AbortController();
+            if (abortedWith) controller.abort(abortedWith);
+          }
+          return controller.signal;
+        },
+      };
       let pending: Promise<unknown>;
       try {
         pending = inServerSpan(span, ctxBase.caller, contextFromTraceparent(traceparent), () => handler(request, ctx));

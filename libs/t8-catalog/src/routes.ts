@@ -24,12 +24,15 @@ export function splitT8Target(target: string): { segments: string[]; query: URLS
   const raw = (q === -1 ? target : target.slice(0, q)).split('/');
   if (raw[0] !== '' || raw.length < 3) return undefined;
   const segments: string[] = [];
-  for (const s of raw.slice(1)) {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(s);
-    } catch {
-      return undefined;
+  for (let i = 1; i < raw.length; i++) {
+    const s = raw[i]!;
+    let decoded = s;
+    if (s.includes('%')) {
+      try {
+        decoded = decodeURIComponent(s);
+      } catch {
+        return undefined;
+      }
     }
     if (decoded.length === 0 || decoded.length > SEGMENT_MAX_CHARS || decoded.includes('/') || decoded === '.' || decoded === '..') {
       return undefined;
@@ -39,18 +42,37 @@ export function splitT8Target(target: string): { segments: string[]; query: URLS
   return { segments, query: new URLSearchParams(q === -1 ? '' : target.slice(q + 1)) };
 }
 
+/** A template's segments: a literal, or the name of a parameter. */
+type TemplateSegment = { readonly literal: string } | { readonly param: string };
+
+/** Split once per route template: matching runs on every request. */
+const templates = new WeakMap<RouteTemplate, readonly TemplateSegment[]>();
+
+function templateOf(route: RouteTemplate): readonly TemplateSegment[] {
+  let template = templates.get(route);
+  if (!template) {
+    template = route.path
+      .split('/')
+      .filter(t => t.length > 0)
+      .map(t => (t.startsWith('{') && t.endsWith('}') ? { param: t.slice(1, -1) } : { literal: t }));
+    templates.set(route, template);
+  }
+  return template;
+}
+
 /** Matches the segments below a module's base path against its routes. */
 export function matchRoute<R extends RouteTemplate>(routes: readonly R[], method: string, rest: readonly string[]): RouteMatch<R> {
   const allowed: string[] = [];
   for (const route of routes) {
-    const template = route.path.split('/').filter(t => t.length > 0);
+    const template = templateOf(route);
     if (template.length !== rest.length) continue;
     const params: Record<string, string> = {};
     let ok = true;
-    template.forEach((t, i) => {
-      if (t.startsWith('{') && t.endsWith('}')) params[t.slice(1, -1)] = rest[i]!;
-      else if (t !== rest[i]) ok = false;
-    });
+    for (let i = 0; ok && i < template.length; i++) {
+      const t = template[i]!;
+      if ('param' in t) params[t.param] = rest[i]!;
+      else ok = t.literal === rest[i];
+    }
     if (!ok) continue;
     if (route.method === method) return { kind: 'match', route, params };
     if (!allowed.includes(route.method)) allowed.push(route.method);
