@@ -25,7 +25,7 @@ export function splitT8Target(target: string): { segments: string[]; query: URLS
   if (raw[0] !== '' || raw.length < 3) return undefined;
   const segments: string[] = [];
   for (let i = 1; i < raw.length; i++) {
-    const s = raw[i]!;
+    const s = raw[i];
     let decoded = s;
     if (s.includes('%')) {
       try {
@@ -69,7 +69,7 @@ export function matchRoute<R extends RouteTemplate>(routes: readonly R[], method
     const params: Record<string, string> = {};
     let ok = true;
     for (let i = 0; ok && i < template.length; i++) {
-      const t = template[i]!;
+      const t = template[i];
       if ('param' in t) params[t.param] = rest[i]!;
       else ok = t.literal === rest[i];
     }
