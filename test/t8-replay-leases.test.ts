@@ -8,8 +8,6 @@
  * The test edges reach replay-guard through a TCP link the test can cut: cut, the service is
  * unreachable to them exactly as if it were stopped, while the rest of the mesh keeps running.
  */
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import type { KV, NatsConnection } from 'nats';
@@ -17,7 +15,8 @@ import { startEdgeService } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
-import { eventually, eventuallyValue } from '@aese/testing';
+import { eventually, eventuallyValue, startTcpGate } from '@aese/testing';
+import type { TcpGate } from '@aese/testing';
 import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';
 import type { TestMesh } from './support/mesh.ts';
@@ -47,62 +46,6 @@ const AS_ID = 'as.lease-a';
 const AS_KEY = 'as=lease-a';
 const OTHER_AS_ID = 'as-lease-b';
 
-/** A switchable TCP link to replay-guard: while cut, connections are dropped as if the service were down. */
-class GuardLink {
-  private readonly sockets = new Set<Socket>();
-  private up = true;
-
-  private constructor(
-    private readonly server: Server,
-    private readonly target: number,
-  ) {
-    server.on('connection', client => this.relay(client));
-  }
-
-  static async open(target: number): Promise<GuardLink> {
-    const server = createServer();
-    await new Promise<void>(r => server.listen(0, '127.0.0.1', () => r()));
-    return new GuardLink(server, target);
-  }
-
-  get address(): string {
-    return `localhost:${(this.server.address() as { port: number }).port}`;
-  }
-
-  cut(): void {
-    this.up = false;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-  }
-
-  restore(): void {
-    this.up = true;
-  }
-
-  close(): void {
-    this.cut();
-    this.server.close();
-  }
-
-  private relay(client: Socket): void {
-    if (!this.up) {
-      client.destroy();
-      return;
-    }
-    const upstream = createConnection({ host: '127.0.0.1', port: this.target });
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => {
-        this.sockets.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  }
-}
-
 interface TestEdge {
   readonly port: number;
   /** This edge's own log lines. */
@@ -117,7 +60,7 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
   let audit: AuditReader;
   let admin: NatsConnection;
   let leases: KV;
-  let link: GuardLink;
+  let link: TcpGate;
   let as: T8As;
   let other: T8As;
   const edges: TestEdge[] = [];
@@ -193,7 +136,7 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     // The mesh's edge created the bucket at start; bind to it, never create it.
     leases = await admin.jetstream().views.kv(LEASES_BUCKET, { bindOnly: true });
     expect((await leases.status()).ttl, 'a lease key lives the lease time').to.equal(Number(LEASE_MS));
-    link = await GuardLink.open(mesh.ports['replay-guard']);
+    link = await startTcpGate(mesh.ports['replay-guard']);
     as = await onboardT8As(mesh, operator, AS_ID, { scopes: [MONITORING_EVENT] });
     other = await onboardT8As(mesh, operator, OTHER_AS_ID, { scopes: [MONITORING_EVENT] });
     const grant = {
@@ -206,14 +149,14 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     this.timeout(30_000);
     for (const c of clients) await c.close();
     for (const e of edges) await e.stop();
-    link?.close();
+    await link?.dispose();
     await admin?.close();
     await audit?.close();
     operator?.close();
     await mesh?.stop();
   });
 
-  afterEach(() => link?.restore());
+  afterEach(() => link?.open());
 
   it('the edge that holds an AS lease decides alone while replay-guard is down; another edge refuses with 503 and executes nothing', async () => {
     edgeA = await startEdge();
@@ -235,7 +178,7 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     expect(holderA).to.match(/^edge-[0-9a-f-]{36}$/);
     expect(tookOver(edgeB, AS_ID)).to.equal(false);
 
-    link.cut();
+    link.shut();
     // Edge A: fresh requests are served, their exact replays refused, from the shared stream alone.
     const invoked = invokeCount(mesh, AS_ID);
     const first = await ca.call({ method: 'POST', path: collection(ca), body: sub() });
@@ -267,7 +210,7 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     expect(await count(ca)).to.equal(before + 2);
 
     // With replay-guard back, edge B answers through it (and the lease stays with A).
-    link.restore();
+    link.open();
     expect(await servedAgain(cb)).to.equal(before + 2);
     expect(await holderOf(AS_KEY)).to.equal(holderA);
   });
@@ -299,7 +242,7 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     expect(holderB).to.not.equal(holderA);
 
     // B now decides alone: with replay-guard down, R's replay is refused from the history it read.
-    link.cut();
+    link.shut();
     const atReplay = invokeCount(mesh, AS_ID);
     const replay = retraced(r.prepared);
     await expectEdgeDenial(cb, audit, { prepared: replay, reply: await cb.send(replay) }, { status: 401, cause: 'REPLAYED_REQUEST', reason: 'REPLAYED' });
@@ -329,12 +272,12 @@ describe('T8 replay decisions in the edge: per-AS leases, takeover, a non-owner 
     expect(await holderOf(OTHER_AS_ID)).to.equal(undefined);
     expect(tookOver(edgeC, OTHER_AS_ID)).to.equal(false);
 
-    link.cut();
+    link.shut();
     const invoked = invokeCount(mesh, OTHER_AS_ID);
     const refused = await cc.call({ method: 'POST', path: collection(cc), body: sub() });
     await expectEdgeDenial(cc, audit, refused, { status: 503, cause: 'SERVICE_UNAVAILABLE', reason: 'REPLAY_GUARD_UNAVAILABLE' });
     expect(invokeCount(mesh, OTHER_AS_ID)).to.equal(invoked);
-    link.restore();
+    link.open();
     // The very request refused while replay-guard was down is fresh once it is back.
     await eventually(
       async () => {

@@ -79,6 +79,8 @@ const MAX_WRITE_ATTEMPTS = 10;
 const CATCH_UP_WAIT_MS = 2_000;
 /** While loading, how often the stream's tail is checked again (a tail deleted mid-load never arrives). */
 const LOAD_RECHECK_MS = 3_000;
+/** How long {@link SignedKvStore.resync} waits for the copy to catch up before it gives up. */
+const DEFAULT_KV_RESYNC_WAIT_MS = 5_000;
 
 type Held = { readonly revision: number; readonly value: unknown };
 
@@ -118,6 +120,8 @@ export class SignedKvStore<T> {
   private readonly changeListeners: ((key: string, value: T | undefined) => void)[] = [];
   /** Woken whenever the copy moves or changes state. */
   private progress: (() => void)[] = [];
+  /** Entries the watch has delivered: tells a watch that is slow from one that stalled. */
+  private delivered = 0;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
 
@@ -158,6 +162,42 @@ export class SignedKvStore<T> {
     this.stopped = true;
     this.stopWatch?.();
     this.wake();
+  }
+
+  /**
+   * Resolves once the copy holds every record the bucket's stream holds now. After a reconnect,
+   * records other writers made meanwhile may still be on their way, so the copy is not to be
+   * trusted again before this resolves (a `Freshness` calls it first). A newest record that was
+   * deleted never arrives: it is judged as tampering, as in the write path.
+   *
+   * @throws AeseError UNAVAILABLE when the stream cannot be read, the copy is not READY, or it has
+   * not caught up within `timeoutMs`.
+   */
+  async resync(timeoutMs = DEFAULT_KV_RESYNC_WAIT_MS): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let tail: number;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const read = this.lastSeq();
+      // The read may outlive the bound (NATS unreachable); its late failure is of no interest then.
+      read.catch(() => undefined);
+      tail = await Promise.race([read, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs)))]);
+    } catch (err) {
+      throw new AeseError('UNAVAILABLE', `cannot read the ${this.options.bucket} bucket's stream to catch up with it`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    const delivered = this.delivered;
+    if (await this.waitCaughtUp(tail, Math.min(CATCH_UP_WAIT_MS, until - Date.now()))) return;
+    // Nothing delivered since the reconnect: the watch's consumer may have gone with the server,
+    // and the client would notice only after missed heartbeats. Load again with a new watch.
+    if (this.delivered === delivered && this.current === SIGNED_KV_STATES.ready && !this.stopped) this.stopWatch?.();
+    if (await this.waitCaughtUp(tail, until - Date.now())) return;
+    if (this.stopped) throw new AeseError('UNAVAILABLE', `the ${this.options.bucket} bucket is no longer followed`);
+    this.assertReady();
+    // Behind for the whole bound: a deleted newest record is tampering (found in the background, the bound is kept).
+    void this.checkTail(this.newest).catch(() => undefined);
+    throw new AeseError('UNAVAILABLE', `the ${this.options.bucket} bucket did not catch up with its stream within ${timeoutMs} ms`);
   }
 
   /** Called on every state change (LOADING -> READY, * -> TAMPERED). */
@@ -294,6 +334,22 @@ export class SignedKvStore<T> {
     });
   }
 
+  /** Resolves true once the copy is READY and holds `revision`, false when it is TAMPERED, stopped or after `ms`. */
+  private waitCaughtUp(revision: number, ms: number): Promise<boolean> {
+    return new Promise(resolve => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, ms));
+      timer.unref();
+      const check = (): void => {
+        const caughtUp = this.current === SIGNED_KV_STATES.ready && this.newest >= revision;
+        if (caughtUp || this.current === SIGNED_KV_STATES.tampered || this.stopped) {
+          clearTimeout(timer);
+          resolve(caughtUp && !this.stopped);
+        } else this.progress.push(check);
+      };
+      check();
+    });
+  }
+
   private pause(ms: number): Promise<void> {
     return new Promise(resolve => {
       const timer = setTimeout(resolve, ms);
@@ -390,6 +446,7 @@ export class SignedKvStore<T> {
     }
     try {
       for await (const e of iter) {
+        this.delivered++;
         if (this.stopped || this.current === SIGNED_KV_STATES.tampered) break;
         if (caughtUp) {
           map = this.held;

@@ -255,3 +255,6 @@ export function natsTlsOptions(stateDir: string, identity: NatsIdentity): Connec
 export function connectNatsAs(url: string, stateDir: string, identity: NatsIdentity): Promise<NatsConnection> {
   return natsConnect({ servers: url.split(','), ...natsTlsOptions(stateDir, identity) });
 }
+
+export { startTcpGate } from './tcp-gate.js';
+export type { TcpGate } from './tcp-gate.js';

@@ -1,8 +1,9 @@
-import { SIGNED_KV_STATES, SignedKvStore, UNCHANGED } from '@aese/events';
+import { Freshness, SIGNED_KV_STATES, SignedKvStore, UNCHANGED } from '@aese/events';
 import type { EventSigner, EventVerifier, KvTamperFinding, SignedKvState } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { KV_BUCKETS, openKv } from '@aese/nats';
 import type { NatsConnection } from '@aese/nats';
+import { ResourcesUnavailable } from './domain/resource-store.js';
 import type { ResourceStore, StoredResource } from './domain/resource-store.js';
 
 /** KV bucket of T8 subscriptions; keys are `<api>.<scsAsId>.<id>`. */
@@ -29,12 +30,41 @@ export interface ResourceSigning {
  * service's back is found, and the store then refuses every read: a notification is never sent
  * on a record this service did not write. Reads come from the checked copy in memory
  * (notification matching reads it on every network event).
+ *
+ * Another replica may change or delete a subscription while this one cannot hear of it: once NATS
+ * has been unreachable for longer than the staleness bound, every read and write is refused
+ * ({@link ResourcesUnavailable}) and notification matching finds nothing, until the connection is
+ * back and the copy has caught up with everything written meanwhile.
  */
 export class KvResourceStore implements ResourceStore {
-  private constructor(private readonly signed: SignedKvStore<StoredResource>) {}
+  private readonly freshness: Freshness;
+  private wasFresh = true;
 
-  /** Opens the bucket and starts loading it; reads wait for the load (bounded). */
-  static async open(nc: NatsConnection, signing: ResourceSigning): Promise<KvResourceStore> {
+  private constructor(
+    private readonly signed: SignedKvStore<StoredResource>,
+    nc: NatsConnection,
+    stalenessBoundMs: number,
+    logger: Logger,
+  ) {
+    this.freshness = new Freshness(nc, [signed], stalenessBoundMs);
+    this.freshness.onChange(fresh => {
+      if (fresh === this.wasFresh) return;
+      this.wasFresh = fresh;
+      if (fresh) logger.info({ bucket: SUBSCRIPTIONS_BUCKET }, 'subscriptions caught up with the bucket again; T8 requests and notifications served');
+      else {
+        logger.warn(
+          { bucket: SUBSCRIPTIONS_BUCKET, stalenessBoundMs },
+          'subscriptions unconfirmed beyond the staleness bound (NATS unreachable): T8 requests refused with 503, network events match nothing until the copy has caught up',
+        );
+      }
+    });
+  }
+
+  /**
+   * Opens the bucket and starts loading it; reads wait for the load (bounded). The copy keeps
+   * answering for `stalenessBoundMs` once NATS is unreachable, then refuses until it caught up.
+   */
+  static async open(nc: NatsConnection, signing: ResourceSigning, stalenessBoundMs: number): Promise<KvResourceStore> {
     const signed = new SignedKvStore<StoredResource>({
       nc,
       kv: await openKv(nc, SUBSCRIPTIONS_BUCKET, { history: 1 }),
@@ -42,15 +72,21 @@ export class KvResourceStore implements ResourceStore {
       ...signing,
     });
     signed.start();
-    return new KvResourceStore(signed);
+    return new KvResourceStore(signed, nc, stalenessBoundMs, signing.logger);
   }
 
   private static key(api: string, scsAsId: string, id: string): string {
     return `${api}.${scsAsId}.${id}`;
   }
 
+  /** Loaded and intact (READY); says nothing about freshness. */
   get ready(): boolean {
     return this.signed.ready;
+  }
+
+  /** True while the copy may be relied on: connected, or unreachable for less than the staleness bound. */
+  get fresh(): boolean {
+    return this.freshness.isFresh();
   }
 
   /** Resolves once the bucket is READY or TAMPERED. */
@@ -58,8 +94,21 @@ export class KvResourceStore implements ResourceStore {
     return this.signed.settled();
   }
 
+  /** Called whenever {@link ready} or {@link fresh} may have changed (health follows both). */
   onState(listener: () => void): void {
-    this.signed.onState(listener);
+    this.signed.onState(() => listener());
+    this.freshness.onChange(() => listener());
+  }
+
+  /** Nothing is answered or decided on a copy that may be stale: refused before and after a load wait. */
+  private async usable(): Promise<void> {
+    this.assertFresh();
+    await this.loaded();
+    this.assertFresh();
+  }
+
+  private assertFresh(): void {
+    if (!this.freshness.isFresh()) throw new ResourcesUnavailable(`the ${SUBSCRIPTIONS_BUCKET} copy is older than the staleness bound`);
   }
 
   /** Waits for a load in progress (bounded); the store's own errors say why it is not ready. */
@@ -76,23 +125,23 @@ export class KvResourceStore implements ResourceStore {
   }
 
   async get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined> {
-    await this.loaded();
+    await this.usable();
     const record = this.signed.get(KvResourceStore.key(api, scsAsId, id));
     return KvResourceStore.owned(record, api, scsAsId, id) ? record : undefined;
   }
 
   async put(record: StoredResource): Promise<void> {
-    await this.loaded();
+    await this.usable();
     await this.signed.put(KvResourceStore.key(record.api, record.scsAsId, record.id), record);
   }
 
   async delete(api: string, scsAsId: string, id: string): Promise<void> {
-    await this.loaded();
+    await this.usable();
     await this.signed.delete(KvResourceStore.key(api, scsAsId, id));
   }
 
   async update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void> {
-    await this.loaded();
+    await this.usable();
     await this.signed.update(KvResourceStore.key(api, scsAsId, id), current => {
       const owned = KvResourceStore.owned(current, api, scsAsId, id) ? current : undefined;
       const out = next(owned);
@@ -102,7 +151,7 @@ export class KvResourceStore implements ResourceStore {
   }
 
   async list(api: string, scsAsId: string): Promise<StoredResource[]> {
-    await this.loaded();
+    await this.usable();
     return this.signed
       .entries()
       .filter(([key, r]) => KvResourceStore.owned(r, api, scsAsId) && key === KvResourceStore.key(api, scsAsId, r.id))
@@ -110,9 +159,9 @@ export class KvResourceStore implements ResourceStore {
       .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
-  /** Every resource of one API (notification matching); none while the bucket is not READY. */
+  /** Every resource of one API (notification matching); none while the bucket is not READY or the copy is stale. */
   all(api: string): readonly StoredResource[] {
-    if (!this.signed.ready) return [];
+    if (!this.signed.ready || !this.freshness.isFresh()) return [];
     return this.signed
       .entries()
       .filter(([key, r]) => r.api === api && key === KvResourceStore.key(r.api, r.scsAsId, r.id))

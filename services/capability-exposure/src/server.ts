@@ -48,7 +48,7 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
   decideDeadlineMs: int('CE_DECIDE_DEADLINE_MS', DEFAULT_DECIDE_DEADLINE_MS, 100, 30_000),
   /** Decisions remembered for the policy version in force (0 turns the cache off). */
   decisionCacheSize: int('CE_DECISION_CACHE_SIZE', DEFAULT_DECISION_CACHE_SIZE, 0, 1_000_000),
-  /** How long cached decisions stay usable while NATS (the policy watch) is unreachable. */
+  /** How long cached decisions and the copy of the subscriptions stay usable while NATS is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
   ...NOTIFICATION_DESTINATION_SETTINGS,
   networkAdapter: oneOf('NETWORK_ADAPTER', ['simulated'] as const, 'simulated'),
@@ -153,13 +153,18 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
     }
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
-    // Subscriptions are signed records: written signed by this service, checked as they load.
-    const store = await KvResourceStore.open(nc, {
-      signer: cryptoEventSigner(crypto),
-      verifier: cryptoEventVerifier(crypto),
-      logger,
-      onTampered: finding => audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
-    });
+    // Subscriptions are signed records: written signed by this service, checked as they load;
+    // refused once the copy is older than the staleness bound, until it caught up again.
+    const store = await KvResourceStore.open(
+      nc,
+      {
+        signer: cryptoEventSigner(crypto),
+        verifier: cryptoEventVerifier(crypto),
+        logger,
+        onTampered: finding => audit.record({ actor: 'unknown', action: 'subscriptions.integrity', decision: 'deny', reason: finding.reason, detail: tamperAuditDetail(finding) }),
+      },
+      config.stalenessBoundMs,
+    );
     cleanup.unshift(() => store.close());
     // Notification requests are signed through crypto: the edge delivers nothing else.
     const sink = await NatsNotificationSink.open(nc, cryptoEventSigner(crypto));
@@ -284,10 +289,10 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
           },
         },
       ],
-      onReady: () => server.setServing(store.ready),
+      onReady: () => server.setServing(store.ready && store.fresh),
     });
-    // Tampering found later turns the service NOT_SERVING at once.
-    store.onState(() => server.setServing(readiness.ready && store.ready));
+    // Tampering found later turns the service NOT_SERVING at once; a stale copy until it caught up.
+    store.onState(() => server.setServing(readiness.ready && store.ready && store.fresh));
     cleanup.unshift(() => readiness.stop());
     return {
       port,

@@ -4,8 +4,9 @@ import type { T8Schemas } from '@aese/t8-openapi';
 import type { ApiModule, ModuleRegistry, ModuleRoute, Reach, RouteRequest, RouteResult } from '../modules/registry.js';
 import type { Decide, Decision, Obligation, Operation } from './decision.js';
 import { applyOwnObligations } from './obligations.js';
-import { internalError, notFound, PROBLEM_CAUSES, T8Problem } from './problem.js';
+import { internalError, notFound, PROBLEM_CAUSES, resourcesUnavailable, T8Problem } from './problem.js';
 import type { ProblemDetails } from './problem.js';
+import { ResourcesUnavailable } from './resource-store.js';
 import type { ResourceStore, StoredResource } from './resource-store.js';
 import { parseStrictJson } from './strict-json.js';
 import type { StrictJsonLimits } from './strict-json.js';
@@ -90,7 +91,8 @@ function idParam(route: ModuleRoute): string {
  * closed) -> the module's check (destination resolution, network state) -> the module's handler
  * -> obligations -> response schema. Nothing with an outside effect or that reveals the network
  * runs before the decision, so an unauthorized request gets its 403 whatever else is wrong with
- * it. Every failure is a ProblemDetails response.
+ * it. Every failure is a ProblemDetails response; a store that cannot vouch for its resources
+ * (older than the staleness bound) refuses to read or write them, answered with 503.
  */
 export class Invoker {
   private readonly maxBodyBytes: number;
@@ -161,6 +163,8 @@ export class Invoker {
         }
         return { ...this.problem(err), api, operation };
       }
+      // Expected while NATS is unreachable (the store logs it once), so not reported as a fault.
+      if (err instanceof ResourcesUnavailable) return { ...this.problem(resourcesUnavailable()), api, operation };
       this.deps.onError(err, 'invoke');
       return { ...this.problem(internalError()), api, operation };
     }

@@ -35,6 +35,8 @@ export const PROBLEM_CAUSES = {
   unsupportedMonitoringType: 'UNSUPPORTED_MONITORING_TYPE',
   authorizationUnavailable: 'AUTHORIZATION_UNAVAILABLE',
   networkUnavailable: 'NETWORK_UNAVAILABLE',
+  /** This replica's copy of the subscriptions is older than the staleness bound (NATS unreachable). */
+  resourcesUnavailable: 'RESOURCES_UNAVAILABLE',
   requestNotAuthorized: 'REQUEST_NOT_AUTHORIZED',
   internal: 'INTERNAL_ERROR',
 } as const;
@@ -95,4 +97,9 @@ export function invalidParam(param: string, reason: string, cause: string = PROB
 /** The one 500: a fault of this service, logged here, never described to the AS. */
 export function internalError(): T8Problem {
   return new T8Problem(500, PROBLEM_CAUSES.internal, 'the request could not be completed');
+}
+
+/** The 503 of a replica whose copy of the resources is too stale to answer or act on; nothing was executed. */
+export function resourcesUnavailable(): T8Problem {
+  return new T8Problem(503, PROBLEM_CAUSES.resourcesUnavailable, 'the subscriptions cannot be confirmed current; the request was not executed');
 }

@@ -1,3 +1,5 @@
+import { AeseError } from '@aese/errors';
+
 /**
  * A T8 resource (a subscription) as stored: the T8 body the AS sees, plus what the SCEF keeps
  * beside it. Stored per API and scsAsId, so one AS's resources are never looked up under
@@ -32,7 +34,22 @@ export function newStoredResource(
   return { api, scsAsId, id, resource, targets: reach.targets, dataCategories: reach.dataCategories, createdAtMs: nowMs, updatedAtMs: nowMs, state: { ...state } };
 }
 
-/** Where resources live; JetStream KV in the service, memory in unit tests. */
+/**
+ * Thrown by a store that cannot vouch for its copy of the resources now (NATS unreachable for
+ * longer than the staleness bound, or not caught up since): the request is refused, never
+ * answered or decided on data another replica may have changed meanwhile.
+ */
+export class ResourcesUnavailable extends AeseError {
+  override readonly name = 'ResourcesUnavailable';
+  constructor(message: string) {
+    super('UNAVAILABLE', message);
+  }
+}
+
+/**
+ * Where resources live; JetStream KV in the service, memory in unit tests. Every method but
+ * `all` may throw {@link ResourcesUnavailable}.
+ */
 export interface ResourceStore {
   get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined>;
   put(record: StoredResource): Promise<void>;
@@ -45,7 +62,7 @@ export interface ResourceStore {
   update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void>;
   /** The resources of one AS in one API. */
   list(api: string, scsAsId: string): Promise<StoredResource[]>;
-  /** Every resource of one API (notification matching), from a cache kept current. */
+  /** Every resource of one API (notification matching), from a cache kept current; none while it cannot be vouched for. */
   all(api: string): readonly StoredResource[];
 }
 
