@@ -73,6 +73,8 @@ export function singleHeader(req: EdgeRequest, name: string): string | undefined
   return value;
 }
 
+const EMPTY_BODY = Buffer.alloc(0);
+
 /**
  * Reads a request body up to `maxBytes`, refusing early on a larger Content-Length and stopping
  * as soon as a chunked body goes over, and giving up after `timeoutMs` (HTTP/2 has no
@@ -83,6 +85,9 @@ export function readBody(req: EdgeRequest, maxBytes: number, timeoutMs: number):
   if (declared !== undefined && (!/^[0-9]{1,15}$/.test(declared) || Number(declared) > maxBytes)) {
     return Promise.reject(new BodyError('too-large'));
   }
+  // An HTTP/1.1 request whose message the parser has finished, with nothing buffered, has no body:
+  // no listeners, timer or stream turns for it (most GETs). Node discards the ended stream itself.
+  if (!isHttp2(req) && req.complete && req.readableLength === 0) return Promise.resolve(EMPTY_BODY);
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
