@@ -57,8 +57,9 @@ export function signBytes(alg: SignatureAlgorithm, key: KeyObject, data: Buffer)
   }
 }
 
-function isZero(bytes: Buffer): boolean {
-  return bytes.every(byte => byte === 0);
+function isZero(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (bytes[i] !== 0) return false;
+  return true;
 }
 
 /**
@@ -71,7 +72,7 @@ export function verifyBytes(alg: SignatureAlgorithm, key: KeyObject, data: Buffe
     switch (alg) {
       case 'ecdsa-p256-sha256':
         if (signature.length !== 64) return false;
-        if (isZero(signature.subarray(0, 32)) || isZero(signature.subarray(32))) return false;
+        if (isZero(signature, 0, 32) || isZero(signature, 32, 64)) return false;
         return verify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
       case 'ed25519':
         return signature.length === 64 && verify(null, data, key, signature);

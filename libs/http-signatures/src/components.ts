@@ -1,9 +1,10 @@
-import { isInnerList, parseItem, serializeInnerList, serializeItem, serializeParameters, serializeString } from 'structured-headers';
-import type { Item, Parameters } from 'structured-headers';
+import { isInnerList, parseItem, serializeString } from 'structured-headers';
+import type { BareItem, Item, Parameters } from 'structured-headers';
 import { SignatureError } from './errors.js';
 import { combinedFieldValue, isResponse } from './message.js';
 import type { HttpMessageView } from './message.js';
-import { parseDictionaryStrict } from './structured-fields.js';
+import { fieldDictionary } from './message-dictionaries.js';
+import { serializeInnerListQuick, serializeItemQuick, serializeParametersQuick, serializeStringQuick } from './quick-serialize.js';
 
 /**
  * Derived components of RFC 9421 section 2.2 that this library computes. `@signature-params`
@@ -16,6 +17,8 @@ export interface ComponentIdentifier {
   readonly name: string;
   readonly params: Parameters;
 }
+
+const DERIVED_NAMES: ReadonlySet<string> = new Set(DERIVED_COMPONENTS);
 
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 /** What a component value may contain to enter a signature base: HTAB, SP and visible ASCII. */
@@ -35,7 +38,7 @@ export function checkComponent(component: ComponentIdentifier): void {
   const { name, params } = component;
   if (name === '@signature-params') throw malformed('"@signature-params" cannot be covered');
   if (name.startsWith('@')) {
-    if (!(DERIVED_COMPONENTS as readonly string[]).includes(name)) {
+    if (!DERIVED_NAMES.has(name)) {
       throw new SignatureError('COMPONENT_UNSUPPORTED', 'a covered derived component is not supported');
     }
   } else if (!FIELD_NAME.test(name)) {
@@ -67,12 +70,39 @@ export function componentFromItem(item: Item): ComponentIdentifier {
   return component;
 }
 
+/** Parameters of a cached component: shared between callers, so they cannot be changed. */
+class FrozenParameters extends Map<string, BareItem> {
+  constructor(entries: Parameters) {
+    super();
+    for (const [key, value] of entries) super.set(key, value);
+  }
+
+  override set(): never {
+    throw new TypeError('the parameters of a parsed component identifier cannot be changed');
+  }
+
+  override delete(): never {
+    throw new TypeError('the parameters of a parsed component identifier cannot be changed');
+  }
+
+  override clear(): never {
+    throw new TypeError('the parameters of a parsed component identifier cannot be changed');
+  }
+}
+
 /**
- * Reads a component given by application code, as `@method`, `content-digest;req`,
- * `@query-param;name="Pet"`, `signature;req;key="sig1"`, or in sf form (`"@method";req`).
- * @throws TypeError when the text is not a valid, supported identifier (a programming mistake)
+ * Component identifiers application code names, by their text. The same few strings come with
+ * every message signed or verified, and reading one costs an sf parse; the bound keeps a caller
+ * that builds identifiers on the fly (a `@query-param` name per request) from growing it.
  */
-export function parseComponentSpec(spec: string): ComponentIdentifier {
+const parsedSpecs = new Map<string, ComponentIdentifier>();
+/** Most identifiers {@link parsedSpecs} holds; when full it starts again from empty. */
+export const MAX_CACHED_COMPONENT_SPECS = 256;
+
+/** The serialized form and duplicate key of each shared (frozen) identifier, worked out once. */
+const sharedForms = new WeakMap<ComponentIdentifier, { readonly serialized: string; readonly key: string }>();
+
+function readComponentSpec(spec: string): ComponentIdentifier {
   try {
     const semicolon = spec.indexOf(';');
     const text = spec.startsWith('"') ? spec : serializeString(semicolon < 0 ? spec : spec.slice(0, semicolon)) + (semicolon < 0 ? '' : spec.slice(semicolon));
@@ -82,20 +112,57 @@ export function parseComponentSpec(spec: string): ComponentIdentifier {
   }
 }
 
+/**
+ * Reads a component given by application code, as `@method`, `content-digest;req`,
+ * `@query-param;name="Pet"`, `signature;req;key="sig1"`, or in sf form (`"@method";req`).
+ * The result is shared by every caller naming the same text: it is frozen, parameters included.
+ * @throws TypeError when the text is not a valid, supported identifier (a programming mistake)
+ */
+export function parseComponentSpec(spec: string): ComponentIdentifier {
+  const cached = parsedSpecs.get(spec);
+  if (cached !== undefined) return cached;
+  const { name, params } = readComponentSpec(spec);
+  const component: ComponentIdentifier = Object.freeze({ name, params: new FrozenParameters(params) });
+  sharedForms.set(component, { serialized: serializedForm(component), key: keyForm(component) });
+  if (parsedSpecs.size >= MAX_CACHED_COMPONENT_SPECS) parsedSpecs.clear();
+  parsedSpecs.set(spec, component);
+  return component;
+}
+
 /** The identifier as it starts a signature base line and appears in `Signature-Input`. */
 export function serializeComponent(component: ComponentIdentifier): string {
-  return serializeItem([component.name, component.params]);
+  return sharedForms.get(component)?.serialized ?? serializedForm(component);
+}
+
+function serializedForm(component: ComponentIdentifier): string {
+  return serializeStringQuick(component.name) + serializeParametersQuick(component.params);
 }
 
 /** The identifier in the form {@link parseComponentSpec} reads: `content-digest;req`. */
 export function componentSpec(component: ComponentIdentifier): string {
-  return component.name + serializeParameters(component.params);
+  return component.name + serializeParametersQuick(component.params);
 }
 
 /** A key equal for identifiers that differ only in parameter order, to find duplicates. */
 export function componentKey(component: ComponentIdentifier): string {
-  const sorted = new Map([...component.params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  return component.name + serializeParameters(sorted);
+  return sharedForms.get(component)?.key ?? keyForm(component);
+}
+
+function keyForm(component: ComponentIdentifier): string {
+  const { name, params } = component;
+  if (inKeyOrder(params)) return name + serializeParametersQuick(params);
+  const sorted = new Map([...params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return name + serializeParametersQuick(sorted);
+}
+
+/** True when the parameter names are already ascending (always so for zero or one parameter). */
+function inKeyOrder(params: Parameters): boolean {
+  let previous = '';
+  for (const key of params.keys()) {
+    if (key < previous) return false;
+    previous = key;
+  }
+  return true;
 }
 
 function absent(what: string): SignatureError {
@@ -109,8 +176,10 @@ function absent(what: string): SignatureError {
  * was sent, so another spelling of "the same" resource is another target (RFC 9421 section 2.2).
  */
 interface RawTarget {
-  /** WHATWG-parsed, for the scheme, the host and `@query-param`; never for the path. */
-  readonly url: URL;
+  /** The scheme with its colon, WHATWG-parsed (lower case): `https:`. */
+  readonly protocol: string;
+  /** Host and port, WHATWG-parsed: lower case, the scheme's default port dropped. */
+  readonly host: string;
   /** The path as sent; `/` when empty (RFC 9421 section 2.2.6). */
   readonly path: string;
   /** The query as sent, with its leading `?`; `''` when there is none. */
@@ -118,32 +187,60 @@ interface RawTarget {
 }
 
 /** `scheme://authority`, then path and query; no fragment (a request target never has one). */
-const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*([^?#]*)(\?[^#]*)?$/;
+const ABSOLUTE_URI = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*)([^?#]*)(\?[^#]*)?$/;
+
+/**
+ * An http(s) `scheme://authority` of letters, digits, `.`, `-` and `:` only. The URL parser ends
+ * such an authority exactly where {@link ABSOLUTE_URI} does and strips nothing from it, and what
+ * follows it (path, query) never changes the host nor makes parsing fail: every target URI with
+ * this prefix has the same scheme and host.
+ */
+const PLAIN_ORIGIN = /^https?:\/\/[a-z0-9.:-]+$/i;
+
+/** Scheme and host of target URIs, by their plain `scheme://authority` prefix. */
+const parsedOrigins = new Map<string, { readonly protocol: string; readonly host: string }>();
+/** Bound on {@link parsedOrigins}: the authority comes from the client. When full it starts again. */
+const MAX_CACHED_ORIGINS = 64;
+
+function notAbsolute(cause: unknown): SignatureError {
+  return new SignatureError('COMPONENT_NOT_PRESENT', 'the target URI is not an absolute URI', { cause });
+}
+
+function parseOrigin(targetUri: string, prefix: string): { readonly protocol: string; readonly host: string } {
+  let url: URL;
+  try {
+    url = new URL(targetUri);
+  } catch (err) {
+    throw notAbsolute(err);
+  }
+  const parsed = { protocol: url.protocol, host: url.host };
+  if (PLAIN_ORIGIN.test(prefix)) {
+    if (parsedOrigins.size >= MAX_CACHED_ORIGINS) parsedOrigins.clear();
+    parsedOrigins.set(prefix, parsed);
+  }
+  return parsed;
+}
 
 function rawTarget(context: HttpMessageView): RawTarget {
   if (context.targetUri === undefined) throw absent('target URI');
   const parts = ABSOLUTE_URI.exec(context.targetUri);
-  let url: URL;
-  try {
-    if (!parts) throw new TypeError('not scheme://authority/path?query');
-    url = new URL(context.targetUri);
-  } catch (err) {
-    throw new SignatureError('COMPONENT_NOT_PRESENT', 'the target URI is not an absolute URI', { cause: err });
-  }
-  return { url, path: parts[1] || '/', query: parts[2] ?? '' };
+  if (!parts) throw notAbsolute(new TypeError('not scheme://authority/path?query'));
+  const [, prefix, path, query] = parts;
+  const { protocol, host } = parsedOrigins.get(prefix) ?? parseOrigin(context.targetUri, prefix);
+  return { protocol, host, path: path || '/', query: query ?? '' };
 }
 
 /** Scheme and authority, case-folded as RFC 3986 section 6.2.2.1 allows, default port dropped. */
 function origin(target: RawTarget): string {
-  return `${target.url.protocol}//${target.url.host}`;
+  return `${target.protocol}//${target.host}`;
 }
 
 function authorityOf(context: HttpMessageView): string {
-  const { url } = rawTarget(context);
-  if (context.authority === undefined) return url.host;
+  const target = rawTarget(context);
+  if (context.authority === undefined) return target.host;
   try {
     // WHATWG host parsing: lower-cases and drops the scheme's default port (RFC 9110 4.2.3).
-    return new URL(`${url.protocol}//${context.authority}`).host;
+    return new URL(`${target.protocol}//${context.authority}`).host;
   } catch (err) {
     throw new SignatureError('COMPONENT_NOT_PRESENT', 'the authority is not a valid host', { cause: err });
   }
@@ -181,7 +278,7 @@ function derivedValues(name: string, params: Parameters, context: HttpMessageVie
     case '@authority':
       return [authorityOf(context)];
     case '@scheme':
-      return [rawTarget(context).url.protocol.slice(0, -1)];
+      return [rawTarget(context).protocol.slice(0, -1)];
     case '@request-target': {
       const target = rawTarget(context);
       return [target.path + target.query];
@@ -209,12 +306,12 @@ function fieldValue(name: string, params: Parameters, context: HttpMessageView):
   // RFC 9421 section 2.1.2: one member of a dictionary field, re-serialized.
   let member;
   try {
-    member = parseDictionaryStrict(value).get(key);
+    member = fieldDictionary(context, name, value).get(key);
   } catch (err) {
     throw new SignatureError('COMPONENT_INVALID', `covered field "${name}" is not a dictionary`, { cause: err });
   }
   if (member === undefined) throw absent(`"${name}" member`);
-  return isInnerList(member) ? serializeInnerList(member) : serializeItem(member);
+  return isInnerList(member) ? serializeInnerListQuick(member) : serializeItemQuick(member);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { serializeDictionary } from 'structured-headers';
 import { ContentDigestError } from './errors.js';
+import { serializeBytesMember } from './quick-serialize.js';
 import { DictionaryParseError, parseDictionaryStrict } from './structured-fields.js';
 
 /** The digest algorithms this profile accepts (RFC 9530 section 5, status "Active"). */
@@ -27,11 +27,11 @@ function digest(body: Uint8Array, alg: ContentDigestAlgorithm): Buffer {
 
 /**
  * The `Content-Digest` field value for `body`, e.g. `sha-256=:RK/0qy18MlBSVnWgjwz6lZEWjP/lF5HF9bvEF8FabDg=:`.
- * Serialized by structured-headers so the value is exactly what RFC 9530 and RFC 8941 print.
+ * Serialized as RFC 9530 and RFC 8941 print it (the bytes structured-headers' serializeDictionary gives).
  */
 export function computeContentDigest(body: Uint8Array, alg: ContentDigestAlgorithm = 'sha-256'): string {
   if (!isAllowed(alg)) throw new TypeError(`unsupported content digest algorithm ${String(alg)}`);
-  return serializeDictionary(new Map([[alg, [digest(body, alg), new Map()]]]));
+  return serializeBytesMember(alg, digest(body, alg));
 }
 
 /** What {@link verifyContentDigest} checked: every strong algorithm present, all matched. */

@@ -30,13 +30,30 @@ export function isResponse(message: HttpMessageView): boolean {
  */
 export function fieldLines(message: HttpMessageView, name: string): string[] | undefined {
   const wanted = name.toLowerCase();
-  const lines: string[] = [];
-  for (const [key, value] of Object.entries(message.headers)) {
-    if (key.toLowerCase() !== wanted || value === undefined) continue;
+  const { headers } = message;
+  let lines: string[] | undefined;
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() !== wanted) continue;
+    const value = headers[key];
+    if (value === undefined) continue;
+    lines ??= [];
     if (typeof value === 'string') lines.push(value);
-    else lines.push(...value);
+    else for (const line of value) lines.push(line);
   }
-  return lines.length === 0 ? undefined : lines;
+  return lines !== undefined && lines.length > 0 ? lines : undefined;
+}
+
+function isOptionalWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** The line without leading and trailing spaces and tabs (RFC 9110 OWS). */
+function trimOptionalWhitespace(line: string): string {
+  let start = 0;
+  let end = line.length;
+  while (start < end && isOptionalWhitespace(line.charCodeAt(start))) start++;
+  while (end > start && isOptionalWhitespace(line.charCodeAt(end - 1))) end--;
+  return start === 0 && end === line.length ? line : line.slice(start, end);
 }
 
 /**
@@ -44,7 +61,8 @@ export function fieldLines(message: HttpMessageView, name: string): string[] | u
  * `undefined` when the field is absent.
  */
 export function combinedFieldValue(message: HttpMessageView, name: string): string | undefined {
-  return fieldLines(message, name)
-    ?.map(line => line.replace(/^[ \t]+|[ \t]+$/g, ''))
-    .join(', ');
+  const lines = fieldLines(message, name);
+  if (lines === undefined) return undefined;
+  if (lines.length === 1) return trimOptionalWhitespace(lines[0]);
+  return lines.map(trimOptionalWhitespace).join(', ');
 }

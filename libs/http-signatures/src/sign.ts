@@ -1,12 +1,12 @@
 import type { KeyObject } from 'node:crypto';
-import { serializeDictionary, serializeString } from 'structured-headers';
 import type { BareItem, Parameters } from 'structured-headers';
 import { DEFAULT_ALLOWED_ALGORITHMS, keyFitsAlgorithm, signBytes } from './algorithms.js';
 import type { SignatureAlgorithm } from './algorithms.js';
 import { parseComponentSpec } from './components.js';
 import { SignatureError } from './errors.js';
 import type { HttpMessageView } from './message.js';
-import { buildSignatureBase } from './signature-base.js';
+import { serializeBytesMember, serializeStringQuick } from './quick-serialize.js';
+import { assertNoDuplicateComponents, buildSignatureBase } from './signature-base.js';
 import type { SignatureBase } from './signature-base.js';
 import { assertDictionaryKey } from './structured-fields.js';
 
@@ -62,7 +62,7 @@ function toSfParameters(input: SignatureParamsInput): Parameters {
         throw new TypeError(`signature parameter ${name} must be a non-empty string`);
       }
       try {
-        serializeString(value);
+        serializeStringQuick(value);
       } catch (err) {
         throw new TypeError(`signature parameter ${name} must be printable ASCII`, { cause: err });
       }
@@ -83,7 +83,9 @@ function toSfParameters(input: SignatureParamsInput): Parameters {
 export function createSignatureBase(message: HttpMessageView, options: Pick<SignMessageOptions, 'components' | 'params' | 'request'>): SignatureBase {
   const components = options.components.map(parseComponentSpec);
   try {
-    return buildSignatureBase(message, components, toSfParameters(options.params), options.request);
+    const params = toSfParameters(options.params);
+    assertNoDuplicateComponents(components);
+    return buildSignatureBase(message, components, params, options.request);
   } catch (err) {
     if (err instanceof SignatureError) throw new TypeError(`cannot sign: ${err.message}`, { cause: err });
     throw err;
@@ -108,7 +110,7 @@ export function signMessage(message: HttpMessageView, options: SignMessageOption
   const bytes = signBytes(alg, key, Buffer.from(built.base, 'ascii'));
   return {
     signatureInput: `${label}=${built.signatureParams}`,
-    signature: serializeDictionary(new Map([[label, [bytes, new Map()]]])),
+    signature: serializeBytesMember(label, bytes),
     signatureBase: built.base,
   };
 }

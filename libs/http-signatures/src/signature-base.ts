@@ -1,9 +1,9 @@
-import { serializeInnerList } from 'structured-headers';
 import type { Parameters } from 'structured-headers';
 import { componentKey, componentValues, serializeComponent } from './components.js';
 import type { ComponentIdentifier } from './components.js';
 import { SignatureError } from './errors.js';
 import type { HttpMessageView } from './message.js';
+import { serializeParametersQuick } from './quick-serialize.js';
 
 /** A signature base and the `@signature-params` value it ends with. */
 export interface SignatureBase {
@@ -32,21 +32,22 @@ export function assertNoDuplicateComponents(components: readonly ComponentIdenti
  * Builds the signature base of RFC 9421 section 2.5: one line `<identifier>: <value>` per covered
  * component, in the covered order, then `"@signature-params": <inner list>`. The parameters are
  * serialized in the order given (they are part of what is signed). Identifiers must have passed
- * `checkComponent`.
+ * `checkComponent` and the list {@link assertNoDuplicateComponents}.
  *
  * @param request the request a response answers, for components with `;req`
- * @throws SignatureError DUPLICATE_COMPONENT, COMPONENT_NOT_PRESENT, COMPONENT_INVALID, ...
+ * @throws SignatureError COMPONENT_NOT_PRESENT, COMPONENT_INVALID, ...
  */
 export function buildSignatureBase(message: HttpMessageView, components: readonly ComponentIdentifier[], params: Parameters, request?: HttpMessageView): SignatureBase {
-  assertNoDuplicateComponents(components);
-  const lines: string[] = [];
+  let base = '';
+  let identifiers = '';
   for (const component of components) {
     const identifier = serializeComponent(component);
     for (const value of componentValues(component, message, request)) {
-      lines.push(`${identifier}: ${value}`);
+      base += `${identifier}: ${value}\n`;
     }
+    identifiers += (identifiers === '' ? '' : ' ') + identifier;
   }
-  const signatureParams = serializeInnerList([components.map(({ name, params: componentParams }) => [name, componentParams]), params]);
-  lines.push(`"@signature-params": ${signatureParams}`);
-  return { base: lines.join('\n'), signatureParams };
+  // The inner list of the covered identifiers, each serialized as on its line, then the parameters.
+  const signatureParams = `(${identifiers})${serializeParametersQuick(params)}`;
+  return { base: `${base}"@signature-params": ${signatureParams}`, signatureParams };
 }

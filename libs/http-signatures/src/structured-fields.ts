@@ -1,5 +1,6 @@
 import { parseDictionary, serializeKey } from 'structured-headers';
 import type { Dictionary } from 'structured-headers';
+import { parseSimpleDictionary } from './simple-dictionary.js';
 
 /**
  * How many commas a dictionary may contain before it is refused. Each comma costs one extra
@@ -42,14 +43,19 @@ function tryParse(value: string): Dictionary | undefined {
  * boundaries; the number of members then has to equal the number of distinct keys.
  */
 export function parseDictionaryStrict(value: string): Dictionary {
+  // Without a comma there is one member at most: nothing can repeat (the usual signature field).
+  const single = !value.includes(',');
+  if (single) {
+    const simple = parseSimpleDictionary(value);
+    if (simple !== undefined) return simple;
+  }
   let dictionary: Dictionary;
   try {
     dictionary = parseDictionary(value);
   } catch (err) {
     throw new DictionaryParseError('malformed', { cause: err });
   }
-  // Without a comma there is one member at most: nothing can repeat (the usual signature field).
-  if (!value.includes(',')) return dictionary;
+  if (single) return dictionary;
   let members = 0;
   let commas = 0;
   let start = 0;

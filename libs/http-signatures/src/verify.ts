@@ -8,10 +8,11 @@ import type { ComponentIdentifier } from './components.js';
 import { SignatureError } from './errors.js';
 import { combinedFieldValue } from './message.js';
 import type { HttpMessageView } from './message.js';
+import { fieldDictionary } from './message-dictionaries.js';
 import { isAcceptableNonce } from './nonce.js';
 import type { NonceRule } from './nonce.js';
 import { assertNoDuplicateComponents, buildSignatureBase } from './signature-base.js';
-import { assertDictionaryKey, DictionaryParseError, parseDictionaryStrict } from './structured-fields.js';
+import { assertDictionaryKey, DictionaryParseError } from './structured-fields.js';
 
 /**
  * Bound on `Signature-Input` and on `Signature` (each, all field lines together), checked before
@@ -105,7 +106,7 @@ function readField(message: HttpMessageView, name: string, maxBytes: number): Di
     throw new SignatureError('SIGNATURE_HEADER_TOO_LARGE', `the ${name} field is too large`);
   }
   try {
-    return parseDictionaryStrict(value);
+    return fieldDictionary(message, name, value);
   } catch (err) {
     if (err instanceof DictionaryParseError && err.problem === 'duplicate-key') {
       throw new SignatureError('DUPLICATE_LABEL', `the ${name} field repeats a label`, { cause: err });
@@ -171,17 +172,21 @@ function readSignature(message: HttpMessageView, options: VerifyMessageSignature
   return { covered, params, bytes: Buffer.from(bytes) };
 }
 
+function requireParam(plain: Record<string, string | number | boolean>, name: string): void {
+  if (plain[name] === undefined) {
+    throw new SignatureError('PARAM_MISSING', `signature parameter ${name} is required`);
+  }
+}
+
 /** Applies the allow-list, required parameters, expected tag and time window. */
 function checkParams(plain: Record<string, string | number | boolean>, options: VerifyMessageSignatureOptions): Record<string, string | number | boolean> {
   const { allowedParams, expectedTag, validity } = options;
   if (allowedParams !== undefined && Object.keys(plain).some(name => !allowedParams.includes(name))) {
     throw new SignatureError('PARAM_NOT_ALLOWED', 'the signature has a parameter this endpoint does not accept');
   }
-  for (const name of new Set<string>([...options.requiredParams, 'keyid'])) {
-    if (plain[name] === undefined) {
-      throw new SignatureError('PARAM_MISSING', `signature parameter ${name} is required`);
-    }
-  }
+  // In the order given, then keyid (a name listed twice fails at its first place either way).
+  for (const name of options.requiredParams) requireParam(plain, name);
+  requireParam(plain, 'keyid');
   if (expectedTag !== undefined && plain.tag !== expectedTag) {
     throw new SignatureError('TAG_MISMATCH', 'the signature tag is not the one this endpoint expects');
   }

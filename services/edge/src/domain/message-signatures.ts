@@ -18,11 +18,11 @@ export const DEFAULT_SIGNATURE_WINDOW_S = 60;
 /** How far ahead of the edge's clock `created` may be, in seconds. */
 export const DEFAULT_SIGNATURE_SKEW_S = 10;
 /** Covered on every T8 request. */
-export const T8_REQUEST_COMPONENTS = ['@method', '@target-uri', 'authorization'] as const;
+export const T8_REQUEST_COMPONENTS = Object.freeze(['@method', '@target-uri', 'authorization'] as const);
 /** Covered in addition when the request has a body. */
-export const T8_BODY_COMPONENTS = ['content-digest', 'content-type'] as const;
+export const T8_BODY_COMPONENTS = Object.freeze(['content-digest', 'content-type'] as const);
 /** Parameters every AS signature must carry. */
-export const T8_REQUIRED_PARAMS = ['created', 'nonce', 'keyid'] as const;
+export const T8_REQUIRED_PARAMS = Object.freeze(['created', 'nonce', 'keyid'] as const);
 /**
  * What a request's `nonce` must be (T8 profile section 4: at least 128 bits, base64url): unpadded
  * base64url decoding to 16 bytes or more, at most 128 characters. Checked with the other
@@ -30,13 +30,16 @@ export const T8_REQUIRED_PARAMS = ['created', 'nonce', 'keyid'] as const;
  */
 export const T8_NONCE_RULE: NonceRule = { minBytes: NONCE_MIN_BYTES, maxChars: NONCE_MAX_CHARS };
 /** Parameters an AS signature may carry; anything else (`crit`, say) is refused. */
-export const T8_ALLOWED_PARAMS = ['created', 'nonce', 'keyid', 'alg', 'expires', 'tag'] as const;
+export const T8_ALLOWED_PARAMS = Object.freeze(['created', 'nonce', 'keyid', 'alg', 'expires', 'tag'] as const);
 /**
  * The one `tag` an AS request signature may carry. A signature tagged for another purpose (a
  * notification, a response) must not pass as a request: the application, not the signer, says
  * what a signature is for (RFC 9421 section 2.3).
  */
 export const T8_REQUEST_TAG = 't8-request';
+
+/** Everything a request with a body must cover; built once, not per request. */
+const T8_REQUEST_WITH_BODY_COMPONENTS = Object.freeze([...T8_REQUEST_COMPONENTS, ...T8_BODY_COMPONENTS]);
 
 /** Field lines of a request by lower-case name, pseudo-headers left out. */
 export type FieldLines = Readonly<Record<string, readonly string[]>>;
@@ -93,9 +96,9 @@ export async function verifyRequestSignature(check: RequestSignatureCheck): Prom
   try {
     verified = await verifyMessageSignature(check.view, {
       label: SIGNATURE_LABEL,
-      requiredComponents: hasBody ? [...T8_REQUEST_COMPONENTS, ...T8_BODY_COMPONENTS] : [...T8_REQUEST_COMPONENTS],
-      requiredParams: [...T8_REQUIRED_PARAMS],
-      allowedParams: [...T8_ALLOWED_PARAMS],
+      requiredComponents: hasBody ? T8_REQUEST_WITH_BODY_COMPONENTS : T8_REQUEST_COMPONENTS,
+      requiredParams: T8_REQUIRED_PARAMS,
+      allowedParams: T8_ALLOWED_PARAMS,
       nonce: T8_NONCE_RULE,
       validity: { nowSeconds: check.nowS, maxAgeSeconds: check.windowS, maxFutureSeconds: check.skewS },
       resolveKey: async keyid => check.keys.get(keyid),
@@ -134,6 +137,9 @@ export interface ResponseToSign {
   readonly signedRequest: HttpMessageView | undefined;
 }
 
+/** The request's signature as a response covers it: one spelling, so its parse is looked up, not redone. */
+const REQUEST_SIGNATURE_COMPONENT = `signature;req;key="${SIGNATURE_LABEL}"`;
+
 /**
  * Signs a T8 response (T8 profile section 4): `Content-Digest` of the body, then an RFC 9421
  * signature labelled `sig1` over `@status`, `content-digest`, `content-type` (when there is one)
@@ -147,7 +153,7 @@ export function signResponse(response: ResponseToSign, key: SigningKey, nowS: nu
   if (response.contentType !== undefined) headers['content-type'] = response.contentType;
   const components = ['@status', 'content-digest'];
   if (response.contentType !== undefined) components.push('content-type');
-  if (response.signedRequest) components.push(`signature;req;key="${SIGNATURE_LABEL}"`);
+  if (response.signedRequest) components.push(REQUEST_SIGNATURE_COMPONENT);
   const signed = signMessage(
     { status: response.status, headers },
     {
