@@ -2,9 +2,9 @@
  * `npm run bench`: the full T8 secure path against a bare Node HTTPS server, in one run on this
  * machine (../shared/design/BENCHMARKING.md).
  *
- * Starts a private nats-server, a fresh PKI and every service of the mesh as its own process,
- * all pinned to core 0 (`taskset -c 0`), and a bare HTTPS server with client certificates, also
- * on core 0, answering the same JSON body. An AS is onboarded and granted, creates one
+ * Starts a private nats-server, a fresh PKI and every service of the mesh as its own process
+ * (process-mesh.ts), all pinned to core 0 (`taskset -c 0`), and a bare HTTPS server with client
+ * certificates, also on core 0, answering the same JSON body. An AS is onboarded and granted, creates one
  * MonitoringEvent subscription, and autocannon (pinned to core 1, 50 keep-alive connections,
  * 2 s warm-up, 10 s measured) GETs that subscription: against the bare server, then through the
  * edge with everything on (mTLS, bearer token, an RFC 9421 signature with a fresh nonce per
@@ -29,25 +29,18 @@
  * rejectUnauthorized: false), which weakens nothing measured: the servers still require and
  * verify the AS client certificate.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createMeshClient } from '@aese/grpc-client';
 import { computeContentDigest, createNonce, signMessage } from '@aese/http-signatures';
-import { renderNatsServerConfig } from '@aese/nats-trust';
-import { initPki, issueAsClientCertificate, pkiLayout, readT8ServerTlsMaterial } from '@aese/pki';
-import { AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
-import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
-import { builtServiceEntry } from '@aese/cli';
-import { MESH_ENDPOINTS, REPO_ROOT, serviceId } from '@aese/runtime';
-import type { MeshServiceName } from '@aese/runtime';
-import { freePort, tempDir, waitForPort } from '@aese/testing';
-import { buildAll } from '../build.ts';
+import { readT8ServerTlsMaterial } from '@aese/pki';
+import { freePort } from '@aese/testing';
+import { BenchProcesses, captureErrors, grantApis, onboardAs, startProcessMesh } from './process-mesh.ts';
+import type { ProcessMesh } from './process-mesh.ts';
 import { noCounts, probeAgent, probeOnce, sendGet, signedGet } from './replay-probe.ts';
 import type { ReplayCounts } from './replay-probe.ts';
 
@@ -76,32 +69,11 @@ const SECOND_EDGE_READY_MS = 60_000;
 const TRUST_DOMAIN = 'bench.local';
 const SCS_AS_ID = 'as-bench';
 const UE = 'ue1@scef.test';
-const SERVICES: readonly MeshServiceName[] = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'];
 
-const children: ChildProcess[] = [];
+const processes = new BenchProcesses();
 /** The processes on the server core, by name, for the CPU breakdown. */
 const serverProcesses = new Map<string, ChildProcess>();
 const say = (line: string): void => void process.stdout.write(`bench | ${line}\n`);
-
-function pinned(core: string, command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn('taskset', ['-c', core, command, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
-
-/** Collects a child's stderr so a failure can show it. */
-function captureErrors(child: ChildProcess, name: string, into: string[]): void {
-  createInterface({ input: child.stderr! }).on('line', line => into.push(`${name}: ${line}`));
-}
-
-async function stopAll(): Promise<void> {
-  for (const child of [...children].reverse()) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    child.kill('SIGTERM');
-    await Promise.race([new Promise(r => child.once('exit', r)), new Promise(r => setTimeout(r, 5_000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-}
 
 /** One HTTPS request with the AS's certificate; resolves with status and body. */
 function asRequest(
@@ -183,7 +155,7 @@ function cpuSnapshot(): Map<string, number> {
 }
 
 async function load(configPath: string): Promise<RunResult> {
-  const child = pinned(LOAD_CORE, process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'load-runner.ts'), configPath], process.env);
+  const child = processes.spawn(process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'load-runner.ts'), configPath], process.env, LOAD_CORE);
   const errors: string[] = [];
   captureErrors(child, 'load-runner', errors);
   let out = '';
@@ -222,111 +194,36 @@ function cpuTable(perRound: ReadonlyMap<string, readonly number[]>, secure: read
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const dir = tempDir('aese-bench');
-  try {
-    const stateDir = join(dir.path, 'state');
-    mkdirSync(stateDir, { mode: 0o700 });
-    await initPki({ stateDir, trustDomain: TRUST_DOMAIN });
-    const layout = pkiLayout(stateDir);
-    const kekFile = join(dir.path, 'kek');
-    writeFileSync(kekFile, randomBytes(32).toString('base64'), { mode: 0o600 });
-
-    // NATS and every service, pinned to the server core.
-    const errors: string[] = [];
-    const natsPort = await freePort();
-    // The deployment's NATS configuration: TLS, one identity per service, least privilege.
-    const natsConfig = join(dir.path, 'nats.conf');
-    writeFileSync(
-      natsConfig,
-      renderNatsServerConfig({
-        trustDomain: TRUST_DOMAIN,
-        serverName: 'aese-bench',
-        host: '127.0.0.1',
-        port: natsPort,
-        storeDir: join(dir.path, 'nats'),
-        tls: { certFile: layout.natsServer.cert, keyFile: layout.natsServer.key, caFile: layout.meshCa.cert },
-      }),
-    );
-    const nats = pinned(SERVER_CORE, 'nats-server', ['-c', natsConfig], process.env);
-    captureErrors(nats, 'nats', errors);
-    serverProcesses.set('nats-server', nats);
-    await waitForPort('127.0.0.1', natsPort);
-    const ports = Object.fromEntries(await Promise.all(SERVICES.map(async s => [s, await freePort()] as const))) as Record<MeshServiceName, number>;
-    const issuer = `https://localhost:${ports.edge}`;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      AESE_STATE_DIR: stateDir,
-      AESE_TRUST_DOMAIN: TRUST_DOMAIN,
-      NATS_URL: `tls://127.0.0.1:${natsPort}`,
-      LISTEN_HOST: '127.0.0.1',
-      CRYPTO_KEK_FILE: kekFile,
-      AESE_ISSUER: issuer,
+  // NATS and every service, pinned to the server core.
+  const mesh: ProcessMesh = await startProcessMesh({
+    processes,
+    trustDomain: TRUST_DOMAIN,
+    production: PRODUCTION,
+    core: SERVER_CORE,
+    ...(PROFILE_DIR ? { profileDir: PROFILE_DIR } : {}),
+    env: ports => ({
+      AESE_ISSUER: `https://localhost:${ports.edge}`,
       LOG_LEVEL: 'warn',
       SIM_TICK_MS: '0',
       NOTIFICATION_DESTINATION_ALLOWLIST: '127.0.0.1:9443',
       // The bench measures the path, not the limiter: one AS sends everything.
       EDGE_RATE_LIMIT_PER_S: '1000000',
       EDGE_RATE_LIMIT_BURST: '1000000',
-      ...Object.fromEntries(Object.entries(MESH_ENDPOINTS).map(([name, e]) => [e.addressEnv, `localhost:${ports[name as MeshServiceName]}`])),
-    };
-    const buildDir = join(dir.path, 'dist');
-    if (PRODUCTION) say(`production build in ${(await buildAll(buildDir)).ms} ms`);
-    /** Starts one service process on the server core; `name` tells replicas apart. */
-    const startService = async (service: MeshServiceName, port: number, name: string = service): Promise<ChildProcess> => {
-      const t0 = Date.now();
-      const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`] : [];
-      const entry = PRODUCTION ? [builtServiceEntry(buildDir, service)] : ['--import', 'tsx', join('services', service, 'src', 'main.ts')];
-      const child = pinned(SERVER_CORE, process.execPath, [...profile, ...entry], { ...env, PORT: String(port) });
-      captureErrors(child, name, errors);
-      child.stdout!.resume();
-      const exited = new Promise<never>((_, reject) => child.once('exit', code => reject(new Error(`${name} exited (${code}): ${errors.slice(-5).join(' | ')}`))));
-      await Promise.race([waitForPort('127.0.0.1', port, 60_000), exited]);
-      say(`${name} up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      return child;
-    };
-    for (const service of SERVICES) serverProcesses.set(service, await startService(service, ports[service]));
+    }),
+    say,
+  });
+  try {
+    const { layout, ports, errors } = mesh;
+    const issuer = `https://localhost:${ports.edge}`;
+    for (const [name, child] of mesh.processes) serverProcesses.set(name, child);
 
     // An AS with a request-signing key, onboarded and granted by the operator.
-    const as = await issueAsClientCertificate(stateDir, TRUST_DOMAIN, SCS_AS_ID);
     const signing = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const kid = `${SCS_AS_ID}-sig-1`;
-    const operatorTls = { caPem: readFileSync(layout.meshCa.cert, 'utf8'), certPem: readFileSync(layout.operator.cert, 'utf8'), keyPem: readFileSync(layout.operator.key, 'utf8') };
-    const auth = createMeshClient(AuthenticationServiceClient, {
-      address: `localhost:${ports.authentication}`,
-      tls: operatorTls,
-      serverId: serviceId(TRUST_DOMAIN, 'authentication'),
+    const as = await onboardAs(mesh, SCS_AS_ID, ['3gpp-monitoring-event'], { ...(signing.publicKey.export({ format: 'jwk' }) as object), kid });
+    await grantApis(mesh, SCS_AS_ID, {
+      '3gpp-monitoring-event': { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE}`], anyTarget: false, locationGranularity: 'exact' },
     });
-    const authz = createMeshClient(AuthorizationServiceClient, {
-      address: `localhost:${ports.authorization}`,
-      tls: operatorTls,
-      serverId: serviceId(TRUST_DOMAIN, 'authorization'),
-    });
-    try {
-      await auth.registerApplicationServer({
-        scsAsId: SCS_AS_ID,
-        certificateThumbprints: [as.thumbprint],
-        scopes: ['3gpp-monitoring-event'],
-        signingKeysJson: [JSON.stringify({ ...(signing.publicKey.export({ format: 'jwk' }) as object), kid })],
-        encryptionKeyJson: '',
-        signatureProfile: SignatureProfile.SIGNATURE_PROFILE_REQUIRED,
-      });
-      const current = await authz.getPolicies({});
-      const entities = [
-        ...(JSON.parse(current.entitiesJson || '[]') as unknown[]),
-        {
-          uid: { type: 'Aese::Application', id: SCS_AS_ID },
-          attrs: {},
-          parents: [],
-          tags: {
-            '3gpp-monitoring-event': { operations: ['create', 'read'], categories: ['location'], targets: [`externalId:${UE}`], anyTarget: false, locationGranularity: 'exact' },
-          },
-        },
-      ];
-      await authz.applyPolicies({ policies: current.policies, entitiesJson: JSON.stringify(entities), expectedVersion: current.version });
-    } finally {
-      auth.close();
-      authz.close();
-    }
 
     const t8 = readT8ServerTlsMaterial(layout);
     const caPem = readFileSync(layout.t8Ca.cert, 'utf8');
@@ -364,9 +261,9 @@ async function main(): Promise<void> {
     if (probe.status !== 200) throw new Error(`GET of the subscription failed: ${probe.status} ${probe.body}`);
 
     // The baseline: the same JSON body from a bare HTTPS server with client certificates.
-    const bareConfig = join(dir.path, 'bare.json');
+    const bareConfig = join(mesh.dir, 'bare.json');
     writeFileSync(bareConfig, JSON.stringify({ certPem: t8.certPem, keyPem: t8.keyPem, clientCaPem: t8.clientCaPem, body: probe.body }), { mode: 0o600 });
-    const bare = pinned(SERVER_CORE, process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'bare-server.ts'), bareConfig], process.env);
+    const bare = processes.spawn(process.execPath, ['--import', 'tsx', join('scripts', 'bench', 'bare-server.ts'), bareConfig], process.env, SERVER_CORE);
     captureErrors(bare, 'bare', errors);
     serverProcesses.set('bare-server', bare);
     const barePort = await new Promise<number>((resolve, reject) => {
@@ -375,7 +272,7 @@ async function main(): Promise<void> {
     });
 
     const runnerConfig = (name: string, port: number, withSigning: boolean, warmupS = WARMUP_S, durationS = DURATION_S, replayProbes = false): string => {
-      const path = join(dir.path, `${name}.json`);
+      const path = join(mesh.dir, `${name}.json`);
       writeFileSync(
         path,
         JSON.stringify({
@@ -464,7 +361,7 @@ async function main(): Promise<void> {
     // authority as received), so the nonce already seen is the only reason to refuse.
     process.stdout.write('\n');
     const edgeBPort = await freePort();
-    await startService('edge', edgeBPort, 'edge-2');
+    await mesh.startService('edge', edgeBPort, 'edge-2');
     const edges = { A: { port: ports.edge, agent: probeAgent() }, B: { port: edgeBPort, agent: probeAgent() } };
     const issuerAuthority = new URL(issuer).host;
     const probeSigning = { token, kid, alg: 'ecdsa-p256-sha256' as const, key: signing.privateKey };
@@ -511,17 +408,16 @@ async function main(): Promise<void> {
     process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile (the second edge's in edge-2)\n`);
   } finally {
-    await stopAll();
-    dir.remove();
+    await mesh.stop();
   }
 }
 
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+process.on('SIGINT', () => void processes.stopAll().then(() => process.exit(130)));
 main().then(
   () => process.exit(0),
   async (err: unknown) => {
     process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
-    await stopAll();
+    await processes.stopAll();
     process.exit(1);
   },
 );
