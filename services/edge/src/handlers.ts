@@ -244,16 +244,10 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
     }
     if (out === undefined) return;
     writeResponse(req, res, out, { close });
-    logger.debug(
-      {
-        method: req.method,
-        path: loggedPath(req.url ?? ''),
-        status: out.status,
-        http: req.httpVersion,
-        ms: Date.now() - started,
-      },
-      'request',
-    );
+    // Built only when it is written: this runs for every request.
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug({ method: req.method, path: loggedPath(req.url ?? ''), status: out.status, http: req.httpVersion, ms: Date.now() - started }, 'request');
+    }
   };
 
   return (req, res) => {

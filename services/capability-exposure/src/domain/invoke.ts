@@ -78,10 +78,18 @@ function union(...lists: readonly (readonly string[])[]): string[] {
   return [...new Set(lists.flat())].sort();
 }
 
+/** Worked out once per route: it is needed on every call. */
+const idParams = new WeakMap<ModuleRoute, string>();
+
 /** The name of an item route's id parameter: its last path parameter. */
 function idParam(route: ModuleRoute): string {
-  const params = [...route.path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]);
-  return params[params.length - 1];
+  let name = idParams.get(route);
+  if (name === undefined) {
+    const params = [...route.path.matchAll(/\{([^}]+)\}/g)].map(m => m[1]);
+    name = params[params.length - 1];
+    idParams.set(route, name);
+  }
+  return name;
 }
 
 /**
