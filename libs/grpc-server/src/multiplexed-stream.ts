@@ -15,6 +15,8 @@ import type { StreamAnswer, StreamAnswerBatch, StreamCallBatch } from '@aese/pro
  * one caller cannot queue unbounded work on a server through a single stream.
  */
 export const DEFAULT_MAX_IN_FLIGHT_PER_STREAM = 1024;
+/** Longest delay setTimeout takes (a larger one fires at once); a caller's longer deadline is cut to it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A stream the server can ask to wind down (shutdown): no new calls, end after the last answer. */
 export interface DrainableStream {
@@ -58,7 +60,10 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
     if (!permitted) logger.warn({ method: path, caller: caller ?? null }, 'caller not allowed');
     /** Ends a call in flight from outside (its deadline, the stream gone). */
     const cancels = new Set<(reason: AeseError) => void>();
+    /** Calls not answered yet (the stream ends once there are none). */
     let inFlight = 0;
+    /** Handlers still running, answered or not (a call past its deadline may still be working): the bound counts these. */
+    let running = 0;
     let closed = false;
     let draining = false;
     let inputEnded = false;
@@ -97,6 +102,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
 
     const run = (id: number, request: unknown, timeoutMs: number, traceparent: string): void => {
       inFlight += 1;
+      running += 1;
       // An AbortController costs more than many a handler: made only if the handler reads its signal.
       let controller: AbortController | undefined;
       let abortedWith: AeseError | undefined;
@@ -118,7 +124,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
         controller?.abort(reason);
       };
       cancels.add(cancel);
-      const timer = setTimeout(() => cancel(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')), timeoutMs > 0 ? timeoutMs : defaultDeadlineMs);
+      const timer = setTimeout(() => cancel(new AeseError('DEADLINE_EXCEEDED', 'deadline exceeded')), timeoutMs > 0 ? Math.min(timeoutMs, MAX_TIMER_MS) : defaultDeadlineMs);
       const ctx: CallContext = {
         ...ctxBase,
         get signal(): AbortSignal {
@@ -133,12 +139,19 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
       try {
         pending = inServerSpan(span, ctxBase.caller, contextFromTraceparent(traceparent), () => handler(request, ctx));
       } catch (err: unknown) {
+        running -= 1;
         finish(err);
         return;
       }
       pending.then(
-        res => finish(undefined, res),
-        (err: unknown) => finish(err),
+        res => {
+          running -= 1;
+          finish(undefined, res);
+        },
+        (err: unknown) => {
+          running -= 1;
+          finish(err);
+        },
       );
     };
 
@@ -151,7 +164,7 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
         if (!permitted) send(id, undefined, new AeseError('CALLER_NOT_ALLOWED', `caller is not allowed to call ${unaryPath}`));
         else if (draining) send(id, undefined, new AeseError('UNAVAILABLE', 'the server is shutting down'));
         else if (c.request === undefined) send(id, undefined, new AeseError('INVALID_INPUT', 'stream call without a request'));
-        else if (inFlight >= maxInFlight) send(id, undefined, new AeseError('RESOURCE_EXHAUSTED', `more than ${maxInFlight} calls in flight on one stream`));
+        else if (running >= maxInFlight) send(id, undefined, new AeseError('RESOURCE_EXHAUSTED', `more than ${maxInFlight} calls in flight on one stream`));
         else run(id, c.request, c.timeoutMs, c.traceparent);
       }
     });

@@ -191,6 +191,26 @@ describe('grpc-server multiplexed streams', function () {
     }
   });
 
+  it('counts a call past its deadline against the bound until its handler has really ended', async () => {
+    const { server, port, log } = await startTestServer(pki, { maxInFlightPerStream: 2 });
+    const s = openStream(pki, port, 'edge');
+    try {
+      // Handlers that ignore their signal: answered DEADLINE_EXCEEDED at 50 ms, still running until 600 ms.
+      s.send(1, 'slow:600', 50);
+      s.send(2, 'slow:600', 50);
+      for (const id of [1, 2]) expect((await s.answer(id)).errorCode).to.equal('DEADLINE_EXCEEDED');
+      s.send(3, 'ok');
+      expect((await s.answer(3)).errorCode, 'both slots still taken by running handlers').to.equal('RESOURCE_EXHAUSTED');
+      expect(log.calls.map(c => c.scsAsId)).to.deep.equal(['slow:600', 'slow:600']);
+      await new Promise(r => setTimeout(r, 700));
+      s.send(4, 'ok');
+      expect((await s.answer(4)).response, 'room once they ended').to.deep.equal({ verdict: Verdict.VERDICT_ACCEPTED });
+    } finally {
+      s.close();
+      await server.shutdown();
+    }
+  });
+
   it('refuses a call without a request as INVALID_INPUT', async () => {
     const { server, port, log } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');

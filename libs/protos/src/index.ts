@@ -13,5 +13,5 @@ export const PROTO_FILES = {
   events: 'aese/events/v1/events.proto',
 } as const;
 
-export { approxMessageBytes, STREAM_BATCH_MAX_BYTES, STREAM_BATCH_MAX_ITEMS, TurnBatcher } from './stream-batch.js';
+export { approxMessageBytes, STREAM_BATCH_MAX_BYTES, STREAM_BATCH_MAX_ITEMS, STREAM_ITEM_ENVELOPE_BYTES, TurnBatcher } from './stream-batch.js';
 export type { StreamAnswer, StreamAnswerBatch, StreamCall, StreamCallBatch } from './stream-batch.js';

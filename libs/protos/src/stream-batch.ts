@@ -38,6 +38,8 @@ export const STREAM_BATCH_MAX_ITEMS = 256;
  */
 export const STREAM_BATCH_MAX_BYTES = 256 * 1024;
 
+/** An item's envelope on top of its message: id, deadline, trace context or error code, and their tags. */
+export const STREAM_ITEM_ENVELOPE_BYTES = 128;
 /** A field's tag and length prefix, and a scalar's varint, at their largest. */
 const FIELD_OVERHEAD_BYTES = 16;
 
@@ -72,7 +74,9 @@ export class TurnBatcher<T> {
 
   constructor(private readonly send: (items: T[]) => void) {}
 
-  push(item: T, bytes: number): void {
+  /** Adds an item whose message is estimated at `messageBytes` (its envelope is counted here). */
+  push(item: T, messageBytes: number): void {
+    const bytes = messageBytes + STREAM_ITEM_ENVELOPE_BYTES;
     if (this.items.length > 0 && (this.items.length >= STREAM_BATCH_MAX_ITEMS || this.bytes + bytes > STREAM_BATCH_MAX_BYTES)) this.flush();
     this.items.push(item);
     this.bytes += bytes;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { InvokeStreamRequest } from '../src/gen/aese/capability_exposure/v1/capability_exposure.ts';
 import type { InvokeStreamCall } from '../src/gen/aese/capability_exposure/v1/capability_exposure.ts';
-import { approxMessageBytes, STREAM_BATCH_MAX_BYTES, STREAM_BATCH_MAX_ITEMS, TurnBatcher } from '../src/stream-batch.ts';
+import { approxMessageBytes, STREAM_BATCH_MAX_BYTES, STREAM_BATCH_MAX_ITEMS, STREAM_ITEM_ENVELOPE_BYTES, TurnBatcher } from '../src/stream-batch.ts';
 
 const nextTurn = (): Promise<void> => new Promise(r => setImmediate(r));
 
@@ -23,7 +23,7 @@ function invokeCall(id: number, bodyBytes: number, text = 'x'): InvokeStreamCall
 }
 
 describe('protos stream batches', () => {
-  it('estimates a message at or above its encoded size, for small and large bodies and non-ASCII text', () => {
+  it('estimates a message, with its envelope, at or above its encoded size, for small and large bodies and non-ASCII text', () => {
     for (const [bytes, text] of [
       [0, 'a'],
       [10, 'ß'.repeat(40)],
@@ -33,6 +33,8 @@ describe('protos stream batches', () => {
       const encoded = InvokeStreamRequest.encode({ calls: [call] }).finish().length;
       expect(approxMessageBytes(call), `body ${bytes}`).to.be.at.least(encoded);
       expect(approxMessageBytes(call), 'not wildly above').to.be.below(encoded + 2_000);
+      // What the batcher counts: the request's estimate and the envelope.
+      expect(approxMessageBytes(call.request) + STREAM_ITEM_ENVELOPE_BYTES, `envelope, body ${bytes}`).to.be.at.least(encoded);
     }
   });
 
@@ -61,7 +63,8 @@ describe('protos stream batches', () => {
     expect(sent[1]).to.deep.equal([STREAM_BATCH_MAX_ITEMS]);
 
     sent.length = 0;
-    const half = STREAM_BATCH_MAX_BYTES / 2;
+    // Each item counts its envelope on top of its message's estimate.
+    const half = STREAM_BATCH_MAX_BYTES / 2 - STREAM_ITEM_ENVELOPE_BYTES;
     b.push(1, half);
     b.push(2, half);
     b.push(3, 1);
