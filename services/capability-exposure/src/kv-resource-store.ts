@@ -33,8 +33,8 @@ export interface ResourceSigning {
  *
  * Another replica may change or delete a subscription while this one cannot hear of it: once NATS
  * has been unreachable for longer than the staleness bound, every read and write is refused
- * ({@link ResourcesUnavailable}) and notification matching finds nothing, until the connection is
- * back and the copy has caught up with everything written meanwhile.
+ * ({@link ResourcesUnavailable}), notification matching included (the event is matched again
+ * later), until the connection is back and the copy has caught up with everything written meanwhile.
  */
 export class KvResourceStore implements ResourceStore {
   private readonly freshness: Freshness;
@@ -54,7 +54,7 @@ export class KvResourceStore implements ResourceStore {
       else {
         logger.warn(
           { bucket: SUBSCRIPTIONS_BUCKET, stalenessBoundMs },
-          'subscriptions unconfirmed beyond the staleness bound (NATS unreachable): T8 requests refused with 503, network events match nothing until the copy has caught up',
+          'subscriptions unconfirmed beyond the staleness bound (NATS unreachable): T8 requests refused with 503, network events handed back until the copy has caught up',
         );
       }
     });
@@ -159,9 +159,14 @@ export class KvResourceStore implements ResourceStore {
       .sort((a, b) => a.createdAtMs - b.createdAtMs);
   }
 
-  /** Every resource of one API (notification matching); none while the bucket is not READY or the copy is stale. */
+  /**
+   * Every resource of one API (notification matching); none while the bucket is not READY. A stale
+   * copy throws {@link ResourcesUnavailable}: the network event being matched is then handed back
+   * (nak'ed on the shared feed) and matched again once the copy has caught up, not dropped.
+   */
   all(api: string): readonly StoredResource[] {
-    if (!this.signed.ready || !this.freshness.isFresh()) return [];
+    this.assertFresh();
+    if (!this.signed.ready) return [];
     return this.signed
       .entries()
       .filter(([key, r]) => r.api === api && key === KvResourceStore.key(r.api, r.scsAsId, r.id))

@@ -24,6 +24,7 @@ import type { DestinationPolicy, HostResolver } from './domain/notification-dest
 import { NotificationEngine } from './domain/notifications.js';
 import { capabilityExposureHandlers } from './handlers.js';
 import { KvPolicyVersion } from './kv-policy-version.js';
+import { ResourcesUnavailable } from './domain/resource-store.js';
 import { KvResourceStore } from './kv-resource-store.js';
 import { BUILTIN_MODULES } from './modules/index.js';
 import { ModuleRegistry } from './modules/registry.js';
@@ -175,7 +176,11 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       groupCount: config.simGroupCount,
       // Shared: the feed ticks it while this replica owns the network.
       tickMs: shared ? 0 : config.simTickMs,
-      onListenerError: err => logger.error({ err }, shared ? 'network event not published' : 'network event handling failed'),
+      onListenerError: err => {
+        // Expected while NATS is unreachable (the store says so once); the simulator's event is not kept.
+        if (err instanceof ResourcesUnavailable) logger.warn({ reason: err.message }, 'network event not matched: the subscriptions copy is stale');
+        else logger.error({ err }, shared ? 'network event not published' : 'network event handling failed');
+      },
     });
     cleanup.unshift(() => simulator.stop());
     const feed = shared

@@ -46,10 +46,7 @@ export class ResourcesUnavailable extends AeseError {
   }
 }
 
-/**
- * Where resources live; JetStream KV in the service, memory in unit tests. Every method but
- * `all` may throw {@link ResourcesUnavailable}.
- */
+/** Where resources live; JetStream KV in the service, memory in unit tests. Every method may throw {@link ResourcesUnavailable}. */
 export interface ResourceStore {
   get(api: string, scsAsId: string, id: string): Promise<StoredResource | undefined>;
   put(record: StoredResource): Promise<void>;
@@ -62,7 +59,7 @@ export interface ResourceStore {
   update(api: string, scsAsId: string, id: string, next: (current: StoredResource | undefined) => StoredResource | null | undefined): Promise<void>;
   /** The resources of one AS in one API. */
   list(api: string, scsAsId: string): Promise<StoredResource[]>;
-  /** Every resource of one API (notification matching), from a cache kept current; none while it cannot be vouched for. */
+  /** Every resource of one API (notification matching), from a cache kept current; throws {@link ResourcesUnavailable} while it cannot be vouched for. */
   all(api: string): readonly StoredResource[];
 }
 
