@@ -162,6 +162,8 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     const open = (this.client as unknown as Record<string, (md: Metadata) => CallStream<Req, Res>>)[this.method];
     const stream = open.call(this.client, new Metadata());
     stream.on('data', (m: StreamAnswerBatch<Res>) => {
+      // A stream already given up has nothing to settle, and proves nothing about the current one.
+      if (this.stream !== stream) return;
       for (const a of m.answers) this.answer(a);
     });
     // 'error' comes with a non-OK status, 'status' with every end: both break the stream.
