@@ -11,13 +11,18 @@
  * own mTLS identity, the first authentication replica), and from the moment the revocation call
  * starts, each edge is asked again and again (signed T8 requests) until it refuses (401). The
  * time to the first refusal is measured per edge; the resolution is one request round trip.
- * Prints p50/p90/p99/max per edge and over both, and of the revocation call itself (signed,
- * published and acknowledged by JetStream before it returns).
+ * Each edge also logs the moment it enforced the revocation ("revocation enforced", at info, its
+ * clock in ms): from then on it refuses the token, so call start to that line is the time to
+ * refusal without the polling's round trips. Prints p50/p90/p99/max of both, per edge and over
+ * both, and of the revocation call itself (signed, published and acknowledged by JetStream before
+ * it returns).
  *
  * Options: `--count=N` (revocations, default 100), `--production` (the services from the
  * production build, scripts/build.ts, with plain node instead of tsx).
  */
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { RevocationKind } from '@aese/protos/authentication/v1';
 import { freePort } from '@aese/testing';
@@ -62,7 +67,8 @@ async function main(): Promise<void> {
     // One token per revocation: the OAuth endpoint's per-AS limit is lifted like the T8 one.
     env: () => ({
       AESE_ISSUER: T8_ISSUER,
-      LOG_LEVEL: 'warn',
+      // Info: the edges' "revocation enforced" lines are read (the other services' output is discarded).
+      LOG_LEVEL: 'info',
       SIM_TICK_MS: '0',
       EDGE_RATE_LIMIT_PER_S: '100000',
       EDGE_RATE_LIMIT_BURST: '100000',
@@ -78,7 +84,8 @@ async function main(): Promise<void> {
     await mesh.startService('authentication', auth2Port, 'authentication-2');
     await untilServing(mesh, 'authentication', auth2Port);
     const edge2Port = await freePort();
-    await mesh.startService('edge', edge2Port, 'edge-2', { AUTHENTICATION_ADDR: `localhost:${auth2Port}` });
+    const edge2 = await mesh.startService('edge', edge2Port, 'edge-2', { AUTHENTICATION_ADDR: `localhost:${auth2Port}` });
+    const enforcedAt = [enforcementTimes(mesh.processes.get('edge')!.stdout!), enforcementTimes(edge2.stdout!)];
 
     const signing = newSigningKey(`${SCS_AS_ID}-sig-1`);
     const as: T8As = { ...(await onboardAs(mesh, SCS_AS_ID, [MONITORING_EVENT], signing.publicJwk)), signing };
@@ -116,6 +123,8 @@ async function main(): Promise<void> {
     say(`setup done in ${((Date.now() - started) / 1000).toFixed(1)} s; ${COUNT} revocations`);
 
     const perEdge: number[][] = [[], []];
+    /** Call start to each edge's own "revocation enforced" line. */
+    const enforcedPerEdge: number[][] = [[], []];
     /** How long each revocation call took to return. */
     const calls: number[] = [];
     for (let i = 0; i < COUNT; i++) {
@@ -123,6 +132,7 @@ async function main(): Promise<void> {
       for (const c of clients) if ((await status(c, token)) !== 200) throw new Error('a fresh token was refused before its revocation');
       const jti = jtiOf(token);
       const t0 = performance.now();
+      const t0Epoch = Date.now();
       const revoked = operator.revoke({ kind: RevocationKind.REVOCATION_KIND_TOKEN, scsAsId: '', certificateThumbprint: '', jti, reason: 'bench' }).then(() => {
         calls.push(performance.now() - t0);
       });
@@ -138,20 +148,54 @@ async function main(): Promise<void> {
         }),
       );
       await revoked;
+      for (const [e, times] of enforcedAt.entries()) enforcedPerEdge[e].push((await times.next(t0Epoch)) - t0Epoch);
     }
     const lines = [
       `revocation to refusal, ${COUNT} token revocations, 2 edges (each behind its own authentication replica), every service its own process (${PRODUCTION ? 'production build, plain node' : 'through tsx'}):`,
       summary('edge 1', perEdge[0]),
       summary('edge 2', perEdge[1]),
       summary('all edges', [...perEdge[0], ...perEdge[1]]),
+      '(resolution: one signed T8 request round trip)',
+      "revocation call to enforcement, from each edge's own log line (resolution: 1 ms):",
+      summary('edge 1', enforcedPerEdge[0]),
+      summary('edge 2', enforcedPerEdge[1]),
+      summary('all edges', [...enforcedPerEdge[0], ...enforcedPerEdge[1]]),
       summary('the call', calls),
-      `(resolution: one signed T8 request round trip; total run ${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      `(total run ${((Date.now() - started) / 1000).toFixed(0)} s)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await mesh.stop();
   }
+}
+
+/** How long the bench waits for an edge's log line after that edge refused. */
+const LOG_LINE_WAIT_MS = 2_000;
+
+/**
+ * The times (ms since the epoch, the edge's clock) of an edge's "revocation enforced" log lines,
+ * taken in order: revocations run one at a time, so the first line at or after a call's start is
+ * that revocation's.
+ */
+function enforcementTimes(stdout: Readable): { next(notBeforeMs: number): Promise<number> } {
+  const times: number[] = [];
+  createInterface({ input: stdout }).on('line', line => {
+    if (!line.includes('"revocation enforced"')) return;
+    const time = (JSON.parse(line) as { time?: unknown }).time;
+    if (typeof time === 'number') times.push(time);
+  });
+  return {
+    async next(notBeforeMs) {
+      const until = Date.now() + LOG_LINE_WAIT_MS;
+      for (;;) {
+        while (times.length > 0 && times[0] < notBeforeMs) times.shift();
+        if (times.length > 0) return times.shift()!;
+        if (Date.now() > until) throw new Error('an edge logged no "revocation enforced" line for a revocation it enforced');
+        await new Promise(r => setTimeout(r, 10));
+      }
+    },
+  };
 }
 
 const runLimit = setTimeout(() => {
