@@ -11,6 +11,7 @@
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import type { KV, NatsConnection } from 'nats';
+import { KV_BUCKETS } from '@aese/nats';
 import { startEdgeService } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
 import { createLogger } from '@aese/logger';
@@ -38,7 +39,7 @@ import {
 import type { T8As } from './support/t8-client.ts';
 
 const UE1 = simulatedUe(1);
-const LEASES_BUCKET = 'aese_replay_leases';
+const LEASES_BUCKET = KV_BUCKETS.replayLeases;
 /** Short leases so a takeover takes seconds; the mesh's own edge (which creates the bucket) uses it too. */
 const LEASE_MS = '1500';
 /** A '.' in the id: its lease key is the AS token, with '=' for '.'. */

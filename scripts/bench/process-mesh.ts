@@ -10,15 +10,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { builtServiceEntry } from '@aese/cli';
+import { builtServiceEntry, prepareState, writePrivateNatsConfig } from '@aese/cli';
 import { createMeshClient, createMeshHealthClient } from '@aese/grpc-client';
 import type { MeshClient } from '@aese/grpc-client';
-import { renderNatsServerConfig } from '@aese/nats-trust';
-import { initPki, issueAsClientCertificate, pkiLayout } from '@aese/pki';
+import { issueAsClientCertificate } from '@aese/pki';
 import type { KeyPairPem, PkiLayout } from '@aese/pki';
 import { AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
@@ -126,28 +124,14 @@ export async function startProcessMesh(options: ProcessMeshOptions): Promise<Pro
   processes.afterStop(() => dir.remove());
   const stop = (): Promise<void> => processes.stopAll();
   try {
+    // The state folder and the private NATS configuration, made the way `npm start` makes them.
     const stateDir = join(dir.path, 'state');
-    mkdirSync(stateDir, { mode: 0o700 });
-    await initPki({ stateDir, trustDomain });
-    const layout = pkiLayout(stateDir);
-    const kekFile = join(dir.path, 'kek');
-    writeFileSync(kekFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+    const { layout, kekPath: kekFile } = await prepareState({ stateDir, trustDomain });
 
     const errors: string[] = [];
     const started = new Map<string, ChildProcess>();
     const natsPort = await freePort();
-    const natsConfig = join(dir.path, 'nats.conf');
-    writeFileSync(
-      natsConfig,
-      renderNatsServerConfig({
-        trustDomain,
-        serverName: 'aese-bench',
-        host: '127.0.0.1',
-        port: natsPort,
-        storeDir: join(dir.path, 'nats'),
-        tls: { certFile: layout.natsServer.cert, keyFile: layout.natsServer.key, caFile: layout.meshCa.cert },
-      }),
-    );
+    const natsConfig = writePrivateNatsConfig(layout, trustDomain, natsPort).config;
     const nats = processes.spawn('nats-server', ['-c', natsConfig], process.env, options.core);
     captureErrors(nats, 'nats', errors);
     started.set('nats-server', nats);

@@ -25,7 +25,7 @@ export type { AsConfigFile, AsCredentials, OnboardRequest } from './onboard.js';
 export { connectPolicyAdmin, MAX_POLICY_FILE_BYTES, POLICY_USAGE, policyApply, policyShow } from './policy-commands.js';
 export type { PolicyAdminClient, PolicyAdminOptions, PolicyCommandDeps } from './policy-commands.js';
 export { SIGNATURE_PROFILES } from './registry.js';
-export { CLUSTER_NODES, COMPOSE_NATS_TLS, natsStatePaths, readStackRecord } from './nats-endpoint.js';
+export { CLUSTER_NODES, COMPOSE_NATS_TLS, natsStatePaths, readStackRecord, writePrivateNatsConfig } from './nats-endpoint.js';
 export type { NatsStatePaths, StackRecord } from './nats-endpoint.js';
 export type { AsRegistration, AsRegistry, AsStatusName, RegisteredAs, SignatureProfileName } from './registry.js';
 export { CLI_SETTINGS, DEFAULT_EDGE_URL, loadCliConfig, optionalStr, resolveTrustDomain, tokenEndpointOf } from './settings.js';

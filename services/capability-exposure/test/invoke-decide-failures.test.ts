@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { AeseError } from '@aese/errors';
 import { loadT8Schemas } from '@aese/t8-openapi';
@@ -6,10 +5,9 @@ import type { T8Schemas } from '@aese/t8-openapi';
 import type { Decide } from '../src/domain/decision.ts';
 import { Invoker } from '../src/domain/invoke.ts';
 import { MemoryResourceStore } from '../src/domain/resource-store.ts';
-import { BUILTIN_MODULES } from '../src/modules/index.ts';
 import { ModuleRegistry } from '../src/modules/registry.ts';
 import { simulatedUeIdentifiers, SimulatedCore } from '../src/network/simulated-core.ts';
-import { API_ROOT, AS_DESTINATION, testResolver } from './support.ts';
+import { API_ROOT, AS_DESTINATION, builtinModules } from './support.ts';
 
 const UE1 = simulatedUeIdentifiers(1);
 
@@ -24,20 +22,7 @@ describe('capability-exposure Invoke when no decision can be had', () => {
     const network = new SimulatedCore({ seed: 1, ueCount: 10, groupCount: 1, tickMs: 0 });
     const store = new MemoryResourceStore();
     const registry = new ModuleRegistry();
-    for (const d of BUILTIN_MODULES) {
-      registry.register(
-        d.create({
-          network,
-          store,
-          schemas,
-          destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
-          now: Date.now,
-          newId: randomUUID,
-          sendTestNotification: async () => {},
-          decide,
-        }),
-      );
-    }
+    for (const m of builtinModules({ network, store, schemas, decide })) registry.register(m);
     const errors: string[] = [];
     const invoker = new Invoker({ registry, schemas, store, decide, onError: (_err, where) => errors.push(where) });
     try {

@@ -6,8 +6,8 @@ import { MemoryResourceStore } from '../src/domain/resource-store.ts';
 import { applyJsonPatch, applyMergePatch } from '../src/domain/patch.ts';
 import { applyOwnObligations } from '../src/domain/obligations.ts';
 import { T8Problem } from '../src/domain/problem.ts';
-import { BUILTIN_MODULES } from '../src/modules/index.ts';
 import { ModuleRegistry } from '../src/modules/registry.ts';
+import { builtinModules } from './support.ts';
 
 async function events(seed: number, ticks: number): Promise<string[]> {
   const core = new SimulatedCore({ seed, ueCount: 20, now: () => 1_700_000_000_000 });
@@ -26,20 +26,8 @@ describe('capability-exposure module registry', function () {
     const schemas = await loadT8Schemas();
     const network = new SimulatedCore({ ueCount: 4 });
     const registry = new ModuleRegistry();
-    for (const d of BUILTIN_MODULES) {
-      registry.register(
-        d.create({
-          network,
-          store: new MemoryResourceStore(),
-          schemas,
-          destinations: { allow: [], meshEndpoints: [] },
-          now: Date.now,
-          newId: () => crypto.randomUUID(),
-          sendTestNotification: async () => undefined,
-          decide: async () => ({ allowed: false, obligations: [], policyVersion: 0, denyCause: 'X' }),
-        }),
-      );
-    }
+    const decide = async () => ({ allowed: false, obligations: [], policyVersion: 0, denyCause: 'X' });
+    for (const m of builtinModules({ network, store: new MemoryResourceStore(), schemas, decide })) registry.register(m);
     expect(registry.list().map(m => m.name)).to.deep.equal(['3gpp-monitoring-event', '3gpp-as-session-with-qos']);
     for (const m of registry.list()) {
       // Every declared schema name exists in the official file.

@@ -20,10 +20,9 @@ import type { InvokeOutput } from '../src/domain/invoke.ts';
 import { newStoredResource, ResourcesUnavailable } from '../src/domain/resource-store.ts';
 import type { StoredResource } from '../src/domain/resource-store.ts';
 import { KvResourceStore } from '../src/kv-resource-store.ts';
-import { BUILTIN_MODULES } from '../src/modules/index.ts';
 import { ModuleRegistry } from '../src/modules/registry.ts';
 import { simulatedUeIdentifiers, SimulatedCore } from '../src/network/simulated-core.ts';
-import { API_ROOT, AS_DESTINATION, captureLogger, testResolver } from './support.ts';
+import { API_ROOT, AS_DESTINATION, builtinModules, captureLogger } from './support.ts';
 
 const API = '3gpp-monitoring-event';
 const ME = `/${API}/v1`;
@@ -189,17 +188,7 @@ describe('capability-exposure subscriptions past the staleness bound', function 
       let decisions = 0;
       const decide: Decide = async () => (decisions++, { allowed: true, obligations: [], policyVersion: 1, denyCause: '' });
       const registry = new ModuleRegistry();
-      for (const d of BUILTIN_MODULES) {
-        const m = d.create({
-          network,
-          store,
-          schemas,
-          destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
-          now: Date.now,
-          newId: randomUUID,
-          sendTestNotification: async () => {},
-          decide,
-        });
+      for (const m of builtinModules({ network, store, schemas, decide })) {
         registry.register({ ...m, routes: m.routes.map(r => ({ ...r, handler: req => (handled.push(`${r.method} ${r.path}`), r.handler(req)) })) });
       }
       const invoker = new Invoker({ registry, schemas, store, decide, onError: (_err, where) => errors.push(where) });

@@ -12,6 +12,8 @@ import { NOTIFICATION_EVENT_TYPE } from '@aese/events';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import type { Decide, Decision, DecisionRequest, Obligation } from '../src/domain/decision.ts';
 import type { HostResolver } from '../src/domain/notification-destination.ts';
+import { BUILTIN_MODULES } from '../src/modules/index.ts';
+import type { ApiModule, ModuleServices } from '../src/modules/registry.ts';
 import { startCapabilityExposureService } from '../src/server.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
 
@@ -24,6 +26,22 @@ export const testResolver: HostResolver = async host => {
   if (host.endsWith('.example.com')) return [{ address: PUBLIC_ADDRESS, family: 4 }];
   throw new Error('ENOTFOUND');
 };
+
+/**
+ * The built-in modules over the given network, store, schemas and decision point, with the test
+ * resolver for destinations, real clocks and ids, and no test notifications.
+ */
+export function builtinModules(services: Pick<ModuleServices, 'network' | 'store' | 'schemas' | 'decide'>): ApiModule[] {
+  return BUILTIN_MODULES.map(d =>
+    d.create({
+      ...services,
+      destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
+      now: Date.now,
+      newId: () => crypto.randomUUID(),
+      sendTestNotification: async () => {},
+    }),
+  );
+}
 
 /** A grant of the test policy: targets and categories an AS may use, and obligations it gets. */
 export interface TestGrant {

@@ -173,7 +173,9 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
       return out;
     },
     invoke: async call => {
-      const out = await invokeStream.call({ ...call, body: Buffer.from(call.body), scopes: [...call.scopes] });
+      // The body is read-only here: a Buffer goes as it is (no copy per request).
+      const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);
+      const out = await invokeStream.call({ ...call, body, scopes: [...call.scopes] });
       return { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
     },
     auditSigner: cryptoAuditSigner(crypto),
