@@ -18,6 +18,7 @@ import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { BUILTIN_MODULES } from '@aese/capability-exposure-service';
 import { startEdgeService } from '@aese/edge-service';
 import { REPO_ROOT } from '@aese/runtime';
 import { eventually, freePort, tempDir } from '@aese/testing';
@@ -278,7 +279,8 @@ describe("AS developer journey: the guide's commands against a real mesh", funct
 
   it('lists in its cause table exactly the causes the code can answer', () => {
     const edge = causesIn('services/edge/src/domain/t8-denials.ts', 'const DENIALS = {', '} as const', /cause: '([A-Za-z_]+)'/g);
-    const ce = causesIn('services/capability-exposure/src/domain/problem.ts', 'export const PROBLEM_CAUSES = {', '} as const', /: '([A-Za-z_]+)',/g);
+    const shared = causesIn('services/capability-exposure/src/domain/problem.ts', 'export const PROBLEM_CAUSES = {', '} as const', /: '([A-Za-z_]+)',/g);
+    const ce = [...shared, ...BUILTIN_MODULES.flatMap(m => Object.values(m.causes ?? {}))];
     const authz = causesIn('services/authorization/src/domain/vocabulary.ts', 'export const DENY_CAUSES = {', '} as const', /: '([A-Z_]+)',/g);
     expect(edge.length, 'edge causes').to.be.above(10);
     expect(ce.length, 'capability-exposure causes').to.be.above(10);

@@ -26,7 +26,7 @@ export type T8Api = (typeof T8_APIS)[number];
  * The T8 APIs this SCEF serves: capability-exposure has a module for each (a test checks the two
  * agree). Scopes, onboarding, the token endpoint and the edge's metadata offer only these.
  */
-export const SERVED_T8_APIS = ['3gpp-monitoring-event', '3gpp-as-session-with-qos'] as const satisfies readonly T8Api[];
+export const SERVED_T8_APIS = ['3gpp-monitoring-event', '3gpp-as-session-with-qos', '3gpp-chargeable-party'] as const satisfies readonly T8Api[];
 
 /** The OAuth scopes an AS can be granted: one per served T8 API. */
 export const T8_SCOPES: readonly string[] = SERVED_T8_APIS;

@@ -36,6 +36,7 @@ import type { NetworkFeedStats } from './network/nats-network-feed.js';
 import type { NetworkAdapter } from './network/network-adapter.js';
 import { DEFAULT_SIM_GROUP_COUNT, DEFAULT_SIM_SEED, DEFAULT_SIM_UE_COUNT, SimulatedCore } from './network/simulated-core.js';
 
+export { BUILTIN_MODULES } from './modules/index.js';
 /** Default lease of the replica that runs the simulated network; another takes over within about this. */
 export const DEFAULT_NETWORK_OWNER_LEASE_MS = 5_000;
 /** Default interval of the simulated network's tick. */
@@ -223,7 +224,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     const outcomes = await followNotificationOutcomes({ nc, verifier: cryptoEventVerifier(crypto), logger, audit, settle: o => engine.settle(o) });
     cleanup.unshift(() => outcomes.stop());
     const modules: ApiModule[] = BUILTIN_MODULES.map(d =>
-      d.create({ network, store, schemas, destinations, now: Date.now, newId: randomUUID, sendTestNotification: r => engine.sendTest(r), decide }),
+      d.create({ network, store, schemas, destinations, now: Date.now, newId: randomUUID, sendTestNotification: r => engine.sendTest(r), decide, settings: config }),
     );
     for (const m of modules) {
       registry.register(m);
@@ -235,6 +236,10 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       for (const s of m.schemas) schemas.validator(m.schemaFile, s, 'request');
       schemas.validator(m.schemaFile, m.notificationSchema, 'response');
     }
+    // Their own timers (a simulated capability's pending work) stop before the store and NATS close.
+    cleanup.unshift(async () => {
+      for (const m of modules) await m.stop?.();
+    });
     cleanup.unshift(network.subscribe(e => engine.handle(e)));
 
     const invoker = new Invoker({

@@ -1,3 +1,4 @@
+import { SERVED_T8_APIS } from '@aese/t8-catalog';
 import { Writable } from 'node:stream';
 import type { NatsConnection, Subscription } from 'nats';
 import { createMeshClient } from '@aese/grpc-client';
@@ -140,7 +141,7 @@ export async function t8(client: MeshClient<CapabilityExposureServiceClient>, ca
     path: call.path,
     contentType: call.contentType ?? (raw === '' ? '' : 'application/json'),
     body: Buffer.from(raw),
-    scopes: [...(call.scopes ?? ['3gpp-monitoring-event', '3gpp-as-session-with-qos'])],
+    scopes: [...(call.scopes ?? SERVED_T8_APIS)],
     apiRoot: API_ROOT,
   });
   const text = Buffer.from(res.body).toString('utf8');

@@ -376,7 +376,7 @@ export interface components {
             ipv4Addr?: components["schemas"]["Ipv4Addr"];
             ipv6Addr?: components["schemas"]["Ipv6Addr"];
             ipv6Prefix?: components["schemas"]["Ipv6Prefix"];
-        } & (unknown | unknown | unknown);
+        };
         /** @description String identifying a MAC address formatted in the hexadecimal notation according to clause 1.1 and clause 2.1 of RFC 7042. */
         MacAddr48: string;
         /** @description string formatted according to IETF RFC 3986 identifying a referenced resource. */
@@ -525,7 +525,7 @@ export interface components {
             lowerBound?: components["schemas"]["Uinteger"];
             upperBound?: components["schemas"]["Uinteger"];
             periodicVals?: components["schemas"]["Uinteger"][];
-        } & (unknown | unknown);
+        };
         /** @description Indicates TSC Traffic pattern. */
         TscaiInputContainer: {
             periodicity?: components["schemas"]["Uinteger"];
@@ -660,12 +660,12 @@ export interface components {
             portNumber: components["schemas"]["Uinteger"];
         } | null;
         /** @description At least one of the "routeInfo" attribute and the "routeProfId" attribute shall be included in the "RouteToLocation" data type. */
-        RouteToLocation: ({
+        RouteToLocation: {
             dnai: components["schemas"]["Dnai"];
             routeInfo?: components["schemas"]["RouteInformation"];
             /** @description Identifies the routing profile Id. */
             routeProfId?: string | null;
-        } | unknown | unknown) | null;
+        } | null;
         /**
          * @description Possible values are:
          *     -IN_AREA: Indicates that the UE is inside or enters the presence reporting area.
@@ -739,7 +739,7 @@ export interface components {
             tngfId?: components["schemas"]["TngfId"];
             nid?: components["schemas"]["Nid"];
             eNbId?: components["schemas"]["ENbId"];
-        } & (unknown | unknown | unknown | unknown | unknown | unknown);
+        };
         /** @description If the additionalPraId IE is present, this IE shall state the presence information of the UE for the individual PRA identified by the additionalPraId IE;  If the additionalPraId IE is not present, this IE shall state the presence information of the UE for the PRA identified by the praId IE. */
         PresenceInfo: {
             /** @description Represents an identifier of the Presence Reporting Area (see clause 28.10 of 3GPP  TS 23.003.  This IE shall be present  if the Area of Interest subscribed or reported is a Presence Reporting Area or a Set of Core Network predefined Presence Reporting Areas. When present, it shall be encoded as a string representing an integer in the following ranges: 0 to 8 388 607 for UE-dedicated PRA 8 388 608 to 16 777 215 for Core Network predefined PRA Examples: PRA ID 123 is encoded as "123" PRA ID 11 238 660 is encoded as "11238660" */
@@ -823,7 +823,7 @@ export interface components {
         FqdnPatternMatchingRule: {
             regex?: string;
             stringMatchingRule?: components["schemas"]["StringMatchingRule"];
-        } & (unknown | unknown);
+        };
         /** @description String providing an URI formatted according to RFC 3986 with the OpenAPI 'nullable: true' property. */
         UriRm: string | null;
         /** @description Contains the information for traffic correlation. */

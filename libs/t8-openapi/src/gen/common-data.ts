@@ -132,7 +132,7 @@ export interface components {
             /** @description Each element identifies the MS internal PSTN/ISDN number allocated for the UE. */
             msisdns?: components["schemas"]["Msisdn"][];
             resultReason: components["schemas"]["ResultReason"];
-        } & (unknown | unknown);
+        };
         /** @description integer indicating a bandwidth in bits per second. */
         Bandwidth: number;
         /** @description string identifying a BDT Reference ID as defined in clause 5.3.3 of 3GPP TS 29.154. */
@@ -513,7 +513,7 @@ export interface components {
             tngfId?: components["schemas"]["TngfId"];
             nid?: components["schemas"]["Nid"];
             eNbId?: components["schemas"]["ENbId"];
-        } & (unknown | unknown | unknown | unknown | unknown | unknown);
+        };
         /** @description 2 or 3-octet string identifying a tracking area code as specified in clause 9.3.3.10  of 3GPP TS 38.413, in hexadecimal representation. Each character in the string shall  take a value of "0" to "9", "a" to "f" or "A" to "F" and shall represent 4 bits. The most significant character representing the 4 most significant bits of the TAC shall  appear first in the string, and the character representing the 4 least significant bit  of the TAC shall appear last in the string. */
         Tac: string;
         /** @description Contains the tracking area identity as described in 3GPP 23.003 */

@@ -133,7 +133,7 @@ export interface components {
             revocationNotifUri?: components["schemas"]["Uri"];
             reqRangingSlRes?: components["schemas"]["RangingSlResult"][];
             relatedUEs?: components["schemas"]["RelatedUE"][];
-        } | unknown | unknown;
+        };
         /** @description Represents an event monitoring notification. */
         MonitoringNotification: {
             subscription: components["schemas"]["Link"];
@@ -320,18 +320,18 @@ export interface components {
             ucPurpose: components["schemas"]["UcPurpose"];
             externalId?: components["schemas"]["ExternalId"];
             msisdn?: components["schemas"]["Msisdn"];
-        } & (unknown | unknown);
+        };
         /** @description Represents information on the change(s) to a group's members list. */
         GroupMembListChanges: {
             addedUEs?: components["schemas"]["Gpsi"][];
             removedUEs?: components["schemas"]["Gpsi"][];
-        } | unknown | unknown;
+        };
         /** @description Represents the user plane addressing information. */
-        UpLocRepAddrAfRm: ({
+        UpLocRepAddrAfRm: {
             ipv4Addrs?: components["schemas"]["Ipv4Addr"][];
             ipv6Addrs?: components["schemas"]["Ipv6Addr"][];
             fqdn?: components["schemas"]["Fqdn"];
-        } | unknown | unknown | unknown) | null;
+        } | null;
         /** @description Represents the cumulative event report. */
         UpCumEvtRep: {
             upLocRepStat?: components["schemas"]["Uinteger"];
@@ -468,7 +468,7 @@ export interface components {
             ipv4Addr?: components["schemas"]["Ipv4Addr"];
             ipv6Addr?: components["schemas"]["Ipv6Addr"];
             ipv6Prefix?: components["schemas"]["Ipv6Prefix"];
-        } & (unknown | unknown | unknown);
+        };
         /** @description String identifying a MAC address formatted in the hexadecimal notation according to clause 1.1 and clause 2.1 of RFC 7042. */
         MacAddr48: string;
         /** @description string formatted according to IETF RFC 3986 identifying a referenced resource. */
@@ -827,7 +827,7 @@ export interface components {
             tngfId?: components["schemas"]["TngfId"];
             nid?: components["schemas"]["Nid"];
             eNbId?: components["schemas"]["ENbId"];
-        } & (unknown | unknown | unknown | unknown | unknown | unknown);
+        };
         /** @description 2 or 3-octet string identifying a tracking area code as specified in clause 9.3.3.10  of 3GPP TS 38.413, in hexadecimal representation. Each character in the string shall  take a value of "0" to "9", "a" to "f" or "A" to "F" and shall represent 4 bits. The most significant character representing the 4 most significant bits of the TAC shall  appear first in the string, and the character representing the 4 least significant bit  of the TAC shall appear last in the string. */
         Tac: string;
         /** @description Contains the tracking area identity as described in 3GPP 23.003 */
@@ -893,7 +893,7 @@ export interface components {
             ueIpv6?: components["schemas"]["Ipv6Prefix"];
             ipDomain?: string;
             ueMac?: components["schemas"]["MacAddr48"];
-        } & (unknown | (unknown | unknown));
+        };
         /**
          * Format: int32
          * @description Unsigned integer identifying a period of time in units of minutes.
@@ -1054,7 +1054,7 @@ export interface components {
             geographicalInformation?: string;
             /** @description Refers to Calling Geodetic Location. See ITU-T Recommendation Q.763 (1999) clause 3.88.2. Only the description of an ellipsoid point with uncertainty circle is allowed to be used. */
             geodeticInformation?: string;
-        } & (unknown | unknown | unknown);
+        };
         /** @description Exactly one of cgi, sai or lai shall be present. */
         GeraLocation: {
             /** @description Location number within the PLMN. See 3GPP TS 23.003, clause 4.5. */
@@ -1074,7 +1074,7 @@ export interface components {
             geographicalInformation?: string;
             /** @description Refers to Calling Geodetic Location.See ITU-T Recommendation Q.763 (1999) clause 3.88.2.  Only the description of an ellipsoid point with uncertainty circle is allowed to be used. */
             geodeticInformation?: string;
-        } & (unknown | unknown | unknown | unknown);
+        };
         /** @description At least one of eutraLocation, nrLocation and n3gaLocation shall be present. Several of them may be present. */
         UserLocation: {
             eutraLocation?: components["schemas"]["EutraLocation"];
@@ -1213,7 +1213,7 @@ export interface components {
             /** @description Each element identifies the MS internal PSTN/ISDN number allocated for the UE. */
             msisdns?: components["schemas"]["Msisdn"][];
             resultReason: components["schemas"]["ResultReason"];
-        } & (unknown | unknown);
+        };
         /** @description Indicates the purpose of the user consent. */
         UcPurpose: ("ANALYTICS" | "MODEL_TRAINING" | "NW_CAP_EXPOSURE" | "EDGEAPP_UE_LOCATION") | string;
         /** @description Operations as defined in IETF RFC 6902. */

@@ -74,6 +74,8 @@ function mediaTypeOf(contentType: string): string | undefined {
   return type;
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function union(...lists: readonly (readonly string[])[]): string[] {
   return [...new Set(lists.flat())].sort();
 }
@@ -129,11 +131,14 @@ export class Invoker {
       if (!input.scopes.includes(module.scope)) {
         throw new T8Problem(403, PROBLEM_CAUSES.insufficientScope, `the access token does not grant the scope ${module.scope}`);
       }
-      if (params['scsAsId'] !== input.scsAsId) {
+      if (route.callerMember === undefined && params['scsAsId'] !== input.scsAsId) {
         throw new T8Problem(403, PROBLEM_CAUSES.scsAsIdMismatch, 'the scsAsId in the path is not the authenticated SCS/AS');
       }
       const body = this.readBody(module, route, input);
-      const existing = route.target === 'item' ? await this.load(module, input.scsAsId, params[idParam(route)]) : undefined;
+      if (route.callerMember !== undefined && isObject(body) && route.callerMember in body && body[route.callerMember] !== input.scsAsId) {
+        throw new T8Problem(403, PROBLEM_CAUSES.scsAsIdMismatch, `the ${route.callerMember} in the body is not the authenticated SCS/AS`);
+      }
+      const existing = route.target === 'item' ? await this.load(route.store ?? module.name, input.scsAsId, params[idParam(route)]) : undefined;
       const apiBase = `${input.apiRoot.replace(/\/+$/, '')}/${module.name}/${module.version}/${encodeURIComponent(input.scsAsId)}`;
       const collection = route.path.split('/').filter(Boolean)[1] ?? '';
       const parsed: RouteRequest = {
@@ -146,22 +151,29 @@ export class Invoker {
         visible: [],
         obligations: [],
         resourceUri: id => `${apiBase}/${collection}/${id}`,
+        apiBase,
       };
       const request: RouteRequest = body !== undefined && route.document ? { ...parsed, document: route.document(parsed) } : parsed;
       const { document } = request;
-      if (document !== undefined) module.validate?.(document, request);
+      if (document !== undefined) {
+        if (route.validate) route.validate(document, request);
+        else module.validate?.(document, request);
+      }
 
       let obligations: Obligation[];
       let visible: StoredResource[] = [];
       if (route.target === 'collection' && route.method === 'GET') {
-        ({ visible, obligations } = await this.authorizeList(module, input.scsAsId));
+        ({ visible, obligations } = await this.authorizeList(module, route, input.scsAsId));
       } else {
-        const reach = await this.reachOf(module, document, existing);
+        const reach = await this.reachOf(d => (route.reach ? route.reach(d) : module.reach(d)), document, existing);
         const decision = await this.decide(module, route.operation, input.scsAsId, reach);
         if (!decision.allowed) throw new AuthorizationDenied(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         obligations = [...decision.obligations];
       }
-      if (document !== undefined) await module.check?.(document, request);
+      if (document !== undefined) {
+        if (route.check) await route.check(document, request);
+        else await module.check?.(document, request);
+      }
       const result = await route.handler({ ...request, visible, obligations });
       return await this.respond(module, route, result, obligations);
     } catch (err) {
@@ -193,17 +205,17 @@ export class Invoker {
     return parsed;
   }
 
-  private async load(module: ApiModule, scsAsId: string, id: string): Promise<StoredResource> {
+  private async load(store: string, scsAsId: string, id: string): Promise<StoredResource> {
     // Malformed ids get the very same 404 as unknown ones.
     if (!UUID_PATTERN.test(id)) throw notFound();
-    const record = await this.deps.store.get(module.name, scsAsId, id);
+    const record = await this.deps.store.get(store, scsAsId, id);
     if (!record || record.scsAsId !== scsAsId) throw notFound();
     return record;
   }
 
   /** What the written resource and the stored one reach, together. */
-  private async reachOf(module: ApiModule, document: unknown, existing: StoredResource | undefined): Promise<Reach> {
-    const fromBody = document === undefined ? { dataCategories: [], targets: [] } : await module.reach(document);
+  private async reachOf(reach: (body: unknown) => Promise<Reach>, document: unknown, existing: StoredResource | undefined): Promise<Reach> {
+    const fromBody = document === undefined ? { dataCategories: [], targets: [] } : await reach(document);
     const targets = union(fromBody.targets, existing?.targets ?? []);
     // Authorization refuses longer lists as malformed; that is the AS's 400, not a fault here.
     if (targets.length > MAX_TARGETS_PER_DECISION) {
@@ -231,8 +243,8 @@ export class Invoker {
   }
 
   /** A list shows only the resources the AS may read now; each is decided on its own. */
-  private async authorizeList(module: ApiModule, scsAsId: string): Promise<{ visible: StoredResource[]; obligations: Obligation[] }> {
-    const all = await this.deps.store.list(module.name, scsAsId);
+  private async authorizeList(module: ApiModule, route: ModuleRoute, scsAsId: string): Promise<{ visible: StoredResource[]; obligations: Obligation[] }> {
+    const all = await this.deps.store.list(route.store ?? module.name, scsAsId);
     const decisions = await Promise.all(all.map(r => this.decide(module, 'read', scsAsId, r)));
     const visible = all.filter((_, i) => decisions[i].allowed);
     const obligations = decisions.filter(d => d.allowed).flatMap(d => d.obligations);

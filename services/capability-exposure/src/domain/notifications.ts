@@ -114,7 +114,7 @@ export class NotificationEngine {
       return;
     }
     const { body, remaining } = applyOwnObligations(pending.body, obligations);
-    const validate = this.deps.schemas.validator(module.schemaFile, module.notificationSchema, 'response');
+    const validate = this.deps.schemas.validator(module.schemaFile, pending.schema ?? module.notificationSchema, 'response');
     if (!validate(body)) {
       this.deps.onDrop('notification body breaks its schema', record, new TypeError(JSON.stringify(validate.violations())));
       return;
@@ -135,7 +135,7 @@ export class NotificationEngine {
       }
     }
     try {
-      await this.publish(record, body, remaining, notificationId);
+      await this.publish(record, body, remaining, notificationId, pending.destination);
     } catch (err) {
       // Surely not published: its report is free again. Maybe published: its outcome settles it.
       if (counted && !(err instanceof PublishUnconfirmed)) {
@@ -145,13 +145,13 @@ export class NotificationEngine {
     }
   }
 
-  private publish(record: StoredResource, body: unknown, obligations: readonly Obligation[], notificationId: string): Promise<void> {
+  private publish(record: StoredResource, body: unknown, obligations: readonly Obligation[], notificationId: string, destination?: string): Promise<void> {
     return this.deps.sink.publish({
       notificationId,
       scsAsId: record.scsAsId,
       api: record.api,
       subscriptionId: record.id,
-      destination: record.resource['notificationDestination'] as string,
+      destination: destination ?? (record.resource['notificationDestination'] as string),
       body,
       obligations,
       createdAtMs: this.deps.now(),

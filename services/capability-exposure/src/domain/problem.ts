@@ -30,9 +30,7 @@ export const PROBLEM_CAUSES = {
   notificationDestination: 'INVALID_NOTIFICATION_DESTINATION',
   idMismatch: 'RESOURCE_ID_MISMATCH',
   ueIdentifierRequired: 'UE_IDENTIFIER_REQUIRED',
-  ueIdentifierImmutable: 'UE_IDENTIFIER_IMMUTABLE',
   unknownUe: 'UNKNOWN_UE',
-  unsupportedMonitoringType: 'UNSUPPORTED_MONITORING_TYPE',
   authorizationUnavailable: 'AUTHORIZATION_UNAVAILABLE',
   networkUnavailable: 'NETWORK_UNAVAILABLE',
   /** This replica's copy of the subscriptions is older than the staleness bound (NATS unreachable). */

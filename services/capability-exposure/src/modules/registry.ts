@@ -20,6 +20,8 @@ export interface ModuleServices {
   /** Publishes a test notification for a resource just written (TS 29.122 cl. 5.2.5.3). */
   readonly sendTestNotification: (record: StoredResource) => Promise<void>;
   readonly decide: Decide;
+  /** The service's settings as loaded at start-up, modules' own included; absent: every module setting at its default. */
+  readonly settings?: Readonly<Record<string, unknown>>;
 }
 
 /** The data categories and authorization targets a request or resource touches. */
@@ -45,6 +47,8 @@ export interface RouteRequest {
   readonly visible: readonly StoredResource[];
   /** Absolute URI of a resource of this API for this AS (Location and `self`). */
   resourceUri(id: string): string;
+  /** Absolute URI of this API for this AS: `<apiRoot>/<name>/<version>/<scsAsId>`. */
+  readonly apiBase: string;
   readonly obligations: readonly Obligation[];
 }
 
@@ -76,6 +80,20 @@ export interface ModuleRoute {
    */
   readonly document?: (req: RouteRequest) => unknown;
   readonly handler: (req: RouteRequest) => Promise<RouteResult>;
+  /**
+   * Where the route's resources are stored (ResourceStore `api` key): the module's name unless
+   * the route serves a sub-resource (a NIDD configuration's downlink data deliveries, say).
+   */
+  readonly store?: string;
+  /** The route's own {@link ApiModule.reach}, {@link ApiModule.validate} and {@link ApiModule.check}, when its resource is not the module's main one. */
+  readonly reach?: ApiModule['reach'];
+  readonly validate?: ApiModule['validate'];
+  readonly check?: ApiModule['check'];
+  /**
+   * Routes whose path has no `{scsAsId}` (ECRControl's `/query`) name the caller in the body: the
+   * member that, when present, must be the authenticated SCS/AS.
+   */
+  readonly callerMember?: string;
 }
 
 /** A notification a module wants sent for a network event. */
@@ -83,6 +101,10 @@ export interface PendingNotification {
   readonly record: StoredResource;
   readonly body: unknown;
   readonly dataCategories: readonly string[];
+  /** Its schema when not the module's {@link ApiModule.notificationSchema}. */
+  readonly schema?: string;
+  /** Where it goes when not the resource's `notificationDestination`. */
+  readonly destination?: string;
 }
 
 /**
@@ -132,11 +154,18 @@ export interface ApiModule {
   reportLimit?(record: StoredResource): number | undefined;
   /** Runs once at start-up, after storage is loaded (restore network state, say). */
   start?(): Promise<void>;
+  /** Stops the module's own timers (a simulated capability's pending deliveries). */
+  stop?(): Promise<void>;
 }
 
 /** Builds a module from the shared services; each module folder exports one. */
 export interface ModuleDefinition {
   readonly name: string;
+  /**
+   * The ProblemDetails causes the module answers besides the shared ones (PROBLEM_CAUSES); they
+   * live with the module, and the AS guide's cause table is checked against every module's.
+   */
+  readonly causes?: Readonly<Record<string, string>>;
   readonly create: (services: ModuleServices) => ApiModule;
 }
 
@@ -163,6 +192,8 @@ export class ModuleRegistry {
     if (this.modules.has(key)) throw new TypeError(`module ${key} is already registered`);
     for (const r of module.routes) {
       if (!r.path.startsWith('/')) throw new TypeError(`route ${r.method} ${r.path} of ${key} must start with /`);
+      // Every route proves whose resources it acts on: the path's scsAsId, or a body member.
+      if (!r.path.startsWith('/{scsAsId}') && r.callerMember === undefined) throw new TypeError(`route ${r.method} ${r.path} of ${key} names no caller`);
     }
     this.modules.set(key, module);
   }

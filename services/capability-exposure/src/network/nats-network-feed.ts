@@ -13,7 +13,20 @@ import {
 } from '@aese/events';
 import type { Logger } from '@aese/logger';
 import { retryJetStream } from '@aese/nats';
-import type { NetworkAdapter, NetworkIdentities, NetworkListener, QosSession, QosSessionRequest, UeLocation, UeReachability, UeRef, UeRoaming, UeView } from './network-adapter.js';
+import { newCapabilityEvent } from './capability-event.js';
+import type {
+  CapabilityEventInput,
+  NetworkAdapter,
+  NetworkIdentities,
+  NetworkListener,
+  QosSession,
+  QosSessionRequest,
+  UeLocation,
+  UeReachability,
+  UeRef,
+  UeRoaming,
+  UeView,
+} from './network-adapter.js';
 import { decodeNetworkRecord, encodeNetworkRecord } from './network-event-codec.js';
 import type { NetworkRecord } from './network-event-codec.js';
 import { NetworkOwnerLease } from './network-owner-lease.js';
@@ -47,7 +60,7 @@ export interface NatsNetworkFeedOptions {
 
 /** What this replica did with the shared network, for operators and tests. */
 export interface NetworkFeedStats {
-  /** Events this replica's copy produced and published. */
+  /** Events this replica's copy produced, and capability events emitted here, published. */
   readonly published: number;
   /** Events the shared consumer gave this replica, handled to the end. */
   readonly handled: number;
@@ -62,7 +75,8 @@ export interface NetworkFeedStats {
  * stream. Every replica mirrors that stream into its own copy (so queries answer the same
  * everywhere and a replica taking over continues from the network's state), and one shared
  * durable consumer hands each event to exactly one replica's listeners, acknowledged once they
- * have published or dropped its notifications. A record that does not verify changes nothing.
+ * have published or dropped its notifications. A module's capability event ({@link emit}) takes
+ * the same way. A record that does not verify changes nothing.
  */
 export class NatsNetworkFeed implements NetworkAdapter {
   private readonly listeners = new Set<NetworkListener>();
@@ -227,6 +241,15 @@ export class NatsNetworkFeed implements NetworkAdapter {
   subscribe(listener: NetworkListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+  /**
+   * Signs and publishes a module's capability event, timed by the network's clock, to the stream:
+   * the shared consumer hands it to one replica's listeners (maybe this one's), never also here
+   * directly. Resolves once JetStream stored it.
+   */
+  async emit(input: CapabilityEventInput): Promise<void> {
+    const event = newCapabilityEvent(input, this.options.core.nowMs());
+    await this.publish({ origin: this.replicaId, event: { ...event, id: randomUUID() } });
   }
   qosReferences(): readonly string[] {
     return this.options.core.qosReferences();

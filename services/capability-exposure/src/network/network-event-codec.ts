@@ -1,11 +1,14 @@
 import type { NetworkEvent, Plmn, QosEvent, UeLocation, UeView } from './network-adapter.js';
 import { QOS_EVENTS } from './network-adapter.js';
 import type { QosSessionChange } from './simulated-core.js';
+import { readCapabilityEvent } from './capability-event.js';
+import { parseStrictJson } from '../domain/strict-json.js';
 
 /**
  * What travels between replicas: a network event or a session change, and the replica it comes
  * from. UEs travel by external identifier only; each replica resolves them in its own copy of the
- * network (the permanent identity and the local handle never leave a replica).
+ * network (the permanent identity and the local handle never leave a replica). A capability
+ * event travels as it is: its payload names UEs by T8 identifier, for its module to resolve.
  */
 export type NetworkRecord = { readonly origin: string; readonly event: NetworkEvent } | { readonly origin: string; readonly session: QosSessionChange };
 
@@ -18,7 +21,7 @@ export function encodeNetworkRecord(record: NetworkRecord): Uint8Array {
   let wire: unknown;
   if ('event' in record) {
     const e = record.event;
-    wire = { origin: record.origin, event: e.kind === 'qos' ? e : { ...e, ue: ueRef(e.ue) } };
+    wire = { origin: record.origin, event: e.kind === 'qos' || e.kind === 'capability' ? e : { ...e, ue: ueRef(e.ue) } };
   } else {
     const c = record.session;
     wire = { origin: record.origin, session: c.op === 'delete' ? c : { ...c, ue: ueRef(c.ue) } };
@@ -42,12 +45,13 @@ const location = (v: unknown): v is UeLocation =>
 
 /**
  * Reads a record; undefined for anything malformed or naming a UE this network does not know
- * (a signed record from a replica with another network configuration is not acted on).
+ * (a signed record from a replica with another network configuration is not acted on). The JSON
+ * is read strictly (no repeated or prototype-reaching member names, bounded nesting).
  */
 export async function decodeNetworkRecord(bytes: Uint8Array, findUe: UeLookup): Promise<NetworkRecord | undefined> {
   let wire: unknown;
   try {
-    wire = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    wire = parseStrictJson(bytes);
   } catch {
     return undefined;
   }
@@ -63,6 +67,10 @@ export async function decodeNetworkRecord(bytes: Uint8Array, findUe: UeLookup): 
       if (e['appliedQosRef'] !== undefined && !str(e['appliedQosRef'])) return undefined;
       const appliedQosRef = e['appliedQosRef'];
       return { origin, event: { ...base, kind: 'qos', sessionId: e['sessionId'], event: e['event'] as QosEvent, appliedQosRef } };
+    }
+    if (e['kind'] === 'capability') {
+      const event = readCapabilityEvent(e);
+      return event ? { origin, event: { ...base, ...event } } : undefined;
     }
     const ue = await ueOf(e['ue']);
     if (!ue) return undefined;

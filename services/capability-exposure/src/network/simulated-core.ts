@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { SeededRandom } from './prng.js';
+import { newCapabilityEvent } from './capability-event.js';
 import type {
+  CapabilityEventInput,
   NetworkAdapter,
   NetworkEvent,
   NetworkIdentities,
@@ -131,6 +133,8 @@ export class SimulatedCore implements NetworkAdapter {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
+  /** Capability events still with their listeners; stop() waits for them too. */
+  private readonly emitting = new Set<Promise<void>>();
   private ticks = 0;
 
   constructor(private readonly options: SimulatedCoreOptions = {}) {
@@ -185,6 +189,11 @@ export class SimulatedCore implements NetworkAdapter {
       }, tickMs);
       this.timer.unref();
     }
+  }
+
+  /** The time this network gives its events, by the clock it was given. */
+  nowMs(): number {
+    return this.now();
   }
 
   /** How many ticks have run. */
@@ -317,6 +326,23 @@ export class SimulatedCore implements NetworkAdapter {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Hands a module's capability event to the listeners as a tick hands its events (listener
+   * errors go to onListenerError) and resolves once they have handled it. It is not queued behind
+   * the ticks: a listener handling a tick's event may emit one and wait for it. Draws nothing from
+   * the generator, so the simulation's course stays the same.
+   */
+  async emit(input: CapabilityEventInput): Promise<void> {
+    const event = newCapabilityEvent(input, this.now());
+    const handled = this.emitAll([event]);
+    this.emitting.add(handled);
+    try {
+      await handled;
+    } finally {
+      this.emitting.delete(handled);
+    }
+  }
+
   qosReferences(): readonly string[] {
     return SIM_QOS_REFERENCES;
   }
@@ -365,9 +391,11 @@ export class SimulatedCore implements NetworkAdapter {
 
   /**
    * Applies a change another replica's copy of this network made, without emitting it again:
-   * the state moves to what the event says (unknown UEs, cells and sessions are ignored).
+   * the state moves to what the event says (unknown UEs, cells and sessions are ignored). A
+   * capability event is no state of this network: ignored.
    */
   mirror(event: NetworkEvent): void {
+    if (event.kind === 'capability') return;
     if (event.kind === 'qos') {
       const s = this.sessions.get(event.sessionId);
       if (!s || event.event === 'SESSION_TERMINATION') return;
@@ -410,5 +438,6 @@ export class SimulatedCore implements NetworkAdapter {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
+    await Promise.all([...this.emitting]);
   }
 }
