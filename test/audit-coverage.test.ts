@@ -92,7 +92,7 @@ describe('audit: one event per denied decision (issue 4)', function () {
   });
 
   it('token endpoint: ungranted scope', async () => {
-    one(await added(() => c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'audited-as', scope: '3gpp-nidd' })), 'edge', /SCOPE/);
+    one(await added(() => c.postForm('/oauth2/token', { grant_type: 'client_credentials', client_id: 'audited-as', scope: '3gpp-unknown-api' })), 'edge', /SCOPE/);
   });
 
   it('signature: tampered target URI', async () => {

@@ -105,9 +105,9 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
             encryptionKeyJson: '',
             signatureProfile: 0,
           });
-        const err = await errorOf(reg(['3gpp-nidd']));
+        const err = await errorOf(reg(['3gpp-unknown-api']));
         expect(err?.code).to.equal('INVALID_INPUT');
-        expect(err?.message).to.include(`scope 3gpp-nidd is not a T8 API this SCEF serves (served: ${T8_SCOPES.join(', ')})`);
+        expect(err?.message).to.include(`scope 3gpp-unknown-api is not a T8 API this SCEF serves (served: ${T8_SCOPES.join(', ')})`);
         expect((await admin.listApplicationServers({})).applicationServers.map(a => a.scsAsId)).not.to.include('scope-as');
         expect((await reg(['3gpp-as-session-with-qos'])).applicationServer?.scopes).to.deep.equal(['3gpp-as-session-with-qos']);
       } finally {
@@ -120,7 +120,7 @@ describe('aese policy grant / withdraw, network list, served scopes (CLI binary 
       const edge = createMeshClient(AuthenticationServiceClient, { address: mesh.env['AUTHENTICATION_ADDR'], tls: mesh.tls('edge'), serverId: mesh.id('authentication') });
       try {
         const issue = (scope: string) => edge.issueToken({ certificateDer: as.der, grantType: 'client_credentials', clientId: 'token-scope-as', scope });
-        const err = await errorOf(issue('3gpp-nidd'));
+        const err = await errorOf(issue('3gpp-unknown-api'));
         expect(err?.code).to.equal('INVALID_SCOPE');
         expect(err?.message).to.match(/not a served T8 API/);
         expect((await issue('3gpp-monitoring-event')).scope).to.equal('3gpp-monitoring-event');

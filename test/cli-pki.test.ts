@@ -135,7 +135,10 @@ describe('aese command line (CLI binary)', function () {
     [['as', 'list', '--colour'], /Unknown option '--colour'/],
     [['as', 'suspend'], /as suspend needs an scsAsId/],
     [['as', 'onboard', 'as-1', '--out', 'x'], /needs at least one --scope/],
-    [['as', 'onboard', 'as-1', '--scope', '3gpp-nidd'], /scope 3gpp-nidd is a T8 API this SCEF does not serve yet; served: 3gpp-monitoring-event, 3gpp-as-session-with-qos/],
+    [
+      ['as', 'onboard', 'as-1', '--scope', '3gpp-unknown-api'],
+      /unknown scope "3gpp-unknown-api"; the scopes are the served T8 APIs: 3gpp-monitoring-event, 3gpp-as-session-with-qos, /,
+    ],
     [['as', 'onboard', 'as-1', '--scope', '3gpp-monitoring-event', '--out', 'x', '--signature-profile', 'sometimes'], /--signature-profile must be one of required, optional/],
   ] as const;
   // The binaries start in parallel (each pays for tsx); each case is still its own test.

@@ -30,7 +30,8 @@ import type { TestMesh } from './support/mesh.js';
 const ISSUER = `https://${EDGE_HOSTNAME}`;
 const MONITORING = '3gpp-monitoring-event';
 const QOS = '3gpp-as-session-with-qos';
-const NIDD = '3gpp-nidd';
+/** A scope that is no T8 API. */
+const UNKNOWN_SCOPE = '3gpp-unknown-api';
 const TOKEN_PATH = '/oauth2/token';
 const JWKS_PATH = '/.well-known/jwks.json';
 const METADATA_PATH = '/.well-known/oauth-authorization-server';
@@ -205,7 +206,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       const issuer = new URL(ISSUER);
       const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.customFetch]: customFetch }));
       const client: oauth.Client = { client_id: alpha.scsAsId };
-      const denied = await oauth.clientCredentialsGrantRequest(as, client, oauth.TlsClientAuth(), { scope: NIDD }, { [oauth.customFetch]: customFetch });
+      const denied = await oauth.clientCredentialsGrantRequest(as, client, oauth.TlsClientAuth(), { scope: UNKNOWN_SCOPE }, { [oauth.customFetch]: customFetch });
       let caught: unknown;
       try {
         await oauth.processClientCredentialsResponse(as, client, denied);
@@ -419,8 +420,8 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
     });
 
     it('an ungranted or unknown scope gets 400 invalid_scope; granted scopes (or none: all granted) succeed', async () => {
-      expectOAuthError(await tokenRequest(alpha, grant(alpha.scsAsId, NIDD)), 400, 'invalid_scope');
-      expectOAuthError(await tokenRequest(alpha, grant(alpha.scsAsId, `${MONITORING}+${NIDD}`)), 400, 'invalid_scope');
+      expectOAuthError(await tokenRequest(alpha, grant(alpha.scsAsId, UNKNOWN_SCOPE)), 400, 'invalid_scope');
+      expectOAuthError(await tokenRequest(alpha, grant(alpha.scsAsId, `${MONITORING}+${UNKNOWN_SCOPE}`)), 400, 'invalid_scope');
       expectOAuthError(await tokenRequest(alpha, grant(alpha.scsAsId, '3gpp-no-such-api')), 400, 'invalid_scope');
       await expectToken(alpha, grant(alpha.scsAsId, `${MONITORING}+${QOS}`));
       const all = await tokenRequest(alpha, `grant_type=client_credentials&client_id=${alpha.scsAsId}`);

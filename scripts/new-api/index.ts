@@ -5,7 +5,7 @@
  *
  * It reads the file's base path, version, resource collection, item operations, patch media type
  * and notification schema, and writes a module on the toolkit's resource lifecycle
- * (services/capability-exposure/src/modules/<key>/index.ts) and its test
+ * (services/capability-exposure/src/modules/<key>/index.ts, its network side in network.ts) and its test
  * (services/capability-exposure/test/api-<key>.test.ts), then registers the module and serves
  * its scope. The module validates, authorizes and stores; what the API does in the network is
  * the part to write next (docs/adding-a-t8-api.md).
@@ -18,7 +18,7 @@ import { REPO_ROOT } from '@aese/runtime';
 import { loadT8Schemas, OPENAPI_DIR, T8_API_FILES } from '@aese/t8-openapi';
 import type { T8ApiFile } from '@aese/t8-openapi';
 import { sample } from './sample.ts';
-import { moduleSource, testSource } from './templates.ts';
+import { moduleSource, networkSource, testSource } from './templates.ts';
 import type { ApiShape } from './templates.ts';
 
 type Doc = Record<string, unknown>;
@@ -129,15 +129,24 @@ async function main(argv: readonly string[]): Promise<void> {
   mkdirSync(moduleDir, { recursive: true });
   const hasDestination = Boolean(at(resourceSchema, 'properties', 'notificationDestination'));
   writeFileSync(join(moduleDir, 'index.ts'), moduleSource(shape, hasDestination));
+  writeFileSync(join(moduleDir, 'network.ts'), networkSource(shape));
   writeFileSync(testFile, testSource(shape, body ?? {}));
   const modulesIndex = join(REPO_ROOT, 'services/capability-exposure/src/modules/index.ts');
   const exportName = `${shape.key.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())}Module`;
   insertImport(modulesIndex, `import { ${exportName} } from './${key}/index.js';`);
   const text = readFileSync(modulesIndex, 'utf8');
-  writeFileSync(modulesIndex, text.replace(/(export const BUILTIN_MODULES: readonly ModuleDefinition\[\] = \[[^\]]*)\]/, `$1, ${exportName}]`));
+  if (!new RegExp(`BUILTIN_MODULES[^;]*\\b${exportName}\\b`).test(text))
+    writeFileSync(
+      modulesIndex,
+      text.replace(
+        /(export const BUILTIN_MODULES: readonly ModuleDefinition\[\] = \[)([^\]]*)\]/,
+        (_, head: string, list: string) => `${head}${list.replace(/,?\s*$/, '')}, ${exportName}]`,
+      ),
+    );
   const catalog = join(REPO_ROOT, 'libs/t8-catalog/src/index.ts');
   const served = readFileSync(catalog, 'utf8');
-  if (!served.includes(`'${shape.name}',\n] as const satisfies`)) {
+  const servedList = /export const SERVED_T8_APIS = \[([^\]]*)\]/.exec(served)?.[1] ?? '';
+  if (!servedList.includes(`'${shape.name}'`)) {
     writeFileSync(
       catalog,
       served.replace(
@@ -149,11 +158,11 @@ async function main(argv: readonly string[]): Promise<void> {
 
   process.stdout.write(
     [
-      `wrote services/capability-exposure/src/modules/${key}/index.ts (${moduleSource(shape, hasDestination).split('\n').length} lines)`,
+      `wrote services/capability-exposure/src/modules/${key}/index.ts (${moduleSource(shape, hasDestination).split('\n').length} lines) and network.ts`,
       `wrote services/capability-exposure/test/api-${key}.test.ts`,
       `registered ${exportName} in src/modules/index.ts and ${shape.name} in SERVED_T8_APIS`,
       ok ? 'the test body validates against the official schema' : `the test body needs a hand: ${JSON.stringify(valid.violations())}`,
-      'next: npx prettier --write the two files; npx mocha the test; then write what the API does in the network (docs/adding-a-t8-api.md)',
+      'next: npx prettier --write the new files; npx mocha the test; then write what the API does in the network in network.ts (docs/adding-a-t8-api.md)',
       '',
     ].join('\n'),
   );

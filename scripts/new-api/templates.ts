@@ -29,30 +29,30 @@ const camel = (key: string): string => key.replace(/-([a-z0-9])/g, (_, c: string
 
 export function moduleSource(a: ApiShape, hasDestination = true): string {
   const C = constant(a.key);
-  const typed = !a.resource.startsWith('#');
   const options = [
     ...(a.replace ? [] : ['    replace: false,']),
     ...(a.remove ? [] : ['    remove: false,']),
     ...(a.patch ? [`    patch: { kind: '${a.patch.kind}', schema: '${a.patch.schema}', answer: ${a.patch.answer} },`] : []),
   ];
-  return `${typed ? `import type { components } from '@aese/t8-openapi/${a.key}';\n` : ''}${hasDestination ? "import { checkNotificationDestination } from '../../domain/notification-destination.js';\n" : ''}import type { ApiModule, ModuleDefinition, ModuleServices, Reach } from '../registry.js';
+  return `${hasDestination ? "import { checkNotificationDestination } from '../../domain/notification-destination.js';\n" : ''}import type { ApiModule, ModuleDefinition, ModuleServices, Reach } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import { assertUeIdentifiers, ueTargetsOf } from '../toolkit/ue-members.js';
+import { ${camel(a.key)}Network } from './network.js';
+import type { Resource, State } from './network.js';
 
 export const ${C}_API = '${a.name}';
 /** The data category of this API's resources${a.notification ? ' and notifications' : ''}. */
 export const ${C}_CATEGORY = '${a.category}';
 
-type Resource = ${typed ? `components['schemas']['${a.resource}']` : 'Record<string, unknown>'};
-
 /**
  * ${a.title} (${a.file}): the ${a.collection.split('/').pop()} of an SCS/AS, checked against the
- * official schema, authorized for every UE they name, and stored. What the API does in the
- * network is written in \`create\`, \`update\` and \`delete\` (docs/adding-a-t8-api.md).
+ * official schema, authorized for every UE they name, and stored; what they do in the network is
+ * ./network.ts (docs/adding-a-t8-api.md).
  */
 function create${pascal(a.key)}Module(s: ModuleServices): ApiModule {
+  const network = ${camel(a.key)}Network(s);
   const reach = async (body: Resource): Promise<Reach> => ({ dataCategories: [${C}_CATEGORY], targets: await ueTargetsOf(s.network, body) });
-  const resources = resourceLifecycle<Resource, Record<string, never>>({
+  const resources = resourceLifecycle<Resource, State>({
     services: s,
     api: ${C}_API,
     schemaFile: '${a.key}',
@@ -61,7 +61,7 @@ function create${pascal(a.key)}Module(s: ModuleServices): ApiModule {
     schemas: { resource: '${a.resource}'${a.list ? `, list: '${a.list}'` : ''} },
 ${options.join('\n')}${options.length ? '\n' : ''}    reach,
     validate: body => assertUeIdentifiers(body),
-${hasDestination ? '    check: body => checkNotificationDestination(body.notificationDestination, s.destinations),\n' : ''}    create: async () => ({ state: {} }),
+${hasDestination ? '    check: body => checkNotificationDestination(body.notificationDestination, s.destinations),\n' : ''}    network,
   });
   return {
     name: ${C}_API,
@@ -72,11 +72,35 @@ ${hasDestination ? '    check: body => checkNotificationDestination(body.notific
     schemas: ['${a.resource}'],
 ${a.notification ? `    notificationSchema: '${a.notification}',\n` : ''}    reach: body => reach(body as Resource),
     routes: resources.routes,
+    onNetworkEvent: async event => (await network.onNetworkEvent?.(event, resources)) ?? [],
+    stop: async () => network.stop?.(),
   };
 }
 
 /** The ${a.title} module, as registered. */
 export const ${camel(a.key)}Module: ModuleDefinition = { name: ${C}_API, create: create${pascal(a.key)}Module };
+`;
+}
+
+/** The module's network side, written once: the developer's to fill. */
+export function networkSource(a: ApiShape): string {
+  const typed = !a.resource.startsWith('#');
+  return `${typed ? `import type { components } from '@aese/t8-openapi/${a.key}';\n` : ''}import type { ModuleServices } from '../registry.js';
+import type { NetworkSide } from '../toolkit/lifecycle.js';
+
+/** The resource, as the official schema types it. */
+export type Resource = ${typed ? `components['schemas']['${a.resource}']` : 'Record<string, unknown>'};
+/** What the module keeps beside each resource (network ids, counters). */
+export type State = Record<string, never>;
+
+/**
+ * What ${a.title} does in the network. As scaffolded, nothing: a resource is accepted as the AS
+ * sent it. Give it the API's network capability (an interface and its simulation in this folder),
+ * its effects on create, update and delete, and the notifications it sends.
+ */
+export function ${camel(a.key)}Network(_s: ModuleServices): NetworkSide<Resource, State> {
+  return { create: async () => ({ state: {} }) };
+}
 `;
 }
 

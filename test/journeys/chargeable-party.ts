@@ -10,6 +10,7 @@ function ipv4Of(ue: JourneyUe): string {
 /**
  * 3gpp-chargeable-party: the AS asks to sponsor the data of one UE's session, named by the UE's
  * IPv4 address (authorized as the UE holding it); it may switch sponsoring off and on (PATCH).
+ * The simulated PCRF reports the allocation of the sponsored resources at once.
  */
 export const chargeablePartyJourney: T8ApiJourney = {
   api: '3gpp-chargeable-party',
@@ -23,6 +24,7 @@ export const chargeablePartyJourney: T8ApiJourney = {
     ipv4Addr: ipv4Of(ue),
     sponsorInformation: { sponsorId: 'sponsor-1', aspId: 'asp-1' },
     sponsoringEnabled: true,
+    events: ['SUCCESSFUL_RESOURCES_ALLOCATION', 'USAGE_REPORT'],
   }),
   schemas: { request: 'ChargeableParty', resource: 'ChargeableParty', list: listSchema('transactions') },
   patch: {
@@ -31,5 +33,10 @@ export const chargeablePartyJourney: T8ApiJourney = {
     status: 200,
     body: { sponsoringEnabled: false },
     expect: { sponsoringEnabled: false },
+  },
+  notification: {
+    schemaFile: 'common-data',
+    schema: 'NotificationData',
+    matches: (n, transaction) => n['transaction'] === transaction['self'] && JSON.stringify(n['eventReports']) === '[{"event":"SUCCESSFUL_RESOURCES_ALLOCATION"}]',
   },
 };

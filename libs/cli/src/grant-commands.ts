@@ -5,7 +5,7 @@
  */
 import { AeseError } from '@aese/errors';
 import { isValidIdentityName } from '@aese/pki';
-import { DEFAULT_LOCATION_GRANULARITY, isT8Scope, isUnservedT8Api, LOCATION_GRANULARITIES, OPERATIONS, T8_SCOPES, targetSyntaxError } from '@aese/t8-catalog';
+import { DEFAULT_LOCATION_GRANULARITY, isT8Scope, LOCATION_GRANULARITIES, OPERATIONS, T8_SCOPES, targetSyntaxError } from '@aese/t8-catalog';
 import { parseCommandArgs } from './args.js';
 import { CLI_NAME, EXIT_OK, UsageError } from './errors.js';
 import { GRANT_COLUMNS, grantCells, grantRows, setGrant, withdrawGrants } from './grants.js';
@@ -48,7 +48,6 @@ function scsAsIdOf(positionals: readonly string[], command: string): string {
 export function assertServedApi(api: string): void {
   if (isT8Scope(api)) return;
   const served = T8_SCOPES.join(', ');
-  if (isUnservedT8Api(api)) throw new UsageError(`${api} is a T8 API this SCEF does not serve yet; served: ${served}`);
   throw new UsageError(`unknown API ${JSON.stringify(api)}; served: ${served}`);
 }
 

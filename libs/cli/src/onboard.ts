@@ -5,7 +5,7 @@ import { REPO_ROOT } from '@aese/runtime';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { issueAsClientCertificate, isValidIdentityName, pkiLayout, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE } from '@aese/pki';
-import { isT8Scope, isUnservedT8Api, T8_SCOPES } from '@aese/t8-catalog';
+import { isT8Scope, T8_SCOPES } from '@aese/t8-catalog';
 import { UsageError } from './errors.js';
 import { SIGNATURE_PROFILES } from './registry.js';
 import type { AsRegistration, SignatureProfileName } from './registry.js';
@@ -58,7 +58,6 @@ export function validateOnboardRequest(input: {
   for (const s of scopes) {
     if (isT8Scope(s)) continue;
     const served = T8_SCOPES.join(', ');
-    if (isUnservedT8Api(s)) throw new UsageError(`scope ${s} is a T8 API this SCEF does not serve yet; served: ${served}`);
     throw new UsageError(`unknown scope ${JSON.stringify(s)}; the scopes are the served T8 APIs: ${served}`);
   }
   const profile = input.signatureProfile ?? 'required';

@@ -125,11 +125,10 @@ describe('@aese/cli (in process)', () => {
     const help = await run(['--help'], {}, fakeRegistry());
     const scopes = help.stdout.slice(help.stdout.indexOf('T8 scopes')).split('\n')[1].trim().split(/\s+/);
     expect(scopes).to.deep.equal([...T8_SCOPES]);
-    expect(help.stdout).not.to.include('3gpp-nidd');
     const registry = fakeRegistry();
-    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-nidd', '--out', join(dir.path, 'b')], { AESE_STATE_DIR: dir.path }, registry);
+    const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-unknown-api', '--out', join(dir.path, 'b')], { AESE_STATE_DIR: dir.path }, registry);
     expect(res.code).to.equal(2);
-    expect(res.stderr).to.equal(`aese: scope 3gpp-nidd is a T8 API this SCEF does not serve yet; served: ${T8_SCOPES.join(', ')}\n`);
+    expect(res.stderr).to.equal(`aese: unknown scope "3gpp-unknown-api"; the scopes are the served T8 APIs: ${T8_SCOPES.join(', ')}\n`);
     expect(registry.registered).to.have.length(0);
     expect(existsSync(join(dir.path, 'b'))).to.equal(false);
   });
@@ -137,7 +136,7 @@ describe('@aese/cli (in process)', () => {
   it('policy grant refuses a malformed grant as a usage error (exit 2)', async () => {
     await initPki({ stateDir: dir.path, trustDomain: 'scef.test' });
     const bad: [string[], RegExp][] = [
-      [['--api', '3gpp-nidd', '--category', 'x', '--any-target'], /3gpp-nidd is a T8 API this SCEF does not serve yet/],
+      [['--api', '3gpp-unknown-api', '--category', 'x', '--any-target'], /unknown API "3gpp-unknown-api"; served: 3gpp-monitoring-event/],
       [['--api', '3gpp-monitoring-event', '--category', 'location'], /--target <kind:value>\.\.\. or --any-target/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--any-target', '--target', 'msisdn:123456'], /not both/],
       [['--api', '3gpp-monitoring-event', '--category', 'location', '--target', 'imsi:001010000000001'], /<kind>:<value> with kind externalId, msisdn, externalGroupId/],

@@ -18,6 +18,7 @@ export const T8_APIS = [
   '3gpp-ecr-control',
   '3gpp-network-parameter-configuration',
   '3gpp-racs-pp',
+  '3gpp-msisdn-less-mo-sms',
 ] as const;
 
 export type T8Api = (typeof T8_APIS)[number];
@@ -26,7 +27,23 @@ export type T8Api = (typeof T8_APIS)[number];
  * The T8 APIs this SCEF serves: capability-exposure has a module for each (a test checks the two
  * agree). Scopes, onboarding, the token endpoint and the edge's metadata offer only these.
  */
-export const SERVED_T8_APIS = ['3gpp-monitoring-event', '3gpp-as-session-with-qos', '3gpp-chargeable-party'] as const satisfies readonly T8Api[];
+export const SERVED_T8_APIS = [
+  '3gpp-monitoring-event',
+  '3gpp-as-session-with-qos',
+  '3gpp-chargeable-party',
+  '3gpp-group-message-delivery-mb2',
+  '3gpp-group-message-delivery-xmb',
+  '3gpp-nidd',
+  '3gpp-net-stat-report',
+  '3gpp-network-parameter-configuration',
+  '3gpp-device-triggering',
+  '3gpp-msisdn-less-mo-sms',
+  '3gpp-bdt',
+  '3gpp-ecr-control',
+  '3gpp-pfd-management',
+  '3gpp-cp-parameter-provisioning',
+  '3gpp-racs-pp',
+] as const satisfies readonly T8Api[];
 
 /** The OAuth scopes an AS can be granted: one per served T8 API. */
 export const T8_SCOPES: readonly string[] = SERVED_T8_APIS;
@@ -34,11 +51,6 @@ export const T8_SCOPES: readonly string[] = SERVED_T8_APIS;
 /** True for the scope of a served T8 API. */
 export function isT8Scope(value: string): value is T8Api {
   return (SERVED_T8_APIS as readonly string[]).includes(value);
-}
-
-/** True for a T8 API of TS 29.122 that this SCEF does not serve (yet). */
-export function isUnservedT8Api(value: string): boolean {
-  return (T8_APIS as readonly string[]).includes(value) && !isT8Scope(value);
 }
 
 export { DEFAULT_LOCATION_GRANULARITY, LOCATION_GRANULARITIES, OPERATIONS } from './grant-vocabulary.js';

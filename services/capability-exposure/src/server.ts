@@ -27,6 +27,8 @@ import { KvPolicyVersion } from './kv-policy-version.js';
 import { ResourcesUnavailable } from './domain/resource-store.js';
 import { KvResourceStore } from './kv-resource-store.js';
 import { BUILTIN_MODULES } from './modules/index.js';
+import { DEVICE_TRIGGERING_SETTINGS } from './modules/device-triggering/settings.js';
+import { MSISDN_LESS_MO_SMS_SETTINGS } from './modules/msisdn-less-mo-sms/settings.js';
 import { ModuleRegistry } from './modules/registry.js';
 import type { ApiModule } from './modules/registry.js';
 import { NatsNotificationSink } from './nats-notification-sink.js';
@@ -65,6 +67,8 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
    */
   networkEvents: oneOf('NETWORK_EVENTS', ['jetstream', 'in-process'] as const, 'jetstream'),
   networkOwnerLeaseMs: int('NETWORK_OWNER_LEASE_MS', DEFAULT_NETWORK_OWNER_LEASE_MS, 300, 600_000),
+  ...DEVICE_TRIGGERING_SETTINGS,
+  ...MSISDN_LESS_MO_SMS_SETTINGS,
 } as const;
 
 /** Replaceable dependencies; production passes none. */

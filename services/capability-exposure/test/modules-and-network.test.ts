@@ -6,6 +6,7 @@ import { MemoryResourceStore } from '../src/domain/resource-store.ts';
 import { applyJsonPatch, applyMergePatch } from '../src/domain/patch.ts';
 import { applyOwnObligations } from '../src/domain/obligations.ts';
 import { T8Problem } from '../src/domain/problem.ts';
+import { BUILTIN_MODULES } from '../src/modules/index.ts';
 import { ModuleRegistry } from '../src/modules/registry.ts';
 import { builtinModules } from './support.ts';
 
@@ -28,7 +29,8 @@ describe('capability-exposure module registry', function () {
     const registry = new ModuleRegistry();
     const decide = async () => ({ allowed: false, obligations: [], policyVersion: 0, denyCause: 'X' });
     for (const m of builtinModules({ network, store: new MemoryResourceStore(), schemas, decide })) registry.register(m);
-    expect(registry.list().map(m => m.name)).to.deep.equal(['3gpp-monitoring-event', '3gpp-as-session-with-qos']);
+    expect(registry.list().map(m => m.name)).to.deep.equal(BUILTIN_MODULES.map(d => d.name));
+    expect(registry.list().map(m => m.name)).to.include.members(['3gpp-monitoring-event', '3gpp-as-session-with-qos', '3gpp-chargeable-party']);
     for (const m of registry.list()) {
       // Every declared schema name exists in the official file.
       for (const s of m.schemas) expect(() => schemas.validator(m.schemaFile, s)).to.not.throw();

@@ -69,8 +69,8 @@ export class TestPolicy {
   evaluate(req: DecisionRequest): Decision {
     const g = this.grants.get(req.scsAsId);
     const deny = (cause: string): Decision => ({ allowed: false, obligations: [], policyVersion: 7, denyCause: cause });
-    if (!g || req.pathScsAsId !== req.scsAsId) return deny('AS_NOT_GRANTED');
-    if (!req.dataCategories.every(c => g.categories.includes(c))) return deny('DATA_CATEGORY_NOT_GRANTED');
+    if (!g || req.pathScsAsId !== req.scsAsId) return deny('NO_GRANT');
+    if (!req.dataCategories.every(c => g.categories.includes(c))) return deny('CATEGORY_NOT_GRANTED');
     if (!req.targets.every(t => g.targets.includes(t))) return deny('TARGET_NOT_GRANTED');
     return { allowed: true, obligations: g.obligations ?? [], policyVersion: 7, denyCause: '' };
   }

@@ -115,7 +115,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
     });
 
     it('unknown APIs and paths get the one 404; a wrong method gets 405 with Allow', async () => {
-      problem(await t8(client, { method: 'GET', path: '/3gpp-nidd/v1/as1/configurations' }), 404, 'RESOURCE_NOT_FOUND');
+      problem(await t8(client, { method: 'GET', path: '/3gpp-unknown-api/v1/as1/configurations' }), 404, 'RESOURCE_NOT_FOUND');
       problem(await t8(client, { method: 'GET', path: `${ME}/as1/other` }), 404, 'RESOURCE_NOT_FOUND');
       problem(await t8(client, { method: 'GET', path: `${ME}/as1%2Fsubscriptions` }), 404, 'RESOURCE_NOT_FOUND');
       const a = await t8(client, { method: 'DELETE', path: `${ME}/as1/subscriptions` });
@@ -417,7 +417,7 @@ describe('capability-exposure T8 APIs through the mesh', function () {
       problem(
         await t8(client, { scsAsId: 'as2', method: 'POST', path: `${ME}/as2/subscriptions`, body: sub({ externalId: UE2.externalId, monitoringType: 'ROAMING_STATUS' }) }),
         403,
-        'DATA_CATEGORY_NOT_GRANTED',
+        'CATEGORY_NOT_GRANTED',
       );
       expect(await listIds()).to.deep.equal(before);
       // An AS granted the identifier of a UE the network does not know learns only that.

@@ -1,7 +1,7 @@
 import { checkParseEntities, checkParseSchema, policySetTextToParts, policyToJson, validate } from '@cedar-policy/cedar-wasm/nodejs';
 import type { EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import { AeseError } from '@aese/errors';
-import { isT8Scope, isUnservedT8Api, SERVED_T8_APIS } from '@aese/t8-catalog';
+import { isT8Scope, SERVED_T8_APIS } from '@aese/t8-catalog';
 import { describeCedarErrors } from './cedar-errors.js';
 import { LIMITS } from './limits.js';
 import { assertTarget, isDenyCause, isName, isScsAsId, LOCATION_GRANULARITIES, OPERATIONS } from './vocabulary.js';
@@ -152,8 +152,7 @@ function grantOf(scsAsId: string, api: string, value: unknown): ApiGrant {
   const where = `grant ${api} of ${scsAsId}`;
   // A misspelt or unserved API would grant nothing and fail closed silently: name it instead.
   if (!isT8Scope(api)) {
-    const why = isUnservedT8Api(api) ? 'this SCEF does not serve that T8 API' : 'the tag must name a T8 API';
-    throw invalid(`${where}: ${why} (served: ${SERVED_T8_APIS.join(', ')})`);
+    throw invalid(`${where}: the tag must name a T8 API this SCEF serves (served: ${SERVED_T8_APIS.join(', ')})`);
   }
   if (!isRecord(value)) throw invalid(`${where} must be a record`);
   // Types were checked against the schema; what the schema cannot say is checked here.

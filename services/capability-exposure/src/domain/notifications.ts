@@ -95,9 +95,10 @@ export class NotificationEngine {
     let allowed: boolean;
     let obligations;
     try {
+      // The API is the module's, not the record's storage key (a sub-resource has its own).
       const d = await this.deps.decide({
         scsAsId: record.scsAsId,
-        api: record.api,
+        api: module.name,
         operation: 'notify',
         dataCategories: pending.dataCategories,
         targets: record.targets,
@@ -135,7 +136,7 @@ export class NotificationEngine {
       }
     }
     try {
-      await this.publish(record, body, remaining, notificationId, pending.destination);
+      await this.publish(record, body, remaining, notificationId, pending.destination, module.name);
     } catch (err) {
       // Surely not published: its report is free again. Maybe published: its outcome settles it.
       if (counted && !(err instanceof PublishUnconfirmed)) {
@@ -145,11 +146,11 @@ export class NotificationEngine {
     }
   }
 
-  private publish(record: StoredResource, body: unknown, obligations: readonly Obligation[], notificationId: string, destination?: string): Promise<void> {
+  private publish(record: StoredResource, body: unknown, obligations: readonly Obligation[], notificationId: string, destination?: string, api = record.api): Promise<void> {
     return this.deps.sink.publish({
       notificationId,
       scsAsId: record.scsAsId,
-      api: record.api,
+      api,
       subscriptionId: record.id,
       destination: destination ?? (record.resource['notificationDestination'] as string),
       body,

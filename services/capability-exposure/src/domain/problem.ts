@@ -30,6 +30,8 @@ export const PROBLEM_CAUSES = {
   notificationDestination: 'INVALID_NOTIFICATION_DESTINATION',
   idMismatch: 'RESOURCE_ID_MISMATCH',
   ueIdentifierRequired: 'UE_IDENTIFIER_REQUIRED',
+  /** An update names another UE or group than the resource was made for. */
+  ueIdentifierImmutable: 'UE_IDENTIFIER_IMMUTABLE',
   unknownUe: 'UNKNOWN_UE',
   authorizationUnavailable: 'AUTHORIZATION_UNAVAILABLE',
   networkUnavailable: 'NETWORK_UNAVAILABLE',

@@ -10,10 +10,6 @@ import { addressTarget, assertIdentifierSyntax } from '../ue-targets.js';
 export const AS_SESSION_WITH_QOS_API = '3gpp-as-session-with-qos';
 /** The one data category of QoS sessions. */
 export const QOS_CATEGORY = 'qos';
-/** ProblemDetails causes of this API, beside the shared ones. */
-export const QOS_CAUSES = {
-  ueIdentifierImmutable: 'UE_IDENTIFIER_IMMUTABLE',
-} as const;
 
 type Subscription = components['schemas']['AsSessionWithQoSSubscription'];
 type Notification = components['schemas']['UserPlaneNotificationData'];
@@ -116,22 +112,24 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
     schemas: { resource: SCHEMAS.subscription, list: SCHEMAS.list },
     patch: { kind: 'merge-patch', schema: SCHEMAS.patch, answer: 200 },
     immutable: UE_MEMBERS,
-    immutableCause: QOS_CAUSES.ueIdentifierImmutable,
+    immutableCause: PROBLEM_CAUSES.ueIdentifierImmutable,
     reach: reachOf,
     validate,
     check,
-    create: async body => {
-      const ue = await resolve(body);
-      const session = await s.network.createQosSession(sessionRequest(body, ue));
-      return { state: { sessionId: session.id, ueHandle: ue.handle }, undo: async () => void (await s.network.deleteQosSession(session.id)) };
+    network: {
+      create: async body => {
+        const ue = await resolve(body);
+        const session = await s.network.createQosSession(sessionRequest(body, ue));
+        return { state: { sessionId: session.id, ueHandle: ue.handle }, undo: async () => void (await s.network.deleteQosSession(session.id)) };
+      },
+      update: async (next, held) => {
+        const ue = await resolve(next);
+        const updated = await s.network.updateQosSession(held.state.sessionId, sessionRequest(next, ue));
+        if (!updated) await s.network.restoreQosSession(held.state.sessionId, sessionRequest(next, ue));
+        return { state: held.state };
+      },
+      delete: async held => void (await s.network.deleteQosSession(held.state.sessionId)),
     },
-    update: async (next, held) => {
-      const ue = await resolve(next);
-      const updated = await s.network.updateQosSession(held.state.sessionId, sessionRequest(next, ue));
-      if (!updated) await s.network.restoreQosSession(held.state.sessionId, sessionRequest(next, ue));
-      return { state: held.state };
-    },
-    delete: async held => void (await s.network.deleteQosSession(held.state.sessionId)),
   });
 
   async function onNetworkEvent(event: NetworkEvent): Promise<PendingNotification[]> {
@@ -169,4 +167,4 @@ function createAsSessionWithQosModule(s: ModuleServices): ApiModule {
 }
 
 /** The AsSessionWithQoS module, as registered. */
-export const asSessionWithQosModule: ModuleDefinition = { name: AS_SESSION_WITH_QOS_API, causes: QOS_CAUSES, create: createAsSessionWithQosModule };
+export const asSessionWithQosModule: ModuleDefinition = { name: AS_SESSION_WITH_QOS_API, create: createAsSessionWithQosModule };

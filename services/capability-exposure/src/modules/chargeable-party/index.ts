@@ -1,23 +1,23 @@
-import type { components } from '@aese/t8-openapi/chargeable-party';
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import type { ApiModule, ModuleDefinition, ModuleServices, Reach } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import { assertUeIdentifiers, ueTargetsOf } from '../toolkit/ue-members.js';
+import { chargeablePartyNetwork } from './network.js';
+import type { Resource, State } from './network.js';
 
 export const CHARGEABLE_PARTY_API = '3gpp-chargeable-party';
 /** The data category of this API's resources and notifications. */
 export const CHARGEABLE_PARTY_CATEGORY = 'sponsoring';
 
-type Resource = components['schemas']['ChargeableParty'];
-
 /**
  * 3gpp-chargeable-party (TS29122_ChargeableParty.yaml): the transactions of an SCS/AS, checked against the
- * official schema, authorized for every UE they name, and stored. What the API does in the
- * network is written in `create`, `update` and `delete` (docs/adding-a-t8-api.md).
+ * official schema, authorized for every UE they name, and stored; what they do in the network is
+ * ./network.ts (docs/adding-a-t8-api.md).
  */
 function createChargeablePartyModule(s: ModuleServices): ApiModule {
+  const network = chargeablePartyNetwork(s);
   const reach = async (body: Resource): Promise<Reach> => ({ dataCategories: [CHARGEABLE_PARTY_CATEGORY], targets: await ueTargetsOf(s.network, body) });
-  const resources = resourceLifecycle<Resource, Record<string, never>>({
+  const resources = resourceLifecycle<Resource, State>({
     services: s,
     api: CHARGEABLE_PARTY_API,
     schemaFile: 'chargeable-party',
@@ -29,7 +29,7 @@ function createChargeablePartyModule(s: ModuleServices): ApiModule {
     reach,
     validate: body => assertUeIdentifiers(body),
     check: body => checkNotificationDestination(body.notificationDestination, s.destinations),
-    create: async () => ({ state: {} }),
+    network,
   });
   return {
     name: CHARGEABLE_PARTY_API,
@@ -42,6 +42,8 @@ function createChargeablePartyModule(s: ModuleServices): ApiModule {
       '#/paths/~1{scsAsId}~1transactions/post/callbacks/eventNotification/{$request.body#~1notificationDestination}/post/requestBody/content/application~1json/schema',
     reach: body => reach(body as Resource),
     routes: resources.routes,
+    onNetworkEvent: async event => (await network.onNetworkEvent?.(event, resources)) ?? [],
+    stop: async () => network.stop?.(),
   };
 }
 

@@ -147,17 +147,19 @@ function createMonitoringEventModule(s: ModuleServices): ApiModule {
     validate,
     check: checkDestinations,
     immediate,
-    create: async body => {
-      const { resolved, state } = await stateOf(body);
-      let set: Partial<Subscription> | undefined;
-      if (body.immediateRep === true && resolved.ues.length === 1) {
-        const r = await reportFor(body.monitoringType as MonitoringType, resolved.ues[0], resolved.identifiedBy, body);
-        if (r) set = { monitoringEventReport: r as Subscription['monitoringEventReport'] };
-      }
-      return { state: { ...state, reportsSent: 0 }, ...(set ? { set } : {}) };
+    network: {
+      create: async body => {
+        const { resolved, state } = await stateOf(body);
+        let set: Partial<Subscription> | undefined;
+        if (body.immediateRep === true && resolved.ues.length === 1) {
+          const r = await reportFor(body.monitoringType as MonitoringType, resolved.ues[0], resolved.identifiedBy, body);
+          if (r) set = { monitoringEventReport: r as Subscription['monitoringEventReport'] };
+        }
+        return { state: { ...state, reportsSent: 0 }, ...(set ? { set } : {}) };
+      },
+      // The report count and the reports in flight (the notification engine's) carry over.
+      update: async (next, held) => ({ state: { ...held.state, ...(await stateOf(next)).state } }),
     },
-    // The report count and the reports in flight (the notification engine's) carry over.
-    update: async (next, held) => ({ state: { ...held.state, ...(await stateOf(next)).state } }),
   });
 
   function eventType(e: NetworkEvent): MonitoringType | undefined {

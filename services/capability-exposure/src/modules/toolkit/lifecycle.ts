@@ -4,7 +4,8 @@ import type { PatchOperation } from '../../domain/patch.js';
 import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js';
 import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
-import type { ModuleRoute, ModuleServices, Reach, RouteRequest, RouteResult } from '../registry.js';
+import type { NetworkEvent } from '../../network/network-adapter.js';
+import type { ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest, RouteResult } from '../registry.js';
 
 /** A stored resource seen through its module's types: the T8 body and the module's state. */
 export interface Held<R, S> {
@@ -21,6 +22,8 @@ export interface Written<R, S> {
   readonly set?: Partial<R>;
   /** Undoes the network side when the resource cannot be stored: never one without the other. */
   readonly undo?: () => Promise<void>;
+  /** Runs once the resource is stored and answered (a network event about it, say); failures are logged only. */
+  readonly after?: () => Promise<void>;
 }
 
 /** The request a lifecycle hook serves, and the resource's id and self link. */
@@ -37,8 +40,16 @@ export interface ImmediateAnswer {
   readonly dataCategories: readonly string[];
 }
 
-export type PatchKind = 'merge-patch' | 'json-patch';
-const PATCH_MEDIA: Readonly<Record<PatchKind, string>> = { 'merge-patch': 'application/merge-patch+json', 'json-patch': 'application/json-patch+json' };
+/**
+ * How an API patches: RFC 7396 merge patch, RFC 6902 JSON patch, or (a few APIs) a partial
+ * resource sent as application/json, applied like a merge patch.
+ */
+export type PatchKind = 'merge-patch' | 'json-patch' | 'partial';
+const PATCH_MEDIA: Readonly<Record<PatchKind, string>> = {
+  'merge-patch': 'application/merge-patch+json',
+  'json-patch': 'application/json-patch+json',
+  partial: 'application/json',
+};
 
 /**
  * One resource collection of a T8 API (subscriptions, transactions, configurations, ...): what
@@ -86,12 +97,25 @@ export interface LifecycleSpec<R extends object, S extends object> {
   readonly check?: (body: R, req: RouteRequest) => Promise<void>;
   /** An answer instead of a stored resource, or undefined to create one. */
   readonly immediate?: (body: R, call: LifecycleCall) => Promise<ImmediateAnswer | undefined>;
+  /** What the API does in the network when its resources are written. */
+  readonly network: NetworkSide<R, S>;
+}
+
+/**
+ * What an API does in the network (a module's network.ts): the network side of each write, and
+ * the notifications network events cause. The rest of the lifecycle is the toolkit's.
+ */
+export interface NetworkSide<R, S> {
   /** The network side of a create. */
   readonly create: (body: R, call: LifecycleCall) => Promise<Written<R, S>>;
   /** The network side of a replace or patch; the state is kept as it is when absent. */
   readonly update?: (next: R, held: Held<R, S>, call: LifecycleCall) => Promise<Written<R, S>>;
   /** The network side of a delete. */
   readonly delete?: (held: Held<R, S>) => Promise<void>;
+  /** Notifications a network event causes, for the stored resources. */
+  readonly onNetworkEvent?: (event: NetworkEvent, resources: Lifecycle<R, S>) => Promise<PendingNotification[]>;
+  /** Stops its timers. */
+  readonly stop?: () => Promise<void>;
 }
 
 /** What {@link resourceLifecycle} gives a module. */
@@ -110,6 +134,15 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function without(resource: Record<string, unknown>, member: string): Record<string, unknown> {
   const { [member]: _dropped, ...rest } = resource;
   return rest;
+}
+
+/** Whether a body (a resource, a merge patch or a JSON patch) sets a top-level member. */
+function sends(body: unknown, member: string): boolean {
+  if (Array.isArray(body)) {
+    const touches = (p: unknown) => typeof p === 'string' && (p === `/${member}` || p.startsWith(`/${member}/`));
+    return body.some(op => isObject(op) && touches(op['path']));
+  }
+  return isObject(body) && member in body;
 }
 
 function paramsOf(path: string): string[] {
@@ -153,7 +186,7 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
     return parent;
   };
   const assertChildOf = (req: RouteRequest): void => {
-    if (spec.parent && req.existing?.state['parentId'] !== req.params[spec.parent.idParam]) throw notFound();
+    if (spec.parent && req.existing && req.existing.state['parentId'] !== req.params[spec.parent.idParam]) throw notFound();
   };
 
   const reach = async (body: unknown): Promise<Reach> => spec.reach(body as R);
@@ -161,7 +194,8 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
   const validate = (body: unknown, req: RouteRequest): void => {
     if (!isObject(body)) return;
     assertChildOf(req);
-    for (const m of spec.scefMembers ?? []) if (m in body) throw invalidParam(`/${m}`, 'is written by the SCEF only', PROBLEM_CAUSES.invalidParameter);
+    // What the AS sent: a patch's document holds the SCEF's members the stored resource has.
+    for (const m of spec.scefMembers ?? []) if (sends(req.body, m)) throw invalidParam(`/${m}`, 'is written by the SCEF only', PROBLEM_CAUSES.invalidParameter);
     // A self link that names another resource (or another AS's) is smuggling, not a no-op.
     if (selfMember in body && (!req.existing || body[selfMember] !== req.existing.resource[selfMember])) {
       throw invalidParam(`/${selfMember}`, 'does not match the resource', PROBLEM_CAUSES.idMismatch);
@@ -187,7 +221,7 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
     const answer = await spec.immediate?.(body, call);
     if (answer) return answer;
     const r = await spec.reach(body);
-    const written = await spec.create(body, call);
+    const written = await spec.network.create(body, call);
     const resource = { ...(body as Record<string, unknown>), ...(written.set ?? {}), [selfMember]: self };
     const targets = [...new Set([...r.targets, ...(parent?.targets ?? [])])].sort();
     const state = { ...written.state, ...(parent ? { parentId: parent.id } : {}) };
@@ -198,20 +232,19 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
       await written.undo?.();
       throw err;
     }
-    return {
-      status: 201,
-      body: resource,
-      location: self,
-      dataCategories: r.dataCategories,
-      ...((body as Record<string, unknown>)['requestTestNotification'] === true ? { after: () => s.sendTestNotification(record) } : {}),
+    const test = (body as Record<string, unknown>)['requestTestNotification'] === true;
+    const after = async (): Promise<void> => {
+      if (test) await s.sendTestNotification(record);
+      await written.after?.();
     };
+    return { status: 201, body: resource, location: self, dataCategories: r.dataCategories, ...(test || written.after ? { after } : {}) };
   }
 
   async function write(req: RouteRequest, next: R): Promise<StoredResource> {
     const existing = req.existing!;
     const before = held(existing);
     const self = existing.resource[selfMember] as string;
-    const written = spec.update ? await spec.update(next, before, { req, id: existing.id, self }) : undefined;
+    const written = spec.network.update ? await spec.network.update(next, before, { req, id: existing.id, self }) : undefined;
     const r = await spec.reach(next);
     const record: StoredResource = {
       ...existing,
@@ -223,13 +256,14 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
       state: { ...existing.state, ...(written?.state ?? {}) },
     };
     await s.store.put(record);
+    await written?.after?.();
     return record;
   }
 
   function patched(req: RouteRequest): unknown {
     const current = without(req.existing!.resource, selfMember);
     let next: unknown;
-    if (spec.patch!.kind === 'merge-patch') next = applyMergePatch(current, req.body);
+    if (spec.patch!.kind !== 'json-patch') next = applyMergePatch(current, req.body);
     else {
       const ops = req.body as PatchOperation[];
       ops.forEach((o, i) => {
@@ -324,7 +358,7 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
       responses: { 204: undefined },
       handler: async req => {
         assertChildOf(req);
-        await spec.delete?.(held(req.existing!));
+        await spec.network.delete?.(held(req.existing!));
         await s.store.delete(store, req.scsAsId, req.existing!.id);
         return { status: 204, dataCategories: [] };
       },
