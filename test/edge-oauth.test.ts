@@ -167,7 +167,7 @@ describe('edge: T8 transport and OAuth 2.0 token endpoint (T8 profile sections 1
       expect(as.token_endpoint_auth_methods_supported).to.deep.equal(['tls_client_auth']);
       expect(as.tls_client_certificate_bound_access_tokens).to.equal(true);
       expect(as.grant_types_supported).to.deep.equal(['client_credentials']);
-      expect(as.scopes_supported).to.deep.equal([MONITORING, QOS]);
+      expect(as.scopes_supported).to.deep.equal([...T8_SCOPES]);
 
       const client: oauth.Client = { client_id: alpha.scsAsId };
       const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.TlsClientAuth(), new URLSearchParams({ scope: MONITORING }), {

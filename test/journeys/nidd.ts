@@ -4,8 +4,8 @@ import { listSchema } from '../support/t8-api-journey.ts';
 
 /**
  * 3gpp-nidd: a NIDD configuration of one UE by externalId. The simulated UE sends an uplink
- * reading when it wakes or moves while reachable, each a NiddUplinkDataNotification naming the
- * configuration and the UE; before waiting for one, the journey also sends the UE downlink data
+ * reading on each of its configurations when it wakes or moves while reachable, each a
+ * NiddUplinkDataNotification to that configuration alone, naming it and the UE; before waiting for one, the journey also sends the UE downlink data
  * through the configuration's downlink-data-deliveries (200 delivered, or 201 buffered).
  */
 export const niddJourney: T8ApiJourney = {

@@ -27,9 +27,12 @@ import { KvPolicyVersion } from './kv-policy-version.js';
 import { ResourcesUnavailable } from './domain/resource-store.js';
 import { KvResourceStore } from './kv-resource-store.js';
 import { BUILTIN_MODULES } from './modules/index.js';
+import { BDT_SETTINGS } from './modules/bdt/settings.js';
 import { DEVICE_TRIGGERING_SETTINGS } from './modules/device-triggering/settings.js';
+import { NP_CONFIGURATION_SETTINGS } from './modules/np-configuration/settings.js';
 import { MSISDN_LESS_MO_SMS_SETTINGS } from './modules/msisdn-less-mo-sms/settings.js';
-import { ModuleRegistry } from './modules/registry.js';
+import { NIDD_SETTINGS } from './modules/nidd/settings.js';
+import { DEFAULT_MAX_RESOURCES_PER_AS, ModuleRegistry } from './modules/registry.js';
 import type { ApiModule } from './modules/registry.js';
 import { NatsNotificationSink } from './nats-notification-sink.js';
 import { followNotificationOutcomes } from './nats-notification-outcomes.js';
@@ -67,8 +70,12 @@ export const CAPABILITY_EXPOSURE_SETTINGS = {
    */
   networkEvents: oneOf('NETWORK_EVENTS', ['jetstream', 'in-process'] as const, 'jetstream'),
   networkOwnerLeaseMs: int('NETWORK_OWNER_LEASE_MS', DEFAULT_NETWORK_OWNER_LEASE_MS, 300, 600_000),
+  maxResourcesPerAs: int('MAX_RESOURCES_PER_AS', DEFAULT_MAX_RESOURCES_PER_AS, 1, 1_000_000),
   ...DEVICE_TRIGGERING_SETTINGS,
+  ...NP_CONFIGURATION_SETTINGS,
+  ...BDT_SETTINGS,
   ...MSISDN_LESS_MO_SMS_SETTINGS,
+  ...NIDD_SETTINGS,
 } as const;
 
 /** Replaceable dependencies; production passes none. */
@@ -228,7 +235,18 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     const outcomes = await followNotificationOutcomes({ nc, verifier: cryptoEventVerifier(crypto), logger, audit, settle: o => engine.settle(o) });
     cleanup.unshift(() => outcomes.stop());
     const modules: ApiModule[] = BUILTIN_MODULES.map(d =>
-      d.create({ network, store, schemas, destinations, now: Date.now, newId: randomUUID, sendTestNotification: r => engine.sendTest(r), decide, settings: config }),
+      d.create({
+        network,
+        store,
+        schemas,
+        destinations,
+        now: Date.now,
+        newId: randomUUID,
+        sendTestNotification: r => engine.sendTest(r),
+        decide,
+        settings: config,
+        maxResourcesPerAs: config.maxResourcesPerAs,
+      }),
     );
     for (const m of modules) {
       registry.register(m);
@@ -238,7 +256,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
         for (const s of Object.values(r.responses)) if (s !== undefined) schemas.validator(m.schemaFile, s, 'response');
       }
       for (const s of m.schemas) schemas.validator(m.schemaFile, s, 'request');
-      schemas.validator(m.schemaFile, m.notificationSchema, 'response');
+      if (m.notificationSchema !== undefined) schemas.validator(m.schemaFile, m.notificationSchema, 'response');
     }
     // Their own timers (a simulated capability's pending work) stop before the store and NATS close.
     cleanup.unshift(async () => {

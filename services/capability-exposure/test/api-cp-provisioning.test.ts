@@ -165,14 +165,29 @@ describe('CpProvisioning (3gpp-cp-parameter-provisioning) through the Invoke pip
     expect(JSON.stringify(c.cpReports)).not.to.include(UE2.msisdn);
   });
 
-  it('set ids are per UE, across subscriptions and ASes: a group holding the UE, or another AS, gets SET_ID_DUPLICATED', async () => {
+  it("set ids are per AS and UE, across the AS's subscriptions: a group holding the UE gets SET_ID_DUPLICATED; another AS's same id is no conflict and is not told", async () => {
     await create(info({ externalId: UE5.externalId }, [hourly('meter')]));
     const group = await create(info({ externalGroupId: GROUP1 }, [hourly('meter'), morning('fleet')]));
     expect(Object.values(group.cpParameterSets).map(s => s.setId)).to.deep.equal(['fleet']);
     expect(group.cpReports).to.deep.equal({ SET_ID_DUPLICATED: { setIds: ['meter'], failureCode: 'SET_ID_DUPLICATED' } });
-    // UE1 is in GROUP1: the group's "fleet" is UE1's now, whoever asks.
+    // UE1 is in GROUP1: the group's "fleet" is UE1's for as1 now.
+    const mine = await create(info({ externalId: UE1.externalId }, [morning('fleet'), morning('as1-only')]));
+    expect(mine.cpReports).to.deep.equal({ SET_ID_DUPLICATED: { setIds: ['fleet'], failureCode: 'SET_ID_DUPLICATED' } });
+
+    // as2 chooses its own correlators for the same UE: as1's "fleet" is neither reported nor a conflict.
     const theirs = await create(info({ externalId: UE1.externalId }, [morning('fleet'), morning('other')]), 'as2');
-    expect(theirs.cpReports).to.deep.equal({ SET_ID_DUPLICATED: { setIds: ['fleet'], failureCode: 'SET_ID_DUPLICATED' } });
+    expect(Object.values(theirs.cpParameterSets).map(s => s.setId)).to.deep.equal(['fleet', 'other']);
+    expect(theirs).not.to.have.property('cpReports');
+    const replaced = await call({ scsAsId: 'as2', method: 'PUT', path: `${itemOf(theirs)}/cpSets/fleet`, body: hourly('fleet') });
+    expect(replaced.status, replaced.text).to.equal(200);
+    expect(replaced.json).to.deep.equal({ ...hourly('fleet'), self: `${theirs.self}/cpSets/fleet` });
+    // Within as2 set ids stay unique per UE; and as2's sets block nothing of as1's.
+    const again = await call({ scsAsId: 'as2', method: 'POST', path: `${CP}/as2/subscriptions`, body: info({ externalId: UE1.externalId }, [morning('other')]) });
+    expect(again.status, again.text).to.equal(500);
+    expect(again.json).to.deep.equal([{ setIds: ['other'], failureCode: 'SET_ID_DUPLICATED' }]);
+    const ours = await create(info({ externalId: UE1.externalId }, [morning('other')]));
+    expect(ours).not.to.have.property('cpReports');
+    expect(JSON.stringify([theirs, replaced.json, again.json])).not.to.include('as1-only');
   });
 
   it('answers 500 with the CpReports and stores nothing when every set is refused', async () => {

@@ -238,6 +238,52 @@ describe(`${DEVICE_TRIGGERING_API} through the mesh`, function () {
     expect(logs.some(l => l.includes('notification dropped') && l.includes('denied by policy') && l.includes(id))).to.equal(true);
   });
 
+  it('decides a pending trigger again when it would be delivered: with the grant withdrawn it ends FAILURE, and its report is decided again (dropped)', async () => {
+    const target = `externalId:${reachable.externalId}`;
+    const { id, item, created } = await create(trigger(reachable));
+    const askedBefore = policy.asked.length;
+    const grant = policy.grants.get('as1')!;
+    policy.grants.set('as1', { ...grant, targets: grant.targets.filter(t => t !== target) });
+    try {
+      await eventuallyValue(() => logs.find(l => l.includes('notification dropped') && l.includes(id)), 10_000, `the dropped report of ${id}`);
+    } finally {
+      policy.grants.set('as1', grant);
+    }
+    expect(await isReachable(reachable), 'the UE could have been reached').to.equal(true);
+    // Not delivered: the trigger failed for good, and no report reached the AS.
+    expect(await read(item)).to.deep.equal({ ...created, deliveryResult: 'FAILURE' });
+    const asked = policy.asked.slice(askedBefore).filter(q => q.targets.includes(target));
+    expect(asked.map(q => q.operation)).to.include.members(['create', 'notify']);
+    expect(asked.find(q => q.operation === 'create')).to.deep.equal({
+      scsAsId: 'as1',
+      api: DEVICE_TRIGGERING_API,
+      operation: 'create',
+      dataCategories: [DEVICE_TRIGGER_CATEGORY],
+      targets: [target],
+      pathScsAsId: 'as1',
+    });
+    await pastTheDelay();
+    await watcher.settle();
+    expect(watcher.for(id)).to.have.length(0);
+  });
+
+  it('a trigger refused at delivery is reported FAILURE when the notification itself is allowed', async () => {
+    const target = `externalId:${reachable.externalId}`;
+    const { id, item, self, created } = await create(trigger(reachable));
+    const evaluate = policy.evaluate.bind(policy);
+    // The AS may no longer have triggers sent to this UE, yet may still hear how they ended.
+    policy.evaluate = q =>
+      q.operation !== 'notify' && q.targets.includes(target) ? { allowed: false, obligations: [], policyVersion: 8, denyCause: 'TARGET_NOT_GRANTED' } : evaluate(q);
+    let n: NotificationRequested;
+    try {
+      n = await reportOf(id);
+    } finally {
+      policy.evaluate = evaluate;
+    }
+    expect(JSON.parse(Buffer.from(n.body).toString('utf8'))).to.deep.equal({ transaction: self, result: 'FAILURE' });
+    expect(await read(item)).to.deep.equal({ ...created, deliveryResult: 'FAILURE' });
+  });
+
   it('another AS gets exactly the 404 of an unknown id, for every method, and the transaction is unchanged', async () => {
     const { id, item, created } = await create(trigger(unreachable));
     const attempts: Omit<T8Call, 'path'>[] = [

@@ -1,16 +1,22 @@
 import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { eventually } from '@aese/testing';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import type { T8Schemas } from '@aese/t8-openapi';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
-import { GMD_VIA_MBMS_BY_MB2_API } from '../src/modules/gmd-via-mbms-by-mb2/index.ts';
+import type { Decide } from '../src/domain/decision.ts';
+import { Invoker } from '../src/domain/invoke.ts';
+import { MemoryResourceStore } from '../src/domain/resource-store.ts';
+import { createGmdViaMbmsByMb2Module, GMD_VIA_MBMS_BY_MB2_API } from '../src/modules/gmd-via-mbms-by-mb2/index.ts';
 import { allocationId, tmgiOfAllocation } from '../src/modules/gmd-via-mbms-by-mb2/tmgi.ts';
-import { TMGI_ALLOCATION_MS, tmgiString } from '../src/modules/mbms/bm-sc.ts';
+import { BM_SC_PLMN, MAX_TMGI_DRAWS, SimulatedBmSc, TMGI_ALLOCATION_MS, tmgiString } from '../src/modules/mbms/bm-sc.ts';
 import { GROUP_MESSAGE_CATEGORY } from '../src/modules/mbms/deliveries.ts';
-import { simulatedGroupId } from '../src/network/simulated-core.ts';
+import { ModuleRegistry } from '../src/modules/registry.ts';
+import { simulatedGroupId, SimulatedCore } from '../src/network/simulated-core.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
 import { base64, setGroupReachable, sleep, storedIds } from './mbms-support.ts';
-import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, TestPolicy } from './support.ts';
+import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, testResolver, TestPolicy } from './support.ts';
 import type { T8Answer, T8Call } from './support.ts';
 
 const API = GMD_VIA_MBMS_BY_MB2_API;
@@ -173,6 +179,20 @@ describe(`${API} through the mesh`, function () {
       expect(await storedIds(mesh, API, 'as1')).to.deep.equal([...before, path.split('/').pop()!].sort());
     });
 
+    it('keeps the group of an allocation: PUT or PATCH naming another is refused (400 UE_IDENTIFIER_IMMUTABLE), nothing changes', async () => {
+      const a = await allocate();
+      const path = pathOf(a);
+      problem(await call({ method: 'PUT', path, body: { ...(a.json as object), externalGroupId: GROUP3 } }), 400, 'UE_IDENTIFIER_IMMUTABLE', '/externalGroupId');
+      valid('TMGIAllocationPatch', { externalGroupId: GROUP3 }, 'request');
+      problem(
+        await call({ method: 'PATCH', path, contentType: 'application/merge-patch+json', body: { externalGroupId: GROUP3 } }),
+        400,
+        'UE_IDENTIFIER_IMMUTABLE',
+        '/externalGroupId',
+      );
+      expect((await call({ method: 'GET', path })).json).to.deep.equal(a.json);
+    });
+
     it('refuses a group the AS was not granted (403, nothing stored, the group not echoed)', async () => {
       const before = await storedIds(mesh, API, 'as1');
       const a = await call({ method: 'POST', path: allocations(), body: { externalGroupId: GROUP2 } });
@@ -309,6 +329,58 @@ describe(`${API} through the mesh`, function () {
       expect(await storedIds(mesh, DELIVERIES, 'as1')).to.deep.equal(before);
     });
 
+    it('decides a scheduled broadcast again as it goes out: with the grant withdrawn after the create, its outcome is decided again (dropped)', async () => {
+      await setGroupReachable(svc.simulator!, GROUP1, true);
+      const target = `externalGroupId:${GROUP1}`;
+      const a = await allocate();
+      const d = await call({ method: 'POST', path: `${pathOf(a)}/delivery-via-mbms`, body: delivery({ messageDeliveryStartTime: new Date(Date.now() + 700).toISOString() }) });
+      expect(d.status, d.text).to.equal(201);
+      const id = pathOf(d).split('/').pop()!;
+      const askedBefore = policy.asked.length;
+      const grant = policy.grants.get('as1')!;
+      policy.grants.set('as1', { ...grant, targets: grant.targets.filter(t => t !== target) });
+      try {
+        await eventually(() => logs.some(l => l.includes('notification dropped') && l.includes(id)), 10_000, `the dropped outcome of ${id}`);
+      } finally {
+        policy.grants.set('as1', grant);
+      }
+      const asked = policy.asked.slice(askedBefore).filter(q => q.targets.includes(target));
+      expect(
+        asked.find(q => q.operation === 'create'),
+        'decided again before the broadcast',
+      ).to.deep.equal({
+        scsAsId: 'as1',
+        api: API,
+        operation: 'create',
+        dataCategories: [GROUP_MESSAGE_CATEGORY],
+        targets: [target],
+        pathScsAsId: 'as1',
+      });
+      expect(asked.map(q => q.operation)).to.include('notify');
+      await sleep(300);
+      expect(watcher.for(id)).to.have.length(0);
+    });
+
+    it('does not broadcast what its AS may no longer send: the outcome is a failed delivery, notified when the notification is allowed', async () => {
+      await setGroupReachable(svc.simulator!, GROUP1, true);
+      const target = `externalGroupId:${GROUP1}`;
+      const a = await allocate();
+      const d = await call({ method: 'POST', path: `${pathOf(a)}/delivery-via-mbms`, body: delivery({ messageDeliveryStartTime: new Date(Date.now() + 700).toISOString() }) });
+      expect(d.status, d.text).to.equal(201);
+      const id = pathOf(d).split('/').pop()!;
+      const evaluate = policy.evaluate.bind(policy);
+      // The AS may no longer send to the group, yet may still hear how its deliveries ended.
+      policy.evaluate = q =>
+        q.operation !== 'notify' && q.targets.includes(target) ? { allowed: false, obligations: [], policyVersion: 8, denyCause: 'TARGET_NOT_GRANTED' } : evaluate(q);
+      try {
+        await waitForNotification(id);
+      } finally {
+        policy.evaluate = evaluate;
+      }
+      // The group was reachable: a broadcast would have reached it.
+      expect(notificationsOf(id)).to.deep.equal([{ transaction: (d.json as { self: string }).self, deliveryTriggerStatus: false }]);
+    });
+
     it('deallocating the TMGI removes its deliveries and cancels their broadcasts', async () => {
       const a = await allocate();
       const d = await call({ method: 'POST', path: `${pathOf(a)}/delivery-via-mbms`, body: delivery({ messageDeliveryStartTime: new Date(Date.now() + 700).toISOString() }) });
@@ -322,8 +394,142 @@ describe(`${API} through the mesh`, function () {
     });
   });
 
-  it('logs no group or payload', () => {
-    const text = logs.join('\n');
-    for (const secret of [GROUP1, GROUP3, base64('hello group')]) expect(text).not.to.include(secret);
+  // A describe of its own so that it runs after the others (mocha runs a describe's own tests first).
+  describe('afterwards', () => {
+    it('logs no group or payload', () => {
+      const text = logs.join('\n');
+      for (const secret of [GROUP1, GROUP3, base64('hello group')]) expect(text).not.to.include(secret);
+    });
+  });
+});
+
+describe(`${API} TMGI space and expiry (simulated BM-SC with a small range)`, function () {
+  this.timeout(20_000);
+  let schemas: T8Schemas;
+  const allow: Decide = async () => ({ allowed: true, obligations: [], policyVersion: 1, denyCause: '' });
+  /** Two MBMS Service IDs, and TMGIs that last 400 ms. */
+  const RANGE = { first: 0x10, count: 2 };
+  const LIFETIME_MS = 400;
+
+  before(async () => {
+    schemas = await loadT8Schemas();
+  });
+
+  async function setup(sweepMs: number | undefined) {
+    const network = new SimulatedCore({ seed: 1, ueCount: 8, groupCount: 2, tickMs: 0 });
+    const store = new MemoryResourceStore();
+    const module = createGmdViaMbmsByMb2Module(
+      {
+        network,
+        store,
+        schemas,
+        decide: allow,
+        destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
+        now: Date.now,
+        newId: randomUUID,
+        sendTestNotification: async () => {},
+      },
+      { bmsc: { serviceIds: RANGE, tmgiAllocationMs: LIFETIME_MS }, expirySweepMs: sweepMs ?? 3_600_000 },
+    );
+    const registry = new ModuleRegistry();
+    registry.register(module);
+    const invoker = new Invoker({ registry, schemas, store, decide: allow, onError: err => expect.fail(String(err)) });
+    if (sweepMs !== undefined) await module.start!();
+    const call = async (method: string, path: string, body?: unknown, contentType = 'application/json') => {
+      const out = await invoker.invoke({
+        scsAsId: 'as1',
+        method,
+        path,
+        contentType: body === undefined ? '' : contentType,
+        body: Buffer.from(body === undefined ? '' : JSON.stringify(body)),
+        scopes: [API],
+        apiRoot: API_ROOT,
+      });
+      const text = Buffer.from(out.body).toString('utf8');
+      return { status: out.status, body: (text === '' ? undefined : JSON.parse(text)) as Record<string, unknown>, text };
+    };
+    const allocate = () => call('POST', `${BASE}/as1/tmgi-allocation`, { externalGroupId: GROUP1 });
+    const deliverLater = (allocation: Record<string, unknown>) =>
+      call('POST', `${new URL(allocation['self'] as string).pathname}/delivery-via-mbms`, {
+        notificationDestination: AS_DESTINATION,
+        externalGroupId: GROUP1,
+        groupMessagePayload: base64('later'),
+        messageDeliveryStartTime: new Date(Date.now() + 60_000).toISOString(),
+      });
+    const stop = async () => {
+      await module.stop!();
+      await network.stop();
+    };
+    return { store, call, allocate, deliverLater, stop, allocations: () => store.all(API), deliveries: () => store.all(DELIVERIES) };
+  }
+
+  it('gives up after a bounded number of draws when every TMGI is taken', async () => {
+    const network = new SimulatedCore({ seed: 1, ueCount: 1, groupCount: 1, tickMs: 0 });
+    try {
+      const bmsc = new SimulatedBmSc(network, Date.now, { serviceIds: RANGE });
+      let draws = 0;
+      const allTaken = (): boolean => {
+        draws++;
+        return true;
+      };
+      expect(bmsc.allocateTmgi(allTaken)).to.equal(undefined);
+      expect(draws).to.equal(MAX_TMGI_DRAWS);
+      const range = [tmgiString(0x10, BM_SC_PLMN), tmgiString(0x11, BM_SC_PLMN)];
+      expect(bmsc.allocateTmgi(t => t === range[0])).to.equal(range[1]);
+      expect(() => new SimulatedBmSc(network, Date.now, { serviceIds: { first: 0xffffff, count: 2 } })).to.throw(RangeError);
+    } finally {
+      await network.stop();
+    }
+  });
+
+  it('answers 503 NETWORK_UNAVAILABLE when the range is full, storing nothing; the sweep releases expired allocations and their deliveries, freeing their TMGIs', async () => {
+    const { allocate, deliverLater, allocations, deliveries, stop } = await setup(50);
+    try {
+      const first = await allocate();
+      const second = await allocate();
+      expect([first.status, second.status], first.text + second.text).to.deep.equal([201, 201]);
+      const tmgis = [first, second].map(a => tmgiOfAllocation((a.body['self'] as string).split('/').pop()!)).sort();
+      expect(tmgis).to.deep.equal([tmgiString(0x10, BM_SC_PLMN), tmgiString(0x11, BM_SC_PLMN)]);
+      expect((await deliverLater(first.body)).status).to.equal(201);
+
+      const full = await allocate();
+      expect(full.status, full.text).to.equal(503);
+      expect(full.body).to.deep.include({ status: 503, cause: 'NETWORK_UNAVAILABLE' });
+      expect(schemas.validator('common-data', 'ProblemDetails', 'response')(full.body)).to.equal(true);
+      expect(allocations()).to.have.length(2);
+
+      await eventually(() => allocations().length === 0 && deliveries().length === 0, 5_000, 'the expired allocations and their delivery released');
+      const again = await allocate();
+      expect(again.status, again.text).to.equal(201);
+      expect(tmgis).to.include(tmgiOfAllocation((again.body['self'] as string).split('/').pop()!));
+    } finally {
+      await stop();
+    }
+  });
+
+  it('treats an expired allocation met before the sweep as released: its TMGI is free, a renewal or a new delivery finds it gone (404)', async () => {
+    const { allocate, deliverLater, call, allocations, deliveries, stop } = await setup(undefined);
+    try {
+      const old = await allocate();
+      const kept = await allocate();
+      expect((await deliverLater(old.body)).status).to.equal(201);
+      await sleep(LIFETIME_MS + 50);
+      // The sweep has not run: both allocations are stored, expired, yet their TMGIs are the BM-SC's again.
+      expect(allocations()).to.have.length(2);
+      const fresh = await allocate();
+      expect(fresh.status, fresh.text).to.equal(201);
+
+      const oldPath = new URL(old.body['self'] as string).pathname;
+      const renewal = await call('PUT', oldPath, { externalGroupId: GROUP1 });
+      expect(renewal.status, renewal.text).to.equal(404);
+      expect(renewal.body).to.include({ cause: 'RESOURCE_NOT_FOUND' });
+      expect((await call('GET', oldPath)).status).to.equal(404);
+      expect(deliveries(), 'its delivery went with it').to.have.length(0);
+      const late = await deliverLater(kept.body);
+      expect(late.status, late.text).to.equal(404);
+      expect(allocations().map(r => r.id)).to.include((fresh.body['self'] as string).split('/').pop());
+    } finally {
+      await stop();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { eventually } from '@aese/testing';
 import { loadT8Schemas } from '@aese/t8-openapi';
 import type { T8Schemas } from '@aese/t8-openapi';
 import { startTestMesh } from '../../../test/support/mesh.ts';
@@ -162,6 +163,8 @@ describe(`${API} through the mesh`, function () {
       expect((await call({ scsAsId: 'as2', method: 'GET', path: services('as2') })).json).to.deep.equal([]);
       expect((await call({ method: 'GET', path: pathOf(d) })).json).to.deep.equal(d.json);
       expect(await storedIds(mesh, DELIVERIES, 'as2')).to.deep.equal([]);
+      // Its broadcast goes out for its own AS as usual.
+      await waitForNotification(idOf(d));
     });
   });
 
@@ -169,17 +172,24 @@ describe(`${API} through the mesh`, function () {
     it("broadcasts to the service's group and notifies the outcome (GMDByxMBNotification); read and listed under the service", async () => {
       await setGroupReachable(svc.simulator!, GROUP1, true);
       const a = await createService();
-      const body = delivery({ messageDeliveryStopTime: new Date(Date.now() + 60_000).toISOString() });
+      const body = delivery({ messageDeliveryStartTime: new Date(Date.now() + 700).toISOString(), messageDeliveryStopTime: new Date(Date.now() + 60_000).toISOString() });
       valid('GMDViaMBMSByxMB', body, 'request');
+      const askedBefore = policy.asked.length;
       const d = await deliver(a, body);
       valid('GMDViaMBMSByxMB', d.json);
       const self = (d.json as { self: string }).self;
       expect(self).to.match(new RegExp(`^${(a.json as { self: string }).self}/delivery-via-mbms/[0-9a-f-]{36}$`));
       expect(d.json).to.deep.include(body);
-      // The body names no group: the service's is decided on again.
-      const asked = policy.asked.filter(q => q.operation === 'create').slice(-2);
-      expect(asked.map(q => q.targets)).to.deep.equal([[], [`externalGroupId:${GROUP1}`]]);
+      // The body names no group: the service's is decided on; and once more as the broadcast goes out.
+      const creates = () => policy.asked.slice(askedBefore).filter(q => q.operation === 'create');
+      const onCreate = creates().length;
+      expect(creates().map(q => q.targets)).to.deep.include([`externalGroupId:${GROUP1}`]);
       const n = await waitForNotification(idOf(d));
+      expect(
+        creates()
+          .slice(onCreate)
+          .map(q => q.targets),
+      ).to.deep.equal([[`externalGroupId:${GROUP1}`]]);
       expect(n).to.deep.include({ scsAsId: 'as1', api: API, destination: AS_DESTINATION });
       valid('GMDByxMBNotification', sent(idOf(d))[0]);
       expect(sent(idOf(d))).to.deep.equal([{ transaction: self, deliveryTriggerStatus: true }]);
@@ -246,6 +256,32 @@ describe(`${API} through the mesh`, function () {
       problem(await call({ method: 'POST', path, body: delivery({ scefMessageDeliveryIPv4: '192.0.2.1' }) }), 400, 'INVALID_PARAMETER', '/scefMessageDeliveryIPv4');
       problem(await call({ method: 'POST', path, body: delivery({ externalGroupId: GROUP1 }) }), 400, 'INVALID_PARAMETER', '/externalGroupId');
       expect(await storedIds(mesh, DELIVERIES, 'as1')).to.deep.equal(before);
+    });
+
+    it("decides a scheduled broadcast again as it goes out, on the service's group: withdrawn after the create, it is not sent and its outcome is dropped", async () => {
+      await setGroupReachable(svc.simulator!, GROUP1, true);
+      const a = await createService();
+      const d = await deliver(a, { messageDeliveryStartTime: new Date(Date.now() + 700).toISOString() });
+      const id = idOf(d);
+      const askedBefore = policy.asked.length;
+      const grant = policy.grants.get('as1')!;
+      policy.grants.set('as1', { ...grant, categories: [] });
+      try {
+        await eventually(() => logs.some(l => l.includes('notification dropped') && l.includes(id)), 10_000, `the dropped outcome of ${id}`);
+      } finally {
+        policy.grants.set('as1', grant);
+      }
+      // The delivery names no group: the one decided again is its service's.
+      expect(policy.asked.slice(askedBefore).find(q => q.operation === 'create')).to.deep.equal({
+        scsAsId: 'as1',
+        api: API,
+        operation: 'create',
+        dataCategories: [GROUP_MESSAGE_CATEGORY],
+        targets: [`externalGroupId:${GROUP1}`],
+        pathScsAsId: 'as1',
+      });
+      await sleep(300);
+      expect(sent(id)).to.deep.equal([]);
     });
 
     it("refuses a delivery once the service's group is no longer granted (403, nothing stored)", async () => {

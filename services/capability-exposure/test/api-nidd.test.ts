@@ -6,6 +6,7 @@ import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { NIDD_API, NIDD_CATEGORY, uplinkEvent } from '../src/modules/nidd/index.ts';
 import { DEFAULT_MAXIMUM_PACKET_BYTES } from '../src/modules/nidd/network.ts';
+import { DEFAULT_NIDD_MAX_BUFFERING_SECONDS } from '../src/modules/nidd/settings.ts';
 import { simulatedGroupId, simulatedUeIdentifiers } from '../src/network/simulated-core.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
 import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, TestPolicy } from './support.ts';
@@ -404,6 +405,64 @@ describe(`${NIDD_API} through the mesh`, function () {
       expect(results.find(r => r.externalId === members[0].externalId)!.deliveryStatus).to.equal('SUCCESS_NEXT_HOP_ACKNOWLEDGED');
       expect((await call({ method: 'DELETE', path: pathOf(group) })).status).to.equal(204);
     });
+
+    it('a maximumLatency beyond the operator limit (NIDD_MAX_BUFFERING_S, a day by default) is lowered to it, and the transfer shows the value that holds', async () => {
+      await setReachable(UE2.externalId, false);
+      const beyond = DEFAULT_NIDD_MAX_BUFFERING_SECONDS + 1;
+      const created = await call({ method: 'POST', path: deliveriesOf(configurationPath), body: transfer({ maximumLatency: beyond }) });
+      expect(created.status, created.text).to.equal(201);
+      valid('NiddDownlinkDataTransfer', created.json);
+      expect(created.json).to.include({ maximumLatency: DEFAULT_NIDD_MAX_BUFFERING_SECONDS, deliveryStatus: 'BUFFERING' });
+      const item = pathOf(created);
+      expect((await call({ method: 'GET', path: item })).json).to.include({ maximumLatency: DEFAULT_NIDD_MAX_BUFFERING_SECONDS });
+      const put = await call({ method: 'PUT', path: item, body: transfer({ maximumLatency: 10 * beyond }) });
+      expect(put.status, put.text).to.equal(200);
+      expect(put.json).to.include({ maximumLatency: DEFAULT_NIDD_MAX_BUFFERING_SECONDS });
+      const patched = await call({ method: 'PATCH', path: item, body: { maximumLatency: 10 * beyond } });
+      expect(patched.status, patched.text).to.equal(200);
+      expect(patched.json).to.include({ maximumLatency: DEFAULT_NIDD_MAX_BUFFERING_SECONDS });
+      // Within the limit, the AS's own value holds; without one, none is shown.
+      expect((await call({ method: 'PATCH', path: item, body: { maximumLatency: 60 } })).json).to.include({ maximumLatency: 60 });
+      const unsaid = await call({ method: 'POST', path: deliveriesOf(configurationPath), body: transfer() });
+      expect(unsaid.status, unsaid.text).to.equal(201);
+      expect(unsaid.json).to.not.have.property('maximumLatency');
+      for (const a of [created, unsaid]) expect((await call({ method: 'DELETE', path: pathOf(a) })).status).to.equal(204);
+    });
+
+    it('a grant withdrawn while data is buffered: nothing is sent when the UE wakes, the transfers end with FAILURE, and their reports are dropped with the grant', async () => {
+      const granted = policy.grants.get('as1')!;
+      const ue4 = `externalId:${UE4.externalId}`;
+      await setReachable(UE4.externalId, false);
+      const created = await create(configuration({ externalId: UE4.externalId, niddDownlinkDataTransfers: [transfer({ externalId: UE4.externalId })] }));
+      const entry = (created.json as { niddDownlinkDataTransfers: Json[] }).niddDownlinkDataTransfers[0];
+      expect(entry).to.include({ deliveryStatus: 'BUFFERING' });
+      const later = await call({ method: 'POST', path: deliveriesOf(pathOf(created)), body: transfer({ externalId: UE4.externalId }) });
+      expect(later.status, later.text).to.equal(201);
+      const asked = policy.asked.length;
+      policy.grants.set('as1', { ...granted, targets: granted.targets.filter(t => t !== ue4) });
+      try {
+        await setReachable(UE4.externalId, true);
+        const decided = () => policy.asked.slice(asked).filter(q => q.targets.includes(ue4));
+        // The network tells of the UE on one of its next changes.
+        for (let i = 0; i < 60 && decided().length === 0; i++) await advance();
+        for (let i = 0; i < 5; i++) await advance();
+        await watcher.settle();
+        // Each transfer is decided again before it would be sent; the reports (and the UE's readings) are decided as notifications.
+        expect(decided().filter(q => q.operation === 'create')).to.have.length(2);
+        expect(decided().filter(q => q.operation === 'notify')).to.not.have.length(0);
+        for (const q of decided()) expect(policy.evaluate(q).allowed).to.equal(false);
+        expect(watcher.for(idOf(created)), 'no report, no reading').to.deep.equal([]);
+      } finally {
+        policy.grants.set('as1', granted);
+      }
+      // With the grant back, the AS finds the outcome: FAILURE, the data was never delivered.
+      const read = await call({ method: 'GET', path: pathOf(created) });
+      valid('NiddConfiguration', read.json);
+      expect((read.json as { niddDownlinkDataTransfers: Json[] }).niddDownlinkDataTransfers).to.deep.equal([{ externalId: UE4.externalId, data: DATA, deliveryStatus: 'FAILURE' }]);
+      problem(await call({ method: 'GET', path: pathOf(later) }), 404, 'RESOURCE_NOT_FOUND');
+      expect(await ids(deliveriesOf(pathOf(created)))).to.deep.equal([]);
+      expect((await call({ method: 'DELETE', path: pathOf(created) })).status).to.equal(204);
+    });
   });
 
   describe('configuration lifetime and transfers carried by a create', () => {
@@ -463,16 +522,22 @@ describe(`${NIDD_API} through the mesh`, function () {
   });
 
   describe('uplink', () => {
-    it('data a UE sends reaches each of its configurations as a NiddUplinkDataNotification, naming the UE as the configuration does', async () => {
+    it('data a UE sends on a configuration reaches that configuration as a NiddUplinkDataNotification, naming the UE as the configuration does', async () => {
       const byMsisdn = await create({ msisdn: UE3.msisdn, notificationDestination: AS_DESTINATION });
       const byGroup = await create({ externalGroupId: GROUP1, notificationDestination: AS_DESTINATION });
-      const member = (await svc.network.groupMembers(GROUP1))![2];
+      const members = (await svc.network.groupMembers(GROUP1))!;
+      const member = members[2];
       const reading = Buffer.from([1, 2, 3, 4]).toString('base64');
-      await svc.network.emit(uplinkEvent({ externalId: UE3.externalId, data: reading }));
-      await svc.network.emit(uplinkEvent({ externalId: member.externalId, data: reading }));
-      // Malformed or unknown: nothing.
-      await svc.network.emit(uplinkEvent({ externalId: UE7.externalId, data: reading }));
-      await svc.network.emit({ capability: NIDD_API, type: 'uplink-data', payload: { externalId: UE3.externalId, data: 'not base64!' } });
+      const on = (c: T8Answer) => ({ scsAsId: 'as1', configurationId: idOf(c) });
+      await svc.network.emit(uplinkEvent({ ...on(byMsisdn), externalId: UE3.externalId, data: reading }));
+      await svc.network.emit(uplinkEvent({ ...on(byGroup), externalId: member.externalId, data: reading }));
+      // Malformed, unknown, or not covered by the configuration named (UE7 is no member of the group): nothing.
+      expect(members.map(m => m.externalId)).to.not.include(UE7.externalId);
+      await svc.network.emit(uplinkEvent({ ...on(byGroup), externalId: UE7.externalId, data: reading }));
+      await svc.network.emit(uplinkEvent({ ...on(byMsisdn), externalId: member.externalId, data: reading }));
+      await svc.network.emit(uplinkEvent({ scsAsId: 'as1', configurationId: crypto.randomUUID(), externalId: UE3.externalId, data: reading }));
+      await svc.network.emit({ capability: NIDD_API, type: 'uplink-data', payload: { ...on(byMsisdn), externalId: UE3.externalId, data: 'not base64!' } });
+      await svc.network.emit({ capability: NIDD_API, type: 'uplink-data', payload: { ...on(byMsisdn), scsAsId: 'as1.>', externalId: UE3.externalId, data: reading } });
       await watcher.settle();
       const msisdnNotes = notified(idOf(byMsisdn), 'data');
       expect(msisdnNotes).to.deep.equal([{ niddConfiguration: byMsisdn.headers['location'], msisdn: UE3.msisdn, data: reading }]);
@@ -480,6 +545,45 @@ describe(`${NIDD_API} through the mesh`, function () {
       expect(notified(idOf(byGroup), 'data')).to.deep.equal([{ niddConfiguration: byGroup.headers['location'], externalId: member.externalId, data: reading }]);
       expect(watcher.received.map(n => Buffer.from(n.body).toString('utf8')).join('\n')).to.not.include(UE7.externalId);
       for (const c of [byMsisdn, byGroup]) expect((await call({ method: 'DELETE', path: pathOf(c) })).status).to.equal(204);
+    });
+
+    it('two ASes with configurations for the same UE each receive only the data sent on their own', async () => {
+      const as2Grant = policy.grants.get('as2')!;
+      policy.grants.set('as2', { ...as2Grant, targets: [...as2Grant.targets, `externalId:${UE2.externalId}`] });
+      const watcher2 = await NotificationWatcher.open(mesh.nats.url, mesh.stateDir, 'as2');
+      try {
+        await setReachable(UE2.externalId, false);
+        const mine = await create();
+        const theirs = await t8(client, { scsAsId: 'as2', scopes: SCOPES, method: 'POST', path: configurations('as2'), body: configuration() });
+        expect(theirs.status, theirs.text).to.equal(201);
+        const forMine = Buffer.from('for as1 only').toString('base64');
+        const forTheirs = Buffer.from('for as2 only').toString('base64');
+        await svc.network.emit(uplinkEvent({ scsAsId: 'as1', configurationId: idOf(mine), externalId: UE2.externalId, data: forMine }));
+        await svc.network.emit(uplinkEvent({ scsAsId: 'as2', configurationId: idOf(theirs), externalId: UE2.externalId, data: forTheirs }));
+        // A configuration is looked up under its own AS only.
+        await svc.network.emit(uplinkEvent({ scsAsId: 'as1', configurationId: idOf(theirs), externalId: UE2.externalId, data: forTheirs }));
+        await watcher.settle();
+        await watcher2.settle();
+        expect(notified(idOf(mine), 'data')).to.deep.equal([{ niddConfiguration: mine.headers['location'], externalId: UE2.externalId, data: forMine }]);
+        expect(watcher2.for(idOf(theirs)).map(bodyOf)).to.deep.equal([{ niddConfiguration: theirs.headers['location'], externalId: UE2.externalId, data: forTheirs }]);
+        const text = (w: NotificationWatcher) => w.received.map(n => Buffer.from(n.body).toString('utf8')).join('\n');
+        expect(text(watcher)).to.not.include(forTheirs);
+        expect(text(watcher2)).to.not.include(forMine);
+
+        // The simulated UE: the application of each AS sends its own reading, on its own configuration.
+        await setReachable(UE2.externalId, true);
+        const reading = (n: NotificationRequested) => bodyOf(n)['data'] as string;
+        const own = await watcher.waitFor(n => n.subscriptionId === idOf(mine) && reading(n) !== forMine, advance);
+        const their = await watcher2.waitFor(n => n.subscriptionId === idOf(theirs) && reading(n) !== forTheirs, advance);
+        expect(reading(own)).to.not.equal(reading(their));
+        expect(text(watcher)).to.not.include(reading(their));
+        expect(text(watcher2)).to.not.include(reading(own));
+        expect((await call({ method: 'DELETE', path: pathOf(mine) })).status).to.equal(204);
+        expect((await t8(client, { scsAsId: 'as2', scopes: SCOPES, method: 'DELETE', path: pathOf(theirs) })).status).to.equal(204);
+      } finally {
+        policy.grants.set('as2', as2Grant);
+        await watcher2.close();
+      }
     });
 
     it('the simulated UEs send readings of their own as the network changes, only while a configuration exists', async () => {
@@ -496,6 +600,35 @@ describe(`${NIDD_API} through the mesh`, function () {
       for (let i = 0; i < 20; i++) await advance();
       await watcher.settle();
       expect(watcher.for(id).length, 'no reading after delete').to.equal(count);
+    });
+  });
+
+  describe('with an operator limit of 1 s (NIDD_MAX_BUFFERING_S=1)', () => {
+    before(async () => {
+      client.close();
+      await svc.stop();
+      svc = await startInstance(mesh, logs, policy.decide, { NIDD_MAX_BUFFERING_S: '1' });
+      client = edgeClient(mesh, svc.port);
+    });
+
+    it('data buffered with a longer maximumLatency, or none, waits no longer than the limit (FAILURE_TIMEOUT)', async () => {
+      await setReachable(UE2.externalId, false);
+      const created = await create();
+      const asked = await call({ method: 'POST', path: deliveriesOf(pathOf(created)), body: transfer({ maximumLatency: 600 }) });
+      expect(asked.status, asked.text).to.equal(201);
+      expect(asked.json).to.include({ maximumLatency: 1 });
+      const unsaid = await call({ method: 'POST', path: deliveriesOf(pathOf(created)), body: transfer() });
+      expect(unsaid.status, unsaid.text).to.equal(201);
+      await new Promise(r => setTimeout(r, 1_100));
+      await setReachable(UE2.externalId, false);
+      await advance();
+      await watcher.settle();
+      for (const a of [asked, unsaid]) {
+        const reports = watcher.received.map(bodyOf).filter(b => b['niddDownlinkDataTransfer'] === a.headers['location']);
+        expect(reports).to.deep.equal([{ niddDownlinkDataTransfer: a.headers['location'], deliveryStatus: 'FAILURE_TIMEOUT' }]);
+        problem(await call({ method: 'GET', path: pathOf(a) }), 404, 'RESOURCE_NOT_FOUND');
+      }
+      expect((await call({ method: 'DELETE', path: pathOf(created) })).status).to.equal(204);
     });
   });
 });

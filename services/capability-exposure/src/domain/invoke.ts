@@ -165,7 +165,7 @@ export class Invoker {
       if (route.target === 'collection' && route.method === 'GET') {
         ({ visible, obligations } = await this.authorizeList(module, route, input.scsAsId));
       } else {
-        const reach = await this.reachOf(d => (route.reach ? route.reach(d) : module.reach(d)), document, existing);
+        const reach = await this.reachOf(d => (route.reach ? route.reach(d, request) : module.reach(d)), document, existing);
         const decision = await this.decide(module, route.operation, input.scsAsId, reach);
         if (!decision.allowed) throw new AuthorizationDenied(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         obligations = [...decision.obligations];

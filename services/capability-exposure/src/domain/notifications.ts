@@ -115,7 +115,12 @@ export class NotificationEngine {
       return;
     }
     const { body, remaining } = applyOwnObligations(pending.body, obligations);
-    const validate = this.deps.schemas.validator(module.schemaFile, pending.schema ?? module.notificationSchema, 'response');
+    const schema = pending.schema ?? module.notificationSchema;
+    if (schema === undefined) {
+      this.deps.onDrop('the API declares no notification schema', record);
+      return;
+    }
+    const validate = this.deps.schemas.validator(module.schemaFile, schema, 'response');
     if (!validate(body)) {
       this.deps.onDrop('notification body breaks its schema', record, new TypeError(JSON.stringify(validate.violations())));
       return;

@@ -38,6 +38,8 @@ export const PROBLEM_CAUSES = {
   /** This replica's copy of the subscriptions is older than the staleness bound (NATS unreachable). */
   resourcesUnavailable: 'RESOURCES_UNAVAILABLE',
   requestNotAuthorized: 'REQUEST_NOT_AUTHORIZED',
+  /** The AS holds the most resources of this collection it may (MAX_RESOURCES_PER_AS). */
+  resourceQuotaExceeded: 'RESOURCE_QUOTA_EXCEEDED',
   internal: 'INTERNAL_ERROR',
 } as const;
 

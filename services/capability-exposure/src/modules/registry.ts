@@ -6,6 +6,8 @@ import type { NetworkAdapter, NetworkEvent } from '../network/network-adapter.js
 import { matchRoute, splitT8Target } from '@aese/t8-catalog';
 
 export const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+/** Default of the per-AS bound on stored resources of one collection (MAX_RESOURCES_PER_AS). */
+export const DEFAULT_MAX_RESOURCES_PER_AS = 1000;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 /** What every module is built with. */
@@ -20,6 +22,8 @@ export interface ModuleServices {
   /** Publishes a test notification for a resource just written (TS 29.122 cl. 5.2.5.3). */
   readonly sendTestNotification: (record: StoredResource) => Promise<void>;
   readonly decide: Decide;
+  /** Most resources one AS may hold in one collection (the toolkit refuses a create beyond it); default {@link DEFAULT_MAX_RESOURCES_PER_AS}. */
+  readonly maxResourcesPerAs?: number;
   /** The service's settings as loaded at start-up, modules' own included; absent: every module setting at its default. */
   readonly settings?: Readonly<Record<string, unknown>>;
 }
@@ -85,8 +89,12 @@ export interface ModuleRoute {
    * the route serves a sub-resource (a NIDD configuration's downlink data deliveries, say).
    */
   readonly store?: string;
-  /** The route's own {@link ApiModule.reach}, {@link ApiModule.validate} and {@link ApiModule.check}, when its resource is not the module's main one. */
-  readonly reach?: ApiModule['reach'];
+  /**
+   * The route's own {@link ApiModule.reach}, {@link ApiModule.validate} and {@link ApiModule.check},
+   * when its resource is not the module's main one. Its reach sees the request, so a sub-resource
+   * is decided on its parent's targets too.
+   */
+  readonly reach?: (body: unknown, req: RouteRequest) => Promise<Reach>;
   readonly validate?: ApiModule['validate'];
   readonly check?: ApiModule['check'];
   /**
@@ -123,8 +131,8 @@ export interface ApiModule {
   /** Names of the schemas the module uses, as in that file (components/schemas). */
   readonly schemas: readonly string[];
   readonly routes: readonly ModuleRoute[];
-  /** Schema of the bodies it notifies. */
-  readonly notificationSchema: string;
+  /** Schema of the bodies it notifies; none for an API without notifications. */
+  readonly notificationSchema?: string;
   /**
    * Data categories and targets of a resource body, for authorization (merged with the stored
    * resource's). It runs before the decision, so it reads the body only; the one exception is a

@@ -1,8 +1,8 @@
 import type { components } from '@aese/t8-openapi/cp-provisioning';
-import type { Operation } from '../../domain/decision.js';
 import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { ModuleRoute, ModuleServices, Reach, RouteRequest } from '../registry.js';
+import { authorizeStored } from '../toolkit/authorize.js';
 import type { SimulatedCpHss } from './hss.js';
 import { assertCpSet } from './set-rules.js';
 
@@ -19,7 +19,7 @@ export interface CpSetRoutesDeps {
   readonly hss: SimulatedCpHss;
   /** What a set body reaches by itself: the category (the UE is the subscription's). */
   readonly reach: Reach;
-  /** The set ids the subscription's UE(s) have in every other subscription. */
+  /** The set ids the subscription's UE(s) have in the AS's other subscriptions. */
   readonly takenElsewhere: (record: StoredResource) => ReadonlySet<string>;
   readonly setSelf: (subscriptionSelf: string, setId: string) => string;
 }
@@ -54,19 +54,6 @@ export function cpSetRoutes(deps: CpSetRoutesDeps): ModuleRoute[] {
     return record;
   }
 
-  async function authorize(req: RouteRequest, operation: Operation, record: StoredResource): Promise<void> {
-    let allowed: boolean;
-    let cause: string;
-    try {
-      const d = await s.decide({ scsAsId: req.scsAsId, api: deps.api, operation, dataCategories: record.dataCategories, targets: record.targets, pathScsAsId: req.scsAsId });
-      allowed = d.allowed;
-      cause = d.denyCause;
-    } catch {
-      throw new T8Problem(503, PROBLEM_CAUSES.authorizationUnavailable, 'authorization is unavailable; the request was not executed');
-    }
-    if (!allowed) throw new T8Problem(403, cause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
-  }
-
   function setOf(record: StoredResource, setId: string): CpParameterSet {
     const info = record.resource as CpInfo;
     const key = keyOf(info, setId);
@@ -92,7 +79,7 @@ export function cpSetRoutes(deps: CpSetRoutesDeps): ModuleRoute[] {
         const record = await subscriptionOf(req);
         // Readable is what the list decision let through: its obligations are this answer's.
         if (!req.visible.some(r => r.id === record.id)) {
-          await authorize(req, 'read', record);
+          await authorizeStored(s, deps.api, 'read', record);
           throw new T8Problem(403, PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         }
         return { status: 200, body: setOf(record, req.params['setId']), dataCategories: record.dataCategories };
@@ -107,7 +94,7 @@ export function cpSetRoutes(deps: CpSetRoutesDeps): ModuleRoute[] {
       handler: async req => {
         const setId = req.params['setId'];
         const record = await subscriptionOf(req);
-        await authorize(req, 'update', record);
+        await authorizeStored(s, deps.api, 'update', record);
         setOf(record, setId);
         const next: CpParameterSet = { ...(req.body as CpParameterSet), self: selfOf(req) };
         const failure = deps.hss.refusal(next, deps.takenElsewhere(record));
@@ -135,7 +122,7 @@ export function cpSetRoutes(deps: CpSetRoutesDeps): ModuleRoute[] {
       handler: async req => {
         const setId = req.params['setId'];
         const record = await subscriptionOf(req);
-        await authorize(req, 'delete', record);
+        await authorizeStored(s, deps.api, 'delete', record);
         setOf(record, setId);
         let missing = false;
         await s.store.update(deps.api, req.scsAsId, record.id, current => {

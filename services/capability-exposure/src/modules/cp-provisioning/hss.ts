@@ -40,7 +40,8 @@ export interface CpOutcome {
 
 /**
  * The HSS (SCEF–HSS over S6t) of the simulated network as CP parameter provisioning sees it: it
- * stores a UE's sets by set id, one set id per UE, and refuses sets whose values it cannot apply.
+ * stores a UE's sets by AS and set id, one set id per AS and UE, and refuses sets whose values it
+ * cannot apply.
  * Its store is the SCEF's subscriptions (the sets they hold are exactly what it accepted), so every
  * replica answers alike and nothing is kept in memory.
  */
@@ -50,7 +51,7 @@ export class SimulatedCpHss {
     readonly settings: HssSettings = DEFAULT_HSS_SETTINGS,
   ) {}
 
-  /** Why the HSS refuses a set, or undefined when it stores it. `taken`: the set ids the UE(s) already have elsewhere. */
+  /** Why the HSS refuses a set, or undefined when it stores it. `taken`: the set ids the UE(s) already have from the same AS. */
   refusal(set: CpParameterSet, taken: ReadonlySet<string>): CpFailure | undefined {
     if (taken.has(set.setId)) return 'SET_ID_DUPLICATED';
     if (!this.applicable(set)) return 'OTHER_REASON';
@@ -82,7 +83,7 @@ export class SimulatedCpHss {
 
   /**
    * Provisions a subscription's sets, replacing `current` (its sets so far). Set ids are unique per
-   * UE: a second set with the same id in one request is a duplicate too. A refused set that was
+   * AS and UE: a second set with the same id in one request is a duplicate too. A refused set that was
    * provisioned before keeps its values: the HSS refused the change, not the set.
    */
   provision(

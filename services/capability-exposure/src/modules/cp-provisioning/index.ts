@@ -33,7 +33,7 @@ const reachOf = (body: CpInfo): Reach => ({ dataCategories: [CP_CATEGORY], targe
  * 3gpp-cp-parameter-provisioning (TS 29.122 clauses 4.4.11 and 5.10): an AS provisions sets of
  * communication pattern parameters (periodic communication, scheduled times, stationarity,
  * battery, expected UE behaviour, ...) for one UE or an external group. The simulated HSS stores
- * each set unless its id is already provisioned for the UE (SET_ID_DUPLICATED), its values make
+ * each set unless the AS already provisioned its id for the UE (SET_ID_DUPLICATED), its values make
  * no pattern the network can apply (OTHER_REASON) or its confidence or accuracy is too low:
  * refusals come back as cpReports, or as 500 with the reports when every set was refused. One set
  * can be read, replaced or removed on its own (cpSets/{setId}, ./cp-sets.ts).
@@ -104,8 +104,6 @@ function createCpProvisioningModule(s: ModuleServices): ApiModule {
     dataCategories: [CP_CATEGORY],
     schemaFile: 'cp-provisioning',
     schemas: [SCHEMAS.subscription, SCHEMAS.set, SCHEMAS.report],
-    // No notification in this API; the test notification of clause 5.2.5.3 is not offered either.
-    notificationSchema: SCHEMAS.report,
     reach: async body => reachOf(body as CpInfo),
     routes: [...withRefusals(subscriptions.routes), ...sets],
   };

@@ -27,12 +27,16 @@ export class AllRefused extends Error {
 /** The link of one set of a subscription (the Individual CP Set Provisioning resource). */
 export const setSelf = (subscriptionSelf: string, setId: string): string => `${subscriptionSelf}/cpSets/${encodeURIComponent(setId)}`;
 
-/** The set ids the UEs have in every subscription but one (any AS's: the HSS keys sets by UE). */
+/**
+ * The set ids the UEs have in the AS's other subscriptions. A set id is the SCS/AS's correlator
+ * (TS 29.122 CpParameterSet), so the HSS keys sets by AS and UE: another AS's sets are neither a
+ * conflict nor anything this AS may learn of.
+ */
 export function takenElsewhere(s: ModuleServices, api: string, ueHandles: readonly string[], scsAsId: string, subscriptionId: string): Set<string> {
   const mine = new Set(ueHandles);
   const taken = new Set<string>();
   for (const r of s.store.all(api)) {
-    if (r.scsAsId === scsAsId && r.id === subscriptionId) continue;
+    if (r.scsAsId !== scsAsId || r.id === subscriptionId) continue;
     if (!((r.state['ueHandles'] as string[] | undefined) ?? []).some(h => mine.has(h))) continue;
     for (const set of Object.values((r.resource as CpInfo).cpParameterSets)) taken.add(set.setId);
   }

@@ -4,6 +4,7 @@ import { invalidParam, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent, UeRef } from '../../network/network-adapter.js';
 import type { ApiModule, ModuleDefinition, ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest } from '../registry.js';
+import { stillAuthorized } from '../toolkit/authorize.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import type { Held } from '../toolkit/lifecycle.js';
 import { assertIdentifiersSyntax, identifierTargets } from '../ue-targets.js';
@@ -61,6 +62,7 @@ function ueRefOf(t: Transaction): UeRef {
  * (deliveryResult TRIGGERED or REPLACED) the AS may replace it (PUT, or PATCH with a
  * DeviceTriggeringPatch in application/json) or recall it (DELETE); its end (SUCCESS, EXPIRED,
  * FAILURE) is stored in the transaction and notified as a DeviceTriggeringDeliveryReportNotification.
+ * The delivery is authorized again when it happens: a trigger its AS may no longer send ends FAILURE.
  */
 function createDeviceTriggeringModule(s: ModuleServices): ApiModule {
   const reachOf = (t: Transaction): Reach => ({ dataCategories: [DEVICE_TRIGGER_CATEGORY], targets: identifierTargets(t, IDENTIFIERS) });
@@ -138,6 +140,11 @@ function createDeviceTriggeringModule(s: ModuleServices): ApiModule {
         .all()
         .filter(h => isPending(h.record.resource))
         .map(heldTrigger),
+    // Decided again at delivery, on the transaction as stored (a recalled one is let out nowhere).
+    mayDeliver: async t => {
+      const record = await s.store.get(DEVICE_TRIGGERING_API, t.scsAsId, t.transactionId);
+      return record !== undefined && (await stillAuthorized(s, DEVICE_TRIGGERING_API, record));
+    },
     deliveryDelayMs: smsDeliveryDelayOf(s.settings),
   });
 

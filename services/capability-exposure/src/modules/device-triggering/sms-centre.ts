@@ -64,6 +64,11 @@ export interface SimulatedSmsCentreOptions {
   readonly now: () => number;
   /** The triggers the SCEF has pending now; it may throw while its copy cannot be vouched for. */
   readonly held: () => readonly HeldTrigger[];
+  /**
+   * Whether the SCEF still lets the trigger out, asked just before it goes to the UE: a trigger
+   * may wait a week, and its AS may lose the grant meanwhile. No is a permanent FAILURE.
+   */
+  readonly mayDeliver: (t: HeldTrigger) => Promise<boolean>;
   /** Time from a submission to the first delivery attempt. */
   readonly deliveryDelayMs: number;
   readonly pollMs?: number;
@@ -72,7 +77,8 @@ export interface SimulatedSmsCentreOptions {
 /**
  * A simulated SMS-SC: once a submission is `deliveryDelayMs` old it is delivered as soon as the
  * core says its UE is reachable (SUCCESS); a UE that is not reachable keeps it waiting until its
- * validity period has run out (EXPIRED); a UE the network no longer knows fails it (FAILURE).
+ * validity period has run out (EXPIRED); a UE the network no longer knows, or a trigger the SCEF
+ * no longer lets out when it would be delivered, fails it (FAILURE).
  * It reads the pending triggers from the SCEF's shared store, so any replica's SMS-SC finishes what
  * another accepted; a report sent twice ends its trigger once.
  */
@@ -130,7 +136,7 @@ export class SimulatedSmsCentre implements SmsServiceCentre {
   private async outcome(t: HeldTrigger, now: number): Promise<FinalResult | undefined> {
     const ue = await this.options.network.findUe(t.ue);
     if (!ue) return 'FAILURE';
-    if ((await this.options.network.reachability(ue)).reachable) return 'SUCCESS';
+    if ((await this.options.network.reachability(ue)).reachable) return (await this.options.mayDeliver(t)) ? 'SUCCESS' : 'FAILURE';
     return now >= t.validUntilMs ? 'EXPIRED' : undefined;
   }
 }

@@ -149,8 +149,6 @@ function createEcrControlModule(s: ModuleServices, hss: CoverageRestrictions = n
     dataCategories: [ECR_CATEGORY],
     schemaFile: 'ecr-control',
     schemas: [SCHEMAS.control, SCHEMAS.data],
-    // The API notifies nothing; ECRData is what it answers.
-    notificationSchema: SCHEMAS.data,
     reach: body => reachOf(body as EcrControl),
     routes,
   };

@@ -35,7 +35,7 @@ function serviceDescription(id: string): Partial<Service> {
 }
 
 /**
- * 3gpp-group-message-delivery-xmb (TS 29.122 clauses 4.4.13 and 5.13): an AS has the BM-SC
+ * 3gpp-group-message-delivery-xmb (TS 29.122 clause 5.8.3): an AS has the BM-SC
  * create an MBMS user service for an external group (`/services`), then asks for group messages
  * to be broadcast on it (`/services/{serviceId}/delivery-via-mbms`), each between its start and
  * stop time. Each broadcast's outcome reaches the AS as a GMDByxMBNotification.

@@ -12,11 +12,17 @@ export const MAX_SCHEDULE_AHEAD_MS = 7 * 24 * 60 * 60 * 1000;
 /** A broadcast that failed for want of the store or the network is tried again this much later, a few times. */
 const RETRY_MS = 1000;
 const MAX_TRIES = 3;
+/** MBMS Service IDs are 24 bits (TS 23.003 clause 15.2). */
+const SERVICE_ID_SPACE = 0x1000000;
+/** Random draws for a free TMGI before the BM-SC gives up: a full (or nearly full) range is refused, not searched forever. */
+export const MAX_TMGI_DRAWS = 64;
 
 export interface BmScOptions {
   readonly plmn?: Plmn;
   readonly tmgiAllocationMs?: number;
   readonly sessionStartMs?: number;
+  /** The MBMS Service IDs this BM-SC allocates from (operators give each BM-SC a range); all of them unless told. */
+  readonly serviceIds?: { readonly first: number; readonly count: number };
 }
 
 /**
@@ -31,7 +37,7 @@ export const TMGI_PATTERN = /^[0-9a-f]{6}[0-9]{3}[0-9]{2}[0-9f]$/;
 
 /**
  * The broadcast multicast service centre of the simulated network: it allocates TMGIs with an
- * expiry, and broadcasts group messages at their time. A broadcast is delivered when its window
+ * expiry (an expired TMGI is free again), and broadcasts group messages at their time. A broadcast is delivered when its window
  * is still open (TMGI not expired, stop time not passed) and at least one member of the external
  * group is reachable; nobody reachable, an expired window or an unknown group is a failed one.
  * Timers are this replica's; the caller makes a broadcast happen once (see deliveries.ts).
@@ -41,6 +47,7 @@ export class SimulatedBmSc {
   private readonly plmn: Plmn;
   private readonly allocationMs: number;
   private readonly sessionStartMs: number;
+  private readonly serviceIds: { readonly first: number; readonly count: number };
 
   constructor(
     private readonly network: NetworkAdapter,
@@ -50,14 +57,24 @@ export class SimulatedBmSc {
     this.plmn = options.plmn ?? BM_SC_PLMN;
     this.allocationMs = options.tmgiAllocationMs ?? TMGI_ALLOCATION_MS;
     this.sessionStartMs = options.sessionStartMs ?? MBMS_SESSION_START_MS;
+    this.serviceIds = options.serviceIds ?? { first: 0, count: SERVICE_ID_SPACE };
+    const { first, count } = this.serviceIds;
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 1 || first + count > SERVICE_ID_SPACE) {
+      throw new RangeError('serviceIds must be a non-empty range of 24-bit MBMS Service IDs');
+    }
   }
 
-  /** A TMGI no allocation holds: a random MBMS Service ID of this PLMN. */
-  allocateTmgi(inUse: (tmgi: string) => boolean): string {
-    for (;;) {
-      const tmgi = tmgiString(randomInt(0, 0x1000000), this.plmn);
+  /**
+   * A TMGI no allocation holds: a random MBMS Service ID of this BM-SC's range and PLMN, or
+   * undefined when {@link MAX_TMGI_DRAWS} draws found none free (the range is full, or nearly).
+   */
+  allocateTmgi(inUse: (tmgi: string) => boolean): string | undefined {
+    const { first, count } = this.serviceIds;
+    for (let draw = 0; draw < MAX_TMGI_DRAWS; draw++) {
+      const tmgi = tmgiString(first + randomInt(0, count), this.plmn);
       if (!inUse(tmgi)) return tmgi;
     }
+    return undefined;
   }
 
   /** When a TMGI allocated or renewed now expires. */

@@ -4,6 +4,7 @@ import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent } from '../../network/network-adapter.js';
 import type { ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest } from '../registry.js';
+import { stillAuthorized } from '../toolkit/authorize.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import type { Held } from '../toolkit/lifecycle.js';
 import { MAX_SCHEDULE_AHEAD_MS } from './bm-sc.js';
@@ -77,7 +78,9 @@ const contentOf = (r: GroupDelivery): string => JSON.stringify([r.externalGroupI
  * payload the simulated BM-SC broadcasts to the external group at its start time (or at once);
  * the outcome comes back as a capability event and goes to the AS as a GMDByMb2Notification /
  * GMDByxMBNotification (`deliveryTriggerStatus`). A replacement or patch of the message sends it
- * again; deleting it before its time cancels it.
+ * again; deleting it before its time cancels it. Each broadcast is authorized again when it goes
+ * out, on the delivery's stored reach (its group included): refused, nothing is broadcast and the
+ * outcome is a failed delivery (`deliveryTriggerStatus` false).
  */
 export function groupMessageDeliveries<R extends GroupDelivery>(spec: GroupDeliveriesSpec<R>): GroupDeliveries {
   const s = spec.services;
@@ -137,7 +140,9 @@ export function groupMessageDeliveries<R extends GroupDelivery>(spec: GroupDeliv
     const parent = await s.store.get(spec.parent.store, scsAsId, record.state['parentId'] as string);
     if (!parent) return;
     const audience = spec.audience(record.resource as R, parent);
-    const delivered = await spec.bmsc.broadcast(audience.externalGroupId, audience.notAfterMs);
+    // Decided again as it goes out (it may have waited days): one its AS may no longer send fails, unsent.
+    const allowed = await stillAuthorized(s, spec.api, record);
+    const delivered = allowed && (await spec.bmsc.broadcast(audience.externalGroupId, audience.notAfterMs));
     const mark = (from: DeliveryState['status'], to: DeliveryState['status']) => {
       let claimed = false;
       const claim = s.store.update(store, scsAsId, id, r => {

@@ -4,6 +4,7 @@ import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { UeView } from '../../network/network-adapter.js';
 import type { ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest } from '../registry.js';
+import { stillAuthorized } from '../toolkit/authorize.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import type { LifecycleCall } from '../toolkit/lifecycle.js';
 import { assertIdentifiersSyntax, resolveIdentifier } from '../ue-targets.js';
@@ -34,8 +35,9 @@ import type {
   TransferPatch,
 } from './model.js';
 import type { NiddNetwork } from './network.js';
+import { niddMaxBufferingSecondsOf } from './settings.js';
 
-/** How long the SCEF buffers data for a UE that cannot be reached, when the AS gives no maximumLatency. */
+/** How long the SCEF buffers data for a UE that cannot be reached, when the AS gives no maximumLatency (at most the operator's limit). */
 export const DEFAULT_BUFFER_SECONDS = 3600;
 /** Members of a transfer only the SCEF writes. */
 const SCEF_MEMBERS = ['deliveryStatus', 'requestedRetransmissionTime'] as const;
@@ -62,7 +64,7 @@ export interface DeliveryState {
 type Submitted =
   | { readonly kind: 'delivered'; readonly status: DeliveryStatus }
   | { readonly kind: 'refused' }
-  | { readonly kind: 'buffered'; readonly status: DeliveryStatus; readonly state: Omit<DeliveryState, 'parentId'> };
+  | { readonly kind: 'buffered'; readonly set: Partial<Transfer>; readonly state: Omit<DeliveryState, 'parentId'> };
 
 export interface Deliveries {
   readonly routes: readonly ModuleRoute[];
@@ -106,8 +108,19 @@ const isSuccess = (status: unknown): boolean => typeof status === 'string' && st
  * buffering time (maximumLatency) is over, and its outcome is notified to the configuration's
  * notificationDestination; INDICATE_ERROR (or a maximumLatency of 0) answers 500 instead of
  * buffering. A group's data goes to every member, and its report lists each member's result.
+ *
+ * A maximumLatency is the longest delay the AS accepts, within which the SCEF chooses how long it
+ * buffers (TS 29.122, NiddDownlinkDataTransfer), so one beyond the operator's limit is lowered to
+ * it and the resource shows what holds. Data sent later, once the UE can be reached, is decided
+ * again first: without a grant it is not sent and the transfer ends with FAILURE.
  */
 export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliveries {
+  const maxBufferingSeconds = niddMaxBufferingSecondsOf(s.settings);
+  /** How long data waits: as the AS asks, else the default, and never past the operator's limit. */
+  const bufferingSeconds = (maximumLatency: number | undefined): number => Math.min(maximumLatency ?? DEFAULT_BUFFER_SECONDS, maxBufferingSeconds);
+  /** The maximumLatency a buffered transfer shows: the one that holds, when the AS gave one. */
+  const latencyShown = (maximumLatency: number | undefined): Partial<Transfer> => (maximumLatency === undefined ? {} : { maximumLatency: bufferingSeconds(maximumLatency) });
+
   async function parentOf(req: RouteRequest): Promise<StoredResource> {
     const id = req.params['configurationId'];
     const parent = UUID.test(id) ? await s.store.get(NIDD_API, req.scsAsId, id) : undefined;
@@ -154,8 +167,12 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
       else waiting.push({ handle: ue.handle, externalId: ue.externalId });
     }
     if (waiting.length === 0) return { kind: 'delivered', status: group ? 'SUCCESS' : (results[0].deliveryStatus as DeliveryStatus) };
-    const expiresAtMs = s.now() + (body.maximumLatency ?? DEFAULT_BUFFER_SECONDS) * 1000;
-    return { kind: 'buffered', status: bufferedStatus(body, configuration), state: { identifiedBy: resolved.identifiedBy, waiting, results: group ? results : [], expiresAtMs } };
+    const expiresAtMs = s.now() + bufferingSeconds(body.maximumLatency) * 1000;
+    return {
+      kind: 'buffered',
+      set: { deliveryStatus: bufferedStatus(body, configuration), ...latencyShown(body.maximumLatency) },
+      state: { identifiedBy: resolved.identifiedBy, waiting, results: group ? results : [], expiresAtMs },
+    };
   }
 
   const failure = (): DeliveryFailure => ({
@@ -188,14 +205,14 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
     network: {
       create: async (_body, call) => {
         const b = buffered.get(call)!;
-        return { state: b.state, set: { deliveryStatus: b.status } };
+        return { state: b.state, set: b.set };
       },
       // A replacement waits anew, for its own maximumLatency.
       update: async (next, held, call) => {
         const configuration = (await parentOf(call.req)).resource as Configuration;
         return {
-          state: { ...held.state, expiresAtMs: s.now() + (next.maximumLatency ?? DEFAULT_BUFFER_SECONDS) * 1000 },
-          set: { deliveryStatus: bufferedStatus(next, configuration) },
+          state: { ...held.state, expiresAtMs: s.now() + bufferingSeconds(next.maximumLatency) * 1000 },
+          set: { deliveryStatus: bufferedStatus(next, configuration), ...latencyShown(next.maximumLatency) },
         };
       },
     },
@@ -218,8 +235,8 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
         const held = lifecycle.held(req.existing!);
         const patch = req.body as TransferPatch;
         const configuration = (await parentOf(req)).resource as Configuration;
-        const state = patch.maximumLatency === undefined ? {} : { expiresAtMs: s.now() + patch.maximumLatency * 1000 };
-        await lifecycle.save(held, { set: { ...patch, deliveryStatus: bufferedStatus(req.document as Transfer, configuration) }, state });
+        const state = patch.maximumLatency === undefined ? {} : { expiresAtMs: s.now() + bufferingSeconds(patch.maximumLatency) * 1000 };
+        await lifecycle.save(held, { set: { ...patch, ...latencyShown(patch.maximumLatency), deliveryStatus: bufferedStatus(req.document as Transfer, configuration) }, state });
         const stored = await s.store.get(DELIVERY_STORE, req.scsAsId, held.record.id);
         if (!stored) throw notFound();
         return { status: 200, body: stored.resource, dataCategories: stored.dataCategories };
@@ -290,6 +307,13 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
     });
   }
 
+  /** A group's data goes to the UEs that are still members (the group is what the AS was granted). */
+  async function stillMember(h: { resource: Transfer }, ue: UeView): Promise<boolean> {
+    const id = identifierOf(h.resource)!;
+    if (id.kind !== 'externalGroupId') return true;
+    return ((await s.network.groupMembers(id.value)) ?? []).some(m => m.handle === ue.handle);
+  }
+
   // Transfers whose configuration is not stored (yet, or any more) are left alone.
   const live = (configurations: ReadonlyMap<string, Configuration>) =>
     lifecycle.all().flatMap(h => {
@@ -305,17 +329,27 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
       if (submitted.kind === 'delivered') return { entry: { ...transfer, deliveryStatus: submitted.status } };
       if (submitted.kind === 'refused') return { entry: { ...transfer, deliveryStatus: 'FAILURE_TEMPORARILY_NOT_REACHABLE' } };
       const id = s.newId();
-      const resource = { ...transfer, deliveryStatus: submitted.status, self: `${call.self}/downlink-data-deliveries/${id}` };
+      const resource = { ...transfer, ...submitted.set, self: `${call.self}/downlink-data-deliveries/${id}` };
       const reach = reachOf(transfer);
       await s.store.put(newStoredResource(DELIVERY_STORE, call.req.scsAsId, id, resource, reach, { ...submitted.state, parentId: call.id }, s.now()));
       return { entry: resource, undo: () => s.store.delete(DELIVERY_STORE, call.req.scsAsId, id) };
     },
     deliverTo: async (ue, reachable, configurations) => {
-      if (reachable === false) return [];
+      const pending = live(configurations).filter(h => h.state.waiting.some(w => w.handle === ue.handle));
+      if (pending.length === 0 || !(reachable ?? (await net.reachable(ue)))) return [];
       const out: PendingNotification[] = [];
-      for (const h of live(configurations)) {
-        if (!h.state.waiting.some(w => w.handle === ue.handle)) continue;
-        const status = await net.send(ue, downlinkOf(h.resource, h.configuration), reachable);
+      for (const h of pending) {
+        if (!(await stillAuthorized(s, NIDD_API, h.record))) {
+          // The grant (or the AS) is gone: none of it is sent, to this UE or any other of the group.
+          const everyone = h.state.waiting.map(w => w.handle);
+          out.push(...(await settle(h.record, everyone, 'FAILURE')));
+          continue;
+        }
+        if (!(await stillMember(h, ue))) {
+          out.push(...(await settle(h.record, [ue.handle], 'FAILURE')));
+          continue;
+        }
+        const status = await net.send(ue, downlinkOf(h.resource, h.configuration), true);
         if (status) out.push(...(await settle(h.record, [ue.handle], status)));
       }
       return out;

@@ -1,7 +1,7 @@
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import { invalidParam, PROBLEM_CAUSES } from '../../domain/problem.js';
 import type { StoredResource } from '../../domain/resource-store.js';
-import type { NetworkEvent } from '../../network/network-adapter.js';
+import type { NetworkEvent, UeView } from '../../network/network-adapter.js';
 import type { ApiModule, ModuleDefinition, ModuleServices, PendingNotification, Reach, RouteRequest } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import type { Held } from '../toolkit/lifecycle.js';
@@ -11,7 +11,7 @@ import { configurationKey, createDeliveries } from './deliveries.js';
 import { assertData, assertPdnOption, assertScefMembers, identifierOf, IDENTIFIERS, NIDD_API, NIDD_CATEGORY, NIDD_CAUSES, sameIdentifier, SCHEMAS } from './model.js';
 import type { Configuration, ConfigurationStatusNotification, UplinkNotification } from './model.js';
 import { readUplink, SimulatedNiddNetwork } from './network.js';
-import type { NiddNetwork, UplinkData } from './network.js';
+import type { ConfigurationRef, NiddNetwork, UplinkData } from './network.js';
 
 export { NIDD_API, NIDD_CATEGORY, NIDD_CAUSES } from './model.js';
 export { uplinkEvent } from './network.js';
@@ -23,7 +23,6 @@ const TRANSFER_SCEF_MEMBERS = ['self', 'deliveryStatus', 'requestedRetransmissio
 
 interface ConfigurationState {
   readonly identifiedBy: IdentifiedBy;
-  readonly ueHandles: readonly string[];
 }
 
 /**
@@ -34,6 +33,11 @@ interface ConfigurationState {
  * NiddUplinkDataNotification at the configuration's notificationDestination, and the end of a
  * configuration's duration as a NiddConfigurationStatusNotification (TERMINATED). RDS dynamic port
  * management (rds-ports) is not served.
+ *
+ * Uplink data belongs to one configuration (the T6a connection of that UE with that SCS/AS) and
+ * goes to it alone, never to every AS configured for the UE. A group configuration covers the
+ * group's members as the network has them now, for uplink and for its end alike: a UE that left
+ * the group is no longer the business of the AS the group was granted to.
  */
 function createNiddModule(s: ModuleServices, net: NiddNetwork = new SimulatedNiddNetwork(s.network)): ApiModule {
   const deliveries = createDeliveries(s, net);
@@ -69,7 +73,7 @@ function createNiddModule(s: ModuleServices, net: NiddNetwork = new SimulatedNid
     const id = identifierOf(body)!;
     const resolved = await resolveIdentifier(s.network, id.kind, id.value);
     if (!resolved || resolved.ues.length === 0) throw invalidParam(`/${id.kind}`, 'is not known to the network', PROBLEM_CAUSES.unknownUe);
-    return { identifiedBy: resolved.identifiedBy, ueHandles: resolved.ues.map(u => u.handle) };
+    return { identifiedBy: resolved.identifiedBy };
   }
 
   const configurations = resourceLifecycle<Configuration, ConfigurationState>({
@@ -104,16 +108,29 @@ function createNiddModule(s: ModuleServices, net: NiddNetwork = new SimulatedNid
   const named = (held: Held<Configuration, ConfigurationState>, ue: { externalId: string; msisdn: string }) =>
     held.state.identifiedBy === 'msisdn' ? { msisdn: ue.msisdn } : { externalId: ue.externalId };
 
+  /** Whether a configuration covers a UE now: its UE, or a current member of its group. */
+  async function covers(h: Held<Configuration, ConfigurationState>, ue: UeView): Promise<boolean> {
+    const id = identifierOf(h.resource)!;
+    const resolved = await resolveIdentifier(s.network, id.kind, id.value);
+    return resolved?.ues.some(u => u.handle === ue.handle) ?? false;
+  }
+
+  /** The live configurations covering a UE, each the connection of one AS's application on it. */
+  async function configurationsOf(ue: UeView): Promise<ConfigurationRef[]> {
+    const out: ConfigurationRef[] = [];
+    for (const h of configurations.all()) if (!ended(h) && (await covers(h, ue))) out.push({ scsAsId: h.record.scsAsId, configurationId: h.record.id });
+    return out;
+  }
+
+  /** The notification of uplink data to the one configuration it was sent on, if that still exists and covers the UE. */
   async function uplinkNotifications(uplink: UplinkData): Promise<PendingNotification[]> {
+    const record = await s.store.get(NIDD_API, uplink.scsAsId, uplink.configurationId);
+    if (!record || record.scsAsId !== uplink.scsAsId || record.id !== uplink.configurationId) return [];
+    const h = configurations.held(record);
     const ue = await s.network.findUe({ externalId: uplink.externalId });
-    if (!ue) return [];
-    return configurations
-      .all()
-      .filter(h => h.state.ueHandles.includes(ue.handle) && !ended(h))
-      .map(h => {
-        const body: UplinkNotification = { niddConfiguration: h.resource.self!, ...named(h, ue), data: uplink.data };
-        return { record: h.record, body, dataCategories: [NIDD_CATEGORY] };
-      });
+    if (!ue || ended(h) || !(await covers(h, ue))) return [];
+    const body: UplinkNotification = { niddConfiguration: h.resource.self!, ...named(h, ue), data: uplink.data };
+    return [{ record: h.record, body, dataCategories: [NIDD_CATEGORY] }];
   }
 
   /** Ends the configurations whose duration is over: TERMINATED for each of their UEs, and their buffered data dropped. */
@@ -144,7 +161,7 @@ function createNiddModule(s: ModuleServices, net: NiddNetwork = new SimulatedNid
       return uplink ? uplinkNotifications(uplink) : [];
     }
     const all = configurations.all();
-    if (event.kind === 'location' || event.kind === 'reachability') await net.afterChange(event, ue => all.some(h => h.state.ueHandles.includes(ue.handle)));
+    if (event.kind === 'location' || event.kind === 'reachability') await net.afterChange(event, configurationsOf);
     const live = new Map(all.map(h => [configurationKey(h.record.scsAsId, h.record.id), h.resource]));
     const out = [...(await endExpired(all)), ...(await deliveries.expire(live))];
     if (event.kind === 'location' || event.kind === 'reachability') {

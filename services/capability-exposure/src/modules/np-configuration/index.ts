@@ -12,6 +12,7 @@ import { NP_CONFIGURATION_CAPABILITY, PARAMETERS_APPLIED, SimulatedParameterConf
 import type { AppliedValues, ParameterConfigurationNetwork, UeResult } from './network.js';
 import { DEFAULT_PARAMETER_RANGES, outOfRange, parametersOf, withinRange } from './parameters.js';
 import type { OutOfRangePolicy, Parameter, Range } from './parameters.js';
+import { outOfRangePolicyOf } from './settings.js';
 
 export const NP_CONFIGURATION_API = NP_CONFIGURATION_CAPABILITY;
 /** The one data category: the network parameters configured for UEs. */
@@ -91,7 +92,7 @@ function notificationOf(self: string, by: IdentifiedBy, perUe: readonly UeResult
 export function createNpConfigurationModule(s: ModuleServices, options: NpConfigurationOptions = {}): ApiModule {
   const network = options.network ?? new SimulatedParameterConfiguration(s.network, options.answerDelayMs);
   const ranges = options.ranges ?? DEFAULT_PARAMETER_RANGES;
-  const policy = options.outOfRange ?? 'adjust';
+  const policy = options.outOfRange ?? outOfRangePolicyOf(s.settings);
   let sweeper: NodeJS.Timeout | undefined;
 
   const inFuture = (time: string): boolean => Date.parse(time) > s.now();

@@ -1,9 +1,9 @@
 import type { components } from '@aese/t8-openapi/pfd-management';
-import type { Operation } from '../../domain/decision.js';
 import { applyMergePatch } from '../../domain/patch.js';
 import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/problem.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { ModuleRoute, ModuleServices, Reach, RouteRequest, RouteResult } from '../registry.js';
+import { authorizeStored } from '../toolkit/authorize.js';
 import { applicationSelf, assertPfdData } from './pfd-rules.js';
 import type { SimulatedPfdf } from './pfdf.js';
 
@@ -51,19 +51,6 @@ export function applicationRoutes(deps: ApplicationRoutesDeps): ModuleRoute[] {
     const record = await s.store.get(deps.api, req.scsAsId, id);
     if (!record || record.scsAsId !== req.scsAsId) throw notFound();
     return record;
-  }
-
-  async function authorize(req: RouteRequest, operation: Operation, record: StoredResource): Promise<void> {
-    let allowed: boolean;
-    let cause: string;
-    try {
-      const d = await s.decide({ scsAsId: req.scsAsId, api: deps.api, operation, dataCategories: record.dataCategories, targets: record.targets, pathScsAsId: req.scsAsId });
-      allowed = d.allowed;
-      cause = d.denyCause;
-    } catch {
-      throw new T8Problem(503, PROBLEM_CAUSES.authorizationUnavailable, 'authorization is unavailable; the request was not executed');
-    }
-    if (!allowed) throw new T8Problem(403, cause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
   }
 
   const applicationOf = (record: StoredResource, appId: string): PfdData => {
@@ -121,7 +108,7 @@ export function applicationRoutes(deps: ApplicationRoutesDeps): ModuleRoute[] {
         const record = await transactionOf(req);
         // Readable is what the list decision let through: its obligations are this answer's.
         if (!req.visible.some(r => r.id === record.id)) {
-          await authorize(req, 'read', record);
+          await authorizeStored(s, deps.api, 'read', record);
           throw new T8Problem(403, PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         }
         return { status: 200, body: applicationOf(record, req.params['appId']), dataCategories: record.dataCategories };
@@ -135,7 +122,7 @@ export function applicationRoutes(deps: ApplicationRoutesDeps): ModuleRoute[] {
       responses: { 200: 'PfdData', ...refusals },
       handler: async req => {
         const record = await transactionOf(req);
-        await authorize(req, 'update', record);
+        await authorizeStored(s, deps.api, 'update', record);
         applicationOf(record, req.params['appId']);
         return write(req, record, req.body as PfdData);
       },
@@ -148,7 +135,7 @@ export function applicationRoutes(deps: ApplicationRoutesDeps): ModuleRoute[] {
       responses: { 200: 'PfdData', ...refusals },
       handler: async req => {
         const record = await transactionOf(req);
-        await authorize(req, 'update', record);
+        await authorizeStored(s, deps.api, 'update', record);
         return write(req, record, patched(applicationOf(record, req.params['appId']), req.body, req));
       },
     },
@@ -160,7 +147,7 @@ export function applicationRoutes(deps: ApplicationRoutesDeps): ModuleRoute[] {
       handler: async req => {
         const appId = req.params['appId'];
         const record = await transactionOf(req);
-        await authorize(req, 'delete', record);
+        await authorizeStored(s, deps.api, 'delete', record);
         applicationOf(record, appId);
         let missing = false;
         await s.store.update(deps.api, req.scsAsId, record.id, current => {

@@ -106,8 +106,6 @@ function createRacsParameterProvisioningModule(s: ModuleServices): ApiModule {
     dataCategories: REACH.dataCategories,
     schemaFile: 'racs-parameter-provisioning',
     schemas: [SCHEMAS.provisioning, SCHEMAS.patch, SCHEMAS.report],
-    // The API notifies nothing; RacsFailureReport is what it answers.
-    notificationSchema: SCHEMAS.report,
     reach: async () => REACH,
     routes: withRefusals(provisionings.routes),
   };

@@ -5,6 +5,7 @@ import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/
 import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent } from '../../network/network-adapter.js';
+import { DEFAULT_MAX_RESOURCES_PER_AS } from '../registry.js';
 import type { ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest, RouteResult } from '../registry.js';
 
 /** A stored resource seen through its module's types: the T8 body and the module's state. */
@@ -189,7 +190,13 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
     if (spec.parent && req.existing && req.existing.state['parentId'] !== req.params[spec.parent.idParam]) throw notFound();
   };
 
-  const reach = async (body: unknown): Promise<Reach> => spec.reach(body as R);
+  /** A body's reach; a sub-resource also reaches what its parent does, so both are decided. */
+  const reach = async (body: unknown, req: RouteRequest): Promise<Reach> => {
+    const own = await spec.reach(body as R);
+    const parent = req.existing ? undefined : await parentOf(req);
+    if (!parent) return own;
+    return { dataCategories: [...new Set([...own.dataCategories, ...parent.dataCategories])].sort(), targets: [...new Set([...own.targets, ...parent.targets])].sort() };
+  };
 
   const validate = (body: unknown, req: RouteRequest): void => {
     if (!isObject(body)) return;
@@ -215,6 +222,11 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
   async function create(req: RouteRequest): Promise<RouteResult> {
     const body = req.body as R;
     const parent = await parentOf(req);
+    // Bounded per AS: stored state (and what network events scan) does not grow at an AS's will.
+    const limit = s.maxResourcesPerAs ?? DEFAULT_MAX_RESOURCES_PER_AS;
+    if ((await s.store.list(store, req.scsAsId)).length >= limit) {
+      throw new T8Problem(403, PROBLEM_CAUSES.resourceQuotaExceeded, `at most ${limit} resources of this kind per SCS/AS`);
+    }
     const id = s.newId();
     const self = selfOf(req, id);
     const call: LifecycleCall = { req, id, self };

@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import { loadT8Schemas } from '@aese/t8-openapi';
+import type { T8Schemas } from '@aese/t8-openapi';
+import { Invoker } from '../src/domain/invoke.ts';
+import { MemoryResourceStore } from '../src/domain/resource-store.ts';
+import { ModuleRegistry } from '../src/modules/registry.ts';
+import type { ApiModule, ModuleServices } from '../src/modules/registry.ts';
+import { resourceLifecycle } from '../src/modules/toolkit/lifecycle.ts';
+import { identifierTargets } from '../src/modules/ue-targets.ts';
+import { simulatedUeIdentifiers, SimulatedCore } from '../src/network/simulated-core.ts';
+import { API_ROOT, AS_DESTINATION, testResolver, TestPolicy } from './support.ts';
+
+const UE1 = simulatedUeIdentifiers(1);
+const UE2 = simulatedUeIdentifiers(2);
+const API = '3gpp-monitoring-event';
+const BASE = `/${API}/v1/as1/subscriptions`;
+const body = (externalId: string) => ({ externalId, notificationDestination: AS_DESTINATION, monitoringType: 'LOCATION_REPORTING', maximumNumberOfReports: 5 });
+
+/**
+ * A module of two collections on the lifecycle, on MonitoringEvent's schemas: subscriptions, and
+ * "copies" below each subscription (a sub-resource), each naming a UE of its own.
+ */
+function toyModule(s: ModuleServices): ApiModule {
+  const reach = (b: { externalId?: string }) => ({ dataCategories: ['location'], targets: identifierTargets(b, { externalId: 'externalId' }) });
+  const common = {
+    services: s,
+    api: API,
+    schemaFile: 'monitoring-event' as const,
+    schemas: { resource: 'MonitoringEventSubscription' },
+    reach,
+    network: { create: async () => ({ state: {} }) },
+  };
+  const parents = resourceLifecycle({ ...common, collection: '/{scsAsId}/subscriptions', idParam: 'subscriptionId' });
+  const copies = resourceLifecycle({
+    ...common,
+    store: `${API}-copies`,
+    collection: '/{scsAsId}/subscriptions/{subscriptionId}/copies',
+    idParam: 'copyId',
+    parent: { idParam: 'subscriptionId', store: API },
+  });
+  return {
+    name: API,
+    version: 'v1',
+    scope: API,
+    dataCategories: ['location'],
+    schemaFile: 'monitoring-event',
+    schemas: ['MonitoringEventSubscription'],
+    reach: async b => reach(b as { externalId?: string }),
+    routes: [...parents.routes, ...copies.routes],
+  };
+}
+
+describe('module toolkit: the resource lifecycle', () => {
+  let schemas: T8Schemas;
+  let network: SimulatedCore;
+  let store: MemoryResourceStore;
+  let invoker: Invoker;
+  const policy = new TestPolicy();
+
+  const call = async (method: string, path: string, b?: unknown) => {
+    const out = await invoker.invoke({
+      scsAsId: 'as1',
+      method,
+      path,
+      contentType: b === undefined ? '' : 'application/json',
+      body: Buffer.from(b === undefined ? '' : JSON.stringify(b)),
+      scopes: [API],
+      apiRoot: API_ROOT,
+    });
+    return { status: out.status, headers: out.headers, json: out.body.length ? (JSON.parse(Buffer.from(out.body).toString('utf8')) as Record<string, unknown>) : undefined };
+  };
+
+  before(async () => {
+    schemas = await loadT8Schemas();
+  });
+
+  beforeEach(() => {
+    network = new SimulatedCore({ seed: 1, ueCount: 4, groupCount: 1, tickMs: 0 });
+    store = new MemoryResourceStore();
+    const services: ModuleServices = {
+      network,
+      store,
+      schemas,
+      destinations: { allow: [], meshEndpoints: [], resolve: testResolver },
+      now: Date.now,
+      newId: () => crypto.randomUUID(),
+      sendTestNotification: async () => {},
+      decide: policy.decide,
+      maxResourcesPerAs: 2,
+    };
+    const registry = new ModuleRegistry();
+    registry.register(toyModule(services));
+    invoker = new Invoker({ registry, schemas, store, decide: policy.decide, onError: () => {} });
+    policy.grants.set('as1', { targets: [`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`], categories: ['location'] });
+  });
+
+  afterEach(() => network.stop());
+
+  it('decides a sub-resource on its parent targets too: a copy naming a granted UE below a subscription of a withdrawn one is refused', async () => {
+    const parent = await call('POST', BASE, body(UE1.externalId));
+    expect(parent.status).to.equal(201);
+    const copies = `${parent.headers['location'].slice(API_ROOT.length)}/copies`;
+    expect(copies).to.match(/\/subscriptions\/[0-9a-f-]{36}\/copies$/);
+    policy.grants.set('as1', { targets: [`externalId:${UE2.externalId}`], categories: ['location'] });
+    const refused = await call('POST', copies, body(UE2.externalId));
+    expect(refused.status).to.equal(403);
+    expect(policy.asked.at(-1)?.targets).to.have.members([`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`]);
+    expect(store.all(`${API}-copies`)).to.have.length(0);
+    policy.grants.set('as1', { targets: [`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`], categories: ['location'] });
+    const made = await call('POST', copies, body(UE2.externalId));
+    expect(made.status).to.equal(201);
+    expect(made.headers['location']).to.match(new RegExp(`${copies}/[0-9a-f-]{36}$`));
+    expect(store.all(`${API}-copies`)[0].targets).to.have.members([`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`]);
+  });
+
+  it('refuses a create beyond the per-AS bound with 403 RESOURCE_QUOTA_EXCEEDED, stores nothing, and creates again once one is deleted', async () => {
+    const first = await call('POST', BASE, body(UE1.externalId));
+    expect((await call('POST', BASE, body(UE1.externalId))).status).to.equal(201);
+    const over = await call('POST', BASE, body(UE1.externalId));
+    expect(over.status).to.equal(403);
+    expect(over.json?.['cause']).to.equal('RESOURCE_QUOTA_EXCEEDED');
+    expect(store.all(API)).to.have.length(2);
+    expect((await call('DELETE', first.headers['location'].slice(API_ROOT.length))).status).to.equal(204);
+    expect((await call('POST', BASE, body(UE1.externalId))).status).to.equal(201);
+  });
+});
