@@ -125,7 +125,14 @@ describe('@aese/cli (in process)', () => {
     const help = await run(['--help'], {}, fakeRegistry());
     // The list runs over the lines after its heading, up to the next blank line.
     const after = help.stdout.slice(help.stdout.indexOf('T8 scopes')).split('\n').slice(1);
-    const scopes = after.slice(0, after.findIndex(l => l.trim() === '')).join(' ').trim().split(/\s+/);
+    const scopes = after
+      .slice(
+        0,
+        after.findIndex(l => l.trim() === ''),
+      )
+      .join(' ')
+      .trim()
+      .split(/\s+/);
     expect(scopes).to.deep.equal([...T8_SCOPES]);
     const registry = fakeRegistry();
     const res = await run(['as', 'onboard', 'as-9', '--scope', '3gpp-unknown-api', '--out', join(dir.path, 'b')], { AESE_STATE_DIR: dir.path }, registry);
