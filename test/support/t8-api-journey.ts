@@ -152,10 +152,13 @@ export function listSchema(collection: string): string {
   return `#/paths/~1{scsAsId}~1${collection}/get/responses/200/content/application~1json/schema`;
 }
 
-/** The grant of one journey's API: every operation, `categories`, and `ue` by the journey's target kind (nothing for `none`). */
+/**
+ * The grant of one journey's API: every operation, `categories`, and `ue` by the journey's target
+ * kind; for `none`, any target (PFDs name applications, which these journeys invent per run).
+ */
 function journeyGrant(j: T8ApiJourney, ue: JourneyUe, categories: readonly string[]): ApiGrant {
   const targets = j.target === 'none' ? [] : [`${j.target}:${ue[j.target]}`];
-  return { operations: [...OPERATIONS], categories: [...categories], targets, anyTarget: false };
+  return { operations: [...OPERATIONS], categories: [...categories], targets, anyTarget: j.target === 'none' };
 }
 
 /** Grants for every journey's API: every operation, the API's categories, `ue` by the journey's target kind. */

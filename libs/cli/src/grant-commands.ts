@@ -19,7 +19,8 @@ export const GRANT_USAGE = `  aese policy grant <scsAsId> --api <scope> --catego
                   [--encrypt <category>]... [--location-granularity exact|cell|ta]
                   [--rate-limit <perSecond>] [--expected-version <n>]
       Add or replace the AS's grant for one API (docs/grants.md): the data categories it may
-      reach, the UEs and groups (externalId:, msisdn:, externalGroupId:) or any target, the
+      reach, the UEs, groups and applications (externalId:, msisdn:, externalGroupId:,
+      externalAppId:) or any target, the
       operations (default: all of ${OPERATIONS.join(' ')}), the categories whose answers are
       encrypted to the AS, how precise locations are (default ${DEFAULT_LOCATION_GRANULARITY}) and the
       AS's rate limit. Prints what the AS is now granted.

@@ -93,8 +93,8 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
     schemas = await loadT8Schemas();
     mesh = await startTestMesh({ extraEnv: { SIM_TICK_MS: '0' } });
     // PFDs name no UE: a grant of the category with no target at all is enough.
-    policy.grants.set('as1', { targets: [], categories: ['pfd'] });
-    policy.grants.set('as2', { targets: [], categories: ['pfd'] });
+    policy.grants.set('as1', { targets: [], anyTarget: true, categories: ['pfd'] });
+    policy.grants.set('as2', { targets: [], anyTarget: true, categories: ['pfd'] });
     policy.grants.set('as3', { targets: [], categories: ['qos'] });
     svc = await startInstance(mesh, logs, policy.decide);
     client = edgeClient(mesh, svc.port);
@@ -108,7 +108,7 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
     await mesh?.stop();
   });
 
-  it('provisions a transaction (201): every application gets its self link; the request names no UE', async () => {
+  it('provisions a transaction (201): every application gets its self link; the request names its applications, no UE', async () => {
     const [web, video] = [appId('web'), appId('video')];
     const body = transaction([app(web, { allowedDelay: 60 }), certificateApp(video)], { notificationDestination: AS_DESTINATION });
     const t = await create(body);
@@ -118,7 +118,14 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
       expect(t.pfdDatas[id]).to.deep.equal({ ...(body['pfdDatas'] as Record<string, PfdData>)[id], self: `${t.self}/applications/${id}` });
     }
     expect(t).not.to.have.property('pfdReports');
-    expect(policy.asked.at(-1)).to.deep.equal({ scsAsId: 'as1', api: '3gpp-pfd-management', operation: 'create', dataCategories: ['pfd'], targets: [], pathScsAsId: 'as1' });
+    expect(policy.asked.at(-1)).to.deep.equal({
+      scsAsId: 'as1',
+      api: '3gpp-pfd-management',
+      operation: 'create',
+      dataCategories: ['pfd'],
+      targets: [`externalAppId:${web}`, `externalAppId:${video}`].sort(),
+      pathScsAsId: 'as1',
+    });
 
     const read = await call({ method: 'GET', path: itemOf(t) });
     expect(read.status).to.equal(200);
@@ -136,7 +143,8 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
     const body = JSON.parse(Buffer.from(n.body).toString('utf8')) as unknown;
     valid(NOTIFICATION, body);
     expect(body).to.deep.equal([{ externalAppIds: [video], failureCode: 'PARTIAL_FAILURE', locationArea: { dnais: EDGE_DNAIS } }]);
-    expect(policy.asked.some(q => q.operation === 'notify' && q.api === '3gpp-pfd-management' && q.targets.length === 0)).to.equal(true);
+    // Notified only while the AS is still granted the transaction's applications.
+    expect(policy.asked.some(q => q.operation === 'notify' && q.api === '3gpp-pfd-management' && q.targets.includes(`externalAppId:${video}`))).to.equal(true);
     // Distributed before `partial` (same delay, earlier): a transaction without a destination, or with nothing unenforced, is not notified.
     expect(notificationsOf(quiet)).to.have.length(0);
     expect(notificationsOf(fine)).to.have.length(0);
@@ -316,8 +324,8 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
     problem(await call({ scsAsId: 'as3', method: 'POST', path: `${PFD}/as3/transactions`, body: transaction([app(appId('x'))]) }), 403, 'CATEGORY_NOT_GRANTED');
     expect(await listed('as3')).to.deep.equal([]);
 
-    const a1 = appId('a');
-    const t = await create(transaction([app(a1), app(appId('b'))]));
+    const [a1, b1] = [appId('a'), appId('b')];
+    const t = await create(transaction([app(a1), app(b1)]));
     const path = `${itemOf(t)}/applications/${a1}`;
     const grant = policy.grants.get('as1')!;
     // A DELETE carries no body: the transaction's own categories are what is decided.
@@ -328,8 +336,32 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
     } finally {
       policy.grants.set('as1', grant);
     }
-    expect(policy.asked.at(-1)).to.deep.include({ operation: 'read', dataCategories: ['pfd'], targets: [] });
+    expect(policy.asked.at(-1)).to.deep.include({ operation: 'read', dataCategories: ['pfd'] });
+    expect(policy.asked.at(-1)?.targets).to.have.members([`externalAppId:${a1}`, `externalAppId:${b1}`]);
     expect(((await call({ method: 'GET', path: itemOf(t) })).json as Transaction).pfdDatas).to.have.property(a1);
+  });
+
+  it('lets an AS provision only the applications it is granted: another AS cannot take, or block, them', async () => {
+    const [mine, theirs] = [appId('mine'), appId('theirs')];
+    policy.grants.set('as4', { targets: [`externalAppId:${mine}`], categories: ['pfd'] });
+    problem(await call({ scsAsId: 'as4', method: 'POST', path: `${PFD}/as4/transactions`, body: transaction([app(theirs)]) }), 403, 'TARGET_NOT_GRANTED');
+    problem(await call({ scsAsId: 'as4', method: 'POST', path: `${PFD}/as4/transactions`, body: transaction([app(mine), app(theirs)]) }), 403, 'TARGET_NOT_GRANTED');
+    expect(await listed('as4')).to.deep.equal([]);
+    // Nothing was provisioned for the refused AS: the application is free for the AS it belongs to.
+    const t = await create(transaction([app(theirs)]));
+    expect(Object.keys(t.pfdDatas)).to.deep.equal([theirs]);
+    expect(t).not.to.have.property('pfdReports');
+    const granted = await call({ scsAsId: 'as4', method: 'POST', path: `${PFD}/as4/transactions`, body: transaction([app(mine)]) });
+    expect(granted.status, granted.text).to.equal(201);
+  });
+
+  it('refuses an external application id that is no identifier (400, nothing decided)', async () => {
+    const asked = policy.asked.length;
+    const bad = 'has space';
+    const answer = await call({ method: 'POST', path: `${PFD}/as1/transactions`, body: { pfdDatas: { [bad]: { ...app(appId('x')), externalAppId: bad } } } });
+    const p = problem(answer, 400, 'INVALID_PARAMETER');
+    expect(p['invalidParams']).to.deep.equal([{ param: '/pfdDatas/has space/externalAppId', reason: 'an externalAppId is printable ASCII without spaces' }]);
+    expect(policy.asked.length).to.equal(asked);
   });
 
   it('refuses malformed PFDs and members only the SCEF writes (400, nothing stored, nothing decided)', async () => {

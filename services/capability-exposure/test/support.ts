@@ -47,6 +47,8 @@ export function builtinModules(services: Pick<ModuleServices, 'network' | 'store
 /** A grant of the test policy: targets and categories an AS may use, and obligations it gets. */
 export interface TestGrant {
   readonly targets: readonly string[];
+  /** Every target (the grant's `anyTarget`). */
+  readonly anyTarget?: boolean;
   readonly categories: readonly string[];
   readonly obligations?: readonly Obligation[];
 }
@@ -71,7 +73,7 @@ export class TestPolicy {
     const deny = (cause: string): Decision => ({ allowed: false, obligations: [], policyVersion: 7, denyCause: cause });
     if (!g || req.pathScsAsId !== req.scsAsId) return deny('NO_GRANT');
     if (!req.dataCategories.every(c => g.categories.includes(c))) return deny('CATEGORY_NOT_GRANTED');
-    if (!req.targets.every(t => g.targets.includes(t))) return deny('TARGET_NOT_GRANTED');
+    if (!g.anyTarget && !req.targets.every(t => g.targets.includes(t))) return deny('TARGET_NOT_GRANTED');
     return { allowed: true, obligations: g.obligations ?? [], policyVersion: 7, denyCause: '' };
   }
 }

@@ -3,6 +3,9 @@ import type { TargetKind } from '@aese/t8-catalog';
 import { invalidParam } from '../domain/problem.js';
 import type { NetworkAdapter, UeRef, UeView } from '../network/network-adapter.js';
 
+/** The target kinds that name UEs or groups (not applications). */
+export type UeTargetKind = Exclude<TargetKind, 'externalAppId'>;
+
 /** How an AS named the UE(s) of a resource; reports name them the same way. */
 export type IdentifiedBy = 'externalId' | 'msisdn' | 'externalGroupId' | 'address';
 
@@ -28,7 +31,7 @@ export async function addressTarget(network: NetworkAdapter, ref: UeRef): Promis
 }
 
 /** Resolves an externalId / msisdn / externalGroupId to UEs; undefined when the network does not know it. */
-export async function resolveIdentifier(network: NetworkAdapter, kind: TargetKind, value: string): Promise<ResolvedUes | undefined> {
+export async function resolveIdentifier(network: NetworkAdapter, kind: UeTargetKind, value: string): Promise<ResolvedUes | undefined> {
   if (kind === 'externalGroupId') {
     const members = await network.groupMembers(value);
     return members ? { identifiedBy: kind, ues: members } : undefined;

@@ -1,7 +1,9 @@
+import { targetOf } from '@aese/t8-catalog';
 import { checkNotificationDestination } from '../../domain/notification-destination.js';
 import { invalidParam, PROBLEM_CAUSES } from '../../domain/problem.js';
 import type { ApiModule, ModuleDefinition, ModuleRoute, ModuleServices, Reach, RouteRequest, RouteResult } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
+import { assertIdentifierSyntax } from '../ue-targets.js';
 import { applicationRoutes } from './applications.js';
 import { AllRefused, pfdManagementNetwork, provisionedElsewhere } from './network.js';
 import type { State, Transaction } from './network.js';
@@ -31,10 +33,15 @@ const ALL_REFUSED: Readonly<Record<string, string>> = {
 const QUERY_APP_IDS = 'external-app-ids';
 
 /**
- * PFDs describe an application's traffic for every UE that uses it: they name no UE or group,
- * so a request reaches no authorization target and is granted by API, operation and category.
+ * PFDs describe an application's traffic for every UE that uses it: they name no UE or group but
+ * applications, and an AS may describe only the applications it is granted
+ * (`externalAppId:<id>` targets), so one AS cannot provision, or block, another's application.
  */
-const REACH: Reach = { dataCategories: [PFD_CATEGORY], targets: [] };
+function reachOf(t: Transaction): Reach {
+  return { dataCategories: [PFD_CATEGORY], targets: Object.keys(t.pfdDatas).map(id => targetOf('externalAppId', id)) };
+}
+/** One application's routes decide on the category here and on the stored transaction's applications in their handlers. */
+const CATEGORY_ONLY: Reach = { dataCategories: [PFD_CATEGORY], targets: [] };
 
 /** A transaction with only the queried applications (and their reports), or undefined when it has none of them. */
 function onlyApplications(t: Transaction, wanted: ReadonlySet<string>): Transaction | undefined {
@@ -76,7 +83,7 @@ function transactionRoutes(routes: readonly ModuleRoute[]): ModuleRoute[] {
         try {
           return await r.handler(req);
         } catch (err) {
-          if (err instanceof AllRefused) return { status: 500, body: err.reports, dataCategories: REACH.dataCategories };
+          if (err instanceof AllRefused) return { status: 500, body: err.reports, dataCategories: [PFD_CATEGORY] };
           throw err;
         }
       },
@@ -107,6 +114,7 @@ function createPfdManagementModule(s: ModuleServices): ApiModule {
     for (const [key, data] of Object.entries(body.pfdDatas)) {
       const at = `/pfdDatas/${pointerSegment(key)}`;
       if (data.externalAppId !== key) throw invalidParam(`${at}/externalAppId`, 'must equal its key in pfdDatas', PROBLEM_CAUSES.idMismatch);
+      assertIdentifierSyntax(`${at}/externalAppId`, 'externalAppId', key);
       assertPfdData(data, at, self === undefined ? undefined : applicationSelf(self, key));
     }
   }
@@ -120,7 +128,7 @@ function createPfdManagementModule(s: ModuleServices): ApiModule {
     schemas: { resource: SCHEMAS.transaction, list: SCHEMAS.list },
     patch: { kind: 'merge-patch', schema: SCHEMAS.patch, answer: 200 },
     scefMembers: ['pfdReports'],
-    reach: () => REACH,
+    reach: reachOf,
     validate,
     check: async body => {
       if (body.notificationDestination !== undefined) await checkNotificationDestination(body.notificationDestination, s.destinations);
@@ -132,7 +140,7 @@ function createPfdManagementModule(s: ModuleServices): ApiModule {
     services: s,
     api: PFD_MANAGEMENT_API,
     pfdf,
-    reach: REACH,
+    reach: CATEGORY_ONLY,
     provisionedElsewhere: (scsAsId, transactionId) => provisionedElsewhere(s, PFD_MANAGEMENT_API, scsAsId, transactionId),
   });
 
@@ -140,11 +148,11 @@ function createPfdManagementModule(s: ModuleServices): ApiModule {
     name: PFD_MANAGEMENT_API,
     version: 'v1',
     scope: PFD_MANAGEMENT_API,
-    dataCategories: REACH.dataCategories,
+    dataCategories: [PFD_CATEGORY],
     schemaFile: 'pfd-management',
     schemas: [SCHEMAS.transaction, SCHEMAS.patch, SCHEMAS.application, SCHEMAS.report],
     notificationSchema: SCHEMAS.notification,
-    reach: async () => REACH,
+    reach: async body => reachOf(body as Transaction),
     routes: [...transactionRoutes(transactions.routes), ...applications],
     onNetworkEvent: async event => (await network.onNetworkEvent?.(event, transactions)) ?? [],
     stop: async () => network.stop?.(),
