@@ -284,6 +284,28 @@ describe(`${DEVICE_TRIGGERING_API} through the mesh`, function () {
     expect(await read(item)).to.deep.equal({ ...created, deliveryResult: 'FAILURE' });
   });
 
+  it('a trigger due while authorization does not answer waits (still TRIGGERED), and is delivered once it answers again', async () => {
+    const target = `externalId:${reachable.externalId}`;
+    const { id, item, created } = await create(trigger(reachable));
+    const evaluate = policy.evaluate.bind(policy);
+    // Only the decision taken again at delivery fails: the outage is the decision point's, not the grant's.
+    policy.evaluate = q => {
+      if (q.operation === 'create' && q.targets.includes(target)) throw new Error('authorization unreachable');
+      return evaluate(q);
+    };
+    try {
+      await pastTheDelay();
+      expect(await isReachable(reachable), 'the UE could have been reached').to.equal(true);
+      expect(await read(item), 'not failed for an outage').to.deep.equal(created);
+      expect(watcher.for(id)).to.have.length(0);
+    } finally {
+      policy.evaluate = evaluate;
+    }
+    const n = await reportOf(id);
+    expect(JSON.parse(Buffer.from(n.body).toString('utf8'))).to.deep.include({ result: 'SUCCESS' });
+    expect(await read(item)).to.deep.equal({ ...created, deliveryResult: 'SUCCESS' });
+  });
+
   it('another AS gets exactly the 404 of an unknown id, for every method, and the transaction is unchanged', async () => {
     const { id, item, created } = await create(trigger(unreachable));
     const attempts: Omit<T8Call, 'path'>[] = [

@@ -463,6 +463,36 @@ describe(`${NIDD_API} through the mesh`, function () {
       expect(await ids(deliveriesOf(pathOf(created)))).to.deep.equal([]);
       expect((await call({ method: 'DELETE', path: pathOf(created) })).status).to.equal(204);
     });
+
+    it('data buffered while authorization does not answer stays buffered when the UE wakes, and is delivered once it answers', async () => {
+      const ue4 = `externalId:${UE4.externalId}`;
+      await setReachable(UE4.externalId, false);
+      const created = await create(configuration({ externalId: UE4.externalId }));
+      const later = await call({ method: 'POST', path: deliveriesOf(pathOf(created)), body: transfer({ externalId: UE4.externalId }) });
+      expect(later.status, later.text).to.equal(201);
+      const asked = policy.asked.length;
+      const evaluate = policy.evaluate.bind(policy);
+      // Only the decision taken again before sending fails: an outage, not a withdrawn grant.
+      policy.evaluate = q => {
+        if (q.operation === 'create' && q.targets.includes(ue4)) throw new Error('authorization unreachable');
+        return evaluate(q);
+      };
+      try {
+        await setReachable(UE4.externalId, true);
+        const tried = () => policy.asked.slice(asked).filter(q => q.operation === 'create' && q.targets.includes(ue4));
+        for (let i = 0; i < 60 && tried().length === 0; i++) await advance();
+        expect(tried(), 'decided again before sending').to.not.have.length(0);
+        expect((await call({ method: 'GET', path: pathOf(later) })).json, 'still buffered, not failed for an outage').to.deep.include({ deliveryStatus: 'BUFFERING' });
+      } finally {
+        policy.evaluate = evaluate;
+      }
+      // Answered again: the UE's next change sends it.
+      for (let i = 0; i < 60 && (await call({ method: 'GET', path: pathOf(later) })).status === 200; i++) await advance();
+      problem(await call({ method: 'GET', path: pathOf(later) }), 404, 'RESOURCE_NOT_FOUND');
+      const n = await watcher.waitFor(x => x.subscriptionId === idOf(created) && Buffer.from(x.body).toString('utf8').includes('"deliveryStatus"'), advance);
+      expect(JSON.parse(Buffer.from(n.body).toString('utf8'))).to.deep.include({ deliveryStatus: 'SUCCESS_NEXT_HOP_ACKNOWLEDGED' });
+      expect((await call({ method: 'DELETE', path: pathOf(created) })).status).to.equal(204);
+    });
   });
 
   describe('configuration lifetime and transfers carried by a create', () => {

@@ -143,7 +143,7 @@ function createDeviceTriggeringModule(s: ModuleServices): ApiModule {
     // Decided again at delivery, on the transaction as stored (a recalled one is let out nowhere).
     mayDeliver: async t => {
       const record = await s.store.get(DEVICE_TRIGGERING_API, t.scsAsId, t.transactionId);
-      return record !== undefined && (await stillAuthorized(s, DEVICE_TRIGGERING_API, record));
+      return record === undefined ? 'denied' : stillAuthorized(s, DEVICE_TRIGGERING_API, record);
     },
     deliveryDelayMs: smsDeliveryDelayOf(s.settings),
   });

@@ -1,5 +1,6 @@
 import { SCS_AS_ID_PATTERN } from '../../domain/invoke.js';
 import type { CapabilityEvent, CapabilityEventInput, NetworkAdapter, UeRef } from '../../network/network-adapter.js';
+import type { StillAuthorized } from '../toolkit/authorize.js';
 
 export const DEVICE_TRIGGERING_API = '3gpp-device-triggering';
 /** Capability event type of the SMS-SC's report on the end of a trigger. */
@@ -66,9 +67,10 @@ export interface SimulatedSmsCentreOptions {
   readonly held: () => readonly HeldTrigger[];
   /**
    * Whether the SCEF still lets the trigger out, asked just before it goes to the UE: a trigger
-   * may wait a week, and its AS may lose the grant meanwhile. No is a permanent FAILURE.
+   * may wait a week, and its AS may lose the grant meanwhile. `denied` is a permanent FAILURE;
+   * `unavailable` (no answer) leaves it waiting.
    */
-  readonly mayDeliver: (t: HeldTrigger) => Promise<boolean>;
+  readonly mayDeliver: (t: HeldTrigger) => Promise<StillAuthorized>;
   /** Time from a submission to the first delivery attempt. */
   readonly deliveryDelayMs: number;
   readonly pollMs?: number;
@@ -136,7 +138,12 @@ export class SimulatedSmsCentre implements SmsServiceCentre {
   private async outcome(t: HeldTrigger, now: number): Promise<FinalResult | undefined> {
     const ue = await this.options.network.findUe(t.ue);
     if (!ue) return 'FAILURE';
-    if ((await this.options.network.reachability(ue)).reachable) return (await this.options.mayDeliver(t)) ? 'SUCCESS' : 'FAILURE';
+    if ((await this.options.network.reachability(ue)).reachable) {
+      const may = await this.options.mayDeliver(t);
+      if (may === 'allowed') return 'SUCCESS';
+      if (may === 'denied') return 'FAILURE';
+      // Not decided now: the trigger waits, as for an unreachable UE.
+    }
     return now >= t.validUntilMs ? 'EXPIRED' : undefined;
   }
 }

@@ -140,9 +140,11 @@ export function groupMessageDeliveries<R extends GroupDelivery>(spec: GroupDeliv
     const parent = await s.store.get(spec.parent.store, scsAsId, record.state['parentId'] as string);
     if (!parent) return;
     const audience = spec.audience(record.resource as R, parent);
-    // Decided again as it goes out (it may have waited days): one its AS may no longer send fails, unsent.
-    const allowed = await stillAuthorized(s, spec.api, record);
-    const delivered = allowed && (await spec.bmsc.broadcast(audience.externalGroupId, audience.notAfterMs));
+    // Decided again as it goes out (it may have waited days): one its AS may no longer send fails,
+    // unsent; with no answer it stays scheduled and is tried again, as a broadcast not reported is.
+    const decision = await stillAuthorized(s, spec.api, record);
+    if (decision === 'unavailable') throw new Error('authorization unavailable: the broadcast waits');
+    const delivered = decision === 'allowed' && (await spec.bmsc.broadcast(audience.externalGroupId, audience.notAfterMs));
     const mark = (from: DeliveryState['status'], to: DeliveryState['status']) => {
       let claimed = false;
       const claim = s.store.update(store, scsAsId, id, r => {

@@ -339,7 +339,10 @@ export function createDeliveries(s: ModuleServices, net: NiddNetwork): Deliverie
       if (pending.length === 0 || !(reachable ?? (await net.reachable(ue)))) return [];
       const out: PendingNotification[] = [];
       for (const h of pending) {
-        if (!(await stillAuthorized(s, NIDD_API, h.record))) {
+        const decision = await stillAuthorized(s, NIDD_API, h.record);
+        // No answer now: the data stays buffered for the UE's next wake, within its maximum latency.
+        if (decision === 'unavailable') continue;
+        if (decision === 'denied') {
           // The grant (or the AS) is gone: none of it is sent, to this UE or any other of the group.
           const everyone = h.state.waiting.map(w => w.handle);
           out.push(...(await settle(h.record, everyone, 'FAILURE')));

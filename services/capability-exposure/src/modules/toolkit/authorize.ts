@@ -22,17 +22,21 @@ export async function authorizeStored(s: ModuleServices, api: string, operation:
   if (!allowed) throw new T8Problem(403, cause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
 }
 
+/** What a decision taken again says: go ahead, never (the grant is gone), or not now (no answer). */
+export type StillAuthorized = 'allowed' | 'denied' | 'unavailable';
+
 /**
  * Whether the AS may still have the SCEF act on a stored resource it created, decided now: for
  * what the SCEF does later on its own (a buffered delivery, a pending trigger, a scheduled
- * broadcast), since grants can be withdrawn and ASes suspended meanwhile. False when
- * authorization does not answer: the action waits or is dropped, never taken undecided.
+ * broadcast), since grants can be withdrawn and ASes suspended meanwhile. `unavailable` when
+ * authorization does not answer: the action waits (until its own deadline), never taken
+ * undecided, and is not failed for an outage either.
  */
-export async function stillAuthorized(s: ModuleServices, api: string, record: StoredResource, operation: Operation = 'create'): Promise<boolean> {
+export async function stillAuthorized(s: ModuleServices, api: string, record: StoredResource, operation: Operation = 'create'): Promise<StillAuthorized> {
   try {
     const d = await s.decide({ scsAsId: record.scsAsId, api, operation, dataCategories: record.dataCategories, targets: record.targets, pathScsAsId: record.scsAsId });
-    return d.allowed;
+    return d.allowed ? 'allowed' : 'denied';
   } catch {
-    return false;
+    return 'unavailable';
   }
 }
