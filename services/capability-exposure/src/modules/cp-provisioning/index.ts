@@ -1,11 +1,12 @@
 import { invalidParam, PROBLEM_CAUSES } from '../../domain/problem.js';
 import type { StoredResource } from '../../domain/resource-store.js';
-import type { ApiModule, ModuleDefinition, ModuleRoute, ModuleServices, Reach, RouteRequest } from '../registry.js';
+import type { ApiModule, ModuleDefinition, ModuleServices, Reach, RouteRequest } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import { assertIdentifiersSyntax, identifierTargets } from '../ue-targets.js';
 import { cpSetRoutes } from './cp-sets.js';
 import { SimulatedCpHss } from './hss.js';
-import { AllRefused, CP_IDENTIFIERS, cpProvisioningNetwork, setSelf, takenElsewhere } from './network.js';
+import { withAllRefused } from '../toolkit/refusals.js';
+import { CP_IDENTIFIERS, cpProvisioningNetwork, setSelf, takenElsewhere } from './network.js';
 import type { CpInfo, CpState } from './network.js';
 import { assertCpSet, pointerSegment } from './set-rules.js';
 
@@ -69,25 +70,6 @@ function createCpProvisioningModule(s: ModuleServices): ApiModule {
     network: cpProvisioningNetwork(s, CP_PROVISIONING_API, hss),
   });
 
-  /** A create or replace the HSS refused entirely answers 500 with the CpReports (TS 29.122 cl. 5.10.3). */
-  const withRefusals = (routes: readonly ModuleRoute[]): ModuleRoute[] =>
-    routes.map(r => {
-      const refusedSchema = ALL_REFUSED[r.method];
-      if (refusedSchema === undefined) return r;
-      return {
-        ...r,
-        responses: { ...r.responses, 500: refusedSchema },
-        handler: async req => {
-          try {
-            return await r.handler(req);
-          } catch (err) {
-            if (err instanceof AllRefused) return { status: 500, body: err.reports, dataCategories: [CP_CATEGORY] };
-            throw err;
-          }
-        },
-      };
-    });
-
   const sets = cpSetRoutes({
     services: s,
     api: CP_PROVISIONING_API,
@@ -105,7 +87,8 @@ function createCpProvisioningModule(s: ModuleServices): ApiModule {
     schemaFile: 'cp-provisioning',
     schemas: [SCHEMAS.subscription, SCHEMAS.set, SCHEMAS.report],
     reach: async body => reachOf(body as CpInfo),
-    routes: [...withRefusals(subscriptions.routes), ...sets],
+    // A create or replace the HSS refused entirely answers 500 with the CpReports (TS 29.122 cl. 5.10.3).
+    routes: [...withAllRefused(subscriptions.routes, { schemas: ALL_REFUSED, dataCategories: [CP_CATEGORY] }), ...sets],
   };
 }
 

@@ -4,10 +4,10 @@ import type { ModuleServices, RouteRequest } from '../registry.js';
 import type { NetworkSide } from '../toolkit/lifecycle.js';
 import { resolveIdentifier } from '../ue-targets.js';
 import type { SimulatedCpHss } from './hss.js';
+import { AllRefused } from '../toolkit/refusals.js';
 
 /** A CP provisioning subscription, as the official schema types it. */
 export type CpInfo = components['schemas']['CpInfo'];
-type CpReport = components['schemas']['CpReport'];
 
 export interface CpState {
   /** The UEs the sets are provisioned for (a group's members when it was last written). */
@@ -18,12 +18,6 @@ export interface CpState {
 export const CP_IDENTIFIERS = { externalId: 'externalId', msisdn: 'msisdn', externalGroupId: 'externalGroupId' } as const;
 
 /** Thrown by a create or an update the HSS refused for every set: nothing is stored. */
-export class AllRefused extends Error {
-  constructor(readonly reports: CpReport[]) {
-    super('the HSS refused every set');
-  }
-}
-
 /** The link of one set of a subscription (the Individual CP Set Provisioning resource). */
 export const setSelf = (subscriptionSelf: string, setId: string): string => `${subscriptionSelf}/cpSets/${encodeURIComponent(setId)}`;
 
@@ -60,7 +54,7 @@ export function cpProvisioningNetwork(s: ModuleServices, api: string, hss: Simul
   async function provision(body: CpInfo, self: string, req: RouteRequest, subscriptionId: string, current: CpInfo['cpParameterSets']) {
     const ueHandles = await ueHandlesOf(body);
     const outcome = hss.provision(body.cpParameterSets, current, takenElsewhere(s, api, ueHandles, req.scsAsId, subscriptionId), setId => setSelf(self, setId));
-    if (outcome.refused === Object.keys(body.cpParameterSets).length) throw new AllRefused(outcome.reports);
+    if (outcome.refused === Object.keys(body.cpParameterSets).length) throw new AllRefused(outcome.reports, 'the HSS refused every set');
     // The reports are keyed by failure code: the failure identifier of TS 29.122.
     const cpReports = Object.fromEntries(outcome.reports.map(r => [r.failureCode, r]));
     return { state: { ueHandles }, set: { cpParameterSets: outcome.provisioned, ...(outcome.reports.length > 0 ? { cpReports } : {}) } };

@@ -5,7 +5,8 @@ import type { ApiModule, ModuleDefinition, ModuleRoute, ModuleServices, Reach, R
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
 import { assertIdentifierSyntax } from '../ue-targets.js';
 import { applicationRoutes } from './applications.js';
-import { AllRefused, pfdManagementNetwork, provisionedElsewhere } from './network.js';
+import { withAllRefused } from '../toolkit/refusals.js';
+import { pfdManagementNetwork, provisionedElsewhere } from './network.js';
 import type { State, Transaction } from './network.js';
 import { applicationSelf, assertPfdData, pointerSegment } from './pfd-rules.js';
 import { SimulatedPfdf } from './pfdf.js';
@@ -61,34 +62,11 @@ function filtered(result: RouteResult, req: RouteRequest): RouteResult {
   return { ...result, body: (result.body as Transaction[]).map(t => onlyApplications(t, wanted)).filter(t => t !== undefined) };
 }
 
-function withoutReports(document: unknown): unknown {
-  if (typeof document !== 'object' || document === null) return document;
-  const { pfdReports: _reports, ...rest } = document as Transaction;
-  return rest;
-}
-
 /** The transaction routes with their TS 29.122 extras: the 500 of a refused request, the query of the list. */
 function transactionRoutes(routes: readonly ModuleRoute[]): ModuleRoute[] {
-  return routes.map(r => {
-    if (r.method === 'GET' && r.target === 'collection') return { ...r, handler: async req => filtered(await r.handler(req), req) };
-    const refusedSchema = ALL_REFUSED[r.method];
-    if (refusedSchema === undefined) return r;
-    const document = r.document;
-    return {
-      ...r,
-      // A patch starts from the transaction without its reports: the PFDF reports afresh.
-      ...(document ? { document: (req: RouteRequest) => withoutReports(document(req)) } : {}),
-      responses: { ...r.responses, 500: refusedSchema },
-      handler: async req => {
-        try {
-          return await r.handler(req);
-        } catch (err) {
-          if (err instanceof AllRefused) return { status: 500, body: err.reports, dataCategories: [PFD_CATEGORY] };
-          throw err;
-        }
-      },
-    };
-  });
+  return withAllRefused(routes, { schemas: ALL_REFUSED, dataCategories: [PFD_CATEGORY], reportsMember: 'pfdReports' }).map(r =>
+    r.method === 'GET' && r.target === 'collection' ? { ...r, handler: async req => filtered(await r.handler(req), req) } : r,
+  );
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Lifecycle, NetworkSide } from '../toolkit/lifecycle.js';
 import { applicationSelf } from './pfd-rules.js';
 import { PFD_DISTRIBUTION_EVENT } from './pfdf.js';
 import type { SimulatedPfdf } from './pfdf.js';
+import { AllRefused } from '../toolkit/refusals.js';
 
 /** A PFD management transaction, as the official schema types it. */
 export type Transaction = components['schemas']['PfdManagement'];
@@ -13,12 +14,6 @@ type PfdReport = components['schemas']['PfdReport'];
 export type State = Record<string, never>;
 
 /** Thrown by a create or an update the PFDF refused for every application it named: nothing is stored. */
-export class AllRefused extends Error {
-  constructor(readonly reports: PfdReport[]) {
-    super('the PFDF refused every application');
-  }
-}
-
 export interface PfdNetworkDeps {
   readonly api: string;
   readonly category: string;
@@ -52,7 +47,7 @@ export function pfdManagementNetwork(s: ModuleServices, deps: PfdNetworkDeps): N
     const outcome = pfdf.provision(body.pfdDatas, current, provisionedElsewhere(s, deps.api, req.scsAsId, transactionId), appId => applicationSelf(self, appId));
     const refused = new Set(outcome.reports.flatMap(r => r.externalAppIds));
     const named = Object.keys((req.body as Partial<Transaction> | undefined)?.pfdDatas ?? {});
-    if (refused.size > 0 && named.length > 0 && named.every(appId => refused.has(appId))) throw new AllRefused(outcome.reports);
+    if (refused.size > 0 && named.length > 0 && named.every(appId => refused.has(appId))) throw new AllRefused(outcome.reports, 'the PFDF refused every application');
     pfdf.distribute(req.scsAsId, transactionId, outcome.changed);
     // The reports are keyed by failure code: the failure identifier of TS 29.122.
     const pfdReports = Object.fromEntries(outcome.reports.map(r => [r.failureCode, r]));

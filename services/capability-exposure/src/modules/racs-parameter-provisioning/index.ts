@@ -1,7 +1,8 @@
 import { invalidParam, PROBLEM_CAUSES } from '../../domain/problem.js';
-import type { ApiModule, ModuleDefinition, ModuleRoute, ModuleServices, Reach, RouteRequest } from '../registry.js';
+import type { ApiModule, ModuleDefinition, ModuleServices, Reach } from '../registry.js';
 import { resourceLifecycle } from '../toolkit/lifecycle.js';
-import { AllRefused, racsProvisioningNetwork } from './network.js';
+import { withAllRefused } from '../toolkit/refusals.js';
+import { racsProvisioningNetwork } from './network.js';
 import type { Provisioning, State } from './network.js';
 import { SimulatedUcmf } from './ucmf.js';
 
@@ -72,33 +73,6 @@ function createRacsParameterProvisioningModule(s: ModuleServices): ApiModule {
     network: racsProvisioningNetwork(s, RACS_PARAMETER_PROVISIONING_API, ucmf),
   });
 
-  /** A request the UCMF refused entirely answers 500 with the reports; a patch starts from the provisioning without its reports. */
-  const withRefusals = (routes: readonly ModuleRoute[]): ModuleRoute[] =>
-    routes.map(r => {
-      const refusedSchema = ALL_REFUSED[r.method];
-      if (refusedSchema === undefined) return r;
-      const document = r.document;
-      return {
-        ...r,
-        ...(document ? { document: (req: RouteRequest) => withoutReports(document(req)) } : {}),
-        responses: { ...r.responses, 500: refusedSchema },
-        handler: async req => {
-          try {
-            return await r.handler(req);
-          } catch (err) {
-            if (err instanceof AllRefused) return { status: 500, body: err.reports, dataCategories: REACH.dataCategories };
-            throw err;
-          }
-        },
-      };
-    });
-
-  function withoutReports(document: unknown): unknown {
-    if (typeof document !== 'object' || document === null) return document;
-    const { racsReports: _reports, ...rest } = document as Provisioning;
-    return rest;
-  }
-
   return {
     name: RACS_PARAMETER_PROVISIONING_API,
     version: 'v1',
@@ -107,7 +81,8 @@ function createRacsParameterProvisioningModule(s: ModuleServices): ApiModule {
     schemaFile: 'racs-parameter-provisioning',
     schemas: [SCHEMAS.provisioning, SCHEMAS.patch, SCHEMAS.report],
     reach: async () => REACH,
-    routes: withRefusals(provisionings.routes),
+    // A request the UCMF refused entirely answers 500 with the reports; a patch starts from the provisioning without them.
+    routes: withAllRefused(provisionings.routes, { schemas: ALL_REFUSED, dataCategories: REACH.dataCategories, reportsMember: 'racsReports' }),
   };
 }
 

@@ -3,20 +3,14 @@ import type { ModuleServices, RouteRequest } from '../registry.js';
 import type { NetworkSide } from '../toolkit/lifecycle.js';
 import { vendorOf } from './ucmf.js';
 import type { SimulatedUcmf, UcmfDictionary } from './ucmf.js';
+import { AllRefused } from '../toolkit/refusals.js';
 
 /** A RACS parameter provisioning, as the official schema types it. */
 export type Provisioning = components['schemas']['RacsProvisioningData'];
-type RacsFailureReport = components['schemas']['RacsFailureReport'];
 /** Nothing beside a provisioning: what the UCMF holds is the provisioning itself. */
 export type State = Record<string, never>;
 
 /** Thrown by a create or an update the UCMF refused for every configuration it named: nothing is stored. */
-export class AllRefused extends Error {
-  constructor(readonly reports: RacsFailureReport[]) {
-    super('the UCMF refused every configuration');
-  }
-}
-
 /**
  * What 3gpp-racs-pp does in the network: a write provisions the configurations at the simulated
  * UCMF, whose refusals become racsReports, or AllRefused when it refused every configuration the
@@ -43,7 +37,8 @@ export function racsProvisioningNetwork(s: ModuleServices, api: string, ucmf: Si
     const outcome = ucmf.provision(body.racsConfigs, current, dictionaryWithout(req.scsAsId, provisioningId));
     const refused = new Set(outcome.reports.flatMap(r => r.racsIds));
     const named = Object.entries((req.body as Partial<Provisioning> | undefined)?.racsConfigs ?? {});
-    if (refused.size > 0 && named.length > 0 && named.every(([id, config]) => config !== null && refused.has(id))) throw new AllRefused(outcome.reports);
+    if (refused.size > 0 && named.length > 0 && named.every(([id, config]) => config !== null && refused.has(id)))
+      throw new AllRefused(outcome.reports, 'the UCMF refused every configuration');
     // The reports are keyed by failure code ("any string value can be used as a key").
     const racsReports = Object.fromEntries(outcome.reports.map(r => [r.failureCode, r]));
     return { racsConfigs: outcome.provisioned, ...(outcome.reports.length > 0 ? { racsReports } : {}) };
