@@ -52,7 +52,8 @@ export class ReplayLeases {
   private readonly now: () => number;
   private readonly renewer: NodeJS.Timeout;
   private closed = false;
-  private renewing = false;
+  /** The renewal round in flight, if any. */
+  private renewing: Promise<void> | undefined;
 
   private constructor(
     private readonly kv: KV,
@@ -106,6 +107,8 @@ export class ReplayLeases {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.renewer);
+    // A renewal in flight would write a revision the deletes below do not name, keeping the lease.
+    await this.renewing?.catch(() => undefined);
     const held = [...this.held];
     this.held.clear();
     await Promise.all(held.map(([scsAsId, h]) => this.kv.delete(asTokenOf(scsAsId), { previousSeq: h.revision }).catch(() => undefined)));
@@ -137,12 +140,10 @@ export class ReplayLeases {
   private async renew(): Promise<void> {
     // A slow round must not overlap the next: two updates at one revision would drop a held lease.
     if (this.renewing) return;
-    this.renewing = true;
-    try {
-      await this.renewHeld();
-    } finally {
-      this.renewing = false;
-    }
+    this.renewing = this.renewHeld().finally(() => {
+      this.renewing = undefined;
+    });
+    await this.renewing;
   }
 
   private async renewHeld(): Promise<void> {
