@@ -236,9 +236,11 @@ describe('notifications with two capability-exposure replicas: one per network e
         await second!.stop();
         second = undefined;
       } else {
-        // The mesh's replica runs it: stopped (and started again later) while the second one takes over.
-        await mesh.restart('capability-exposure');
+        // The mesh's replica runs it: stopped until the second one has taken over, then started
+        // again (started at once, it could win the lease back first).
+        await mesh.stopService('capability-exposure');
         await until('the second replica to take over', () => (second!.networkFeed()!.owner ? true : undefined));
+        await mesh.startService('capability-exposure');
       }
     });
     expectOnePerEvent(got);

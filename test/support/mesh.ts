@@ -45,6 +45,8 @@ export interface TestMesh {
   natsConnect(identity: MeshServiceName | 'operator' | 'nats-admin'): Promise<NatsConnection>;
   /** Stops one service and starts it again with the same settings. */
   restart(service: MeshServiceName): Promise<void>;
+  /** Stops one service (NATS and the state folder stay); {@link startService} starts it again. */
+  stopService(service: MeshServiceName): Promise<void>;
   /** Stops every service (NATS and the state folder stay), for tests that start them again in their own order. */
   stopServices(): Promise<void>;
   /**
@@ -154,6 +156,10 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
       await running.get(name)?.stop();
       running.delete(name);
       await startOne(...entry);
+    },
+    stopService: async name => {
+      await running.get(name)?.stop();
+      running.delete(name);
     },
     stopServices: async () => {
       for (const [name, svc] of [...running.entries()].reverse()) {

@@ -55,6 +55,13 @@ export interface StreamingCallerOptions extends MeshClientOptions {
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly maxInFlight?: number;
+  /**
+   * Told of every message the stream brings, once its answers are settled (before any caller's
+   * continuation runs): where a service's own fields beside the answers are read.
+   */
+  readonly onMessage?: (message: object) => void;
+  /** Told when a stream that was open ends or breaks (its calls in flight have failed). */
+  readonly onStreamEnd?: () => void;
 }
 
 interface Pending<Res> {
@@ -98,7 +105,10 @@ export function createStreamingCaller<C extends Client, M extends StreamMethodsO
     'grpc.initial_reconnect_backoff_ms': minBackoff,
     'grpc.max_reconnect_backoff_ms': maxBackoff,
   });
-  return new MultiplexedCaller(client, method, options.deadlineMs ?? DEFAULT_CLIENT_DEADLINE_MS, minBackoff, maxBackoff, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT_PER_CALLER);
+  return new MultiplexedCaller(client, method, options.deadlineMs ?? DEFAULT_CLIENT_DEADLINE_MS, minBackoff, maxBackoff, options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT_PER_CALLER, {
+    onMessage: options.onMessage,
+    onStreamEnd: options.onStreamEnd,
+  });
 }
 
 type CallStream<Req, Res> = ClientDuplexStream<StreamCallBatch<Req>, StreamAnswerBatch<Res>>;
@@ -122,6 +132,7 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     private readonly minBackoffMs: number,
     private readonly maxBackoffMs: number,
     private readonly maxInFlight: number,
+    private readonly listeners: Pick<StreamingCallerOptions, 'onMessage' | 'onStreamEnd'> = {},
   ) {
     this.backoffMs = minBackoffMs;
   }
@@ -165,6 +176,7 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
       // A stream already given up has nothing to settle, and proves nothing about the current one.
       if (this.stream !== stream) return;
       for (const a of m.answers) this.answer(a);
+      this.listeners.onMessage?.(m);
     });
     // 'error' comes with a non-OK status, 'status' with every end: both break the stream.
     stream.on('error', () => this.broken(stream, 'the stream to the service broke'));
@@ -216,5 +228,6 @@ class MultiplexedCaller<Req, Res> implements StreamingCaller<Req, Res> {
     stream.cancel();
     // Every call in flight was sent on this stream: none of them will be answered now.
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new AeseError('UNAVAILABLE', why));
+    this.listeners.onStreamEnd?.();
   }
 }

@@ -131,6 +131,34 @@ describe('grpc-client streaming caller', function () {
     }
   });
 
+  it("hands the service's own messages to onMessage after the answers they came with, and tells onStreamEnd when the stream ends", async () => {
+    const { server, port } = await startTestServer(pki, { shutdownGraceMs: 100 });
+    const seen: string[] = [];
+    const stream = createStreamingCaller(ReplayGuardServiceClient, 'checkAndRecordStream', {
+      address: `localhost:${port}`,
+      tls: pki.tls('edge'),
+      serverId: pki.id('replay-guard'),
+      onMessage: m => seen.push(`message:${(m as { answers: unknown[] }).answers.length}`),
+      onStreamEnd: () => seen.push('end'),
+    });
+    try {
+      // The answer's continuation runs after the message was handed over.
+      await stream.call(req('ok')).then(() => seen.push('answered'));
+      expect(server.push('checkAndRecordStream', { answers: [] })).to.equal(1);
+      await stream.call(req('ok'));
+      expect(seen.slice(0, 3)).to.deep.equal(['message:1', 'answered', 'message:0']);
+      await server.shutdown();
+      const until = Date.now() + 3_000;
+      while (!seen.includes('end') && Date.now() < until) await new Promise(r => setTimeout(r, 20));
+      expect(
+        seen.filter(s => s === 'end'),
+        'told once',
+      ).to.have.length(1);
+    } finally {
+      stream.close();
+    }
+  });
+
   it('fails closed and fast while the service is down, and reconnects once it is back on its port', async () => {
     const first = await startTestServer(pki);
     const stream = caller(first.port);

@@ -48,7 +48,7 @@ export type HandlersOf<D extends ServiceDefinition> = {
 
 /** The unary methods a stream method can multiplex: their request and response fit its batches. */
 type MultiplexableBy<D, S extends keyof D> = {
-  [U in UnaryMethodsOf<D>]: RequestOf<D[S]> extends StreamCallBatch<RequestOf<D[U]>> ? (StreamAnswerBatch<ResponseOf<D[U]>> extends ResponseOf<D[S]> ? U : never) : never;
+  [U in UnaryMethodsOf<D>]: RequestOf<D[S]> extends StreamCallBatch<RequestOf<D[U]>> ? (ResponseOf<D[S]> extends StreamAnswerBatch<ResponseOf<D[U]>> ? U : never) : never;
 }[UnaryMethodsOf<D>];
 
 /** One gRPC service mounted on a server: its handlers and, per method, who may call it. */
@@ -94,6 +94,12 @@ export interface MeshServer {
   setServing(serving: boolean): void;
   /** NOT_SERVING, then a graceful shutdown bounded by the grace period. */
   shutdown(): Promise<void>;
+  /**
+   * Writes a message of the service's own (of the stream's response type, with no answers) on
+   * every open stream of a multiplexed stream method whose caller is allowed on it; returns how
+   * many streams it went to.
+   */
+  push(streamMethod: string, message: object): number;
 }
 
 /**
@@ -130,6 +136,7 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
         throw new TypeError(`${def.path} must name the unary method it multiplexes`);
       }
       impl[method] = adaptMultiplexedStream({
+        method,
         path: def.path,
         unaryPath: unaryDef.path,
         span: serverSpanShape(options.name, unaryDef.path, def.path),
@@ -174,6 +181,11 @@ export function createMeshServer(options: MeshServerOptions): MeshServer {
         server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
       }),
     setServing,
+    push: (streamMethod, message) => {
+      let sent = 0;
+      for (const s of openStreams) if (s.method === streamMethod && s.push(message)) sent += 1;
+      return sent;
+    },
     shutdown: async () => {
       setServing(false);
       // Long-lived streams would hold a graceful shutdown for its whole grace period: end each

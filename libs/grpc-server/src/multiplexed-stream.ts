@@ -18,12 +18,24 @@ export const DEFAULT_MAX_IN_FLIGHT_PER_STREAM = 1024;
 /** Longest delay setTimeout takes (a larger one fires at once); a caller's longer deadline is cut to it. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A stream the server can ask to wind down (shutdown): no new calls, end after the last answer. */
+/**
+ * An open stream as the server sees it: it can be asked to wind down (shutdown: no new calls, end
+ * after the last answer) and be sent a message of the service's own beside the answers.
+ */
 export interface DrainableStream {
+  /** The stream method's name in the service definition (e.g. `invokeStream`). */
+  readonly method: string;
   drain(): void;
+  /**
+   * Writes a message of the stream's response type at once, ahead of answers still batching;
+   * false (nothing written) on a closed stream or one whose caller is not allowed.
+   */
+  push(message: object): boolean;
 }
 
 export interface MultiplexedStreamOptions {
+  /** The stream method's name in the service definition, for {@link DrainableStream.push}. */
+  readonly method: string;
   /** The stream method's path, for logs. */
   readonly path: string;
   /** The path of the unary method whose handler and allow-list the stream reuses. */
@@ -69,9 +81,16 @@ export function adaptMultiplexedStream(options: MultiplexedStreamOptions) {
     let inputEnded = false;
 
     const stream: DrainableStream = {
+      method: options.method,
       drain: () => {
         draining = true;
         maybeEnd();
+      },
+      push: message => {
+        // A caller not allowed on the method hears nothing of the service's own either.
+        if (closed || !permitted) return false;
+        call.write(message as StreamAnswerBatch<unknown>);
+        return true;
       },
     };
     const outbox = new TurnBatcher<StreamAnswer<unknown>>(answers => call.write({ answers }));

@@ -132,6 +132,30 @@ describe('grpc-server multiplexed streams', function () {
     }
   });
 
+  it("pushes a message of the service's own to the method's open streams whose caller is allowed, to no other", async () => {
+    const { server, port } = await startTestServer(pki);
+    const bad = openStream(pki, port, 'authentication');
+    const good = openStream(pki, port, 'edge');
+    try {
+      // Both streams are open on the server once each has been answered.
+      bad.send(1, 'ok');
+      good.send(1, 'ok');
+      await Promise.all([bad.answer(1), good.answer(1)]);
+      expect(server.push('checkAndRecordStream', { answers: [] }), 'sent to the allowed caller only').to.equal(1);
+      expect(server.push('checkAndRecord', { answers: [] }), 'a unary method has no streams').to.equal(0);
+      good.send(2, 'ok');
+      await good.answer(2);
+      expect(good.messages, 'the pushed message between the two answers').to.deep.equal([[1], [], [2]]);
+      bad.send(2, 'ok');
+      await bad.answer(2);
+      expect(bad.messages, 'nothing but its refusals').to.deep.equal([[1], [2]]);
+    } finally {
+      bad.close();
+      good.close();
+      await server.shutdown();
+    }
+  });
+
   it('answers a failing call with its stable code (a bug as INTERNAL, its detail never sent) and keeps the stream', async () => {
     const { server, port, log, logs } = await startTestServer(pki);
     const s = openStream(pki, port, 'edge');

@@ -54,6 +54,7 @@ export function capabilityExposureHandlers(registry: ModuleRegistry, invoker: In
         body: Buffer.from(out.body),
         obligations: out.obligations.map(o => ({ type: o.type, parameters: { ...o.parameters } })),
         dataCategories: [...out.dataCategories],
+        reusable: out.reusable,
       };
     },
   };

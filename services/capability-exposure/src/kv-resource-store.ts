@@ -94,6 +94,14 @@ export class KvResourceStore implements ResourceStore {
     return this.signed.settled();
   }
 
+  /**
+   * Called for every change the copy takes, with the owning SCS/AS of the changed record; with
+   * undefined for a deletion (its owner is no longer at hand).
+   */
+  onChange(listener: (scsAsId: string | undefined) => void): void {
+    this.signed.onChange((_key, record) => listener(record?.scsAsId));
+  }
+
   /** Called whenever {@link ready} or {@link fresh} may have changed (health follows both). */
   onState(listener: () => void): void {
     this.signed.onState(() => listener());

@@ -10,6 +10,7 @@ import { OPERATOR_NAME, spiffeId } from '@aese/pki';
 import { PROTO_FILES } from '@aese/protos';
 import { AuthorizationServiceClient } from '@aese/protos/authorization/v1';
 import { CapabilityExposureServiceService } from '@aese/protos/capability-exposure/v1';
+import type { ReuseWithdrawal } from '@aese/protos/capability-exposure/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import { connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceId, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
 import { cacheLookups } from '@aese/telemetry';
@@ -158,12 +159,25 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       signer: cryptoAuditSigner(crypto),
     });
     cleanup.unshift(() => audit.flush());
-    // Decisions of the authorization service are cached per policy version, emptied on push.
+    // Reusable answers given on the Invoke streams are withdrawn there (set once the server is up).
+    let withdraw: (withdrawal: ReuseWithdrawal) => void = () => undefined;
+    // Decisions of the authorization service are cached per policy version, emptied on push; the
+    // same version decides which answers may be reused.
     let cache: DecisionCache | undefined;
-    if (remoteDecide && config.decisionCacheSize > 0) {
-      const versions = await KvPolicyVersion.start(nc, () => cache?.clear(), logger, config.stalenessBoundMs);
-      cleanup.unshift(() => versions.stop());
-      cache = new DecisionCache(remoteDecide, versions, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
+    let versions: KvPolicyVersion | undefined;
+    if (remoteDecide) {
+      const policy = await KvPolicyVersion.start(
+        nc,
+        () => {
+          cache?.clear();
+          withdraw({ all: true, scsAsIds: [] });
+        },
+        logger,
+        config.stalenessBoundMs,
+      );
+      versions = policy;
+      cleanup.unshift(() => policy.stop());
+      if (config.decisionCacheSize > 0) cache = new DecisionCache(remoteDecide, policy, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
     }
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
     // Subscriptions are signed records: written signed by this service, checked as they load;
@@ -179,6 +193,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       config.stalenessBoundMs,
     );
     cleanup.unshift(() => store.close());
+    store.onChange(scsAsId => withdraw(scsAsId === undefined ? { all: true, scsAsIds: [] } : { all: false, scsAsIds: [scsAsId] }));
+    store.onState(() => withdraw({ all: true, scsAsIds: [] }));
     // Notification requests are signed through crypto: the edge delivers nothing else.
     const sink = await NatsNotificationSink.open(nc, cryptoEventSigner(crypto));
     const shared = config.networkEvents === 'jetstream';
@@ -272,6 +288,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       maxBodyBytes: config.maxBodyBytes,
       onError: (err, where) => logger.error({ err, where }, 'invoke failed'),
       onRefused: r => audit.record({ actor: r.scsAsId, action: 't8.invoke', decision: 'deny', reason: r.cause, detail: { status: r.status, ...(r.api ? { api: r.api } : {}) } }),
+      // Withdrawn above when the policy, a resource or the copies' freshness changes.
+      reuse: versions && { permits: v => store.ready && store.fresh && versions.current() === v },
     });
     const server = createMeshServer({
       name: 'capability-exposure',
@@ -294,6 +312,7 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
         }),
       ],
     });
+    withdraw = withdrawal => void server.push('invokeStream', { answers: [], withdrawal });
     schemas.validator('common-data', 'ProblemDetails', 'response');
     schemas.validator('common-data', 'TestNotification', 'response');
     const port = await server.listen(common.listenHost, config.port);

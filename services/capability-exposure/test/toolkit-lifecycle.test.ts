@@ -55,6 +55,7 @@ describe('module toolkit: the resource lifecycle', () => {
   let network: SimulatedCore;
   let store: MemoryResourceStore;
   let invoker: Invoker;
+  let registry: ModuleRegistry;
   const policy = new TestPolicy();
 
   const call = async (method: string, path: string, b?: unknown) => {
@@ -88,7 +89,7 @@ describe('module toolkit: the resource lifecycle', () => {
       decide: policy.decide,
       maxResourcesPerAs: 2,
     };
-    const registry = new ModuleRegistry();
+    registry = new ModuleRegistry();
     registry.register(toyModule(services));
     invoker = new Invoker({ registry, schemas, store, decide: policy.decide, onError: () => {} });
     policy.grants.set('as1', { targets: [`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`], categories: ['location'] });
@@ -111,6 +112,42 @@ describe('module toolkit: the resource lifecycle', () => {
     expect(made.status).to.equal(201);
     expect(made.headers['location']).to.match(new RegExp(`${copies}/[0-9a-f-]{36}$`));
     expect(store.all(`${API}-copies`)[0].targets).to.have.members([`externalId:${UE1.externalId}`, `externalId:${UE2.externalId}`]);
+  });
+
+  it('marks an item read reusable only while the gate permits its policy version; never a list, a write, a miss, a refusal or a body', async () => {
+    let inForce: number | undefined = 7;
+    const gated = new Invoker({ registry, schemas, store, decide: policy.decide, onError: () => {}, reuse: { permits: v => v === inForce } });
+    const run = async (method: string, path: string, b?: unknown) =>
+      gated.invoke({
+        scsAsId: 'as1',
+        method,
+        path,
+        contentType: b === undefined ? '' : 'application/json',
+        body: Buffer.from(b === undefined ? '' : JSON.stringify(b)),
+        scopes: [API],
+        apiRoot: API_ROOT,
+      });
+    const created = await run('POST', BASE, body(UE1.externalId));
+    expect([created.status, created.reusable]).to.deep.equal([201, false]);
+    const item = created.headers['location'].slice(API_ROOT.length);
+    const read = await run('GET', item);
+    expect([read.status, read.reusable]).to.deep.equal([200, true]);
+    expect((await run('GET', BASE)).reusable, 'a list').to.equal(false);
+    expect((await run('GET', `${BASE}/${crypto.randomUUID()}`)).reusable, 'a miss').to.equal(false);
+    const withBody = await gated.invoke({ scsAsId: 'as1', method: 'GET', path: item, contentType: 'application/json', body: Buffer.from('{}'), scopes: [API], apiRoot: API_ROOT });
+    expect(withBody.reusable, 'a read with a body').to.equal(false);
+    inForce = 8;
+    expect((await run('GET', item)).reusable, 'decided under a version no longer in force').to.equal(false);
+    inForce = undefined;
+    expect((await run('GET', item)).reusable, 'no version known').to.equal(false);
+    inForce = 7;
+    policy.grants.set('as1', { targets: [`externalId:${UE2.externalId}`], categories: ['location'] });
+    const refused = await run('GET', item);
+    expect([refused.status, refused.reusable]).to.deep.equal([403, false]);
+    expect((await call('GET', item)).status, 'the same invoker without a gate').to.equal(403);
+    policy.grants.set('as1', { targets: [`externalId:${UE1.externalId}`], categories: ['location'] });
+    const ungated = await invoker.invoke({ scsAsId: 'as1', method: 'GET', path: item, contentType: '', body: Buffer.from(''), scopes: [API], apiRoot: API_ROOT });
+    expect([ungated.status, ungated.reusable], 'without a gate nothing is reusable').to.deep.equal([200, false]);
   });
 
   it('refuses a create beyond the per-AS bound with 403 RESOURCE_QUOTA_EXCEEDED, stores nothing, and creates again once one is deleted', async () => {

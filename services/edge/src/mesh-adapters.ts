@@ -7,11 +7,13 @@ import { certificateThumbprint } from '@aese/pki';
 import { ApplicationServerStatus, AuthenticationServiceClient, SignatureProfile } from '@aese/protos/authentication/v1';
 import type { ApplicationServer as PbApplicationServer } from '@aese/protos/authentication/v1';
 import { CapabilityExposureServiceClient } from '@aese/protos/capability-exposure/v1';
+import type { InvokeStreamResponse } from '@aese/protos/capability-exposure/v1';
 import { KeyPurpose as PbKeyPurpose, SignatureAlgorithm as PbAlgorithm } from '@aese/protos/common/v1';
 import { CryptoServiceClient } from '@aese/protos/crypto/v1';
 import type { PublicKey } from '@aese/protos/crypto/v1';
 import { ReplayGuardServiceClient, Verdict } from '@aese/protos/replay-guard/v1';
 import { serviceId } from '@aese/runtime';
+import type { CacheLookups } from '@aese/telemetry';
 import type { CommonConfig, MeshTls } from '@aese/runtime';
 import type { ApiModule } from './domain/api-catalogue.js';
 import { encryptionKeyOf } from './domain/application-server.js';
@@ -19,13 +21,17 @@ import type { ApplicationServer, EncryptionJwk, RegisteredKeyCache } from './dom
 import type { DelegatedKeyGrant } from './domain/delegated-signing-key.js';
 import type { KeyPurpose, PublishedKey } from './domain/jwks.js';
 import type { IssuedToken, TokenRequest } from './domain/oauth.js';
+import { ReusableAnswers } from './domain/reusable-answers.js';
+import type { ReuseStats } from './domain/reusable-answers.js';
 import type { VerifiedToken } from './domain/token-cache.js';
 import type { InvokeAnswer, InvokeCall, ReplayVerdict } from './t8-handler.js';
 
-/** Deadlines of the capability-exposure calls and of one replay check (EDGE_SETTINGS). */
+/** Deadlines of the capability-exposure calls and of one replay check, and answer reuse (EDGE_SETTINGS). */
 export interface MeshDeadlines {
   readonly invokeDeadlineMs: number;
   readonly replayDeadlineMs: number;
+  /** How long an answer capability-exposure marked reusable is given again at most; 0: never. */
+  readonly answerReuseMaxAgeMs: number;
 }
 
 /** The mesh services as the edge uses them: plain domain functions over the gRPC clients. */
@@ -48,8 +54,10 @@ export interface MeshAdapters {
   readonly getJwks: () => Promise<PublishedKey[]>;
   /** replay-guard CheckAndRecord; throws when it cannot decide. */
   readonly checkReplay: (scsAsId: string, nonce: string, created: number) => Promise<ReplayVerdict>;
-  /** capability-exposure Invoke. */
+  /** capability-exposure Invoke; a reusable answer it gave is given again until withdrawn. */
   readonly invoke: (call: InvokeCall) => Promise<InvokeAnswer>;
+  /** Answers given again without the hop, and lookups that missed. */
+  readonly answerReuse: () => ReuseStats;
   /** Signs audit checkpoints with crypto's audit-signing key. */
   readonly auditSigner: EventSigner;
   /** Signs notification outcomes with crypto's event-signing key. */
@@ -100,7 +108,7 @@ function toApplicationServer(pb: PbApplicationServer, certificateDer: Uint8Array
 }
 
 /** The edge's mesh clients (authentication, crypto, capability-exposure, replay-guard), adapted. */
-export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, meshTls: MeshTls): MeshAdapters {
+export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, meshTls: MeshTls, answerLookups?: CacheLookups): MeshAdapters {
   const td = common.trustDomain;
   const authentication = createMeshClient(AuthenticationServiceClient, {
     address: common.addrAuthentication,
@@ -125,11 +133,21 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
     serverId: serviceId(td, 'replay-guard'),
     deadlineMs: config.replayDeadlineMs,
   });
+  const answers = new ReusableAnswers<InvokeAnswer>(config.answerReuseMaxAgeMs, undefined, undefined, answerLookups);
   const invokeStream = createStreamingCaller(CapabilityExposureServiceClient, 'invokeStream', {
     address: common.addrCapabilityExposure,
     tls: meshTls,
     serverId: serviceId(td, 'capability-exposure'),
     deadlineMs: config.invokeDeadlineMs,
+    // Capability-exposure withdraws the reusable answers it gave on this stream; a stream that
+    // ends can withdraw nothing more, so everything it gave goes with it.
+    onMessage: m => {
+      const w = (m as InvokeStreamResponse).withdrawal;
+      if (w === undefined) return;
+      if (w.all) answers.withdrawAll();
+      else answers.withdrawAs(w.scsAsIds);
+    },
+    onStreamEnd: () => answers.withdrawAll(),
   });
   const clients = [authentication, crypto, capabilities, replayStream, invokeStream];
 
@@ -173,11 +191,27 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
       return out;
     },
     invoke: async call => {
-      // The body is read-only here: a Buffer goes as it is (no copy per request).
-      const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);
-      const out = await invokeStream.call({ ...call, body, scopes: [...call.scopes] });
-      return { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
+      const key = ReusableAnswers.keyOf(call);
+      if (key !== undefined) {
+        const again = answers.lookup(key);
+        if (again !== undefined) return again;
+      } else {
+        // The AS's own write: nothing it reads afterwards may come from before it.
+        answers.withdrawAs([call.scsAsId]);
+      }
+      const sentAt = answers.epoch;
+      try {
+        // The body is read-only here: a Buffer goes as it is (no copy per request).
+        const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);
+        const out = await invokeStream.call({ ...call, body, scopes: [...call.scopes] });
+        const answer: InvokeAnswer = { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
+        if (key !== undefined && out.reusable) answers.offer(key, call.scsAsId, answer, sentAt, out.body.length);
+        return answer;
+      } finally {
+        if (key === undefined) answers.withdrawAs([call.scsAsId]);
+      }
     },
+    answerReuse: () => answers.stats,
     auditSigner: cryptoAuditSigner(crypto),
     eventSigner: cryptoEventSigner(crypto),
     eventVerifier: cryptoEventVerifier(crypto),

@@ -10,7 +10,7 @@ import { DEFAULT_REPLAY_LEASE_MS } from '@aese/replay-window';
 import { DEFAULT_TOKEN_REVOCATION_RETENTION_S } from '@aese/revocation';
 import { DEFAULT_EDGE_PORT, connectServiceNats, loadCommonConfig, MESH_ENDPOINTS, portSetting, serviceTls, startMeshServiceMetrics, untilReady } from '@aese/runtime';
 import type { Stoppable } from '@aese/runtime';
-import { ReplayRefusalMetrics, T8RequestMetrics } from '@aese/telemetry';
+import { cacheLookups, ReplayRefusalMetrics, T8RequestMetrics } from '@aese/telemetry';
 import { readFileSync } from 'node:fs';
 import { createControlFeeds } from './control-feeds.js';
 import { ApiDirectory, DEFAULT_API_REFRESH_MS } from './domain/api-catalogue.js';
@@ -18,6 +18,8 @@ import { DelegatedSigningKey } from './domain/delegated-signing-key.js';
 import { JwksCache } from './domain/jwks.js';
 import { DEFAULT_SIGNATURE_SKEW_S, DEFAULT_SIGNATURE_WINDOW_S } from './domain/message-signatures.js';
 import { parseIssuer } from './domain/metadata.js';
+import { DEFAULT_ANSWER_REUSE_MAX_AGE_MS } from './domain/reusable-answers.js';
+import type { ReuseStats } from './domain/reusable-answers.js';
 import { DEFAULT_OAUTH_RATE_LIMIT_BURST, DEFAULT_OAUTH_RATE_LIMIT_PER_S } from './domain/oauth.js';
 import { DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimiter } from './domain/rate-limiter.js';
 import { DEFAULT_MAX_T8_BODY_BYTES } from './domain/request-media-type.js';
@@ -102,6 +104,11 @@ export const EDGE_SETTINGS = {
   /** How long an edge's lease on an AS's replay window lives without renewal (a takeover waits this long after a crash). */
   replayLeaseMs: int('EDGE_REPLAY_LEASE_MS', DEFAULT_REPLAY_LEASE_MS, 1_000, 600_000),
   invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
+  /**
+   * How long a read answer capability-exposure marked reusable is given again without the hop
+   * (until it withdraws it first); 0: every request goes to capability-exposure.
+   */
+  answerReuseMaxAgeMs: int('EDGE_ANSWER_REUSE_MAX_AGE_MS', DEFAULT_ANSWER_REUSE_MAX_AGE_MS, 0, 60_000),
   /** How long the edge decides from its last revocation state while NATS is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
   /** Retention of token revocations (the token stream's max age); the same as authentication's. */
@@ -116,6 +123,8 @@ export const EDGE_SETTINGS = {
 
 export interface RunningEdge extends Stoppable {
   readonly port: number;
+  /** Read answers given again without the hop to capability-exposure, and lookups that missed. */
+  readonly answerReuse: () => ReuseStats;
 }
 
 /**
@@ -128,11 +137,11 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   const config = loadConfig(EDGE_SETTINGS, env);
   const layout = pkiLayout(common.stateDir);
   const t8Tls = readT8ServerTlsMaterial(layout);
-  const mesh = createMeshAdapters(common, config, serviceTls(common.stateDir, 'edge'));
+  const telemetry = await startMeshServiceMetrics(common, 'edge');
+  const mesh = createMeshAdapters(common, config, serviceTls(common.stateDir, 'edge'), cacheLookups(telemetry.meter, 'edge.answer-reuse'));
   const jwks = new JwksCache({ fetch: mesh.getJwks });
 
   // The audit trail: every refused handshake, token request and T8 request is one event.
-  const telemetry = await startMeshServiceMetrics(common, 'edge');
   let nc: NatsConnection;
   try {
     nc = await connectServiceNats(common, 'edge', logger, telemetry.meter);
@@ -288,6 +297,7 @@ export async function startEdgeService(env: Env, logger: Logger): Promise<Runnin
   let stopped: Promise<void> | undefined;
   return {
     port,
+    answerReuse: mesh.answerReuse,
     whenReady: readiness.whenReady,
     stop: () =>
       (stopped ??= (async () => {

@@ -41,6 +41,17 @@ export interface InvokeOutput {
   /** For logs and metrics: which API and operation ran (empty when routing failed). */
   readonly api: string;
   readonly operation: string;
+  /** The answer may be given again until a withdrawal (InvokeResponse.reusable). */
+  readonly reusable: boolean;
+}
+
+/**
+ * Whether an answer decided under a policy version may be marked reusable now: only while that
+ * version is the one in force and the copies it was decided and read from are within the
+ * staleness bound. Whoever says yes here must withdraw the answers when that stops being true.
+ */
+export interface ReuseGate {
+  permits(policyVersion: number): boolean;
 }
 
 export interface InvokerDeps {
@@ -57,6 +68,8 @@ export interface InvokerDeps {
    * the authorization service is not reported here: that service audits its own denials.
    */
   readonly onRefused?: (refusal: { scsAsId: string; api: string; operation: string; status: number; cause: string }) => void;
+  /** Without it no answer is reusable. */
+  readonly reuse?: ReuseGate;
 }
 
 /** A 403 decided by the authorization service (which audits it). */
@@ -162,6 +175,7 @@ export class Invoker {
 
       let obligations: Obligation[];
       let visible: StoredResource[] = [];
+      let decidedUnder: number | undefined;
       if (route.target === 'collection' && route.method === 'GET') {
         ({ visible, obligations } = await this.authorizeList(module, route, input.scsAsId));
       } else {
@@ -169,13 +183,23 @@ export class Invoker {
         const decision = await this.decide(module, route.operation, input.scsAsId, reach);
         if (!decision.allowed) throw new AuthorizationDenied(403, decision.denyCause || PROBLEM_CAUSES.requestNotAuthorized, 'the request is not authorized');
         obligations = [...decision.obligations];
+        decidedUnder = decision.policyVersion;
       }
       if (document !== undefined) {
         if (route.check) await route.check(document, request);
         else await module.check?.(document, request);
       }
       const result = await route.handler({ ...request, visible, obligations });
-      return await this.respond(module, route, result, obligations);
+      const reusable =
+        route.reusable === true &&
+        route.target === 'item' &&
+        route.method === 'GET' &&
+        input.body.length === 0 &&
+        result.status === 200 &&
+        result.after === undefined &&
+        decidedUnder !== undefined &&
+        this.deps.reuse?.permits(decidedUnder) === true;
+      return await this.respond(module, route, result, obligations, reusable);
     } catch (err) {
       if (err instanceof T8Problem) {
         if (err.status < 500 && !(err instanceof AuthorizationDenied)) {
@@ -251,7 +275,7 @@ export class Invoker {
     return { visible, obligations };
   }
 
-  private async respond(module: ApiModule, route: ModuleRoute, result: RouteResult, obligations: readonly Obligation[]): Promise<InvokeOutput> {
+  private async respond(module: ApiModule, route: ModuleRoute, result: RouteResult, obligations: readonly Obligation[], reusable: boolean): Promise<InvokeOutput> {
     const headers: Record<string, string> = {};
     let bytes = new Uint8Array();
     const { body, remaining } = applyOwnObligations(result.body, obligations);
@@ -271,7 +295,16 @@ export class Invoker {
         this.deps.onError(err, 'after-response');
       }
     }
-    return { status: result.status, headers, body: bytes, obligations: remaining, dataCategories: [...result.dataCategories], api: module.name, operation: route.operation };
+    return {
+      status: result.status,
+      headers,
+      body: bytes,
+      obligations: remaining,
+      dataCategories: [...result.dataCategories],
+      api: module.name,
+      operation: route.operation,
+      reusable,
+    };
   }
 
   private problem(p: T8Problem): Omit<InvokeOutput, 'api' | 'operation'> & { api: string; operation: string } {
@@ -284,6 +317,7 @@ export class Invoker {
       dataCategories: [],
       api: '',
       operation: '',
+      reusable: false,
     };
   }
 }

@@ -102,6 +102,12 @@ export interface ModuleRoute {
    * member that, when present, must be the authenticated SCS/AS.
    */
   readonly callerMember?: string;
+  /**
+   * An item read whose answer is the stored record as it stands: the same record, policy and
+   * caller always get the same answer, so the edge may give it again until one of them changes
+   * (InvokeResponse.reusable). Never for an answer that reads the network or has side effects.
+   */
+  readonly reusable?: boolean;
 }
 
 /** A notification a module wants sent for a network event. */

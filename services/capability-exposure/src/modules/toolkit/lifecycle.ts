@@ -323,6 +323,7 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
     operation: 'read',
     target: 'item',
     responses: { 200: spec.schemas.resource },
+    reusable: true,
     handler: async req => {
       assertChildOf(req);
       return { status: 200, body: req.existing!.resource, dataCategories: req.existing!.dataCategories };

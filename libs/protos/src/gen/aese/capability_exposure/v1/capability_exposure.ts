@@ -92,6 +92,14 @@ export interface InvokeResponse {
   obligations: Obligation[];
   /** Data categories the response carries. */
   dataCategories: string[];
+  /**
+   * Set on a read whose answer a caller holding an InvokeStream open may give again, for the same
+   * SCS/AS, method, path and scopes, without a call: until that stream withdraws it (see
+   * ReuseWithdrawal) and never for longer than the caller's own bound. The answer was decided
+   * under the policy in force and read from a copy within the staleness bound. Unary callers
+   * receive no withdrawals and must not reuse answers.
+   */
+  reusable: boolean;
 }
 
 export interface InvokeResponse_HeadersEntry {
@@ -123,6 +131,20 @@ export interface InvokeStreamCall {
 /** Answers on the stream, several per message: those ready in one turn of the server's event loop. */
 export interface InvokeStreamResponse {
   answers: InvokeStreamAnswer[];
+  /**
+   * Reusable answers that no longer hold, sent on every open stream as soon as the server learns
+   * of the change, in a message of its own. A caller drops what it withdraws and does not keep an
+   * answer to a call sent before a withdrawal arrived.
+   */
+  withdrawal: ReuseWithdrawal | undefined;
+}
+
+/** What a change withdraws from the reusable answers a stream has carried. */
+export interface ReuseWithdrawal {
+  /** Every one: the policy in force changed, or the server's copy of the resources may be stale. */
+  all: boolean;
+  /** Those given to these SCS/ASs: one of their resources changed. */
+  scsAsIds: string[];
 }
 
 /** The answer to one InvokeStreamCall: the response, or an error. */
@@ -1051,7 +1073,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
 };
 
 function createBaseInvokeResponse(): InvokeResponse {
-  return { status: 0, headers: {}, body: Buffer.alloc(0), obligations: [], dataCategories: [] };
+  return { status: 0, headers: {}, body: Buffer.alloc(0), obligations: [], dataCategories: [], reusable: false };
 }
 
 export const InvokeResponse: MessageFns<InvokeResponse> = {
@@ -1070,6 +1092,9 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     }
     for (const v of message.dataCategories) {
       writer.uint32(42).string(v!);
+    }
+    if (message.reusable !== false) {
+      writer.uint32(48).bool(message.reusable);
     }
     return writer;
   },
@@ -1130,6 +1155,14 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
             message.dataCategories.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reusable = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1168,6 +1201,7 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
         : globalThis.Array.isArray(object?.data_categories)
         ? object.data_categories.map((e: any) => globalThis.String(e))
         : [],
+      reusable: isSet(object.reusable) ? globalThis.Boolean(object.reusable) : false,
     };
   },
 
@@ -1194,6 +1228,9 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     if (message.dataCategories?.length) {
       obj.dataCategories = message.dataCategories;
     }
+    if (message.reusable !== false) {
+      obj.reusable = message.reusable;
+    }
     return obj;
   },
 
@@ -1215,6 +1252,7 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     message.body = object.body ?? Buffer.alloc(0);
     message.obligations = object.obligations?.map((e) => Obligation.fromPartial(e)) || [];
     message.dataCategories = object.dataCategories?.map((e) => e) || [];
+    message.reusable = object.reusable ?? false;
     return message;
   },
 };
@@ -1497,13 +1535,16 @@ export const InvokeStreamCall: MessageFns<InvokeStreamCall> = {
 };
 
 function createBaseInvokeStreamResponse(): InvokeStreamResponse {
-  return { answers: [] };
+  return { answers: [], withdrawal: undefined };
 }
 
 export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
   encode(message: InvokeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.answers) {
       InvokeStreamAnswer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.withdrawal !== undefined) {
+      ReuseWithdrawal.encode(message.withdrawal, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1529,6 +1570,14 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
             message.answers.push(InvokeStreamAnswer.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.withdrawal = ReuseWithdrawal.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1546,6 +1595,7 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
       answers: globalThis.Array.isArray(object?.answers)
         ? object.answers.map((e: any) => InvokeStreamAnswer.fromJSON(e))
         : [],
+      withdrawal: isSet(object.withdrawal) ? ReuseWithdrawal.fromJSON(object.withdrawal) : undefined,
     };
   },
 
@@ -1553,6 +1603,9 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
     const obj: any = {};
     if (message.answers?.length) {
       obj.answers = message.answers.map((e) => InvokeStreamAnswer.toJSON(e));
+    }
+    if (message.withdrawal !== undefined) {
+      obj.withdrawal = ReuseWithdrawal.toJSON(message.withdrawal);
     }
     return obj;
   },
@@ -1563,6 +1616,98 @@ export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
   fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
     const message = createBaseInvokeStreamResponse();
     message.answers = object.answers?.map((e) => InvokeStreamAnswer.fromPartial(e)) || [];
+    message.withdrawal = (object.withdrawal !== undefined && object.withdrawal !== null)
+      ? ReuseWithdrawal.fromPartial(object.withdrawal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReuseWithdrawal(): ReuseWithdrawal {
+  return { all: false, scsAsIds: [] };
+}
+
+export const ReuseWithdrawal: MessageFns<ReuseWithdrawal> = {
+  encode(message: ReuseWithdrawal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.all !== false) {
+      writer.uint32(8).bool(message.all);
+    }
+    for (const v of message.scsAsIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReuseWithdrawal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReuseWithdrawal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scsAsIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReuseWithdrawal {
+    return {
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      scsAsIds: globalThis.Array.isArray(object?.scsAsIds)
+        ? object.scsAsIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.scs_as_ids)
+        ? object.scs_as_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReuseWithdrawal): unknown {
+    const obj: any = {};
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    if (message.scsAsIds?.length) {
+      obj.scsAsIds = message.scsAsIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReuseWithdrawal>, I>>(base?: I): ReuseWithdrawal {
+    return ReuseWithdrawal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReuseWithdrawal>, I>>(object: I): ReuseWithdrawal {
+    const message = createBaseReuseWithdrawal();
+    message.all = object.all ?? false;
+    message.scsAsIds = object.scsAsIds?.map((e) => e) || [];
     return message;
   },
 };
