@@ -8,7 +8,10 @@
  * MonitoringEvent subscription, and autocannon (pinned to core 1, 50 keep-alive connections,
  * 2 s warm-up, 10 s measured) GETs that subscription: against the bare server, then through the
  * edge with everything on (mTLS, bearer token, an RFC 9421 signature with a fresh nonce per
- * request, the replay check, authorization, MonitoringEvent GET, the signed response). Three
+ * request, the replay check, authorization, MonitoringEvent GET, the signed response). Repeated
+ * GETs are given capability-exposure's reusable answer again at the edge (every check before it
+ * still made); `EDGE_ANSWER_REUSE_MAX_AGE_MS=0 npm run bench` sends every one to
+ * capability-exposure, for comparison. Three
  * rounds, alternating; prints req/s and p50/p99 of each, the medians, the spread and the ratio
  * (of the medians, and of each round's back-to-back pair),
  * and a table of the CPU time each server-core process spent per request (from /proc), which
