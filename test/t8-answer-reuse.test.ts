@@ -13,6 +13,7 @@ import type { RunningCapabilityExposure } from '@aese/capability-exposure-servic
 import { startEdgeService } from '@aese/edge-service';
 import type { RunningEdge } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
+import { createLogger } from '@aese/logger';
 import type { Logger } from '@aese/logger';
 import type { HostResolver } from '@aese/net-guard';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
@@ -223,6 +224,17 @@ describe('T8 read answers given again without the hop: every check still made, w
     const before = decisions();
     expect((await read(ca, id)).status).to.equal(200);
     expect(decisions(), 'the aged answer was asked for again').to.equal(before + 1);
+  });
+
+  it('an edge whose reuse bound exceeds the staleness bound refuses to start, naming both settings', async () => {
+    const err = await startEdgeService(
+      { ...mesh.env, PORT: '0', EDGE_ANSWER_REUSE_MAX_AGE_MS: '3000', STALENESS_BOUND_MS: '2000' },
+      createLogger({ service: 'edge', level: 'silent' }),
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(String(err)).to.match(/EDGE_ANSWER_REUSE_MAX_AGE_MS \(3000\) must not exceed STALENESS_BOUND_MS \(2000\)/);
   });
 
   it('nothing kept is given once capability-exposure is gone: 503, not the old answer', async () => {

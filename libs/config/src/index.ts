@@ -66,6 +66,11 @@ export function int(envName: string, defaultValue?: number, min = 0, max = Numbe
   );
 }
 
+/** An optional integer within bounds: undefined when the variable is unset. */
+export function optionalInt(envName: string, min = 0, max = Number.MAX_SAFE_INTEGER): Setting<number | undefined> {
+  return { ...int(envName, undefined, min, max), default: undefined };
+}
+
 /** A comma-separated list setting. */
 export function list(envName: string, defaultValue?: readonly string[]): Setting<readonly string[]> {
   return withDefault(

@@ -430,10 +430,16 @@ export class SignedKvStore<T> {
     let caughtUp = false;
     const becomeCurrent = (): void => {
       caughtUp = true;
+      const before = this.held;
+      const reload = this.current === SIGNED_KV_STATES.ready;
       this.held = map;
       this.newest = newest;
       this.wake();
       if (this.current === SIGNED_KV_STATES.loading) this.setState(SIGNED_KV_STATES.ready);
+      if (!reload) return;
+      // A load again (after a lost watch) swaps the copy whole: what it changed is told like any change.
+      for (const [key, held] of map) if (before.get(key)?.revision !== held.revision) this.emit(key, held.value);
+      for (const [key, held] of before) if (!map.has(key) && held.value !== null) this.emit(key, null);
     };
     if (tail === 0) becomeCurrent();
     let recheck: NodeJS.Timeout | undefined;

@@ -116,6 +116,42 @@ describe('SignedKvStore.resync', function () {
     expect(findings).to.deep.equal([]);
   });
 
+  it('a copy loaded again after a server restart tells every change it took, deletions included', async () => {
+    const { store: writer, nc: writerNc } = await replica();
+    const { store: reader, nc } = await replica({ throughGate: true });
+    await writer.put('kept', 'k1');
+    await writer.put('sub', 'v1');
+    await writer.put('gone', 'g1');
+    await eventually(() => reader.get('gone') === 'g1', 5_000, 'the reader to see every record');
+    const told: [string, string | undefined][] = [];
+    reader.onChange((key, value) => told.push([key, value]));
+
+    // The reader is cut off; the server restarts (its watch's consumer is gone with it), and the
+    // writer changes and deletes records the reader holds before the reader is back.
+    const disconnected = next(nc, Events.Disconnect);
+    gate.shut();
+    await disconnected;
+    const writerBack = next(writerNc, Events.Reconnect);
+    await nats.stop();
+    await nats.restart();
+    await writerBack;
+    await writer.resync();
+    await writer.put('sub', 'v2');
+    await writer.delete('gone');
+    const reconnected = next(nc, Events.Reconnect);
+    gate.open();
+    await reconnected;
+    await reader.resync();
+    expect([reader.get('sub'), reader.get('gone'), reader.get('kept')]).to.deep.equal(['v2', undefined, 'k1']);
+    expect(told).to.deep.include(['sub', 'v2']);
+    expect(told).to.deep.include(['gone', undefined]);
+    expect(
+      told.map(([k]) => k),
+      'a record that did not change is not told',
+    ).to.not.include('kept');
+    expect(findings).to.deep.equal([]);
+  });
+
   it('rejects within its bound while the server is unreachable, and resolves once it is back', async () => {
     const { store, nc } = await replica();
     await store.put('sub', 'v1');

@@ -45,6 +45,8 @@ export class KvPolicyVersion implements PolicyVersionSource {
     stalenessBoundMs: number,
   ) {
     this.freshness = new Freshness(nc, [this], stalenessBoundMs);
+    // Whether the version may be trusted changed: reported like a change of the version itself.
+    this.freshness.onChange(() => this.onChange());
   }
 
   /** Starts following; resolves once the first value was read or the first attempt failed. */

@@ -474,6 +474,25 @@ describe('ResourceManagementOfBdt: a subscription whose time window ended is ove
     expect((await call('POST', '', small(5))).status, 'ended, so refused as a new request').to.equal(400);
   });
 
+  it('a read of a subscription is never marked reusable: its answer depends on the clock (an ended one is 404, and removed)', async () => {
+    clock = T0 + 2 * HOUR;
+    const id = await created(small(2));
+    const registry = new ModuleRegistry();
+    registry.register(module);
+    const gated = new Invoker({ registry, schemas: await loadT8Schemas(), store, decide: policy.decide, onError: () => {}, reuse: { permits: () => true } });
+    const read = await gated.invoke({
+      scsAsId: 'as1',
+      method: 'GET',
+      path: `${BDT}/as1/subscriptions/${id}`,
+      contentType: '',
+      body: Buffer.from(''),
+      scopes: SCOPES,
+      apiRoot: API_ROOT,
+    });
+    expect([read.status, read.reusable]).to.deep.equal([200, false]);
+    expect((await call('DELETE', `/${id}`)).status).to.equal(204);
+  });
+
   it('an ended subscription is not met by an update either: 404, and removed', async () => {
     clock = T0 + 2 * HOUR;
     const id = await created(small(2));

@@ -199,7 +199,7 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
         // The AS's own write: nothing it reads afterwards may come from before it.
         answers.withdrawAs([call.scsAsId]);
       }
-      const sentAt = answers.epoch;
+      const sentAt = answers.epochOf(call.scsAsId);
       try {
         // The body is read-only here: a Buffer goes as it is (no copy per request).
         const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);

@@ -1,4 +1,4 @@
-import { int, loadConfig, oneOf, str } from '@aese/config';
+import { ConfigError, int, loadConfig, oneOf, optionalInt, str } from '@aese/config';
 import type { Env, Setting } from '@aese/config';
 import { AuditLog, DEFAULT_STALENESS_BOUND_MS, ensureAuditStream, NatsAuditSink } from '@aese/events';
 import type { AuditRecord } from '@aese/events';
@@ -18,7 +18,7 @@ import { DelegatedSigningKey } from './domain/delegated-signing-key.js';
 import { JwksCache } from './domain/jwks.js';
 import { DEFAULT_SIGNATURE_SKEW_S, DEFAULT_SIGNATURE_WINDOW_S } from './domain/message-signatures.js';
 import { parseIssuer } from './domain/metadata.js';
-import { DEFAULT_ANSWER_REUSE_MAX_AGE_MS } from './domain/reusable-answers.js';
+import { DEFAULT_ANSWER_REUSE_MAX_AGE_MS, MAX_ANSWER_REUSE_MAX_AGE_MS } from './domain/reusable-answers.js';
 import type { ReuseStats } from './domain/reusable-answers.js';
 import { DEFAULT_OAUTH_RATE_LIMIT_BURST, DEFAULT_OAUTH_RATE_LIMIT_PER_S } from './domain/oauth.js';
 import { DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_S, RateLimiter } from './domain/rate-limiter.js';
@@ -106,9 +106,10 @@ export const EDGE_SETTINGS = {
   invokeDeadlineMs: int('EDGE_INVOKE_DEADLINE_MS', DEFAULT_INVOKE_DEADLINE_MS, 100, 60_000),
   /**
    * How long a read answer capability-exposure marked reusable is given again without the hop
-   * (until it withdraws it first); 0: every request goes to capability-exposure.
+   * (until it withdraws it first); 0: every request goes to capability-exposure. At most
+   * STALENESS_BOUND_MS; unset, 1 s or the staleness bound if that is shorter.
    */
-  answerReuseMaxAgeMs: int('EDGE_ANSWER_REUSE_MAX_AGE_MS', DEFAULT_ANSWER_REUSE_MAX_AGE_MS, 0, 60_000),
+  answerReuseMaxAgeMs: optionalInt('EDGE_ANSWER_REUSE_MAX_AGE_MS', 0, MAX_ANSWER_REUSE_MAX_AGE_MS),
   /** How long the edge decides from its last revocation state while NATS is unreachable. */
   stalenessBoundMs: int('STALENESS_BOUND_MS', DEFAULT_STALENESS_BOUND_MS, 0, 3_600_000),
   /** Retention of token revocations (the token stream's max age); the same as authentication's. */
@@ -135,10 +136,15 @@ export interface RunningEdge extends Stoppable {
 export async function startEdgeService(env: Env, logger: Logger): Promise<RunningEdge> {
   const common = loadCommonConfig(env);
   const config = loadConfig(EDGE_SETTINGS, env);
+  // A reused answer must not outlive the freshness capability-exposure vouched for.
+  if (config.answerReuseMaxAgeMs !== undefined && config.answerReuseMaxAgeMs > config.stalenessBoundMs) {
+    throw new ConfigError(`EDGE_ANSWER_REUSE_MAX_AGE_MS (${config.answerReuseMaxAgeMs}) must not exceed STALENESS_BOUND_MS (${config.stalenessBoundMs})`);
+  }
+  const answerReuseMaxAgeMs = config.answerReuseMaxAgeMs ?? Math.min(DEFAULT_ANSWER_REUSE_MAX_AGE_MS, config.stalenessBoundMs);
   const layout = pkiLayout(common.stateDir);
   const t8Tls = readT8ServerTlsMaterial(layout);
   const telemetry = await startMeshServiceMetrics(common, 'edge');
-  const mesh = createMeshAdapters(common, config, serviceTls(common.stateDir, 'edge'), cacheLookups(telemetry.meter, 'edge.answer-reuse'));
+  const mesh = createMeshAdapters(common, { ...config, answerReuseMaxAgeMs }, serviceTls(common.stateDir, 'edge'), cacheLookups(telemetry.meter, 'edge.answer-reuse'));
   const jwks = new JwksCache({ fetch: mesh.getJwks });
 
   // The audit trail: every refused handshake, token request and T8 request is one event.

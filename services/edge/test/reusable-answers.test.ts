@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MAX_REUSABLE_ANSWER_BYTES, MAX_REUSABLE_BYTES, ReusableAnswers } from '../src/domain/reusable-answers.js';
+import { MAX_REUSABLE_ANSWER_BYTES, MAX_REUSABLE_ANSWERS_PER_AS, MAX_REUSABLE_BYTES, ReusableAnswers } from '../src/domain/reusable-answers.js';
 import type { InvokeCall } from '../src/t8-handler.js';
 
 const get = (scsAsId: string, path: string, extra: Partial<InvokeCall> = {}): InvokeCall => ({
@@ -39,7 +39,7 @@ describe('edge reusable answers', () => {
     const r = answers(1_000);
     const key = ReusableAnswers.keyOf(get('as1', '/p'))!;
     expect(r.lookup(key)).to.equal(undefined);
-    r.offer(key, 'as1', 'answer', r.epoch, 10);
+    r.offer(key, 'as1', 'answer', r.epochOf('as1'), 10);
     clock = 1_000;
     expect(r.lookup(key)).to.equal('answer');
     clock = 1_001;
@@ -47,19 +47,32 @@ describe('edge reusable answers', () => {
     expect(r.stats).to.deep.equal({ hits: 1, misses: 2 });
   });
 
-  it('does not keep an answer to a call sent before any withdrawal, of this AS or another', () => {
+  it("does not keep an answer to a call sent before a withdrawal of its AS or of everything; another AS's does not matter", () => {
     const r = answers();
     const key = ReusableAnswers.keyOf(get('as1', '/p'))!;
-    let sentAt = r.epoch;
-    r.withdrawAs(['as2']);
+    let sentAt = r.epochOf('as1');
+    r.withdrawAs(['as1']);
     r.offer(key, 'as1', 'stale?', sentAt, 10);
     expect(r.lookup(key)).to.equal(undefined);
-    sentAt = r.epoch;
+    sentAt = r.epochOf('as1');
     r.withdrawAll();
     r.offer(key, 'as1', 'stale?', sentAt, 10);
     expect(r.lookup(key)).to.equal(undefined);
-    r.offer(key, 'as1', 'fresh', r.epoch, 10);
-    expect(r.lookup(key)).to.equal('fresh');
+    sentAt = r.epochOf('as1');
+    r.withdrawAs(['as2']);
+    r.offer(key, 'as1', 'fresh', sentAt, 10);
+    expect(r.lookup(key), "another AS's withdrawal").to.equal('fresh');
+  });
+
+  it('holds at most its bound per AS: one AS filling it evicts only its own oldest', () => {
+    const r = answers(1_000, 100_000);
+    const other = ReusableAnswers.keyOf(get('as2', '/p'))!;
+    r.offer(other, 'as2', 'other', r.epochOf('as2'), 10);
+    const keys = Array.from({ length: MAX_REUSABLE_ANSWERS_PER_AS + 1 }, (_, i) => ReusableAnswers.keyOf(get('as1', `/p?n=${i}`))!);
+    for (const k of keys) r.offer(k, 'as1', k, r.epochOf('as1'), 10);
+    expect(r.lookup(keys[0])).to.equal(undefined);
+    expect(r.lookup(keys[1])).to.equal(keys[1]);
+    expect(r.lookup(other)).to.equal('other');
   });
 
   it("withdraws one AS's answers and leaves the others'; withdraws everything at once", () => {
@@ -67,9 +80,9 @@ describe('edge reusable answers', () => {
     const a1 = ReusableAnswers.keyOf(get('as1', '/p'))!;
     const a2 = ReusableAnswers.keyOf(get('as1', '/q'))!;
     const b1 = ReusableAnswers.keyOf(get('as2', '/p'))!;
-    r.offer(a1, 'as1', 'a1', r.epoch, 10);
-    r.offer(a2, 'as1', 'a2', r.epoch, 10);
-    r.offer(b1, 'as2', 'b1', r.epoch, 10);
+    r.offer(a1, 'as1', 'a1', r.epochOf('as1'), 10);
+    r.offer(a2, 'as1', 'a2', r.epochOf('as1'), 10);
+    r.offer(b1, 'as2', 'b1', r.epochOf('as2'), 10);
     r.withdrawAs(['as1']);
     expect([r.lookup(a1), r.lookup(a2), r.lookup(b1)]).to.deep.equal([undefined, undefined, 'b1']);
     r.withdrawAll();
@@ -79,26 +92,26 @@ describe('edge reusable answers', () => {
   it('keeps no answer larger than its bound and holds at most its byte bound, the oldest making room', () => {
     const r = answers(1_000, 10_000);
     const big = ReusableAnswers.keyOf(get('as1', '/big'))!;
-    r.offer(big, 'as1', 'big', r.epoch, MAX_REUSABLE_ANSWER_BYTES + 1);
+    r.offer(big, 'as1', 'big', r.epochOf('as1'), MAX_REUSABLE_ANSWER_BYTES + 1);
     expect(r.lookup(big)).to.equal(undefined);
     const count = Math.floor(MAX_REUSABLE_BYTES / MAX_REUSABLE_ANSWER_BYTES);
     const keys = Array.from({ length: count + 1 }, (_, i) => ReusableAnswers.keyOf(get('as1', `/${i}`))!);
-    for (const k of keys) r.offer(k, 'as1', k, r.epoch, MAX_REUSABLE_ANSWER_BYTES);
+    for (const k of keys) r.offer(k, 'as1', k, r.epochOf('as1'), MAX_REUSABLE_ANSWER_BYTES);
     expect(r.lookup(keys[0]), 'the oldest made room').to.equal(undefined);
     expect(r.lookup(keys[1])).to.equal(keys[1]);
     expect(r.lookup(keys[count])).to.equal(keys[count]);
     r.withdrawAs(['as1']);
-    r.offer(big, 'as1', 'fits again', r.epoch, MAX_REUSABLE_ANSWER_BYTES);
+    r.offer(big, 'as1', 'fits again', r.epochOf('as1'), MAX_REUSABLE_ANSWER_BYTES);
     expect(r.lookup(big), 'withdrawals give their bytes back').to.equal('fits again');
   });
 
   it('holds at most its bound, the oldest making room; a zero age keeps nothing', () => {
     const r = answers(1_000, 2);
     const keys = ['/1', '/2', '/3'].map(p => ReusableAnswers.keyOf(get('as1', p))!);
-    for (const k of keys) r.offer(k, 'as1', k, r.epoch, 10);
+    for (const k of keys) r.offer(k, 'as1', k, r.epochOf('as1'), 10);
     expect(keys.map(k => r.lookup(k))).to.deep.equal([undefined, keys[1], keys[2]]);
     const off = answers(0);
-    off.offer(keys[0], 'as1', 'x', off.epoch, 10);
+    off.offer(keys[0], 'as1', 'x', off.epochOf('as1'), 10);
     expect(off.lookup(keys[0])).to.equal(undefined);
   });
 });

@@ -1,6 +1,7 @@
 import { AeseError } from '@aese/errors';
 import { MAX_TARGETS_PER_DECISION } from '@aese/t8-catalog';
 import type { T8Schemas } from '@aese/t8-openapi';
+import { readsStoredRecordOnly } from '../modules/registry.js';
 import type { ApiModule, ModuleRegistry, ModuleRoute, Reach, RouteRequest, RouteResult } from '../modules/registry.js';
 import type { Decide, Decision, Obligation, Operation } from './decision.js';
 import { applyOwnObligations } from './obligations.js';
@@ -191,7 +192,7 @@ export class Invoker {
       }
       const result = await route.handler({ ...request, visible, obligations });
       const reusable =
-        route.reusable === true &&
+        readsStoredRecordOnly(route) &&
         route.target === 'item' &&
         route.method === 'GET' &&
         input.body.length === 0 &&

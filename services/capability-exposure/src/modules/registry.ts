@@ -102,12 +102,25 @@ export interface ModuleRoute {
    * member that, when present, must be the authenticated SCS/AS.
    */
   readonly callerMember?: string;
-  /**
-   * An item read whose answer is the stored record as it stands: the same record, policy and
-   * caller always get the same answer, so the edge may give it again until one of them changes
-   * (InvokeResponse.reusable). Never for an answer that reads the network or has side effects.
-   */
-  readonly reusable?: boolean;
+}
+
+/** See {@link storedRecordRead}. */
+const STORED_RECORD_READS = new WeakSet<ModuleRoute['handler']>();
+
+/**
+ * Marks an item-read handler whose answer is the stored record as it stands (the toolkit's): the
+ * same record, policy and caller always get the same answer, so the edge may give it again until
+ * one of them changes (InvokeResponse.reusable). Never for an answer that reads the network or
+ * the clock, or has side effects. A module that wraps such a handler makes a new one, unmarked.
+ */
+export function storedRecordRead(handler: ModuleRoute['handler']): ModuleRoute['handler'] {
+  STORED_RECORD_READS.add(handler);
+  return handler;
+}
+
+/** Whether the route's handler is one {@link storedRecordRead} marked. */
+export function readsStoredRecordOnly(route: ModuleRoute): boolean {
+  return STORED_RECORD_READS.has(route.handler);
 }
 
 /** A notification a module wants sent for a network event. */

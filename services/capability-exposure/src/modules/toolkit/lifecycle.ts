@@ -5,7 +5,7 @@ import { invalidParam, notFound, PROBLEM_CAUSES, T8Problem } from '../../domain/
 import { newStoredResource } from '../../domain/resource-store.js';
 import type { StoredResource } from '../../domain/resource-store.js';
 import type { NetworkEvent } from '../../network/network-adapter.js';
-import { DEFAULT_MAX_RESOURCES_PER_AS } from '../registry.js';
+import { DEFAULT_MAX_RESOURCES_PER_AS, storedRecordRead } from '../registry.js';
 import type { ModuleRoute, ModuleServices, PendingNotification, Reach, RouteRequest, RouteResult } from '../registry.js';
 
 /** A stored resource seen through its module's types: the T8 body and the module's state. */
@@ -323,11 +323,10 @@ export function resourceLifecycle<R extends object, S extends object>(spec: Life
     operation: 'read',
     target: 'item',
     responses: { 200: spec.schemas.resource },
-    reusable: true,
-    handler: async req => {
+    handler: storedRecordRead(async req => {
       assertChildOf(req);
       return { status: 200, body: req.existing!.resource, dataCategories: req.existing!.dataCategories };
-    },
+    }),
   });
   if (spec.replace !== false) {
     routes.push({
