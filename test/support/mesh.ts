@@ -113,6 +113,10 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     const metricsPort = options.metricsPorts?.[name];
     return { ...env, PORT: String(ports[name] ?? 0), ...(metricsPort === undefined ? {} : { METRICS_PORT: String(metricsPort) }) };
   };
+  const stopService = async (name: MeshServiceName): Promise<void> => {
+    await running.get(name)?.stop();
+    running.delete(name);
+  };
   const startOne = async (name: MeshServiceName, start: Start, addrEnv: string, waitReady = true): Promise<void> => {
     const logger = createLogger({ service: name, level: 'debug', destination: sink });
     const svc = await start(envFor(name), logger);
@@ -153,14 +157,10 @@ export async function startTestMesh(options: TestMeshOptions = {}): Promise<Test
     restart: async name => {
       const entry = starts.find(s => s[0] === name);
       if (!entry) throw new Error(`unknown service ${name}`);
-      await running.get(name)?.stop();
-      running.delete(name);
+      await stopService(name);
       await startOne(...entry);
     },
-    stopService: async name => {
-      await running.get(name)?.stop();
-      running.delete(name);
-    },
+    stopService,
     stopServices: async () => {
       for (const [name, svc] of [...running.entries()].reverse()) {
         await svc.stop();

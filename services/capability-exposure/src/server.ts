@@ -164,20 +164,14 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     // Decisions of the authorization service are cached per policy version, emptied on push; the
     // same version decides which answers may be reused.
     let cache: DecisionCache | undefined;
-    let versions: KvPolicyVersion | undefined;
-    if (remoteDecide) {
-      const policy = await KvPolicyVersion.start(
-        nc,
-        () => {
-          cache?.clear();
-          withdraw({ all: true, scsAsIds: [] });
-        },
-        logger,
-        config.stalenessBoundMs,
-      );
-      versions = policy;
-      cleanup.unshift(() => policy.stop());
-      if (config.decisionCacheSize > 0) cache = new DecisionCache(remoteDecide, policy, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
+    const onPolicyChange = (): void => {
+      cache?.clear();
+      withdraw({ all: true, scsAsIds: [] });
+    };
+    const versions = remoteDecide ? await KvPolicyVersion.start(nc, onPolicyChange, logger, config.stalenessBoundMs) : undefined;
+    if (versions) {
+      cleanup.unshift(() => versions.stop());
+      if (config.decisionCacheSize > 0) cache = new DecisionCache(remoteDecide!, versions, config.decisionCacheSize, cacheLookups(telemetry.meter, 'capability-exposure.decision'));
     }
     const decide: Decide = overrides.decide ?? cache?.decide ?? remoteDecide!;
     // Subscriptions are signed records: written signed by this service, checked as they load;

@@ -15,7 +15,7 @@ import type { LoadLevel, OfferedPolicy } from '../src/modules/bdt/network.ts';
 import { ModuleRegistry } from '../src/modules/registry.ts';
 import { simulatedGroupId, SimulatedCore } from '../src/network/simulated-core.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
-import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, testResolver, TestPolicy } from './support.ts';
+import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, testResolver, TestPolicy, t8Assertions } from './support.ts';
 import type { T8Answer, T8Call } from './support.ts';
 
 const BDT = '/3gpp-bdt/v1';
@@ -83,17 +83,7 @@ describe('ResourceManagementOfBdt (3gpp-bdt) through the Invoke pipeline', funct
   const logs: string[] = [];
 
   const call = (c: T8Call): Promise<T8Answer> => t8(client, { scopes: SCOPES, ...c });
-  const valid = (schema: string, body: unknown, direction: 'request' | 'response' = 'response'): void => {
-    const v = schemas.validator(schema === 'ProblemDetails' ? 'common-data' : 'resource-management-of-bdt', schema, direction);
-    expect(v(body), `${schema}: ${JSON.stringify(v.violations())}`).to.equal(true);
-  };
-  const problem = (a: T8Answer, status: number, cause: string): Record<string, unknown> => {
-    expect(a.status, a.text).to.equal(status);
-    expect(a.headers['content-type']).to.equal('application/problem+json');
-    valid('ProblemDetails', a.json);
-    expect(a.json).to.include({ status, cause });
-    return a.json as Record<string, unknown>;
-  };
+  const { valid, problem } = t8Assertions(() => schemas, 'resource-management-of-bdt');
   const created = (a: T8Answer): Bdt => {
     expect(a.status, a.text).to.equal(201);
     valid('Bdt', a.json);

@@ -5,7 +5,7 @@ import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { simulatedGroupId, simulatedUeIdentifiers } from '../src/network/simulated-core.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
-import { API_ROOT, edgeClient, startInstance, t8, TestPolicy } from './support.ts';
+import { API_ROOT, edgeClient, startInstance, t8, TestPolicy, t8Assertions } from './support.ts';
 import type { T8Answer, T8Call } from './support.ts';
 
 const CP = '/3gpp-cp-parameter-provisioning/v1';
@@ -62,18 +62,7 @@ describe('CpProvisioning (3gpp-cp-parameter-provisioning) through the Invoke pip
   const logs: string[] = [];
 
   const call = (c: T8Call): Promise<T8Answer> => t8(client, { scopes: SCOPES, ...c });
-  const valid = (schema: string, body: unknown, direction: 'request' | 'response' = 'response'): void => {
-    const v = schemas.validator(schema === 'ProblemDetails' ? 'common-data' : 'cp-provisioning', schema, direction);
-    expect(v(body), `${schema}: ${JSON.stringify(v.violations())}`).to.equal(true);
-  };
-  const problem = (a: T8Answer, status: number, cause: string, param?: string): Json => {
-    expect(a.status, a.text).to.equal(status);
-    expect(a.headers['content-type']).to.equal('application/problem+json');
-    valid('ProblemDetails', a.json);
-    expect(a.json).to.include({ status, cause });
-    if (param !== undefined) expect((a.json as { invalidParams: { param: string }[] }).invalidParams[0].param).to.equal(param);
-    return a.json as Json;
-  };
+  const { valid, problem } = t8Assertions(() => schemas, 'cp-provisioning');
   const create = async (body: Json, scsAsId = 'as1'): Promise<CpInfo> => {
     valid('CpInfo', body, 'request');
     const a = await call({ scsAsId, method: 'POST', path: `${CP}/${scsAsId}/subscriptions`, body });

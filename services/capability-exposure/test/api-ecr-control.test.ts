@@ -5,7 +5,7 @@ import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import { HOME_PLMN, simulatedUeIdentifiers, VISITED_PLMN } from '../src/network/simulated-core.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
-import { edgeClient, startInstance, t8, TestPolicy } from './support.ts';
+import { edgeClient, startInstance, t8, TestPolicy, t8Assertions } from './support.ts';
 import type { T8Answer, T8Call } from './support.ts';
 
 const ECR = '/3gpp-ecr-control/v1';
@@ -25,17 +25,7 @@ describe('ECRControl (3gpp-ecr-control) through the Invoke pipeline', function (
   const logs: string[] = [];
 
   const call = (c: Omit<T8Call, 'method'> & { method?: string }): Promise<T8Answer> => t8(client, { scopes: SCOPES, method: 'POST', ...c });
-  const valid = (schema: string, body: unknown, direction: 'request' | 'response' = 'response'): void => {
-    const v = schemas.validator(schema === 'ProblemDetails' ? 'common-data' : 'ecr-control', schema, direction);
-    expect(v(body), `${schema}: ${JSON.stringify(v.violations())}`).to.equal(true);
-  };
-  const problem = (a: T8Answer, status: number, cause: string): Record<string, unknown> => {
-    expect(a.status, a.text).to.equal(status);
-    expect(a.headers['content-type']).to.equal('application/problem+json');
-    valid('ProblemDetails', a.json);
-    expect(a.json).to.include({ status, cause });
-    return a.json as Record<string, unknown>;
-  };
+  const { valid, problem } = t8Assertions(() => schemas, 'ecr-control');
   /** A query or configure of one AS: the body names the caller (no {scsAsId} in the path). */
   const ecr = (op: 'query' | 'configure', body: Record<string, unknown>, scsAsId = 'as1'): Promise<T8Answer> =>
     call({ scsAsId, path: `${ECR}/${op}`, body: { supportedFeatures: '0', scsAsId, ...body } });

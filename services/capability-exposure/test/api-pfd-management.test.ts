@@ -4,7 +4,7 @@ import type { T8Schemas } from '@aese/t8-openapi';
 import { startTestMesh } from '../../../test/support/mesh.ts';
 import type { TestMesh } from '../../../test/support/mesh.ts';
 import type { RunningCapabilityExposure } from '../src/server.ts';
-import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, TestPolicy } from './support.ts';
+import { API_ROOT, AS_DESTINATION, edgeClient, NotificationWatcher, startInstance, t8, TestPolicy, t8Assertions } from './support.ts';
 import type { T8Answer, T8Call } from './support.ts';
 
 const PFD = '/3gpp-pfd-management/v1';
@@ -59,18 +59,7 @@ describe('PfdManagement (3gpp-pfd-management) through the Invoke pipeline', func
   const logs: string[] = [];
 
   const call = (c: T8Call): Promise<T8Answer> => t8(client, { scopes: SCOPES, ...c });
-  const valid = (schema: string, body: unknown, direction: 'request' | 'response' = 'response'): void => {
-    const v = schemas.validator(schema === 'ProblemDetails' ? 'common-data' : 'pfd-management', schema, direction);
-    expect(v(body), `${schema}: ${JSON.stringify(v.violations())}`).to.equal(true);
-  };
-  const problem = (a: T8Answer, status: number, cause: string, param?: string): Json => {
-    expect(a.status, a.text).to.equal(status);
-    expect(a.headers['content-type']).to.equal('application/problem+json');
-    valid('ProblemDetails', a.json);
-    expect(a.json).to.include({ status, cause });
-    if (param !== undefined) expect((a.json as { invalidParams: { param: string }[] }).invalidParams[0].param).to.equal(param);
-    return a.json as Json;
-  };
+  const { valid, problem } = t8Assertions(() => schemas, 'pfd-management');
   const create = async (body: Json, scsAsId = 'as1'): Promise<Transaction> => {
     valid('PfdManagement', body, 'request');
     const a = await call({ scsAsId, method: 'POST', path: `${PFD}/${scsAsId}/transactions`, body });

@@ -1,3 +1,5 @@
+import { expect } from 'chai';
+import type { T8ApiFile, T8Schemas } from '@aese/t8-openapi';
 import { SERVED_T8_APIS } from '@aese/t8-catalog';
 import { Writable } from 'node:stream';
 import type { NatsConnection, Subscription } from 'nats';
@@ -130,6 +132,27 @@ export interface T8Answer {
   readonly text: string;
   readonly json: unknown;
   readonly res: InvokeResponse;
+}
+
+/**
+ * Assertions against one API file's schemas: `valid` checks a body (ProblemDetails against the
+ * common data file), `problem` a ProblemDetails answer with its status, cause and, when given,
+ * the first invalid parameter. `schemas` is read at each call (tests load them in `before`).
+ */
+export function t8Assertions(schemas: () => T8Schemas, file: T8ApiFile) {
+  const valid = (schema: string, body: unknown, direction: 'request' | 'response' = 'response'): void => {
+    const v = schemas().validator(schema === 'ProblemDetails' ? 'common-data' : file, schema, direction);
+    expect(v(body), `${schema}: ${JSON.stringify(v.violations())}`).to.equal(true);
+  };
+  const problem = (a: T8Answer, status: number, cause: string, param?: string): Record<string, unknown> => {
+    expect(a.status, a.text).to.equal(status);
+    expect(a.headers['content-type']).to.equal('application/problem+json');
+    valid('ProblemDetails', a.json);
+    expect(a.json).to.include({ status, cause });
+    if (param !== undefined) expect((a.json as { invalidParams: { param: string }[] }).invalidParams[0].param).to.equal(param);
+    return a.json as Record<string, unknown>;
+  };
+  return { valid, problem };
 }
 
 /** Every response body seen, for the leak scan at the end. */
