@@ -150,7 +150,6 @@ export async function buildAll(outDir: string = DEFAULT_BUILD_DIR): Promise<Buil
         platform: 'node',
         target: 'node20',
         sourcemap: 'linked',
-        keepNames: true,
         logLevel: 'warning',
         tsconfig: join(ROOT, 'tsconfig.json'),
         plugins: [externalPackages(allowed, refused), bundledAssets(outfile, dir)],

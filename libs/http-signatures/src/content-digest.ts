@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { ContentDigestError } from './errors.js';
 import { serializeBytesMember } from './quick-serialize.js';
 import { DictionaryParseError, parseDictionaryStrict } from './structured-fields.js';
@@ -22,7 +22,8 @@ function isAllowed(key: string): key is ContentDigestAlgorithm {
 }
 
 function digest(body: Uint8Array, alg: ContentDigestAlgorithm): Buffer {
-  return createHash(NODE_HASH[alg].name).update(body).digest();
+  // The one-shot form: no Hash object per call (this runs for every signed response).
+  return hash(NODE_HASH[alg].name, body, 'buffer');
 }
 
 /**

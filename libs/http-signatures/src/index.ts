@@ -11,5 +11,5 @@ export type { NonceRule } from './nonce.js';
 export { createSignatureBase, signMessage } from './sign.js';
 export type { SignatureBase } from './signature-base.js';
 export type { SignatureParamsInput, SignedFields, SignMessageOptions } from './sign.js';
-export { DEFAULT_MAX_SIGNATURE_HEADER_BYTES, verifyMessageSignature } from './verify.js';
-export type { RequirableParam, ResolvedKey, VerifiedSignature, VerifyMessageSignatureOptions } from './verify.js';
+export { DEFAULT_MAX_SIGNATURE_HEADER_BYTES, verifyMessageSignature, verifyMessageSignatureSync } from './verify.js';
+export type { RequirableParam, ResolvedKey, VerifiedSignature, VerifyMessageSignatureOptions, VerifyMessageSignatureSyncOptions } from './verify.js';

@@ -87,6 +87,9 @@ export interface VerifiedSignature {
   readonly signatureParams: string;
 }
 
+/** Everything a verification is told besides where its key comes from. */
+type VerificationRules = Omit<VerifyMessageSignatureOptions, 'resolveKey'>;
+
 const KNOWN_PARAM_TYPES: Readonly<Record<string, 'integer' | 'string'>> = {
   created: 'integer',
   expires: 'integer',
@@ -135,7 +138,7 @@ function plainParams(params: Parameters): Record<string, string | number | boole
   return out;
 }
 
-function checkTimes(created: number | undefined, expires: number | undefined, validity: NonNullable<VerifyMessageSignatureOptions['validity']>): void {
+function checkTimes(created: number | undefined, expires: number | undefined, validity: NonNullable<VerificationRules['validity']>): void {
   const { nowSeconds, maxAgeSeconds, maxFutureSeconds } = validity;
   if (created === undefined) throw new SignatureError('PARAM_MISSING', 'signature parameter created is required');
   if (created < nowSeconds - maxAgeSeconds) {
@@ -150,7 +153,7 @@ function checkTimes(created: number | undefined, expires: number | undefined, va
 }
 
 /** The labelled signature's covered components, parameters and bytes, checked for shape only. */
-function readSignature(message: HttpMessageView, options: VerifyMessageSignatureOptions): { covered: ComponentIdentifier[]; params: Parameters; bytes: Buffer } {
+function readSignature(message: HttpMessageView, options: VerificationRules): { covered: ComponentIdentifier[]; params: Parameters; bytes: Buffer } {
   const maxBytes = options.maxSignatureInputBytes ?? DEFAULT_MAX_SIGNATURE_HEADER_BYTES;
   const input = readField(message, 'signature-input', maxBytes);
   const signature = readField(message, 'signature', maxBytes);
@@ -179,7 +182,7 @@ function requireParam(plain: Record<string, string | number | boolean>, name: st
 }
 
 /** Applies the allow-list, required parameters, expected tag and time window. */
-function checkParams(plain: Record<string, string | number | boolean>, options: VerifyMessageSignatureOptions): Record<string, string | number | boolean> {
+function checkParams(plain: Record<string, string | number | boolean>, options: VerificationRules): Record<string, string | number | boolean> {
   const { allowedParams, expectedTag, validity } = options;
   if (allowedParams !== undefined && Object.keys(plain).some(name => !allowedParams.includes(name))) {
     throw new SignatureError('PARAM_NOT_ALLOWED', 'the signature has a parameter this endpoint does not accept');
@@ -200,29 +203,29 @@ function checkParams(plain: Record<string, string | number | boolean>, options: 
   return plain;
 }
 
-/**
- * Verifies one HTTP message signature (RFC 9421 section 3.2) on a request or a response.
- *
- * Everything that can be refused without cryptography is refused first, in this order: missing
- * or oversized fields, malformed dictionaries, duplicate labels, a missing label, unsupported or
- * duplicate components, parameter types, the parameter allow-list, required parameters, the tag,
- * the nonce's form, the time window, required components, an `alg` outside the allowed set, and
- * the signature base itself (a covered header absent). Only then is the key resolved and the signature checked.
- * `Content-Digest` is not checked here: cover it and call `verifyContentDigest` on the body.
- *
- * @throws SignatureError (code UNAUTHENTICATED) with a stable `reason`
- */
-export async function verifyMessageSignature(message: HttpMessageView, options: VerifyMessageSignatureOptions): Promise<VerifiedSignature> {
-  assertDictionaryKey(options.label);
-  const requiredComponents = options.requiredComponents.map(parseComponentSpec);
-  const allowedAlgorithms = options.allowedAlgorithms ?? DEFAULT_ALLOWED_ALGORITHMS;
+/** What is left to check once the key is known: the parts read from the message. */
+interface PreparedVerification {
+  readonly keyid: string;
+  readonly algParam: string | undefined;
+  readonly allowedAlgorithms: readonly SignatureAlgorithm[];
+  readonly covered: readonly ComponentIdentifier[];
+  readonly plain: Record<string, string | number | boolean>;
+  readonly bytes: Buffer;
+  readonly base: string;
+  readonly signatureParams: string;
+}
 
+/** Every check that needs no key, in the order {@link verifyMessageSignature} documents. */
+function prepareVerification(message: HttpMessageView, options: VerificationRules): PreparedVerification {
+  assertDictionaryKey(options.label);
+  const allowedAlgorithms = options.allowedAlgorithms ?? DEFAULT_ALLOWED_ALGORITHMS;
   const { covered, params, bytes } = readSignature(message, options);
   const plain = checkParams(plainParams(params), options);
   const keyid = plain.keyid as string;
   const algParam = plain.alg as string | undefined;
   const coveredKeys = new Set(covered.map(componentKey));
-  for (const required of requiredComponents) {
+  for (const spec of options.requiredComponents) {
+    const required = parseComponentSpec(spec);
     if (!coveredKeys.has(componentKey(required))) {
       throw new SignatureError('COMPONENT_MISSING', `the signature must cover ${componentSpec(required)}`);
     }
@@ -231,8 +234,12 @@ export async function verifyMessageSignature(message: HttpMessageView, options: 
     throw new SignatureError('ALGORITHM_NOT_ALLOWED', 'the signature algorithm is not allowed');
   }
   const { base, signatureParams } = buildSignatureBase(message, covered, params, options.request);
+  return { keyid, algParam, allowedAlgorithms, covered, plain, bytes, base, signatureParams };
+}
 
-  const resolved = await options.resolveKey(keyid);
+/** The key's checks and the cryptography, once the key is resolved. */
+function finishVerification(prepared: PreparedVerification, resolved: ResolvedKey | undefined, label: string): VerifiedSignature {
+  const { keyid, algParam, allowedAlgorithms, covered, plain, bytes, base, signatureParams } = prepared;
   if (resolved === undefined) throw new SignatureError('UNKNOWN_KEY', 'unknown keyid');
   if (!allowedAlgorithms.includes(resolved.alg)) {
     throw new SignatureError('ALGORITHM_NOT_ALLOWED', "the key's algorithm is not allowed");
@@ -249,7 +256,7 @@ export async function verifyMessageSignature(message: HttpMessageView, options: 
 
   const { created, expires, nonce, tag } = plain;
   return {
-    label: options.label,
+    label,
     keyid,
     alg: resolved.alg,
     ...(typeof created === 'number' && { created }),
@@ -260,4 +267,38 @@ export async function verifyMessageSignature(message: HttpMessageView, options: 
     params: plain,
     signatureParams,
   };
+}
+
+/**
+ * Verifies one HTTP message signature (RFC 9421 section 3.2) on a request or a response.
+ *
+ * Everything that can be refused without cryptography is refused first, in this order: missing
+ * or oversized fields, malformed dictionaries, duplicate labels, a missing label, unsupported or
+ * duplicate components, parameter types, the parameter allow-list, required parameters, the tag,
+ * the nonce's form, the time window, required components, an `alg` outside the allowed set, and
+ * the signature base itself (a covered header absent). Only then is the key resolved and the signature checked.
+ * `Content-Digest` is not checked here: cover it and call `verifyContentDigest` on the body.
+ *
+ * @throws SignatureError (code UNAUTHENTICATED) with a stable `reason`
+ */
+export async function verifyMessageSignature(message: HttpMessageView, options: VerifyMessageSignatureOptions): Promise<VerifiedSignature> {
+  const prepared = prepareVerification(message, options);
+  return finishVerification(prepared, await options.resolveKey(prepared.keyid), options.label);
+}
+
+/** Options of {@link verifyMessageSignatureSync}: the keys are at hand. */
+export type VerifyMessageSignatureSyncOptions = VerificationRules & {
+  /** As {@link VerifyMessageSignatureOptions.resolveKey}, answering at once. */
+  resolveKey(keyid: string): ResolvedKey | undefined;
+};
+
+/**
+ * {@link verifyMessageSignature} for a verifier whose keys are in memory (the T8 edge's per-AS
+ * keys): the same checks in the same order, without a promise.
+ *
+ * @throws SignatureError (code UNAUTHENTICATED) with a stable `reason`
+ */
+export function verifyMessageSignatureSync(message: HttpMessageView, options: VerifyMessageSignatureSyncOptions): VerifiedSignature {
+  const prepared = prepareVerification(message, options);
+  return finishVerification(prepared, options.resolveKey(prepared.keyid), options.label);
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AeseError } from '@aese/errors';
 import { isAcceptableNonce, NONCE_MAX_CHARS, NONCE_MIN_BYTES } from '@aese/http-signatures';
 
@@ -42,7 +42,7 @@ export function assertReplayCheck(check: ReplayCheck): void {
  * cannot form empty tokens.
  */
 export function nonceKey(scsAsId: string, nonce: string): string {
-  const digest = createHash('sha256').update(nonce, 'utf8').digest('base64url');
+  const digest = hash('sha256', nonce, 'base64url');
   return `${asTokenOf(scsAsId)}.${digest}`;
 }
 

@@ -79,6 +79,8 @@ interface Lane {
   timer?: NodeJS.Timeout;
   /** Set once the lane read the stream's history for its subject; until then nothing is decided. */
   loaded?: Promise<void>;
+  /** Set once `loaded` has resolved: later checks go straight to the window. */
+  ready?: boolean;
 }
 
 /**
@@ -182,7 +184,8 @@ export class StreamNonceStore implements NonceStore {
     const match = NONCE_KEY.exec(key);
     if (!match) throw new TypeError('not a nonce key');
     const [, asToken, digest] = match;
-    const lane = await this.loadedLane(asToken);
+    const known = this.lanes.get(asToken);
+    const lane = known?.ready ? known : await this.loadedLane(asToken);
     if (signal?.aborted) throw new AeseError('UNAVAILABLE', 'the call ended before the replay store answered');
     if (lane.seen.has(digest) || lane.inFlight.has(digest)) return false;
     return new Promise<boolean>((resolve, reject) => {
@@ -230,11 +233,16 @@ export class StreamNonceStore implements NonceStore {
 
   private async loadedLane(asToken: string): Promise<Lane> {
     const lane = this.lane(asToken);
-    lane.loaded ??= this.catchUp(lane).catch((err: unknown) => {
-      // The next call tries again.
-      lane.loaded = undefined;
-      throw err;
-    });
+    lane.loaded ??= this.catchUp(lane).then(
+      () => {
+        lane.ready = true;
+      },
+      (err: unknown) => {
+        // The next call tries again.
+        lane.loaded = undefined;
+        throw err;
+      },
+    );
     await lane.loaded;
     return lane;
   }

@@ -19,7 +19,7 @@ export type RouteMatch<R extends RouteTemplate> =
  * the query. Segments are decoded one by one, so an encoded "/" never splits one; an empty, dot,
  * oversized or undecodable segment makes the whole target unroutable (undefined).
  */
-export function splitT8Target(target: string): { segments: string[]; query: URLSearchParams } | undefined {
+export function splitT8Target(target: string): { readonly segments: string[]; readonly query: URLSearchParams } | undefined {
   const q = target.indexOf('?');
   const raw = (q === -1 ? target : target.slice(0, q)).split('/');
   if (raw[0] !== '' || raw.length < 3) return undefined;
@@ -39,7 +39,15 @@ export function splitT8Target(target: string): { segments: string[]; query: URLS
     }
     segments.push(decoded);
   }
-  return { segments, query: new URLSearchParams(q === -1 ? '' : target.slice(q + 1)) };
+  // Parsed when asked for: the edge routes on the segments alone, for every request.
+  const rawQuery = q === -1 ? '' : target.slice(q + 1);
+  let query: URLSearchParams | undefined;
+  return {
+    segments,
+    get query() {
+      return (query ??= new URLSearchParams(rawQuery));
+    },
+  };
 }
 
 /** A template's segments: a literal, or the name of a parameter. */

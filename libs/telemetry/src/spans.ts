@@ -37,6 +37,34 @@ export function inSpan<T>(name: string, fn: (span: Span) => Promise<T>, options:
   });
 }
 
+/**
+ * {@link inSpan} for synchronous work: the span ends when `fn` returns or throws. With tracing off
+ * it is a plain call (no promise, no closure kept).
+ */
+export function inSpanSync<T>(name: string, fn: (span: Span) => T, options: SpanOptions = {}): T {
+  if (!tracingActive) return fn(NON_RECORDING);
+  return meshTracer().startActiveSpan(name, options, context.active(), span => {
+    try {
+      return fn(span);
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/**
+ * {@link inSpan} for work that may be done at once: with tracing off, `fn`'s value (or its
+ * promise) as it comes, so a step already done costs no promise; with tracing on, a span around
+ * all of it.
+ */
+export function inSpanSoon<T>(name: string, fn: (span: Span) => T | Promise<T>, options: SpanOptions = {}): T | Promise<T> {
+  if (!tracingActive) return fn(NON_RECORDING);
+  return inSpan(name, async span => fn(span), options);
+}
+
 /** Marks a span failed with an error's stable code (`code` of an AeseError, else its name). */
 export function failSpan(span: Span, err: unknown, code?: string): void {
   if (!span.isRecording()) return;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { createSelfSignedCa, issueCertificate } from '@aese/pki';
 import { eventually, tempDir } from '@aese/testing';
-import { inSpan, startTracing } from '../src/index.ts';
+import { inSpan, inSpanSoon, inSpanSync, startTracing } from '../src/index.ts';
 
 /** Spans leave over OTLP/HTTP to a collector over TLS, verified against the configured CA. */
 describe('telemetry: OTLP export', () => {
@@ -63,5 +63,40 @@ describe('telemetry: OTLP export', () => {
       await tracing.shutdown();
     }
     expect(received.length).to.equal(before);
+  });
+  it('spans of synchronous work (inSpanSync, inSpanSoon) are exported too; with tracing off they are plain calls', async () => {
+    const off = startTracing({ service: 'sync-off', config: { otlpEndpoint: undefined, otlpTracesEndpoint: undefined, traceSampleRatio: 1 } });
+    try {
+      expect(inSpanSync('off-sync', () => 1)).to.equal(1);
+      expect(
+        inSpanSoon('off-soon', () => 2),
+        'a value, not a promise',
+      ).to.equal(2);
+    } finally {
+      await off.shutdown();
+    }
+    const before = received.length;
+    const tracing = startTracing({
+      service: 'sync-probe',
+      config: { otlpEndpoint: `https://localhost:${port}`, otlpTracesEndpoint: undefined, otlpCertificate: join(dir.path, 'collector-ca.pem'), traceSampleRatio: 1 },
+    });
+    try {
+      expect(inSpanSync('sync-span', () => 1)).to.equal(1);
+      expect(() =>
+        inSpanSync('sync-failed-span', () => {
+          throw new Error('refused');
+        }),
+      ).to.throw('refused');
+      const soon = inSpanSoon('soon-span', () => 2);
+      expect(soon).to.be.instanceOf(Promise);
+      expect(await soon).to.equal(2);
+      await tracing.flush();
+      await eventually(() => received.length > before, 5_000, 'an OTLP request at the collector');
+    } finally {
+      await tracing.shutdown();
+    }
+    const exported = Buffer.concat(received.slice(before).map(r => r.body));
+    for (const name of ['sync-span', 'sync-failed-span', 'soon-span']) expect(exported.includes(Buffer.from(name)), name).to.equal(true);
+    expect(exported.includes(Buffer.from('off-sync')), 'nothing from the run with tracing off').to.equal(false);
   });
 });

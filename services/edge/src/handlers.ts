@@ -89,7 +89,7 @@ function loggedPath(url: string): string {
  */
 export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest, res: EdgeServerResponse) => void {
   const { logger } = deps;
-  const identify = (conn: Connection, der: Buffer): Promise<ApplicationServer> => deps.identities.get(conn.key, der);
+  const identify = (conn: Connection, der: Buffer): ApplicationServer | Promise<ApplicationServer> => deps.identities.get(conn.key, der);
   /** Throws a 429 once the AS has used up its token/revocation budget, before any work is done for it. */
   const limit = (scsAsId: string): void => {
     const rate = deps.oauthLimiter?.take(scsAsId);
@@ -211,7 +211,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       return problem(421, 'the request authority does not match the TLS server name');
     }
     if (!url.startsWith('/')) return problem(400, 'the request target must be a path');
-    if (deps.t8 && isT8Path(path)) return deps.t8({ req, certificateDer: cert.raw, identity: identify(conn, cert.raw) });
+    if (deps.t8 && isT8Path(path)) return deps.t8({ req, certificateDer: cert.raw, identity: () => identify(conn, cert.raw) });
     const byMethod = routes[path];
     if (!byMethod || !Object.hasOwn(routes, path)) return problem(404, 'no such resource');
     const route = Object.hasOwn(byMethod, req.method ?? '') ? byMethod[req.method!] : undefined;

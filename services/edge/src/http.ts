@@ -78,16 +78,23 @@ const EMPTY_BODY = Buffer.alloc(0);
 /**
  * Reads a request body up to `maxBytes`, refusing early on a larger Content-Length and stopping
  * as soon as a chunked body goes over, and giving up after `timeoutMs` (HTTP/2 has no
- * `requestTimeout`, so a slow body is bounded here).
+ * `requestTimeout`, so a slow body is bounded here). A body already known (none, on a finished
+ * HTTP/1.1 request) comes back at once, not as a promise; a refused Content-Length throws.
  */
-export function readBody(req: EdgeRequest, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+export function readBody(req: EdgeRequest, maxBytes: number, timeoutMs: number): Buffer | Promise<Buffer> {
   const declared = singleHeader(req, 'content-length');
   if (declared !== undefined && (!/^[0-9]{1,15}$/.test(declared) || Number(declared) > maxBytes)) {
-    return Promise.reject(new BodyError('too-large'));
+    throw new BodyError('too-large');
   }
-  // An HTTP/1.1 request whose message the parser has finished, with nothing buffered, has no body:
-  // no listeners, timer or stream turns for it (most GETs). Node discards the ended stream itself.
-  if (!isHttp2(req) && req.complete && req.readableLength === 0) return Promise.resolve(EMPTY_BODY);
+  // A request known to have no body gets no listeners, timer or stream turns (most GETs): an
+  // HTTP/2 stream that ended with its HEADERS frame, an HTTP/1.1 message without Content-Length
+  // and Transfer-Encoding (RFC 9112 section 6.3: its body has length zero) or one the parser has
+  // finished with nothing buffered. Node discards the ended stream itself.
+  if (isHttp2(req)) {
+    if (req.stream.endAfterHeaders) return EMPTY_BODY;
+  } else if ((declared === undefined && singleHeader(req, 'transfer-encoding') === undefined) || (req.complete && req.readableLength === 0)) {
+    return EMPTY_BODY;
+  }
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

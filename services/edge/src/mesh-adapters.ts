@@ -55,7 +55,8 @@ export interface MeshAdapters {
   /** replay-guard CheckAndRecord; throws when it cannot decide. */
   readonly checkReplay: (scsAsId: string, nonce: string, created: number) => Promise<ReplayVerdict>;
   /** capability-exposure Invoke; a reusable answer it gave is given again until withdrawn. */
-  readonly invoke: (call: InvokeCall) => Promise<InvokeAnswer>;
+  /** A reusable answer at once, anything else from capability-exposure. */
+  readonly invoke: (call: InvokeCall) => InvokeAnswer | Promise<InvokeAnswer>;
   /** Answers given again without the hop, and lookups that missed. */
   readonly answerReuse: () => ReuseStats;
   /** Signs audit checkpoints with crypto's audit-signing key. */
@@ -151,6 +152,21 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
   });
   const clients = [authentication, crypto, capabilities, replayStream, invokeStream];
 
+  /** One Invoke through the stream; a reusable read's answer is kept for the next identical call. */
+  const invokeCapability = async (call: InvokeCall, key: string | undefined): Promise<InvokeAnswer> => {
+    const sentAt = answers.epochOf(call.scsAsId);
+    try {
+      // The body is read-only here: a Buffer goes as it is (no copy per request).
+      const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);
+      const out = await invokeStream.call({ ...call, body, scopes: [...call.scopes] });
+      const answer: InvokeAnswer = { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
+      if (key !== undefined && out.reusable) answers.offer(key, call.scsAsId, answer, sentAt, out.body.length);
+      return answer;
+    } finally {
+      if (key === undefined) answers.withdrawAs([call.scsAsId]);
+    }
+  };
+
   return {
     resolveClient: async (certificateDer, keys) => {
       const { applicationServer } = await authentication.resolveClient({ certificateDer: Buffer.from(certificateDer) });
@@ -190,7 +206,7 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
       if (!out) throw new AeseError('UNAVAILABLE', 'the replay guard gave no verdict');
       return out;
     },
-    invoke: async call => {
+    invoke: call => {
       const key = ReusableAnswers.keyOf(call);
       if (key !== undefined) {
         const again = answers.lookup(key);
@@ -199,17 +215,7 @@ export function createMeshAdapters(common: CommonConfig, config: MeshDeadlines, 
         // The AS's own write: nothing it reads afterwards may come from before it.
         answers.withdrawAs([call.scsAsId]);
       }
-      const sentAt = answers.epochOf(call.scsAsId);
-      try {
-        // The body is read-only here: a Buffer goes as it is (no copy per request).
-        const body = Buffer.isBuffer(call.body) ? call.body : Buffer.from(call.body);
-        const out = await invokeStream.call({ ...call, body, scopes: [...call.scopes] });
-        const answer: InvokeAnswer = { status: out.status, headers: out.headers, body: out.body, obligations: out.obligations };
-        if (key !== undefined && out.reusable) answers.offer(key, call.scsAsId, answer, sentAt, out.body.length);
-        return answer;
-      } finally {
-        if (key === undefined) answers.withdrawAs([call.scsAsId]);
-      }
+      return invokeCapability(call, key);
     },
     answerReuse: () => answers.stats,
     auditSigner: cryptoAuditSigner(crypto),

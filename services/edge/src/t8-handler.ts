@@ -1,7 +1,7 @@
 import { AeseError } from '@aese/errors';
-import type { HttpMessageView } from '@aese/http-signatures';
+import type { HttpMessageView, VerifiedSignature } from '@aese/http-signatures';
 import type { Logger } from '@aese/logger';
-import { activeTraceId, contextFromTraceparent, failSpan, inSpan } from '@aese/telemetry';
+import { activeTraceId, contextFromTraceparent, failSpan, inSpan, inSpanSync, inSpanSoon } from '@aese/telemetry';
 import type { ReplayRefusalMetrics, T8Outcome, T8RequestMetrics } from '@aese/telemetry';
 import { SpanKind } from '@opentelemetry/api';
 import type { Span } from '@opentelemetry/api';
@@ -64,7 +64,7 @@ export interface T8Dependencies {
   /** replay-guard CheckAndRecord; throws when it cannot decide. */
   checkReplay(scsAsId: string, nonce: string, created: number): Promise<ReplayVerdict>;
   /** capability-exposure Invoke. */
-  invoke(call: InvokeCall): Promise<InvokeAnswer>;
+  invoke(call: InvokeCall): InvokeAnswer | Promise<InvokeAnswer>;
   audit(event: T8AuditEvent): void;
   readonly maxBodyBytes: number;
   readonly bodyTimeoutMs: number;
@@ -80,8 +80,8 @@ export interface T8Dependencies {
 export interface T8Request {
   readonly req: EdgeRequest;
   readonly certificateDer: Uint8Array;
-  /** The connection's SCS/AS (cached per connection). */
-  readonly identity: Promise<ApplicationServer>;
+  /** The connection's SCS/AS (cached per connection, so mostly known at once); may throw. */
+  readonly identity: () => ApplicationServer | Promise<ApplicationServer>;
 }
 
 /** The answer to write; `close` ends an HTTP/1.1 connection after it (an unread body). */
@@ -105,15 +105,37 @@ class Refused extends Error {
   }
 }
 
-/** One step of the pipeline in a child span of the request's: a refusal ends the trace there. */
-function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  return inSpan(`t8.${name}`, fn);
+/** A value at hand, or one still to come: the pipeline awaits only what is really pending. */
+type Soon<T> = T | Promise<T>;
+
+/**
+ * One step of the pipeline in a child span of the request's: a refusal ends the trace there. A
+ * step whose work is already done (a cached identity, a body already read) gives its value at
+ * once; with tracing on every step is a span around whatever it waits for.
+ */
+function step<T>(name: string, fn: () => Soon<T>): Soon<T> {
+  return inSpanSoon(`t8.${name}`, fn);
+}
+
+/** A step that never waits: a plain call with tracing off. */
+function stepNow<T>(name: string, fn: () => T): T {
+  return inSpanSync(`t8.${name}`, fn);
 }
 
 const T8_SPAN = { kind: SpanKind.SERVER } as const;
 
 function refuse(kind: DenialKind, reason?: string, extra?: Parameters<typeof deny>[2]): never {
   throw new Refused(deny(kind, reason, extra));
+}
+
+/** How step 5 ended: judged only after the token's verdict. */
+type SignatureOutcome = { readonly ok: true; readonly view: HttpMessageView; readonly verified: VerifiedSignature | undefined } | { readonly ok: false; readonly error: unknown };
+
+/** What steps 4 and 5 establish: the token, and the nonce and time of a verified signature. */
+interface Credentials {
+  readonly token: VerifiedToken;
+  readonly nonce?: string;
+  readonly created?: number;
 }
 
 /** Per request state shared by the steps. */
@@ -158,74 +180,114 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
   const now = deps.now ?? Date.now;
   const { logger } = deps;
 
-  const authenticate = async (x: Exchange, request: T8Request): Promise<ApplicationServer> => {
-    let as: ApplicationServer;
-    try {
-      as = await request.identity;
-    } catch (err) {
-      if (err instanceof AeseError && err.code === 'INVALID_CLIENT') refuse('CLIENT_NOT_REGISTERED');
-      throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
-    }
+  const identityRefusal = (err: unknown): never => {
+    if (err instanceof AeseError && err.code === 'INVALID_CLIENT') refuse('CLIENT_NOT_REGISTERED');
+    throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
+  };
+
+  const admitted = (x: Exchange, as: ApplicationServer): ApplicationServer => {
     x.as = as;
     if (!as.active) refuse('CLIENT_NOT_ACTIVE');
     return as;
   };
 
-  const readT8Body = async (x: Exchange, req: EdgeRequest): Promise<Buffer> => {
-    let body: Buffer;
+  const authenticate = (x: Exchange, request: T8Request): Soon<ApplicationServer> => {
+    let identity: Soon<ApplicationServer>;
     try {
-      body = await readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs);
+      identity = request.identity();
     } catch (err) {
-      if (!(err instanceof BodyError)) throw err;
-      x.close = true;
-      if (err.kind === 'too-large') refuse('BODY_TOO_LARGE');
-      if (err.kind === 'timeout') refuse('BODY_TIMEOUT');
-      throw err;
+      return identityRefusal(err);
     }
+    return identity instanceof Promise ? identity.then(as => admitted(x, as), identityRefusal) : admitted(x, identity);
+  };
+
+  const bodyRefusal = (x: Exchange, err: unknown): never => {
+    if (!(err instanceof BodyError)) throw err;
+    x.close = true;
+    if (err.kind === 'too-large') refuse('BODY_TOO_LARGE');
+    if (err.kind === 'timeout') refuse('BODY_TIMEOUT');
+    throw err;
+  };
+
+  const acceptedBody = (x: Exchange, req: EdgeRequest, body: Buffer): Buffer => {
     x.hasBody = body.length > 0;
     if (x.hasBody && !isJsonContentType(singleHeader(req, 'content-type'))) refuse('UNSUPPORTED_MEDIA_TYPE');
     return body;
   };
 
-  /** Steps 4 and 5: the token and the signature, verified concurrently; the token's verdict first. */
-  const verifyCredentials = async (x: Exchange, request: T8Request, as: ApplicationServer, body: Buffer): Promise<{ token: VerifiedToken; nonce?: string; created?: number }> => {
+  const readT8Body = (x: Exchange, req: EdgeRequest): Soon<Buffer> => {
+    let body: Soon<Buffer>;
+    try {
+      body = readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs);
+    } catch (err) {
+      return bodyRefusal(x, err);
+    }
+    return body instanceof Promise
+      ? body.then(
+          b => acceptedBody(x, req, b),
+          (err: unknown) => bodyRefusal(x, err),
+        )
+      : acceptedBody(x, req, body);
+  };
+
+  const tokenRefusal = (err: unknown): never => {
+    if (err instanceof AeseError && (err.code === 'INVALID_TOKEN' || err.code === 'UNAUTHENTICATED' || err.code === 'INVALID_INPUT')) refuse('INVALID_TOKEN');
+    throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
+  };
+
+  /** The verdicts of steps 4 and 5 together: the token's first. */
+  const judgeCredentials = (x: Exchange, as: ApplicationServer, token: VerifiedToken, signature: SignatureOutcome): Credentials => {
+    // The authentication service binds the token to this certificate; this is a second look.
+    if (token.scsAsId !== as.scsAsId) refuse('INVALID_TOKEN', 'TOKEN_AS_MISMATCH');
+    if (!signature.ok) {
+      const err = signature.error;
+      if (err instanceof RequestSignatureRefused) throw new Refused(signatureDenial(err.reason, x.hasBody));
+      throw err;
+    }
+    if (!signature.verified) return { token };
+    x.signedRequest = signature.view;
+    return { token, nonce: signature.verified.nonce!, created: signature.verified.created! };
+  };
+
+  /**
+   * Steps 4 and 5: the token and the signature. A token not in the cache is asked for first, and
+   * the signature is verified while that call is under way; the token's verdict is judged first.
+   */
+  const verifyCredentials = (x: Exchange, request: T8Request, as: ApplicationServer, body: Buffer): Soon<Credentials> => {
     const bearer = bearerToken(x.fields['authorization']);
     if ('problem' in bearer) refuse(bearer.problem);
-    const tokenCheck = step('token', () => Promise.resolve(deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer)));
+    let token: Soon<VerifiedToken>;
+    try {
+      token = step('token', () => deps.tokens.get(bearer.token, as.thumbprint, request.certificateDer));
+    } catch (err) {
+      return tokenRefusal(err);
+    }
     const req = request.req;
     const authority = singleHeader(req, ':authority') ?? singleHeader(req, 'host') ?? '';
     // The target as received: the one string the signature covers, the route matches and Invoke gets.
     const view = requestView(req.method ?? '', req.url ?? '', authority, x.fields);
-    const signed = isSigned(x.fields);
-    const signatureCheck = step('signature', async () => {
-      if (signed) {
-        return verifyRequestSignature({ view, body, keys: as.signingKeys, nowS: Math.floor(now() / 1000), windowS: deps.windowS, skewS: deps.skewS });
-      }
-      if (as.signatureProfile === 'required') throw new RequestSignatureRefused('SIGNATURE_SIGNATURE_MISSING');
-      // An unsigned request of a legacy AS: a digest it sends is still checked.
-      if (x.hasBody && x.fields['content-digest'] !== undefined) checkDigest(view, body);
-      return undefined;
-    });
-    const [token, signature] = await Promise.allSettled([tokenCheck, signatureCheck]);
-    if (token.status === 'rejected') {
-      const err: unknown = token.reason;
-      if (err instanceof AeseError && (err.code === 'INVALID_TOKEN' || err.code === 'UNAUTHENTICATED' || err.code === 'INVALID_INPUT')) refuse('INVALID_TOKEN');
-      throw new Refused(dependencyDenial(err, 'AUTHENTICATION'));
+    let signature: SignatureOutcome;
+    try {
+      signature = { ok: true, view, verified: stepNow('signature', () => checkSignature(x, as, view, body)) };
+    } catch (error) {
+      signature = { ok: false, error };
     }
-    // The authentication service binds the token to this certificate; this is a second look.
-    if (token.value.scsAsId !== as.scsAsId) refuse('INVALID_TOKEN', 'TOKEN_AS_MISMATCH');
-    if (signature.status === 'rejected') {
-      const err: unknown = signature.reason;
-      if (err instanceof RequestSignatureRefused) throw new Refused(signatureDenial(err.reason, x.hasBody));
-      throw err;
-    }
-    if (!signature.value) return { token: token.value };
-    x.signedRequest = view;
-    return { token: token.value, nonce: signature.value.nonce!, created: signature.value.created! };
+    if (token instanceof Promise) return token.then(t => judgeCredentials(x, as, t, signature), tokenRefusal);
+    return judgeCredentials(x, as, token, signature);
   };
 
-  const route = async (x: Exchange, req: EdgeRequest, as: ApplicationServer, token: VerifiedToken): Promise<void> => {
-    const catalogue = await deps.apis();
+  /** Step 5 alone: the verified signature, or none for an unsigned request of a legacy AS. */
+  const checkSignature = (x: Exchange, as: ApplicationServer, view: HttpMessageView, body: Buffer): VerifiedSignature | undefined => {
+    if (isSigned(x.fields)) {
+      return verifyRequestSignature({ view, body, keys: as.signingKeys, nowS: Math.floor(now() / 1000), windowS: deps.windowS, skewS: deps.skewS });
+    }
+    if (as.signatureProfile === 'required') throw new RequestSignatureRefused('SIGNATURE_SIGNATURE_MISSING');
+    // An unsigned request of a legacy AS: a digest it sends is still checked.
+    if (x.hasBody && x.fields['content-digest'] !== undefined) checkDigest(view, body);
+    return undefined;
+  };
+
+  const route = (x: Exchange, req: EdgeRequest, as: ApplicationServer, token: VerifiedToken, catalogue: ApiCatalogue | undefined): void => {
     if (!catalogue) refuse('UNAVAILABLE', 'API_CATALOGUE_UNAVAILABLE');
     const match = catalogue.match(req.method ?? '', req.url ?? '');
     if (match.kind === 'no-route') refuse('NO_SUCH_RESOURCE', 'NO_SUCH_API_ROUTE');
@@ -254,10 +316,13 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
   };
 
   /** Steps 8 and 9's first half: capability-exposure's answer, with the edge's obligations carried out. */
-  const execute = async (x: Exchange, req: EdgeRequest, as: ApplicationServer, token: VerifiedToken, body: Buffer, wantsJose: boolean): Promise<EdgeResponse> => {
-    let out: InvokeAnswer;
+  const execute = (req: EdgeRequest, as: ApplicationServer, token: VerifiedToken, body: Buffer, wantsJose: boolean): Soon<EdgeResponse> => {
+    const unavailable = (err: unknown): never => {
+      throw new Refused(dependencyDenial(err, 'CAPABILITY_EXPOSURE'));
+    };
+    let out: Soon<InvokeAnswer>;
     try {
-      out = await deps.invoke({
+      out = deps.invoke({
         scsAsId: as.scsAsId,
         method: req.method ?? '',
         path: req.url ?? '',
@@ -267,8 +332,12 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
         apiRoot: deps.apiRoot,
       });
     } catch (err) {
-      throw new Refused(dependencyDenial(err, 'CAPABILITY_EXPOSURE'));
+      return unavailable(err);
     }
+    return out instanceof Promise ? out.then(o => answered(as, o, wantsJose), unavailable) : answered(as, out, wantsJose);
+  };
+
+  const answered = (as: ApplicationServer, out: InvokeAnswer, wantsJose: boolean): Soon<EdgeResponse> => {
     let encrypt = wantsJose;
     for (const o of out.obligations) {
       if (o.type === ENCRYPT_RESPONSE_OBLIGATION) encrypt = true;
@@ -276,16 +345,17 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     }
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     for (const name of RELAYED_HEADERS) if (out.headers[name] !== undefined) headers[name] = out.headers[name];
-    let bytes: Uint8Array = out.body;
-    let contentType = out.headers['content-type'];
-    if (encrypt && bytes.length > 0) {
-      // Obliged but impossible: no plaintext ever leaves (the operation itself has run).
-      if (!as.encryptionKey) refuse('ENCRYPTION_OBLIGED_WITHOUT_KEY');
-      bytes = await encryptBody(bytes, contentType ?? 'application/json', as.encryptionKey);
-      contentType = JOSE_MEDIA_TYPE;
+    const contentType = out.headers['content-type'];
+    if (!encrypt || out.body.length === 0) {
+      if (contentType !== undefined) headers['content-type'] = contentType;
+      return { status: out.status, headers, body: undefined, bytes: out.body };
     }
-    if (contentType !== undefined) headers['content-type'] = contentType;
-    return { status: out.status, headers, body: undefined, bytes };
+    // Obliged but impossible: no plaintext ever leaves (the operation itself has run).
+    if (!as.encryptionKey) refuse('ENCRYPTION_OBLIGED_WITHOUT_KEY');
+    return encryptBody(out.body, contentType ?? 'application/json', as.encryptionKey).then(bytes => {
+      headers['content-type'] = JOSE_MEDIA_TYPE;
+      return { status: out.status, headers, body: undefined, bytes };
+    });
   };
 
   const signed = (x: Exchange, response: EdgeResponse, key: SigningKey): EdgeResponse => {
@@ -331,25 +401,33 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     };
     let response: EdgeResponse;
     try {
-      const as = await step('authenticate', () => authenticate(x, request));
+      const identity = step('authenticate', () => authenticate(x, request));
+      const as = identity instanceof Promise ? await identity : identity;
       if (span.isRecording()) span.setAttribute('aese.scs_as_id', as.scsAsId);
-      await step('rate-limit', async () => {
+      stepNow('rate-limit', () => {
         const rate = deps.limiter.take(as.scsAsId);
         if (!rate.allowed) refuse('RATE_LIMITED', 'RATE_LIMITED', { retryAfterS: rate.retryAfterS });
       });
-      const body = await step('body', () => readT8Body(x, request.req));
-      const { token, nonce, created } = await verifyCredentials(x, request, as, body);
-      await step('route', () => route(x, request.req, as, token));
+      const read = step('body', () => readT8Body(x, request.req));
+      const body = read instanceof Promise ? await read : read;
+      const checked = verifyCredentials(x, request, as, body);
+      const { token, nonce, created } = checked instanceof Promise ? await checked : checked;
+      const apis = deps.apis();
+      const catalogue = apis instanceof Promise ? await apis : apis;
+      stepNow('route', () => route(x, request.req, as, token, catalogue));
       const wantsJose = acceptsJose(x.fields['accept']);
       if (wantsJose && !as.encryptionKey) refuse('ENCRYPTION_KEY_NOT_REGISTERED');
       // A response that could not be signed must not follow an executed request.
-      try {
-        await deps.signingKey.current();
-      } catch (err) {
-        throw new Refused(dependencyDenial(err, 'SIGNING_KEY'));
+      if (!deps.signingKey.usable()) {
+        try {
+          await deps.signingKey.current();
+        } catch (err) {
+          throw new Refused(dependencyDenial(err, 'SIGNING_KEY'));
+        }
       }
       if (nonce !== undefined && created !== undefined) await step('replay', () => checkReplay(as, nonce, created));
-      response = await step('invoke', () => execute(x, request.req, as, token, body, wantsJose));
+      const executed = step('invoke', () => execute(request.req, as, token, body, wantsJose));
+      response = executed instanceof Promise ? await executed : executed;
     } catch (err) {
       if (err instanceof BodyError && err.kind === 'aborted') return measured(x, startedMs, undefined);
       let denial: Denial;
@@ -373,7 +451,7 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       refused(x, deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE'));
       return measured(x, startedMs, { response: deny('UNAVAILABLE', 'SIGNING_KEY_UNAVAILABLE').response, close: x.close });
     }
-    return measured(x, startedMs, { response: await step('sign', async () => signed(x, response, key)), close: x.close });
+    return measured(x, startedMs, { response: stepNow('sign', () => signed(x, response, key)), close: x.close });
   };
 
   return request => {

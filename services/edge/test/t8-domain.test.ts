@@ -248,6 +248,18 @@ describe('edge domain: AS keys, denials and the delegated signing key', () => {
     expect(err).to.be.instanceOf(AeseError).with.property('code', 'UNAVAILABLE');
   });
 
+  it("gives a connection's resolved identity at once (no promise) to its later requests, until an invalidation", async () => {
+    const ids = new ConnectionIdentities<string>(async () => 'as-1');
+    const conn = {};
+    const first = ids.get(conn, new Uint8Array());
+    expect(first, 'the first request waits for the registry').to.be.instanceOf(Promise);
+    expect(await first).to.equal('as-1');
+    expect(ids.get(conn, new Uint8Array())).to.equal('as-1');
+    expect(ids.get({}, new Uint8Array()), 'another connection asks the registry').to.be.instanceOf(Promise);
+    ids.invalidateAll();
+    expect(ids.get(conn, new Uint8Array()), 'asked again after an invalidation').to.be.instanceOf(Promise);
+  });
+
   it('resolves each connection once, again after the TTL or an invalidation, and forgets failures', async () => {
     let now = 0;
     let calls = 0;
@@ -269,7 +281,7 @@ describe('edge domain: AS keys, denials and the delegated signing key', () => {
     expect(calls).to.equal(2);
     now = 1000;
     fail = true;
-    await ids.get(conn, new Uint8Array()).catch(() => undefined);
+    await Promise.resolve(ids.get(conn, new Uint8Array())).catch(() => undefined);
     fail = false;
     await new Promise(r => setImmediate(r));
     expect(await ids.get(conn, new Uint8Array())).to.equal('as-1');

@@ -3,6 +3,8 @@ export const DEFAULT_IDENTITY_TTL_MS = 60_000;
 
 interface Entry<T> {
   readonly found: Promise<T>;
+  /** Set once `found` resolves: later requests on the connection get it without a promise. */
+  value?: T;
   readonly atMs: number;
   readonly epoch: number;
 }
@@ -29,16 +31,24 @@ export class ConnectionIdentities<T> {
     this.now = options.now ?? Date.now;
   }
 
-  /** The identity of a connection; a failure is not remembered (the next request asks again). */
-  get(connection: object, certificateDer: Uint8Array): Promise<T> {
+  /**
+   * The identity of a connection: at once when it is known, else a promise. A failure is not
+   * remembered (the next request asks again).
+   */
+  get(connection: object, certificateDer: Uint8Array): T | Promise<T> {
     const now = this.now();
     const hit = this.entries.get(connection);
-    if (hit && hit.epoch === this.epoch && now - hit.atMs < this.ttlMs) return hit.found;
+    if (hit && hit.epoch === this.epoch && now - hit.atMs < this.ttlMs) return hit.value ?? hit.found;
     const entry: Entry<T> = { found: this.resolve(certificateDer), atMs: now, epoch: this.epoch };
     this.entries.set(connection, entry);
-    entry.found.catch(() => {
-      if (this.entries.get(connection) === entry) this.entries.delete(connection);
-    });
+    entry.found.then(
+      value => {
+        entry.value = value;
+      },
+      () => {
+        if (this.entries.get(connection) === entry) this.entries.delete(connection);
+      },
+    );
     return entry.found;
   }
 

@@ -6,7 +6,7 @@ import {
   SignatureError,
   signMessage,
   verifyContentDigest,
-  verifyMessageSignature,
+  verifyMessageSignatureSync,
 } from '@aese/http-signatures';
 import type { HttpMessageView, NonceRule, ResolvedKey, VerifiedSignature } from '@aese/http-signatures';
 import type { SigningKey } from './delegated-signing-key.js';
@@ -90,18 +90,18 @@ export class RequestSignatureRefused extends Error {
  * @throws RequestSignatureRefused with reason `SIGNATURE_<library reason>` (a malformed nonce:
  *   `SIGNATURE_NONCE_INVALID`), `DIGEST_<reason>` or `SIGNATURE_TAG_NOT_ALLOWED`
  */
-export async function verifyRequestSignature(check: RequestSignatureCheck): Promise<VerifiedSignature> {
+export function verifyRequestSignature(check: RequestSignatureCheck): VerifiedSignature {
   const hasBody = check.body.length > 0;
   let verified: VerifiedSignature;
   try {
-    verified = await verifyMessageSignature(check.view, {
+    verified = verifyMessageSignatureSync(check.view, {
       label: SIGNATURE_LABEL,
       requiredComponents: hasBody ? T8_REQUEST_WITH_BODY_COMPONENTS : T8_REQUEST_COMPONENTS,
       requiredParams: T8_REQUIRED_PARAMS,
       allowedParams: T8_ALLOWED_PARAMS,
       nonce: T8_NONCE_RULE,
       validity: { nowSeconds: check.nowS, maxAgeSeconds: check.windowS, maxFutureSeconds: check.skewS },
-      resolveKey: async keyid => check.keys.get(keyid),
+      resolveKey: keyid => check.keys.get(keyid),
     });
   } catch (err) {
     if (err instanceof SignatureError) throw new RequestSignatureRefused(`SIGNATURE_${err.reason}`, { cause: err });

@@ -67,14 +67,17 @@ export class RevocationAwareIdentities extends ConnectionIdentities<ApplicationS
     super(resolve);
   }
 
-  override get(connection: object, certificateDer: Uint8Array): Promise<ApplicationServer> {
-    if (!this.isFresh()) return Promise.reject(new AeseError('UNAVAILABLE', 'revocation state is stale; refusing to decide'));
-    return super.get(connection, certificateDer).then(as => {
+  /** Throws (or rejects) UNAVAILABLE while revocations are stale and INVALID_CLIENT for a revoked AS or certificate. */
+  override get(connection: object, certificateDer: Uint8Array): ApplicationServer | Promise<ApplicationServer> {
+    if (!this.isFresh()) throw new AeseError('UNAVAILABLE', 'revocation state is stale; refusing to decide');
+    const check = (as: ApplicationServer): ApplicationServer => {
       if (this.revocations.isApplicationServerRevoked(as.scsAsId) || this.revocations.isCertificateRevoked(as.thumbprint)) {
         throw new AeseError('INVALID_CLIENT', 'client certificate is not registered to an SCS/AS');
       }
       return as;
-    });
+    };
+    const out = super.get(connection, certificateDer);
+    return out instanceof Promise ? out.then(check) : check(out);
   }
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { CacheLookups } from '@aese/telemetry';
 
 /** Verified tokens remembered by default; one entry is a few hundred bytes. */
@@ -51,7 +51,7 @@ export class TokenCache {
 
   /** The cache key of a token presented with a certificate. */
   static keyOf(token: string, thumbprint: string): string {
-    return `${createHash('sha256').update(token).digest('base64url')}.${thumbprint}`;
+    return `${hash('sha256', token, 'base64url')}.${thumbprint}`;
   }
 
   get size(): number {
