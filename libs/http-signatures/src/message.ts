@@ -17,6 +17,11 @@ export interface HttpMessageView {
   readonly authority?: string;
   readonly status?: number;
   readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+  /**
+   * Set when every key of `headers` is already lower case (a receiver that built the map itself,
+   * as the edge does): a field is then one property lookup instead of a scan of every name.
+   */
+  readonly lowerCaseNames?: boolean;
 }
 
 /** True for a response view (it has a status), false for a request view. */
@@ -28,9 +33,15 @@ export function isResponse(message: HttpMessageView): boolean {
  * All field lines of one field, in order, found case-insensitively; `undefined` when the field is
  * absent. A plain object could hold `Content-Type` and `content-type` both: their lines are kept.
  */
-export function fieldLines(message: HttpMessageView, name: string): string[] | undefined {
+export function fieldLines(message: HttpMessageView, name: string): readonly string[] | undefined {
   const wanted = name.toLowerCase();
   const { headers } = message;
+  if (message.lowerCaseNames === true) {
+    const value = Object.hasOwn(headers, wanted) ? headers[wanted] : undefined;
+    if (value === undefined) return undefined;
+    if (typeof value === 'string') return [value];
+    return value.length > 0 ? value : undefined;
+  }
   let lines: string[] | undefined;
   for (const key of Object.keys(headers)) {
     if (key.toLowerCase() !== wanted) continue;

@@ -74,3 +74,26 @@ describe('http-signatures: verifyMessageSignatureSync agrees with verifyMessageS
     });
   }
 });
+
+describe('http-signatures: a view whose field names are all lower case (lowerCaseNames)', () => {
+  const { message } = t8Request();
+  const signed = signAsRequest(message, AS1);
+  const lowered = (view: HttpMessageView): HttpMessageView => ({
+    ...view,
+    headers: Object.fromEntries(Object.entries(view.headers).map(([k, v]) => [k.toLowerCase(), v])),
+    lowerCaseNames: true,
+  });
+
+  it('verifies as the same view without the flag, and the same tampering is refused', async () => {
+    const plain = await outcomeAsync(signed);
+    expect('verified' in plain, 'the positive control verifies').to.equal(true);
+    expect(await outcomeAsync(lowered(signed))).to.deep.equal(plain);
+    expect(outcomeSync(lowered({ ...signed, method: 'PUT' }))).to.deep.include({ reason: 'SIGNATURE_INVALID' });
+  });
+
+  it('takes the flag at its word: a field under a name not in lower case is not found', async () => {
+    const view = { ...lowered(signed), headers: { ...lowered(signed).headers, 'Signature-Input': lowered(signed).headers['signature-input'], 'signature-input': undefined } };
+    expect(await outcomeAsync(view)).to.deep.include({ reason: 'SIGNATURE_MISSING' });
+    expect(await outcomeAsync({ ...view, lowerCaseNames: false }), 'found by the scan without the flag').to.have.property('verified');
+  });
+});

@@ -52,7 +52,7 @@ export type FieldLines = Readonly<Record<string, readonly string[]>>;
  * section 2.2.2). The same string is what the edge routes and forwards.
  */
 export function requestView(method: string, requestTarget: string, authority: string, fields: FieldLines): HttpMessageView {
-  return { method, targetUri: `https://${authority}${requestTarget}`, authority, headers: fields };
+  return { method, targetUri: `https://${authority}${requestTarget}`, authority, headers: fields, lowerCaseNames: true };
 }
 
 /** True when the request carries any signature field (a signature to verify, good or bad). */
