@@ -136,6 +136,19 @@ describe('edge domain: T8 routing, credentials and media types', () => {
     }
   });
 
+  it('gives a target asked again the same match, per method; long and many targets still match right', () => {
+    const fresh = new ApiCatalogue([{ name: '3gpp-monitoring-event', version: 'v1', scope: 's', routes: [{ method: 'GET', path: '/{scsAsId}/subscriptions/{subscriptionId}' }] }]);
+    const target = '/3gpp-monitoring-event/v1/as-1/subscriptions/abc';
+    const first = fresh.match('GET', target);
+    expect(fresh.match('GET', target), 'kept').to.equal(first);
+    expect(fresh.match('DELETE', target)).to.deep.equal({ kind: 'method-not-allowed', allowed: ['GET'] });
+    const long = `/3gpp-monitoring-event/v1/${'a'.repeat(150)}/subscriptions/${'x'.repeat(150)}`;
+    expect(fresh.match('GET', long)).to.deep.include({ kind: 'match', params: { scsAsId: 'a'.repeat(150), subscriptionId: 'x'.repeat(150) } });
+    for (let i = 0; i < 5000; i++)
+      expect(fresh.match('GET', `/3gpp-monitoring-event/v1/as-${i}/subscriptions/s`)).to.deep.include({ params: { scsAsId: `as-${i}`, subscriptionId: 's' } });
+    expect(fresh.match('GET', target)).to.deep.equal(first);
+  });
+
   it('takes exactly one Bearer Authorization line; several, a malformed one or another scheme are told apart', () => {
     expect(bearerToken(['Bearer abc.def-_~+/=='])).to.deep.equal({ token: 'abc.def-_~+/==' });
     expect(bearerToken(['bearer  abc'])).to.deep.equal({ token: 'abc' });

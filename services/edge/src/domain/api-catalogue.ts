@@ -24,6 +24,10 @@ export type ApiMatch =
   | { readonly kind: 'no-route' }
   | { readonly kind: 'method-not-allowed'; readonly allowed: readonly string[] };
 
+/** How many matches a catalogue keeps, and the longest target kept. */
+const MATCH_MEMO_SIZE = 4096;
+const MATCH_MEMO_TARGET_CHARS = 256;
+
 /** True for a path the edge treats as a T8 API call (TS 29.122 base paths are `/3gpp-<api>/v1/...`). */
 export function isT8Path(path: string): boolean {
   return path.startsWith('/3gpp-');
@@ -38,6 +42,8 @@ export function isT8Path(path: string): boolean {
  */
 export class ApiCatalogue {
   private readonly modules: ReadonlyMap<string, ApiModule>;
+  /** Matches already made (a catalogue never changes; a new one comes with a refresh). */
+  private readonly matches = new Map<string, ApiMatch>();
 
   constructor(modules: readonly ApiModule[]) {
     this.modules = new Map(modules.map(m => [`${m.name}/${m.version}`, m]));
@@ -47,8 +53,24 @@ export class ApiCatalogue {
     return this.modules.size;
   }
 
-  /** Matches a method and a request target (`/<name>/<version>/...?query`). */
+  /**
+   * Matches a method and a request target (`/<name>/<version>/...?query`). An AS reads the same
+   * resources again and again: short targets' answers are kept, at most {@link MATCH_MEMO_SIZE}
+   * of them (all dropped when full, so a stream of distinct targets costs memory once).
+   */
   match(method: string, target: string): ApiMatch {
+    if (target.length > MATCH_MEMO_TARGET_CHARS) return this.matchNow(method, target);
+    const key = `${method} ${target}`;
+    let found = this.matches.get(key);
+    if (found === undefined) {
+      found = this.matchNow(method, target);
+      if (this.matches.size >= MATCH_MEMO_SIZE) this.matches.clear();
+      this.matches.set(key, found);
+    }
+    return found;
+  }
+
+  private matchNow(method: string, target: string): ApiMatch {
     const split = splitT8Target(target);
     if (!split) return { kind: 'no-route' };
     const module = this.modules.get(`${split.segments[0]}/${split.segments[1]}`);
