@@ -218,14 +218,15 @@ interface PreparedVerification {
 /** Every check that needs no key, in the order {@link verifyMessageSignature} documents. */
 function prepareVerification(message: HttpMessageView, options: VerificationRules): PreparedVerification {
   assertDictionaryKey(options.label);
+  // A malformed required spec is the caller's mistake: reported before anything else.
+  const requiredComponents = options.requiredComponents.map(parseComponentSpec);
   const allowedAlgorithms = options.allowedAlgorithms ?? DEFAULT_ALLOWED_ALGORITHMS;
   const { covered, params, bytes } = readSignature(message, options);
   const plain = checkParams(plainParams(params), options);
   const keyid = plain.keyid as string;
   const algParam = plain.alg as string | undefined;
   const coveredKeys = new Set(covered.map(componentKey));
-  for (const spec of options.requiredComponents) {
-    const required = parseComponentSpec(spec);
+  for (const required of requiredComponents) {
     if (!coveredKeys.has(componentKey(required))) {
       throw new SignatureError('COMPONENT_MISSING', `the signature must cover ${componentSpec(required)}`);
     }

@@ -97,3 +97,26 @@ describe('http-signatures: a view whose field names are all lower case (lowerCas
     expect(await outcomeAsync({ ...view, lowerCaseNames: false }), 'found by the scan without the flag').to.have.property('verified');
   });
 });
+
+describe('http-signatures: a malformed required component (the caller’s mistake)', () => {
+  it('is reported before anything in the message is read, by both verifiers', async () => {
+    const { message } = t8Request();
+    const unsigned = withHeaders(message, { 'signature-input': undefined, signature: undefined });
+    const options = { ...edgeOptions(keyStoreOf(AS1).resolveKey), requiredComponents: ['@method', '"unterminated'] };
+    const asyncErr = await verifyMessageSignature(unsigned, options).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    let syncErr: unknown;
+    try {
+      verifyMessageSignatureSync(unsigned, { ...options, resolveKey: () => undefined });
+    } catch (e) {
+      syncErr = e;
+    }
+    expect(asyncErr, 'not the missing signature').to.not.have.property('reason', 'SIGNATURE_MISSING');
+    expect(asyncErr).to.be.instanceOf(Error);
+    expect(syncErr).to.deep.equal(asyncErr);
+    // The positive control: with valid specs the same message is refused for its missing signature.
+    expect(await outcomeAsync(unsigned)).to.deep.include({ reason: 'SIGNATURE_MISSING' });
+  });
+});

@@ -141,6 +141,10 @@ describe('edge domain: T8 routing, credentials and media types', () => {
     const target = '/3gpp-monitoring-event/v1/as-1/subscriptions/abc';
     const first = fresh.match('GET', target);
     expect(fresh.match('GET', target), 'kept').to.equal(first);
+    expect(fresh.keptMatches).to.equal(1);
+    // HTTP/2 lets a client name any method: a long one is answered but not kept.
+    expect(fresh.match('M'.repeat(10_000), target)).to.deep.equal({ kind: 'method-not-allowed', allowed: ['GET'] });
+    expect(fresh.keptMatches).to.equal(1);
     expect(fresh.match('DELETE', target)).to.deep.equal({ kind: 'method-not-allowed', allowed: ['GET'] });
     const long = `/3gpp-monitoring-event/v1/${'a'.repeat(150)}/subscriptions/${'x'.repeat(150)}`;
     expect(fresh.match('GET', long)).to.deep.include({ kind: 'match', params: { scsAsId: 'a'.repeat(150), subscriptionId: 'x'.repeat(150) } });

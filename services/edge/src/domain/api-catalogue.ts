@@ -27,6 +27,7 @@ export type ApiMatch =
 /** How many matches a catalogue keeps, and the longest target kept. */
 const MATCH_MEMO_SIZE = 4096;
 const MATCH_MEMO_TARGET_CHARS = 256;
+const MATCH_MEMO_METHOD_CHARS = 16;
 
 /** True for a path the edge treats as a T8 API call (TS 29.122 base paths are `/3gpp-<api>/v1/...`). */
 export function isT8Path(path: string): boolean {
@@ -53,13 +54,19 @@ export class ApiCatalogue {
     return this.modules.size;
   }
 
+  /** How many matches are kept now. */
+  get keptMatches(): number {
+    return this.matches.size;
+  }
+
   /**
    * Matches a method and a request target (`/<name>/<version>/...?query`). An AS reads the same
    * resources again and again: short targets' answers are kept, at most {@link MATCH_MEMO_SIZE}
    * of them (all dropped when full, so a stream of distinct targets costs memory once).
    */
   match(method: string, target: string): ApiMatch {
-    if (target.length > MATCH_MEMO_TARGET_CHARS) return this.matchNow(method, target);
+    // HTTP/2 lets a client name any method: only short ones are kept, as only short targets are.
+    if (target.length > MATCH_MEMO_TARGET_CHARS || method.length > MATCH_MEMO_METHOD_CHARS) return this.matchNow(method, target);
     const key = `${method} ${target}`;
     let found = this.matches.get(key);
     if (found === undefined) {
