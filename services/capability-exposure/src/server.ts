@@ -161,12 +161,13 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
     cleanup.unshift(() => audit.flush());
     // Reusable answers given on the Invoke streams are withdrawn there (set once the server is up).
     let withdraw: (withdrawal: ReuseWithdrawal) => void = () => undefined;
+    const withdrawAll: ReuseWithdrawal = { all: true, scsAsIds: [] };
     // Decisions of the authorization service are cached per policy version, emptied on push; the
     // same version decides which answers may be reused.
     let cache: DecisionCache | undefined;
     const onPolicyChange = (): void => {
       cache?.clear();
-      withdraw({ all: true, scsAsIds: [] });
+      withdraw(withdrawAll);
     };
     const versions = remoteDecide ? await KvPolicyVersion.start(nc, onPolicyChange, logger, config.stalenessBoundMs) : undefined;
     if (versions) {
@@ -187,8 +188,8 @@ export async function startCapabilityExposureService(env: Env, logger: Logger, o
       config.stalenessBoundMs,
     );
     cleanup.unshift(() => store.close());
-    store.onChange(scsAsId => withdraw(scsAsId === undefined ? { all: true, scsAsIds: [] } : { all: false, scsAsIds: [scsAsId] }));
-    store.onState(() => withdraw({ all: true, scsAsIds: [] }));
+    store.onChange(scsAsId => withdraw(scsAsId === undefined ? withdrawAll : { all: false, scsAsIds: [scsAsId] }));
+    store.onState(() => withdraw(withdrawAll));
     // Notification requests are signed through crypto: the edge delivers nothing else.
     const sink = await NatsNotificationSink.open(nc, cryptoEventSigner(crypto));
     const shared = config.networkEvents === 'jetstream';

@@ -211,7 +211,7 @@ export function createRequestHandler(deps: EdgeDependencies): (req: EdgeRequest,
       return problem(421, 'the request authority does not match the TLS server name');
     }
     if (!url.startsWith('/')) return problem(400, 'the request target must be a path');
-    if (deps.t8 && isT8Path(path)) return deps.t8({ req, certificateDer: cert.raw, identity: () => identify(conn, cert.raw) });
+    if (deps.t8 && isT8Path(path)) return deps.t8({ req, certificateDer: cert.raw, authority: authority.authority, identity: () => identify(conn, cert.raw) });
     const byMethod = routes[path];
     if (!byMethod || !Object.hasOwn(routes, path)) return problem(404, 'no such resource');
     const route = Object.hasOwn(byMethod, req.method ?? '') ? byMethod[req.method!] : undefined;

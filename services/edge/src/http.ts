@@ -78,8 +78,8 @@ const EMPTY_BODY = Buffer.alloc(0);
 /**
  * Reads a request body up to `maxBytes`, refusing early on a larger Content-Length and stopping
  * as soon as a chunked body goes over, and giving up after `timeoutMs` (HTTP/2 has no
- * `requestTimeout`, so a slow body is bounded here). A body already known (none, on a finished
- * HTTP/1.1 request) comes back at once, not as a promise; a refused Content-Length throws.
+ * `requestTimeout`, so a slow body is bounded here). A request known to have no body gets its
+ * empty body at once, not as a promise; a refused Content-Length throws.
  */
 export function readBody(req: EdgeRequest, maxBytes: number, timeoutMs: number): Buffer | Promise<Buffer> {
   const declared = singleHeader(req, 'content-length');

@@ -54,8 +54,7 @@ export interface MeshAdapters {
   readonly getJwks: () => Promise<PublishedKey[]>;
   /** replay-guard CheckAndRecord; throws when it cannot decide. */
   readonly checkReplay: (scsAsId: string, nonce: string, created: number) => Promise<ReplayVerdict>;
-  /** capability-exposure Invoke; a reusable answer it gave is given again until withdrawn. */
-  /** A reusable answer at once, anything else from capability-exposure. */
+  /** capability-exposure Invoke; a reusable answer it gave is given again, at once, until withdrawn. */
   readonly invoke: (call: InvokeCall) => InvokeAnswer | Promise<InvokeAnswer>;
   /** Answers given again without the hop, and lookups that missed. */
   readonly answerReuse: () => ReuseStats;

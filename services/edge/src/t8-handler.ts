@@ -80,6 +80,8 @@ export interface T8Dependencies {
 export interface T8Request {
   readonly req: EdgeRequest;
   readonly certificateDer: Uint8Array;
+  /** The request's one authority, as the connection checks established it (`:authority` or `Host`). */
+  readonly authority: string;
   /** The connection's SCS/AS (cached per connection, so mostly known at once); may throw. */
   readonly identity: () => ApplicationServer | Promise<ApplicationServer>;
 }
@@ -115,6 +117,20 @@ type Soon<T> = T | Promise<T>;
  */
 function step<T>(name: string, fn: () => Soon<T>): Soon<T> {
   return inSpanSoon(`t8.${name}`, fn);
+}
+
+/**
+ * `next` of what `produce` gives, at once when it is at hand, else when it comes; a throw or a
+ * rejection of `produce` goes to `failed`.
+ */
+function andThen<T, R>(produce: () => Soon<T>, next: (value: T) => Soon<R>, failed: (err: unknown) => never): Soon<R> {
+  let value: Soon<T>;
+  try {
+    value = produce();
+  } catch (err) {
+    return failed(err);
+  }
+  return value instanceof Promise ? value.then(next, failed) : next(value);
 }
 
 /** A step that never waits: a plain call with tracing off. */
@@ -191,15 +207,12 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     return as;
   };
 
-  const authenticate = (x: Exchange, request: T8Request): Soon<ApplicationServer> => {
-    let identity: Soon<ApplicationServer>;
-    try {
-      identity = request.identity();
-    } catch (err) {
-      return identityRefusal(err);
-    }
-    return identity instanceof Promise ? identity.then(as => admitted(x, as), identityRefusal) : admitted(x, identity);
-  };
+  const authenticate = (x: Exchange, request: T8Request): Soon<ApplicationServer> =>
+    andThen(
+      () => request.identity(),
+      as => admitted(x, as),
+      identityRefusal,
+    );
 
   const bodyRefusal = (x: Exchange, err: unknown): never => {
     if (!(err instanceof BodyError)) throw err;
@@ -215,20 +228,12 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
     return body;
   };
 
-  const readT8Body = (x: Exchange, req: EdgeRequest): Soon<Buffer> => {
-    let body: Soon<Buffer>;
-    try {
-      body = readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs);
-    } catch (err) {
-      return bodyRefusal(x, err);
-    }
-    return body instanceof Promise
-      ? body.then(
-          b => acceptedBody(x, req, b),
-          (err: unknown) => bodyRefusal(x, err),
-        )
-      : acceptedBody(x, req, body);
-  };
+  const readT8Body = (x: Exchange, req: EdgeRequest): Soon<Buffer> =>
+    andThen(
+      () => readBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs),
+      body => acceptedBody(x, req, body),
+      err => bodyRefusal(x, err),
+    );
 
   const tokenRefusal = (err: unknown): never => {
     if (err instanceof AeseError && (err.code === 'INVALID_TOKEN' || err.code === 'UNAUTHENTICATED' || err.code === 'INVALID_INPUT')) refuse('INVALID_TOKEN');
@@ -263,9 +268,8 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       return tokenRefusal(err);
     }
     const req = request.req;
-    const authority = singleHeader(req, ':authority') ?? singleHeader(req, 'host') ?? '';
     // The target as received: the one string the signature covers, the route matches and Invoke gets.
-    const view = requestView(req.method ?? '', req.url ?? '', authority, x.fields);
+    const view = requestView(req.method ?? '', req.url ?? '', request.authority, x.fields);
     let signature: SignatureOutcome;
     try {
       signature = { ok: true, view, verified: stepNow('signature', () => checkSignature(x, as, view, body)) };
@@ -317,24 +321,22 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
 
   /** Steps 8 and 9's first half: capability-exposure's answer, with the edge's obligations carried out. */
   const execute = (req: EdgeRequest, as: ApplicationServer, token: VerifiedToken, body: Buffer, wantsJose: boolean): Soon<EdgeResponse> => {
-    const unavailable = (err: unknown): never => {
-      throw new Refused(dependencyDenial(err, 'CAPABILITY_EXPOSURE'));
+    const call: InvokeCall = {
+      scsAsId: as.scsAsId,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      contentType: singleHeader(req, 'content-type') ?? '',
+      body,
+      scopes: token.scopes,
+      apiRoot: deps.apiRoot,
     };
-    let out: Soon<InvokeAnswer>;
-    try {
-      out = deps.invoke({
-        scsAsId: as.scsAsId,
-        method: req.method ?? '',
-        path: req.url ?? '',
-        contentType: singleHeader(req, 'content-type') ?? '',
-        body,
-        scopes: token.scopes,
-        apiRoot: deps.apiRoot,
-      });
-    } catch (err) {
-      return unavailable(err);
-    }
-    return out instanceof Promise ? out.then(o => answered(as, o, wantsJose), unavailable) : answered(as, out, wantsJose);
+    return andThen(
+      () => deps.invoke(call),
+      out => answered(as, out, wantsJose),
+      err => {
+        throw new Refused(dependencyDenial(err, 'CAPABILITY_EXPOSURE'));
+      },
+    );
   };
 
   const answered = (as: ApplicationServer, out: InvokeAnswer, wantsJose: boolean): Soon<EdgeResponse> => {
