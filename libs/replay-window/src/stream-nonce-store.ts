@@ -32,6 +32,8 @@ const AS_TOKEN = /^[A-Za-z0-9_=-]{1,64}$/;
 const NONCE_KEY = /^([A-Za-z0-9_=-]{1,64})\.([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
 /** Default of {@link StreamNonceStoreOptions.lingerMs}. */
 export const DEFAULT_LINGER_MS = 2;
+/** Default of {@link StreamNonceStoreOptions.quietMs}, in lingers. */
+const QUIET_LINGERS = 10;
 /** How often expired nonces leave memory. */
 const SWEEP_EVERY_MS = 5_000;
 
@@ -46,10 +48,16 @@ export interface StreamNonceStoreOptions {
   /** The clock used to date a loss of history and expire nonces in memory; tests freeze it. */
   readonly now?: () => number;
   /**
-   * How long the first nonce of a batch waits for others before the batch is appended (while an
-   * append is in flight, nonces wait for it anyway). Fewer, larger appends for a little latency.
+   * How long the first nonce of a batch waits for others before the batch is appended, on a busy
+   * lane (while an append is in flight, nonces wait for it anyway). Fewer, larger appends under
+   * load for a little latency.
    */
   readonly lingerMs?: number;
+  /**
+   * A lane that saw no nonce for this long is quiet: its next nonce is appended at once, since no
+   * other is likely to join it within a linger. Default: ten lingers.
+   */
+  readonly quietMs?: number;
   /** Told of every append (its nonce count), for metrics and tests. */
   readonly onAppend?: (nonces: number) => void;
 }
@@ -77,6 +85,8 @@ interface Lane {
   flushing: boolean;
   /** The linger timer of the batch being filled, if one is set. */
   timer?: NodeJS.Timeout;
+  /** When the lane's last new nonce came (performance.now()): one after a quiet spell does not wait. */
+  arrivedAt: number;
   /** Set once the lane read the stream's history for its subject; until then nothing is decided. */
   loaded?: Promise<void>;
   /** Set once `loaded` has resolved: later checks go straight to the window. */
@@ -200,9 +210,14 @@ export class StreamNonceStore implements NonceStore {
         return;
       }
       lane.pending.set(digest, [{ resolve, reject }]);
-      if (lane.flushing) return;
       const linger = this.options.lingerMs ?? DEFAULT_LINGER_MS;
-      if (linger === 0 || lane.pending.size >= MAX_BATCH) {
+      const now = performance.now();
+      // A lone request gains nothing from waiting. Under load a lane is never quiet this long: a
+      // burst of answers can keep the event loop from new nonces for a few ms, not for ten lingers.
+      const quiet = now - lane.arrivedAt >= (this.options.quietMs ?? QUIET_LINGERS * linger);
+      lane.arrivedAt = now;
+      if (lane.flushing) return;
+      if (quiet || lane.pending.size >= MAX_BATCH) {
         clearTimeout(lane.timer);
         lane.timer = undefined;
         void this.flush(lane);
@@ -225,7 +240,7 @@ export class StreamNonceStore implements NonceStore {
   private lane(asToken: string): Lane {
     let lane = this.lanes.get(asToken);
     if (!lane) {
-      lane = { subject: `${REPLAY_WINDOW_SUBJECT_PREFIX}.${asToken}`, lastSeq: 0, seen: new Map(), pending: new Map(), inFlight: new Set(), flushing: false };
+      lane = { subject: `${REPLAY_WINDOW_SUBJECT_PREFIX}.${asToken}`, lastSeq: 0, seen: new Map(), pending: new Map(), inFlight: new Set(), flushing: false, arrivedAt: -Infinity };
       this.lanes.set(asToken, lane);
     }
     return lane;

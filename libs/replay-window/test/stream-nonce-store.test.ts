@@ -58,10 +58,17 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
   const connectAs = (url: string, identity: NatsIdentity): Promise<NatsConnection> =>
     connect({ servers: url, maxReconnectAttempts: -1, reconnectTimeWait: 100, ...natsTlsOptions(dir.path, identity) });
 
-  async function openStore(url: string, identity: NatsIdentity, options: { timeoutMs?: number } = {}): Promise<Opened> {
+  async function openStore(url: string, identity: NatsIdentity, options: { timeoutMs?: number; lingerMs?: number; quietMs?: number } = {}): Promise<Opened> {
     const nc = await connectAs(url, identity);
     const appends: number[] = [];
-    const store = await StreamNonceStore.open(nc, { ttlMs: TTL_MS, timeoutMs: options.timeoutMs ?? 10_000, logger, onAppend: n => appends.push(n) });
+    const store = await StreamNonceStore.open(nc, {
+      ttlMs: TTL_MS,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      logger,
+      onAppend: n => appends.push(n),
+      ...(options.lingerMs === undefined ? {} : { lingerMs: options.lingerMs }),
+      ...(options.quietMs === undefined ? {} : { quietMs: options.quietMs }),
+    });
     const o = { store, nc, appends };
     opened.push(o);
     return o;
@@ -177,6 +184,31 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
       appends.length = 0;
       for (const n of nonces(20)) expect(await store.recordOnce(nonceKey('as-batch', n), TTL_MS)).to.equal(true);
       expect(appends).to.deep.equal(Array<number>(20).fill(1));
+    });
+
+    it('lingers only on a busy lane: a nonce after a quiet spell is appended at once, nonces close behind another wait to share an append', async () => {
+      const LINGER_MS = 1_000;
+      const QUIET_MS = 1_500;
+      const { store, appends } = await openStore(nats.url, 'replay-guard', { lingerMs: LINGER_MS, quietMs: QUIET_MS });
+      /** Which comes first: the nonce's verdict, or half the linger. */
+      const before = (call: Promise<boolean>) =>
+        Promise.race([call.then(fresh => `decided ${fresh ? 'fresh' : 'replayed'}`), new Promise<string>(r => setTimeout(() => r('half the linger'), LINGER_MS / 2))]);
+      await store.prepare(asTokenOf('as-linger'));
+
+      // Quiet lane: no nonce came for it yet.
+      expect(await before(store.recordOnce(nonceKey('as-linger', nonce()), TTL_MS))).to.equal('decided fresh');
+      expect(appends).to.deep.equal([1]);
+
+      // Busy lane: a nonce came just before, so these wait for the linger and go together.
+      const next = [nonce(), nonce()].map(n => store.recordOnce(nonceKey('as-linger', n), TTL_MS));
+      expect(await before(next[0])).to.equal('half the linger');
+      expect(await Promise.all(next)).to.deep.equal([true, true]);
+      expect(appends).to.deep.equal([1, 2]);
+
+      // Quiet again once the quiet spell has passed with no nonce.
+      await new Promise(r => setTimeout(r, QUIET_MS));
+      expect(await before(store.recordOnce(nonceKey('as-linger', nonce()), TTL_MS))).to.equal('decided fresh');
+      expect(appends).to.deep.equal([1, 2, 1]);
     });
 
     it('a new store on a fresh connection (a restart) answers replayed for every nonce recorded before, per AS; the same nonce for another AS is fresh', async () => {
