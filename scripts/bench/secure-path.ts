@@ -24,7 +24,8 @@
  * replayed to the other: each must be refused as a replay too. Otherwise the run fails.
  *
  * Also the resident memory of each server-core process: the largest VmRSS sampled while the
- * secure path is under load, and the peak (VmHWM) since start.
+ * secure path is under load, and the peak (VmHWM) since start; and how many nonces each append
+ * to the replay stream carried (the stream's sequence read before and after each secure round).
  *
  * Options: `--quick` (one 5 s round, for iterating), `--profile` (V8 CPU profiles of every service),
  * `--production` (the services from the production build, scripts/build.ts, with plain node instead
@@ -41,8 +42,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { computeContentDigest, createNonce, signMessage } from '@aese/http-signatures';
-import { readT8ServerTlsMaterial } from '@aese/pki';
-import { freePort } from '@aese/testing';
+import { NATS_ADMIN_NAME, readT8ServerTlsMaterial } from '@aese/pki';
+import { REPLAY_WINDOW_STREAM } from '@aese/replay-window';
+import { connectNatsAs, freePort } from '@aese/testing';
 import { BenchProcesses, captureErrors, grantApis, onboardAs, startProcessMesh } from './process-mesh.ts';
 import type { ProcessMesh } from './process-mesh.ts';
 import { noCounts, probeAgent, probeOnce, sendGet, signedGet } from './replay-probe.ts';
@@ -216,7 +218,12 @@ async function main(): Promise<void> {
     }),
     say,
   });
+  // The replay stream's appends, read as the JetStream administrator: nonces per append says
+  // whether the replay windows' group commit batches under the load.
+  const natsAdmin = await connectNatsAs(mesh.env['NATS_URL']!, mesh.stateDir, NATS_ADMIN_NAME);
   try {
+    const jsm = await natsAdmin.jetstreamManager();
+    const replayAppends = async (): Promise<number> => (await jsm.streams.info(REPLAY_WINDOW_STREAM)).state.last_seq;
     const { layout, ports, errors } = mesh;
     const issuer = `https://localhost:${ports.edge}`;
     for (const [name, child] of mesh.processes) serverProcesses.set(name, child);
@@ -308,17 +315,21 @@ async function main(): Promise<void> {
     const cpuPerRequest = new Map<string, number[]>();
     /** CPU share of core 0 the (idle) mesh took while the bare server was measured. */
     const meshShareDuringBare: number[] = [];
+    /** Nonces per replay-stream append in each secure round. */
+    const noncesPerAppend: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [name, config] of [
         ['bare', bareRunner],
         ['secure', secureRunner],
       ] as const) {
+        const appendsBefore = name === 'secure' ? await replayAppends() : 0;
         const before = cpuSnapshot();
         const sampler = name === 'secure' ? setInterval(sampleRss, RSS_SAMPLE_MS) : undefined;
         const r = await load(config).finally(() => clearInterval(sampler));
         const after = cpuSnapshot();
         // Warm-up requests are not in r.total: scale by the measured share of the run.
         const share = DURATION_S / (WARMUP_S + DURATION_S);
+        if (name === 'secure') noncesPerAppend.push(r.total / share / ((await replayAppends()) - appendsBefore));
         if (name === 'bare') {
           const meshMs = [...after].filter(([p]) => p !== 'bare-server').reduce((sum, [p, ms]) => sum + ms - before.get(p)!, 0);
           meshShareDuringBare.push(meshMs / ((WARMUP_S + DURATION_S) * 1000));
@@ -359,6 +370,9 @@ async function main(): Promise<void> {
       `services run ${PRODUCTION ? 'from the production build (plain node)' : 'through tsx'}; RSS per process, MB (max sampled under the secure-path load / peak VmHWM): ${memory.join(', ')}\n`,
     );
     process.stdout.write(`core 0 taken by the idle mesh during the bare runs: ${meshShareDuringBare.map(x => `${(100 * x).toFixed(0)} %`).join(', ')}\n`);
+    process.stdout.write(
+      `replay stream: ${median(noncesPerAppend).toFixed(1)} nonces per append (requests / appends, warm-up included; rounds: ${noncesPerAppend.map(x => x.toFixed(1)).join(', ')})\n`,
+    );
 
     // Two edges behind the one replay guard, after the measurements: a request served by one
     // edge, replayed byte for byte to the other, must be refused as a replay. Every request is
@@ -414,6 +428,7 @@ async function main(): Promise<void> {
     process.stdout.write(`total time ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
     if (PROFILE_DIR) process.stdout.write(`CPU profiles of the services: ${PROFILE_DIR}/<service>/*.cpuprofile (the second edge's in edge-2)\n`);
   } finally {
+    await natsAdmin.close().catch(() => undefined);
     await mesh.stop();
   }
 }

@@ -54,8 +54,9 @@ export interface StreamNonceStoreOptions {
    */
   readonly lingerMs?: number;
   /**
-   * A lane that saw no nonce for this long is quiet: its next nonce is appended at once, since no
-   * other is likely to join it within a linger. Default: ten lingers.
+   * A lane that saw no new nonce for this long (replays and refused calls do not count) is quiet:
+   * its next nonce is appended at the end of the current turn, since no other is likely to join
+   * it within a linger. Default: ten lingers.
    */
   readonly quietMs?: number;
   /** Told of every append (its nonce count), for metrics and tests. */
@@ -85,6 +86,8 @@ interface Lane {
   flushing: boolean;
   /** The linger timer of the batch being filled, if one is set. */
   timer?: NodeJS.Timeout;
+  /** Set instead of `timer` on a quiet lane: the batch goes at the end of the current turn. */
+  turnEnd?: NodeJS.Immediate;
   /** When the lane's last new nonce came (performance.now()): one after a quiet spell does not wait. */
   arrivedAt: number;
   /** Set once the lane read the stream's history for its subject; until then nothing is decided. */
@@ -144,6 +147,12 @@ export class StreamNonceStore implements NonceStore {
    * JetStream does not answer, FAILED_PRECONDITION when the stream would drop nonces early.
    */
   static async open(nc: NatsConnection, options: StreamNonceStoreOptions): Promise<StreamNonceStore> {
+    for (const [name, ms] of [
+      ['lingerMs', options.lingerMs],
+      ['quietMs', options.quietMs],
+    ] as const) {
+      if (ms !== undefined && !(Number.isFinite(ms) && ms >= 0)) throw new TypeError(`${name} must be a finite number of ms, 0 or more`);
+    }
     let store: StreamNonceStore;
     try {
       const js = nc.jetstream({ timeout: options.timeoutMs });
@@ -217,17 +226,27 @@ export class StreamNonceStore implements NonceStore {
       const quiet = now - lane.arrivedAt >= (this.options.quietMs ?? QUIET_LINGERS * linger);
       lane.arrivedAt = now;
       if (lane.flushing) return;
-      if (quiet || lane.pending.size >= MAX_BATCH) {
+      if (linger === 0 || lane.pending.size >= MAX_BATCH) {
+        this.flushNow(lane);
+      } else if (quiet || lane.turnEnd) {
+        // At the end of this turn, so that the nonces read in it (several requests, a batched
+        // stream message) still go together.
         clearTimeout(lane.timer);
         lane.timer = undefined;
-        void this.flush(lane);
+        lane.turnEnd ??= setImmediate(() => this.flushNow(lane));
       } else {
-        lane.timer ??= setTimeout(() => {
-          lane.timer = undefined;
-          if (!lane.flushing) void this.flush(lane);
-        }, linger);
+        lane.timer ??= setTimeout(() => this.flushNow(lane), linger);
       }
     });
+  }
+
+  /** Starts an append of the lane's waiting nonces now, unless one is in flight (it takes them next). */
+  private flushNow(lane: Lane): void {
+    clearTimeout(lane.timer);
+    lane.timer = undefined;
+    clearImmediate(lane.turnEnd);
+    lane.turnEnd = undefined;
+    if (!lane.flushing) void this.flush(lane);
   }
 
   /** Stops following the connection; calls fail with UNAVAILABLE afterwards. The caller drains NATS. */

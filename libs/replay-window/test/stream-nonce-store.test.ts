@@ -186,7 +186,7 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
       expect(appends).to.deep.equal(Array<number>(20).fill(1));
     });
 
-    it('lingers only on a busy lane: a nonce after a quiet spell is appended at once, nonces close behind another wait to share an append', async () => {
+    it('lingers only on a busy lane: nonces after a quiet spell go at the end of their turn, together; nonces close behind another wait to share an append', async () => {
       const LINGER_MS = 1_000;
       const QUIET_MS = 1_500;
       const { store, appends } = await openStore(nats.url, 'replay-guard', { lingerMs: LINGER_MS, quietMs: QUIET_MS });
@@ -195,20 +195,35 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
         Promise.race([call.then(fresh => `decided ${fresh ? 'fresh' : 'replayed'}`), new Promise<string>(r => setTimeout(() => r('half the linger'), LINGER_MS / 2))]);
       await store.prepare(asTokenOf('as-linger'));
 
-      // Quiet lane: no nonce came for it yet.
-      expect(await before(store.recordOnce(nonceKey('as-linger', nonce()), TTL_MS))).to.equal('decided fresh');
-      expect(appends).to.deep.equal([1]);
+      // Quiet lane (no nonce came for it yet): the three nonces of this turn go at its end, in one append.
+      const first = nonces(3).map(n => store.recordOnce(nonceKey('as-linger', n), TTL_MS));
+      expect(await before(first[0])).to.equal('decided fresh');
+      expect(await Promise.all(first)).to.deep.equal([true, true, true]);
+      expect(appends).to.deep.equal([3]);
 
-      // Busy lane: a nonce came just before, so these wait for the linger and go together.
-      const next = [nonce(), nonce()].map(n => store.recordOnce(nonceKey('as-linger', n), TTL_MS));
+      // Busy lane: nonces came just before, so these wait for the linger and go together.
+      const next = nonces(2).map(n => store.recordOnce(nonceKey('as-linger', n), TTL_MS));
       expect(await before(next[0])).to.equal('half the linger');
       expect(await Promise.all(next)).to.deep.equal([true, true]);
-      expect(appends).to.deep.equal([1, 2]);
+      expect(appends).to.deep.equal([3, 2]);
 
       // Quiet again once the quiet spell has passed with no nonce.
       await new Promise(r => setTimeout(r, QUIET_MS));
       expect(await before(store.recordOnce(nonceKey('as-linger', nonce()), TTL_MS))).to.equal('decided fresh');
-      expect(appends).to.deep.equal([1, 2, 1]);
+      expect(appends).to.deep.equal([3, 2, 1]);
+    });
+
+    it('by default a lane is quiet only after ten lingers without a nonce: three lingers after one, the next still waits', async () => {
+      const LINGER_MS = 200;
+      const { store, appends } = await openStore(nats.url, 'replay-guard', { lingerMs: LINGER_MS });
+      await store.prepare(asTokenOf('as-default-quiet'));
+      expect(await store.recordOnce(nonceKey('as-default-quiet', nonce()), TTL_MS)).to.equal(true);
+      await new Promise(r => setTimeout(r, 3 * LINGER_MS));
+      const call = store.recordOnce(nonceKey('as-default-quiet', nonce()), TTL_MS);
+      const first = await Promise.race([call.then(() => 'decided'), new Promise<string>(r => setTimeout(() => r('half the linger'), LINGER_MS / 2))]);
+      expect(first).to.equal('half the linger');
+      expect(await call).to.equal(true);
+      expect(appends).to.deep.equal([1, 1]);
     });
 
     it('a new store on a fresh connection (a restart) answers replayed for every nonce recorded before, per AS; the same nonce for another AS is fresh', async () => {
@@ -303,6 +318,16 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
         `as 1.${digest}`,
         `${'a'.repeat(65)}.${digest}`,
       ];
+      for (const options of [{ lingerMs: -1 }, { lingerMs: Number.NaN }, { quietMs: Number.POSITIVE_INFINITY }, { quietMs: -5 }]) {
+        const err = await StreamNonceStore.open(nc, { ttlMs: TTL_MS, timeoutMs: 10_000, logger, ...options }).then(
+          opened => {
+            opened.close();
+            return undefined;
+          },
+          (e: unknown) => e,
+        );
+        expect(err, JSON.stringify(options)).to.be.instanceOf(TypeError);
+      }
       await nc.flush();
       const before = nc.stats().outMsgs;
       for (const key of bad) {
