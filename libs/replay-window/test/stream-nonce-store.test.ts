@@ -31,6 +31,11 @@ async function outcome(p: Promise<boolean>): Promise<string> {
   );
 }
 
+/** Which comes first: the nonce's verdict, or `ms` (half a linger, in the tests that use it). */
+function verdictBefore(call: Promise<boolean>, ms: number): Promise<string> {
+  return Promise.race([call.then(fresh => `decided ${fresh ? 'fresh' : 'replayed'}`), new Promise<string>(r => setTimeout(() => r('half the linger'), ms))]);
+}
+
 interface Opened {
   readonly store: StreamNonceStore;
   readonly nc: NatsConnection;
@@ -190,9 +195,7 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
       const LINGER_MS = 1_000;
       const QUIET_MS = 1_500;
       const { store, appends } = await openStore(nats.url, 'replay-guard', { lingerMs: LINGER_MS, quietMs: QUIET_MS });
-      /** Which comes first: the nonce's verdict, or half the linger. */
-      const before = (call: Promise<boolean>) =>
-        Promise.race([call.then(fresh => `decided ${fresh ? 'fresh' : 'replayed'}`), new Promise<string>(r => setTimeout(() => r('half the linger'), LINGER_MS / 2))]);
+      const before = (call: Promise<boolean>) => verdictBefore(call, LINGER_MS / 2);
       await store.prepare(asTokenOf('as-linger'));
 
       // Quiet lane (no nonce came for it yet): the three nonces of this turn go at its end, in one append.
@@ -220,8 +223,7 @@ describe('StreamNonceStore (real nats-server, secured)', function () {
       expect(await store.recordOnce(nonceKey('as-default-quiet', nonce()), TTL_MS)).to.equal(true);
       await new Promise(r => setTimeout(r, 3 * LINGER_MS));
       const call = store.recordOnce(nonceKey('as-default-quiet', nonce()), TTL_MS);
-      const first = await Promise.race([call.then(() => 'decided'), new Promise<string>(r => setTimeout(() => r('half the linger'), LINGER_MS / 2))]);
-      expect(first).to.equal('half the linger');
+      expect(await verdictBefore(call, LINGER_MS / 2)).to.equal('half the linger');
       expect(await call).to.equal(true);
       expect(appends).to.deep.equal([1, 1]);
     });

@@ -414,10 +414,15 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
       const body = read instanceof Promise ? await read : read;
       const checked = verifyCredentials(x, request, as, body);
       const { token, nonce, created } = checked instanceof Promise ? await checked : checked;
-      const routed = step('route', () => {
-        const apis = deps.apis();
-        return apis instanceof Promise ? apis.then(catalogue => route(x, request.req, as, token, catalogue)) : route(x, request.req, as, token, apis);
-      });
+      const routed = step('route', () =>
+        andThen(
+          () => deps.apis(),
+          catalogue => route(x, request.req, as, token, catalogue),
+          err => {
+            throw err;
+          },
+        ),
+      );
       if (routed instanceof Promise) await routed;
       const wantsJose = acceptsJose(x.fields['accept']);
       if (wantsJose && !as.encryptionKey) refuse('ENCRYPTION_KEY_NOT_REGISTERED');
