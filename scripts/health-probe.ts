@@ -9,7 +9,7 @@
  * SERVING (or listening), 1 otherwise, with one line saying what was seen.
  */
 import { loadConfig } from '@aese/config';
-import { createMeshHealthClient } from '@aese/grpc-client';
+import { createMeshHealthClient } from '@aese/grpc-client/health';
 import { DEFAULT_EDGE_PORT, COMMON_SETTINGS, MESH_ENDPOINTS, portSetting, serviceId, serviceTls } from '@aese/runtime';
 import { listensInKernelTable } from '@aese/cli';
 

@@ -10,7 +10,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { startEdgeService } from '@aese/edge-service';
 import type { MeshClient } from '@aese/grpc-client';
 import type { AuthenticationServiceClient } from '@aese/protos/authentication/v1';
-import { startTracing } from '@aese/telemetry';
+import { startTracing } from '@aese/telemetry/sdk';
 import type { Tracing } from '@aese/telemetry';
 import { operatorAuthClient } from './support/as-client.ts';
 import { startTestMesh } from './support/mesh.ts';

@@ -9,7 +9,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { ServiceError } from '@grpc/grpc-js';
-import { build } from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 import type { Env } from '@aese/config';
 import { AeseError } from '@aese/errors';
@@ -185,6 +184,8 @@ function failureLabel(err: unknown): string {
  * start + i/rate whether or not a worker is free then, and its latency counts from then.
  */
 async function runLoad(call: () => Promise<void>, o: { concurrency: number; rate: number; durationMs: number }): Promise<Tally> {
+  // Loaded here, not with the module: every other command of the CLI starts without it.
+  const { build } = await import('hdr-histogram-js');
   const tally: Tally = {
     histogram: build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_TRACKABLE_US, numberOfSignificantValueDigits: 3 }),
     ok: 0,

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { int, list, loadConfig, str } from '@aese/config';
 import type { Setting } from '@aese/config';
-import { createMeshHealthClient } from '@aese/grpc-client';
+import { createMeshHealthClient } from '@aese/grpc-client/health';
 import { DEFAULT_T8_HOSTNAMES, OPERATOR_NAME, pkiLayout, readMeshTlsMaterial, spiffeId } from '@aese/pki';
 import { COMMON_SETTINGS, DEFAULT_EDGE_PORT, DEFAULT_STATE_DIR, MESH_ENDPOINTS, REPO_ROOT } from '@aese/runtime';
 import type { MeshServiceName } from '@aese/runtime';

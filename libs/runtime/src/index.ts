@@ -12,7 +12,7 @@ import { natsInboxPrefix } from '@aese/nats-trust';
 import { checkDeployment } from './deployment.js';
 export { checkDeployment } from './deployment.js';
 import { pkiLayout, spiffeId } from '@aese/pki';
-import { startTracing, TRACING_SETTINGS } from '@aese/telemetry';
+import { TRACING_SETTINGS } from '@aese/telemetry';
 import { METRICS_SETTINGS, natsConnectionGauge, startServiceMetrics } from '@aese/telemetry';
 import type { ServiceMetrics } from '@aese/telemetry';
 import type { Meter } from '@opentelemetry/api';
@@ -146,40 +146,35 @@ export interface Stoppable {
  */
 export function runMain(service: MeshServiceName, start: (env: Env, logger: Logger) => Promise<Stoppable>): void {
   const logger = createLogger({ service, level: loadConfig({ logLevel: COMMON_SETTINGS.logLevel }, process.env).logLevel });
-  let tracing: Tracing;
-  try {
-    tracing = startTracing({ service, config: loadConfig(TRACING_SETTINGS, process.env) });
-  } catch (err) {
-    logger.fatal({ err }, 'start failed');
-    process.exit(1);
-  }
-  start(process.env, logger).then(
-    running => {
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping');
-        // Spans still buffered are exported before the process ends.
-        running
-          .stop()
-          .then(() => tracing.shutdown())
-          .then(
-            () => process.exit(0),
-            (err: unknown) => {
-              logger.error({ err }, 'stop failed');
-              process.exit(1);
-            },
-          );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-    },
-    (err: unknown) => {
+  const stopOnSignals = (running: Stoppable, tracing: Tracing): void => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      // Spans still buffered are exported before the process ends.
+      running
+        .stop()
+        .then(() => tracing.shutdown())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            logger.error({ err }, 'stop failed');
+            process.exit(1);
+          },
+        );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  };
+  // The trace SDK is loaded by service processes only: importing this module (the CLI does) stays light.
+  import('@aese/telemetry/sdk')
+    .then(({ startTracing }) => startTracing({ service, config: loadConfig(TRACING_SETTINGS, process.env) }))
+    .then(tracing => start(process.env, logger).then(running => stopOnSignals(running, tracing)))
+    .catch((err: unknown) => {
       logger.fatal({ err }, 'start failed');
       process.exit(1);
-    },
-  );
+    });
 }
 export type { DeploymentRecord } from './deployment.js';
 export { DEFAULT_READINESS_MAX_BACKOFF_MS, DEFAULT_READINESS_MIN_BACKOFF_MS, untilReady } from './readiness.js';

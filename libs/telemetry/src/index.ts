@@ -1,4 +1,4 @@
-export { DEFAULT_TRACE_SAMPLE_RATIO, otlpTracesUrl, startTracing, TRACING_SETTINGS } from './tracing.js';
+export { DEFAULT_TRACE_SAMPLE_RATIO, otlpTracesUrl, TRACING_SETTINGS } from './tracing.js';
 export type { Tracing, TracingConfig, TracingOptions } from './tracing.js';
 export { activeTraceId, activeTraceparent, contextFromTraceparent, failSpan, inSpan, inSpanSoon, inSpanSync, meshTracer } from './spans.js';
 export {

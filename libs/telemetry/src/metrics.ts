@@ -3,10 +3,6 @@ import type { Server } from 'node:http';
 import { metrics } from '@opentelemetry/api';
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
 import { int } from '@aese/config';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 
 /** Where a metrics endpoint answers (Prometheus text format). */
 export const METRICS_PATH = '/metrics';
@@ -61,6 +57,13 @@ export interface ServiceMetrics {
  */
 export async function startServiceMetrics(options: ServiceMetricsOptions): Promise<ServiceMetrics> {
   if (options.port === 0) return { meter: metrics.getMeter(`aese-${options.service}`), port: undefined, stop: async () => undefined };
+  // The SDK is loaded only by a process that exports metrics (see sdk.ts for tracing).
+  const [{ PrometheusExporter }, { resourceFromAttributes }, { MeterProvider }, { ATTR_SERVICE_NAME }] = await Promise.all([
+    import('@opentelemetry/exporter-prometheus'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/semantic-conventions'),
+  ]);
   const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
   const provider = new MeterProvider({ resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }), readers: [exporter] });
   const server = createServer((req, res) => {

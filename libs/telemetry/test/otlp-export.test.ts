@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { createSelfSignedCa, issueCertificate } from '@aese/pki';
 import { eventually, tempDir } from '@aese/testing';
-import { inSpan, inSpanSoon, inSpanSync, startTracing } from '../src/index.ts';
+import { inSpan, inSpanSoon, inSpanSync } from '../src/index.ts';
+import { startTracing } from '../src/sdk.ts';
 
 /** Spans leave over OTLP/HTTP to a collector over TLS, verified against the configured CA. */
 describe('telemetry: OTLP export', () => {
