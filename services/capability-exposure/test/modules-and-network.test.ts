@@ -105,6 +105,24 @@ describe('capability-exposure simulated core', () => {
     await new Promise(r => setTimeout(r, 40));
     expect(core.tickCount).to.equal(n);
   });
+
+  it('a listener slower than the tick makes the timer skip ticks, not queue them: stop() waits only for the one running', async () => {
+    const core = new SimulatedCore({ seed: 1, ueCount: 200, tickMs: 10 });
+    let release!: () => void;
+    const gate = new Promise<void>(r => (release = r));
+    let calls = 0;
+    core.subscribe(async () => {
+      if (calls++ === 0) await gate;
+    });
+    // Ten periods with the first tick's listener held up.
+    await new Promise(r => setTimeout(r, 100));
+    expect(calls, 'the first tick reached the listener').to.equal(1);
+    expect(core.tickCount, 'no tick ran while the first was held').to.equal(1);
+    release();
+    await core.stop();
+    // Queued ticks would all run before stop() resolved.
+    expect(core.tickCount).to.be.at.most(2);
+  });
 });
 
 describe('capability-exposure patches and obligations', () => {
