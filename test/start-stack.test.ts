@@ -198,7 +198,7 @@ describe('npm start (scripts/start.ts)', function () {
     const stateOnly = { AESE_STATE_DIR: stateDir };
     const bundle = join(dir.path, 'as-start');
     const onboard = await aese(['as', 'onboard', 'as-start', '--scope', '3gpp-monitoring-event', '--out', bundle], stateOnly);
-    expect(onboard.code, onboard.stderr).to.equal(0);
+    expect(onboard.code, `${onboard.stderr}\nnpm start said:\n${start.output}`).to.equal(0);
     expect(onboard.stdout).to.include('as-start has no grant yet');
     expect((JSON.parse(readFileSync(join(bundle, 'as.json'), 'utf8')) as { edgeUrl: string }).edgeUrl).to.equal(edgeUrl);
     const network = await aese(['network', 'list', '--json'], stateOnly);
