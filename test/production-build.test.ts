@@ -7,6 +7,7 @@ import { REPO_ROOT } from '@aese/runtime';
 import { freePort, tempDir } from '@aese/testing';
 import { BUILD_ENTRIES, PROBE_LAUNCHER } from '../scripts/build.ts';
 import { edgeRequest } from './support/as-client.ts';
+import { killLeftovers, runsInStack } from './support/processes.ts';
 
 const SERVICES = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'] as const;
 type Service = (typeof SERVICES)[number];
@@ -35,15 +36,6 @@ function runBuilt(file: string, args: readonly string[], env: Record<string, str
 /** The NUL-separated fields of a /proc file. */
 const procFields = (pid: number, file: 'cmdline' | 'environ'): string[] => readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\0').filter(Boolean);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('production build: npm start -- --production runs the bundles with plain node', function () {
   // The build takes a few seconds and the stack about 15 s on an idle machine; the bounds leave room
   // for a loaded one.
@@ -58,7 +50,7 @@ describe('production build: npm start -- --production runs the bundles with plai
       start.kill('SIGTERM');
       await new Promise(r => start!.once('exit', r));
     }
-    for (const pid of pids().values()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    killLeftovers(pids().values(), join(dir.path, 'state'));
     dir.remove();
   });
 
@@ -156,7 +148,7 @@ describe('production build: npm start -- --production runs the bundles with plai
     start.kill('SIGINT');
     const code = await new Promise(r => start!.once('exit', r));
     expect(code, output).to.equal(0);
-    for (const [name, pid] of started) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+    for (const [name, pid] of started) expect(runsInStack(pid, stateDir), `${name} (pid ${pid}) still runs`).to.equal(false);
     expect(output).not.to.match(/start failed|exited \(/);
   });
 });

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { REPO_ROOT } from '@aese/runtime';
 import { connect as natsConnect } from 'nats';
 import { freePort, tempDir } from '@aese/testing';
+import { killLeftovers, runsInStack } from './support/processes.ts';
 
 const SERVICES = ['crypto', 'authentication', 'authorization', 'replay-guard', 'capability-exposure', 'edge'] as const;
 const PORT_ENV: Record<(typeof SERVICES)[number], string> = {
@@ -57,15 +58,6 @@ class StartProcess {
   /** The pid of every service the script reported starting. */
   pids(): Map<string, number> {
     return new Map([...this.output.matchAll(/^start\s+\| starting (\S+) \(pid (\d+)\)$/gm)].map(m => [m[1], Number(m[2])]));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -144,7 +136,7 @@ describe('npm start (scripts/start.ts)', function () {
       start.child.kill('SIGTERM');
       await start.exited;
     }
-    for (const pid of start?.pids().values() ?? []) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    killLeftovers(start?.pids().values() ?? [], join(dir.path, 'state'));
     start = undefined;
     dir.remove();
   });
@@ -229,11 +221,13 @@ describe('npm start (scripts/start.ts)', function () {
     expect(tail.code, tail.stderr).to.equal(0);
     expect(existsSync(join(stateDir, 'stack.json'))).to.equal(true);
 
+    // Control for the check after the stop: each service is seen as this stack's while it runs.
+    for (const [name, pid] of pids) expect(runsInStack(pid, stateDir), `${name} (pid ${pid}) runs`).to.equal(true);
     start.child.kill('SIGINT');
     expect(await start.exited).to.equal(0);
     expect(start.output).to.match(/SIGINT received; stopping/);
     expect(start.output).to.match(/^start\s+\| stopped$/m);
-    for (const [name, pid] of pids) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+    for (const [name, pid] of pids) expect(runsInStack(pid, stateDir), `${name} (pid ${pid}) still runs`).to.equal(false);
     // Stopped: the CLI says there is no running stack instead of reaching for another NATS.
     expect(existsSync(join(stateDir, 'stack.json'))).to.equal(false);
     const after = await aese(['audit', 'tail'], { AESE_STATE_DIR: stateDir });
@@ -251,6 +245,6 @@ describe('npm start (scripts/start.ts)', function () {
     expect(start.output).not.to.match(/SCEF is up/);
     const pids = start.pids();
     expect(pids.size).to.be.greaterThanOrEqual(2);
-    for (const [name, pid] of pids) expect(alive(pid), `${name} (pid ${pid}) still runs`).to.equal(false);
+    for (const [name, pid] of pids) expect(runsInStack(pid, join(dir.path, 'state')), `${name} (pid ${pid}) still runs`).to.equal(false);
   });
 });
