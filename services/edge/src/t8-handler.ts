@@ -119,11 +119,15 @@ function step<T>(name: string, fn: () => Soon<T>): Soon<T> {
   return inSpanSoon(`t8.${name}`, fn);
 }
 
+const rethrow = (err: unknown): never => {
+  throw err;
+};
+
 /**
  * `next` of what `produce` gives, at once when it is at hand, else when it comes; a throw or a
- * rejection of `produce` goes to `failed`.
+ * rejection of `produce` goes to `failed` (by default it goes on as it is).
  */
-function andThen<T, R>(produce: () => Soon<T>, next: (value: T) => Soon<R>, failed: (err: unknown) => never): Soon<R> {
+function andThen<T, R>(produce: () => Soon<T>, next: (value: T) => Soon<R>, failed: (err: unknown) => never = rethrow): Soon<R> {
   let value: Soon<T>;
   try {
     value = produce();
@@ -418,9 +422,6 @@ export function createT8Handler(deps: T8Dependencies): (request: T8Request) => P
         andThen(
           () => deps.apis(),
           catalogue => route(x, request.req, as, token, catalogue),
-          err => {
-            throw err;
-          },
         ),
       );
       if (routed instanceof Promise) await routed;
